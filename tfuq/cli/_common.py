@@ -1,0 +1,55 @@
+"""What every subcommand shares: error handling, JSON output, optional-dependency checks."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from typing import Any
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class CliError(Exception):
+    """An error the user can fix: printed as one line, exit status 2."""
+
+
+def require(module: str, extra: str, command: str) -> None:
+    """Fail in one line when an optional dependency of ``command`` is missing."""
+    if importlib.util.find_spec(module) is None:
+        raise CliError(f"`tfuq {command}` needs {module}: pip install 'tfuq[{extra}]'")
+
+
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's start-up chatter off the user's terminal."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+
+
+def emit_json(payload: Any, path: str | None = None) -> None:
+    """Print ``payload`` as JSON, or write it atomically to ``path`` ("-" is stdout)."""
+    text = json.dumps(payload, indent=2, sort_keys=True, default=_plain)
+    if path in (None, "-"):
+        print(text)
+        return
+    from tfuq.modelfile import atomic_output
+
+    with atomic_output(path, "w") as out:
+        out.write(text + "\n")
+
+
+def _plain(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def info(message: str) -> None:
+    """Progress and notes go to stderr, so stdout stays clean for results and --json."""
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,335 @@
+"""Keras model with MCDropout -> one full-integer TFLite file that carries its configuration.
+
+    >>> result = tfuq.convert(model, images, passes=30)          # doctest: +SKIP
+    >>> result.save("model.tflite")                              # doctest: +SKIP
+
+Needs TensorFlow (the ``convert`` extra). The steps:
+
+1. ``tfuq.export`` rewrites the model (masked: masks as inputs, trunk once; or in-graph).
+2. The TFLite converter quantizes it to int8 with a representative dataset: images resized
+   to the model input, and for the masked form, masks drawn with the runtime's generator.
+   Input is uint8 RGB pixels, output int8 probabilities.
+3. The flatbuffer is read back and every tensor checked to be integer (masked form).
+4. A self-check runs Keras and TFLite on held-out images and compares them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tfuq import export, graph, masks, modelfile
+
+MODES = ("masked", "in-graph")
+DEFAULT_DECISION = {"rule": "interval", "conf_factor": 1.0}
+
+
+class ConversionError(ValueError):
+    """Conversion input the user can fix (bad model file, bad data, bad options)."""
+
+
+def _tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    return tf
+
+
+def load_keras_model(path: str | os.PathLike):
+    """Load a ``.keras`` file; MCDropout is registered, so no custom_objects are needed."""
+    import keras
+
+    import tfuq.layers  # noqa: F401  (registers MCDropout)
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConversionError(f"model file not found: {path}")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many types for a bad file
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConversionError(f"cannot load {path} as a Keras model: {reason}") from error
+
+
+# -- representative data --------------------------------------------------------------------
+def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
+    """Read ``x`` (uint8 NHWC), optional ``y`` and label names from an ``.npz``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConversionError(f"data file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "x" not in data:
+                raise ConversionError(f"{path} has no array named 'x'")
+            images = data["x"]
+            labels = data["y"] if "y" in data else None
+            names = next((data[k] for k in ("label_names", "fine_names") if k in data), None)
+    except (OSError, ValueError) as error:
+        if isinstance(error, ConversionError):
+            raise
+        raise ConversionError(f"cannot read {path} as .npz: {error}") from error
+    return images, labels, None if names is None else [str(n) for n in names]
+
+
+def check_images(images: np.ndarray, what: str = "images") -> np.ndarray:
+    """Raise ConversionError unless ``images`` is a non-empty uint8 NHWC RGB array."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise ConversionError(f"{what} must be uint8 pixels, got {images.dtype}")
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ConversionError(f"{what} must be (N, H, W, 3) RGB, got shape {images.shape}")
+    if len(images) == 0:
+        raise ConversionError(f"{what} hold zero samples")
+    return images
+
+
+def resize(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of uint8 NHWC images to ``size``; unchanged when already that size."""
+    if images.shape[1:3] == tuple(size):
+        return images
+    tf = _tf()
+    resized = tf.image.resize(images.astype(np.float32), size, method="bilinear")
+    return np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8)
+
+
+def _collect(representative, limit: int) -> np.ndarray:
+    if isinstance(representative, str | os.PathLike):
+        images = load_npz(representative)[0]
+    elif isinstance(representative, np.ndarray):
+        images = representative
+    elif isinstance(representative, Iterable):
+        gathered = []
+        for item in representative:
+            gathered.append(np.asarray(item))
+            if sum(len(g) if g.ndim == 4 else 1 for g in gathered) >= limit:
+                break
+        if not gathered:
+            raise ConversionError("representative data hold zero samples")
+        images = np.concatenate([g if g.ndim == 4 else g[None] for g in gathered])
+    else:
+        raise ConversionError(f"representative data must be a path, an array or an iterable, got {type(representative).__name__}")
+    return check_images(images, "representative images")
+
+
+# -- the conversion ----------------------------------------------------------------------------
+@dataclass
+class SelfCheck:
+    """Keras vs TFLite on held-out images."""
+
+    images: int
+    agreement: float  # share of (pass, image) pairs with the same top-1 class
+    mean_abs_diff: float  # mean |p_keras - p_tflite| over passes, images and classes
+    min_agreement: float
+    held_out: bool  # False when every image went to calibration and the check reused them
+
+    @property
+    def passed(self) -> bool:
+        return self.agreement >= self.min_agreement
+
+
+@dataclass
+class Conversion:
+    """The result of :func:`convert`: the model file's bytes and what was checked."""
+
+    flatbuffer: bytes
+    config: dict
+    summary: graph.GraphSummary
+    check: SelfCheck | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_bytes(self) -> bytes:
+        return modelfile.pack(self.flatbuffer, self.config)
+
+    def save(self, path: str | os.PathLike) -> None:
+        modelfile.write(path, self.flatbuffer, self.config)
+
+
+def _progress(iterable, total: int, description: str, enabled: bool):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=description, unit="img", file=sys.stderr, leave=False)
+
+
+def convert(
+    model,
+    representative,
+    *,
+    passes: int = 30,
+    mode: str = "masked",
+    calibration_samples: int = 200,
+    check_samples: int = 50,
+    min_agreement: float = 0.9,
+    labels: list[str] | None = None,
+    decision: dict | None = None,
+    progress: bool = False,
+) -> Conversion:
+    """Convert a Keras model with MCDropout layers to a full-integer tfuq model.
+
+    Args:
+        model: a functional Keras model (or Sequential) with one RGB input that takes raw
+            pixels 0-255 (preprocessing inside), a softmax output, and MCDropout layers.
+        representative: uint8 NHWC images: an array, an ``.npz`` path (array ``x``) or an
+            iterable of images or batches. Resized to the model input as needed.
+        passes: MC passes T that one invoke returns.
+        mode: ``masked`` (masks as inputs, one invoke) or ``in-graph`` (RANDOM_UNIFORM,
+            one invoke per pass).
+        calibration_samples: images used to calibrate the int8 ranges.
+        check_samples: held-out images for the Keras-vs-TFLite self-check (0 skips it).
+        min_agreement: the self-check passes when top-1 agreement is at least this.
+        labels: class names carried in the file (default ``class_0`` ...).
+        decision: the default abstention rule carried in the file.
+        progress: show progress bars on stderr.
+    """
+    tf = _tf()
+    if mode not in MODES:
+        raise ConversionError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if passes < 1:
+        raise ConversionError(f"passes must be at least 1, got {passes}")
+    if calibration_samples < 1:
+        raise ConversionError(f"calibration samples must be at least 1, got {calibration_samples}")
+    try:
+        height, width, _ = export.image_shape(model)
+        masked, specs = export.build_masked(model, passes)
+    except export.ExportError as error:
+        raise ConversionError(str(error)) from error
+    images = resize(_collect(representative, calibration_samples + check_samples), (height, width))
+    order = np.random.default_rng(0).permutation(len(images))
+    calibration = images[order[:calibration_samples]].copy()
+    held_out = images[order[calibration_samples:][:check_samples]]
+    notes = []
+    if check_samples and len(held_out) == 0:
+        held_out = calibration[:check_samples]
+        notes.append("no images left after calibration: the self-check reuses calibration images")
+    # One pixel at each end of the range fixes the uint8 input scale at exactly 1, so the
+    # model takes raw pixels; two pixels of one image barely move any other range.
+    calibration[0, 0, 0] = 0
+    calibration[0, 0, -1] = 255
+
+    classes = int(masked.output.shape[-1])
+    if labels is None:
+        labels = [f"class_{i}" for i in range(classes)]
+    if len(labels) != classes:
+        raise ConversionError(f"{len(labels)} labels given for a model with {classes} classes")
+    mask_layers = [(spec.shape[1:], spec.rate) for spec in specs]
+
+    def calibration_feed():
+        for index in _progress(range(len(calibration)), len(calibration), "calibrating", progress):
+            feed = {export.IMAGE_INPUT: calibration[index : index + 1].astype(np.float32)}
+            if mode == "masked":
+                drawn = masks.masks_for(index, passes, mask_layers)
+                feed.update({s.input: m.astype(np.float32) for s, m in zip(specs, drawn, strict=True)})
+            yield feed
+
+    keras_graph = masked if mode == "masked" else export.build_in_graph(model)
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras_graph)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = calibration_feed
+    converter.inference_input_type = tf.uint8
+    converter.inference_output_type = tf.int8
+    if mode == "masked":
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    else:  # RANDOM_UNIFORM has no int8 kernel: it stays a float island
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+            tf.lite.OpsSet.TFLITE_BUILTINS,
+        ]
+    flatbuffer = converter.convert()
+    summary = graph.summarize(flatbuffer)
+    if mode == "masked" and not summary.full_integer:
+        raise ConversionError("converted model is not full-integer: " + "; ".join(summary.problems))
+
+    output_name = _output_name(flatbuffer)
+    config = {
+        "mode": mode,
+        "passes": passes if mode == "masked" else passes,
+        "labels": labels,
+        "input": {
+            "name": export.IMAGE_INPUT,
+            "height": height,
+            "width": width,
+            "channels": 3,
+            "pixel_format": "RGB",
+            "dtype": "uint8",
+            "preprocessing": "inside the model: feed raw pixels 0-255",
+        },
+        "output": {"name": output_name, "kind": "probabilities", "layout": "(passes, classes)"},
+        "mc_dropout": [
+            {"layer": s.layer, "input": s.input, "shape": list(s.shape), "rate": s.rate}
+            for s in specs
+        ]
+        if mode == "masked"
+        else [{"layer": s.layer, "rate": s.rate} for s in specs],
+        "seed_scheme": {
+            "name": masks.SCHEME,
+            "version": masks.SCHEME_VERSION,
+            "keep_bits": masks.KEEP_BITS,
+            "mask_values": "0 or 1; the model scales kept units by 1/(1-rate)",
+        },
+        "decision": dict(decision or DEFAULT_DECISION),
+        "source": {
+            "keras_model": model.name,
+            "tensorflow": tf.__version__,
+            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "calibration_samples": len(calibration),
+        },
+    }
+    result = Conversion(flatbuffer, config, summary, notes=notes)
+    if check_samples:
+        result.check = self_check(
+            model, masked, result.to_bytes(), held_out, min_agreement, held_out_ok=not notes
+        )
+    return result
+
+
+def _output_name(flatbuffer: bytes) -> str:
+    from tfuq.runtime import interpreter_class
+
+    _, interpreter = interpreter_class()
+    runner = interpreter(model_content=flatbuffer).get_signature_runner()
+    (name,) = runner.get_output_details()
+    return name
+
+
+def self_check(
+    model, masked, model_bytes: bytes, images: np.ndarray, min_agreement: float, held_out_ok=True
+) -> SelfCheck:
+    """Compare Keras and the converted model on ``images``.
+
+    Masked form: the same masks go to both, so every (pass, image) pair is compared.
+    In-graph form: masks cannot be shared, so the MC-mean prediction of T Keras passes is
+    compared with the MC mean of the TFLite passes.
+    """
+    from tfuq.runtime import Model
+
+    tflite = Model(model_bytes)
+    keras_probs, tflite_probs = [], []
+    for index, image in enumerate(images):
+        tflite_probs.append(tflite.run(image, seed=index)[:, 0])
+        if tflite.mode == "masked":
+            feeds = tflite.masks(index)
+            inputs = [image[None].astype(np.float32)] + [
+                feeds[spec["input"]].astype(np.float32) for spec in tflite.mask_specs
+            ]
+            keras_probs.append(np.asarray(masked(inputs, training=False)))
+        else:
+            batch = np.repeat(image[None].astype(np.float32), tflite.passes, axis=0)
+            keras_probs.append(np.asarray(model(batch, training=False)))
+    keras_probs, tflite_probs = np.stack(keras_probs), np.stack(tflite_probs)
+    if not np.allclose(keras_probs.sum(-1), 1.0, atol=1e-3):
+        raise ConversionError("the model output is not a softmax; end the model with one")
+    if tflite.mode == "masked":
+        agreement = np.mean(keras_probs.argmax(-1) == tflite_probs.argmax(-1))
+        diff = np.mean(np.abs(keras_probs - tflite_probs))
+    else:
+        keras_mean, tflite_mean = keras_probs.mean(1), tflite_probs.mean(1)
+        agreement = np.mean(keras_mean.argmax(-1) == tflite_mean.argmax(-1))
+        diff = np.mean(np.abs(keras_mean - tflite_mean))
+    return SelfCheck(len(images), float(agreement), float(diff), min_agreement, held_out_ok)

@@ -1,0 +1,223 @@
+"""Run a tfuq model: seeded masks in, ``(passes, batch, classes)`` probabilities out.
+
+Imports numpy and one interpreter package, never TensorFlow unless it is the only
+interpreter available. The search order follows the official Raspberry Pi example:
+``ai_edge_litert``, then ``tflite_runtime``, then ``tf.lite``.
+
+    >>> import tfuq
+    >>> model = tfuq.load("model.tflite", threads=2)        # doctest: +SKIP
+    >>> probabilities = model.run(images, seed=0)            # doctest: +SKIP
+    >>> probabilities.shape  # (passes, batch, classes)     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+import numpy as np
+
+from tfuq import masks as _masks
+from tfuq import modelfile
+
+BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+_INTERPRETER_MODULES = {
+    "ai_edge_litert": "ai_edge_litert.interpreter",
+    "tflite_runtime": "tflite_runtime.interpreter",
+    "tensorflow": "tensorflow.lite",
+}
+
+
+def interpreter_class(backend: str = "auto") -> tuple[str, Any]:
+    """Return ``(backend_name, Interpreter)`` for ``backend`` or the first one installed."""
+    if backend != "auto" and backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)} or auto")
+    for name in BACKENDS if backend == "auto" else (backend,):
+        try:
+            module = importlib.import_module(_INTERPRETER_MODULES[name])
+        except ImportError as error:
+            if backend != "auto":
+                raise ImportError(f"backend {name} is not installed ({error})") from error
+            continue
+        return name, module.Interpreter
+    raise ImportError("no TFLite interpreter found: pip install ai-edge-litert (or tflite-runtime)")
+
+
+def _quantize(values: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero_point = detail["quantization"]
+    dtype = detail["dtype"]
+    if scale == 0:  # not quantized
+        return values.astype(dtype)
+    info = np.iinfo(dtype)
+    quantized = np.round(values.astype(np.float64) / scale) + zero_point
+    return np.clip(quantized, info.min, info.max).astype(dtype)
+
+
+def _dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero_point = detail["quantization"]
+    if scale == 0:
+        return values.astype(np.float32)
+    return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+class Model:
+    """A loaded tfuq model.
+
+    Args:
+        path: a ``.tflite`` file made by ``tfuq convert`` (or its bytes).
+        threads: interpreter threads (None lets the backend decide).
+        backend: ``auto``, ``ai_edge_litert``, ``tflite_runtime`` or ``tensorflow``.
+
+    Attributes:
+        config: the configuration the file carries (labels, passes, masks, decision rule).
+        passes: number of MC passes T one ``run`` returns.
+        input_shape: ``(height, width, 3)`` of the uint8 RGB images ``run`` takes.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike | bytes, threads: int | None = None, backend: str = "auto"
+    ):
+        if isinstance(path, bytes):  # an in-memory model file, as `tfuq convert` checks it
+            self.path = "model"
+            self.flatbuffer, self.config = modelfile.split(path)
+        else:
+            self.path = os.fspath(path)
+            self.flatbuffer, self.config = modelfile.read(path)
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        self.threads = threads
+        self.backend, self._interpreter_class = interpreter_class(backend)
+        self.mode = self.config.get("mode", "masked")
+        self.passes = int(self.config["passes"])
+        spec = self.config["input"]
+        self.input_shape = (int(spec["height"]), int(spec["width"]), int(spec["channels"]))
+        self.labels = list(self.config.get("labels") or [])
+        self.mask_specs = list(self.config.get("mc_dropout", []))
+        self._seeded_for: int | None = None
+        self._runner = self._make_runner(self.flatbuffer)
+        self._validate()
+
+    # -- set-up --------------------------------------------------------------------------
+    def _make_runner(self, flatbuffer: bytes):
+        try:
+            interpreter = self._interpreter_class(model_content=flatbuffer, num_threads=self.threads)
+        except (ValueError, RuntimeError) as error:
+            raise modelfile.ModelFileError(f"{self.path}: the interpreter rejects it: {error}") from error
+        self._interpreter = interpreter
+        return interpreter.get_signature_runner()
+
+    def _validate(self) -> None:
+        inputs = self._runner.get_input_details()
+        outputs = self._runner.get_output_details()
+        image_name = self.config["input"]["name"]
+        if image_name not in inputs:
+            raise modelfile.ModelFileError(f"{self.path}: no input named {image_name!r}")
+        shape = tuple(int(d) for d in inputs[image_name]["shape"])
+        if shape != (1, *self.input_shape):
+            raise modelfile.ModelFileError(
+                f"{self.path}: image input is {shape}, configuration says {(1, *self.input_shape)}"
+            )
+        expected_inputs = {image_name}
+        for spec in self.mask_specs if self.mode == "masked" else []:
+            expected_inputs.add(spec["input"])
+            got = tuple(int(d) for d in inputs.get(spec["input"], {}).get("shape", ()))
+            if got != tuple(spec["shape"]):
+                raise modelfile.ModelFileError(
+                    f"{self.path}: mask input {spec['input']!r} is {got}, configuration says "
+                    f"{tuple(spec['shape'])}"
+                )
+        if set(inputs) != expected_inputs:
+            raise modelfile.ModelFileError(
+                f"{self.path}: inputs {sorted(inputs)} do not match the configuration "
+                f"{sorted(expected_inputs)}"
+            )
+        self._output_name = self.config["output"]["name"]
+        if self._output_name not in outputs:
+            raise modelfile.ModelFileError(f"{self.path}: no output named {self._output_name!r}")
+        self._input_details = inputs
+        self._output_detail = outputs[self._output_name]
+        self.classes = int(self._output_detail["shape"][-1])
+        if self.labels and len(self.labels) != self.classes:
+            raise modelfile.ModelFileError(
+                f"{self.path}: {len(self.labels)} labels for {self.classes} classes"
+            )
+
+    # -- inputs --------------------------------------------------------------------------
+    def check_images(self, images: np.ndarray) -> np.ndarray:
+        """Return ``images`` as uint8 ``(batch, H, W, 3)``; a single image gains a batch axis."""
+        images = np.asarray(images)
+        if images.dtype != np.uint8:
+            raise ValueError(f"images must be uint8 RGB pixels, got dtype {images.dtype}")
+        if images.ndim == 3:
+            images = images[None]
+        if images.ndim != 4 or images.shape[1:] != self.input_shape:
+            raise ValueError(
+                f"images must be (batch, {', '.join(map(str, self.input_shape))}), "
+                f"got {images.shape}; resize to the model input first"
+            )
+        return images
+
+    def masks(self, seed: int) -> dict[str, np.ndarray]:
+        """The 0/1 masks (uint8) that run seed ``seed`` feeds, by input name."""
+        layers = [(spec["shape"][1:], spec["rate"]) for spec in self.mask_specs]
+        generated = _masks.masks_for(seed, self.passes, layers)
+        return {spec["input"]: mask for spec, mask in zip(self.mask_specs, generated, strict=True)}
+
+    # -- running -------------------------------------------------------------------------
+    def run_with_masks(self, image: np.ndarray, masks: dict[str, np.ndarray]) -> np.ndarray:
+        """One invoke of the masked model: one image ``(H, W, 3)`` to ``(passes, classes)``."""
+        if self.mode != "masked":
+            raise ValueError("run_with_masks needs a model converted with --mode masked")
+        image_name = self.config["input"]["name"]
+        feeds = {image_name: _quantize(image[None], self._input_details[image_name])}
+        for name, mask in masks.items():
+            feeds[name] = _quantize(np.asarray(mask), self._input_details[name])
+        result = self._runner(**feeds)[self._output_name]
+        return _dequantize(result, self._output_detail)
+
+    def _seed_in_graph(self, seed: int) -> None:
+        from tfuq import graph
+
+        if self._seeded_for == seed:
+            return
+        pass_seed = int(_masks.pass_seeds(seed, 1)[0])
+        count = len(graph.random_seed_offsets(self.flatbuffer))
+        # RandomOptions holds signed int64s; the generator's uint64 is reinterpreted.
+        signed = pass_seed - 2**64 if pass_seed >= 2**63 else pass_seed
+        seeds = [(signed, layer + 1) for layer in range(count)]
+        self._runner = self._make_runner(graph.with_random_seeds(self.flatbuffer, seeds))
+        self._seeded_for = seed
+
+    def run(self, images: np.ndarray, seed: int = 0) -> np.ndarray:
+        """All MC passes for a batch of images.
+
+        Args:
+            images: uint8 RGB, ``(batch, H, W, 3)`` or one image ``(H, W, 3)``.
+            seed: run seed in [0, 2**64); the same seed gives bit-identical results.
+
+        Returns:
+            float32 probabilities, ``(passes, batch, classes)``.
+        """
+        images = self.check_images(images)
+        seed = _masks.check_seed(seed)
+        out = np.empty((self.passes, len(images), self.classes), dtype=np.float32)
+        if self.mode == "masked":
+            feeds = self.masks(seed)  # the same masks for every image: results per image
+            for index, image in enumerate(images):  # do not depend on the batch around it
+                out[:, index] = self.run_with_masks(image, feeds)
+            return out
+        for index, image in enumerate(images):
+            self._seeded_for = None  # a fresh random stream per image, from the same seed
+            self._seed_in_graph(seed)
+            for p in range(self.passes):
+                image_name = self.config["input"]["name"]
+                pixels = _quantize(image[None], self._input_details[image_name])
+                result = self._runner(**{image_name: pixels})
+                out[p, index] = _dequantize(result[self._output_name], self._output_detail)[0]
+        return out
+
+
+def load(path: str | os.PathLike | bytes, threads: int | None = None, backend: str = "auto") -> Model:
+    """Load a model made by ``tfuq convert``. See :class:`Model`."""
+    return Model(path, threads=threads, backend=backend)
