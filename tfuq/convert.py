@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from tfuq import export, graph, masks, modelfile
+from tfuq.data import DataError, check_images, load_npz, resize
 
 MODES = ("masked", "in-graph")
 DEFAULT_DECISION = {"rule": "interval", "conf_factor": 1.0}
@@ -57,47 +58,6 @@ def load_keras_model(path: str | os.PathLike):
         raise ConversionError(f"cannot load {path} as a Keras model: {reason}") from error
 
 
-# -- representative data --------------------------------------------------------------------
-def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
-    """Read ``x`` (uint8 NHWC), optional ``y`` and label names from an ``.npz``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConversionError(f"data file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if "x" not in data:
-                raise ConversionError(f"{path} has no array named 'x'")
-            images = data["x"]
-            labels = data["y"] if "y" in data else None
-            names = next((data[k] for k in ("label_names", "fine_names") if k in data), None)
-    except (OSError, ValueError) as error:
-        if isinstance(error, ConversionError):
-            raise
-        raise ConversionError(f"cannot read {path} as .npz: {error}") from error
-    return images, labels, None if names is None else [str(n) for n in names]
-
-
-def check_images(images: np.ndarray, what: str = "images") -> np.ndarray:
-    """Raise ConversionError unless ``images`` is a non-empty uint8 NHWC RGB array."""
-    images = np.asarray(images)
-    if images.dtype != np.uint8:
-        raise ConversionError(f"{what} must be uint8 pixels, got {images.dtype}")
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ConversionError(f"{what} must be (N, H, W, 3) RGB, got shape {images.shape}")
-    if len(images) == 0:
-        raise ConversionError(f"{what} hold zero samples")
-    return images
-
-
-def resize(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of uint8 NHWC images to ``size``; unchanged when already that size."""
-    if images.shape[1:3] == tuple(size):
-        return images
-    tf = _tf()
-    resized = tf.image.resize(images.astype(np.float32), size, method="bilinear")
-    return np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8)
-
-
 def _collect(representative, limit: int) -> np.ndarray:
     if isinstance(representative, str | os.PathLike):
         images = load_npz(representative)[0]
@@ -110,7 +70,7 @@ def _collect(representative, limit: int) -> np.ndarray:
             if sum(len(g) if g.ndim == 4 else 1 for g in gathered) >= limit:
                 break
         if not gathered:
-            raise ConversionError("representative data hold zero samples")
+            raise DataError("representative images hold zero samples")
         images = np.concatenate([g if g.ndim == 4 else g[None] for g in gathered])
     else:
         raise ConversionError(f"representative data must be a path, an array or an iterable, got {type(representative).__name__}")

@@ -74,12 +74,12 @@ def run(args) -> int:
     for key in DEFAULTS:
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
-    from tfuq import convert
+    from tfuq import convert, data
 
     names = None
     if args.labels:
         names = [line.strip() for line in Path(args.labels).read_text().splitlines() if line.strip()]
-    images, _, npz_names = convert.load_npz(args.representative)
+    images, _, npz_names = data.load_npz(args.representative)
     info(f"loading {args.model}")
     model = convert.load_keras_model(args.model)
     info(f"converting ({options['mode']}, {options['passes']} passes)")
