@@ -1,7 +1,7 @@
 """tfuq: image classifiers that know when they don't know, on phones and small boards.
 
 ``import tfuq`` needs numpy only; the interpreter package is imported when a model is loaded,
-and TensorFlow/Keras only when a name that needs them (``MCDropout``, ``convert``) is used.
+and TensorFlow/Keras only when ``MCDropout`` or the ``tfuq.convert`` module is used.
 """
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["MCDropout", "Model", "convert", "load", "read_config"]
+__all__ = ["MCDropout", "Model", "load", "read_config"]
 
 # Public names served lazily, so that a Raspberry Pi never imports TensorFlow.
 _LAZY = {
     "MCDropout": "tfuq.layers",
-    "convert": "tfuq.convert",
     "load": "tfuq.runtime",
     "Model": "tfuq.runtime",
     "read_config": "tfuq.modelfile",

@@ -15,9 +15,12 @@ Needs TensorFlow (the ``convert`` extra). The steps:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import sys
+import tempfile
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,12 +113,45 @@ class Conversion:
         modelfile.write(path, self.flatbuffer, self.config)
 
 
-def _progress(iterable, total: int, description: str, enabled: bool):
-    if not enabled:
+def _progress(iterable, total: int, description: str, stream):
+    if stream is None:
         return iterable
     from tqdm import tqdm
 
-    return tqdm(iterable, total=total, desc=description, unit="img", file=sys.stderr, leave=False)
+    return tqdm(iterable, total=total, desc=description, unit="img", file=stream, leave=False)
+
+
+@contextlib.contextmanager
+def _quiet_converter():
+    """Hold back what the converter prints (Keras export listings, C++ logs) at the fd level.
+
+    Yields a writable copy of the real stderr for progress bars. The held-back text is
+    replayed on stderr only when conversion fails, where it helps.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    progress = os.fdopen(os.dup(saved[2]), "w")
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 1)
+        os.dup2(held.fileno(), 2)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                yield progress
+        except BaseException:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            held.seek(0)
+            os.write(saved[2], held.read()[-20000:])
+            raise
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
+            progress.close()
 
 
 def convert(
@@ -161,13 +197,15 @@ def convert(
     except export.ExportError as error:
         raise ConversionError(str(error)) from error
     images = resize(_collect(representative, calibration_samples + check_samples), (height, width))
+    # Held-out images for the self-check come first, so calibration never starves the check.
     order = np.random.default_rng(0).permutation(len(images))
-    calibration = images[order[:calibration_samples]].copy()
-    held_out = images[order[calibration_samples:][:check_samples]]
+    checked = min(check_samples, len(images) // 4)
+    held_out = images[order[:checked]]
+    calibration = images[order[checked:][:calibration_samples]].copy()
     notes = []
-    if check_samples and len(held_out) == 0:
+    if check_samples and checked == 0:
         held_out = calibration[:check_samples]
-        notes.append("no images left after calibration: the self-check reuses calibration images")
+        notes.append("too few images to hold some out: the self-check reuses calibration images")
     # One pixel at each end of the range fixes the uint8 input scale at exactly 1, so the
     # model takes raw pixels; two pixels of one image barely move any other range.
     calibration[0, 0, 0] = 0
@@ -181,7 +219,8 @@ def convert(
     mask_layers = [(spec.shape[1:], spec.rate) for spec in specs]
 
     def calibration_feed():
-        for index in _progress(range(len(calibration)), len(calibration), "calibrating", progress):
+        bar = _progress(range(len(calibration)), len(calibration), "calibrating", progress_stream)
+        for index in bar:
             feed = {export.IMAGE_INPUT: calibration[index : index + 1].astype(np.float32)}
             if mode == "masked":
                 drawn = masks.masks_for(index, passes, mask_layers)
@@ -189,19 +228,9 @@ def convert(
             yield feed
 
     keras_graph = masked if mode == "masked" else export.build_in_graph(model)
-    converter = tf.lite.TFLiteConverter.from_keras_model(keras_graph)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = calibration_feed
-    converter.inference_input_type = tf.uint8
-    converter.inference_output_type = tf.int8
-    if mode == "masked":
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    else:  # RANDOM_UNIFORM has no int8 kernel: it stays a float island
-        converter.target_spec.supported_ops = [
-            tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-            tf.lite.OpsSet.TFLITE_BUILTINS,
-        ]
-    flatbuffer = converter.convert()
+    with _quiet_converter() as stream:
+        progress_stream = stream if progress else None
+        flatbuffer = _run_converter(tf, keras_graph, calibration_feed, mode)
     summary = graph.summarize(flatbuffer)
     if mode == "masked" and not summary.full_integer:
         raise ConversionError("converted model is not full-integer: " + "; ".join(summary.problems))
@@ -209,7 +238,7 @@ def convert(
     output_name = _output_name(flatbuffer)
     config = {
         "mode": mode,
-        "passes": passes if mode == "masked" else passes,
+        "passes": passes,
         "labels": labels,
         "input": {
             "name": export.IMAGE_INPUT,
@@ -247,6 +276,24 @@ def convert(
             model, masked, result.to_bytes(), held_out, min_agreement, held_out_ok=not notes
         )
     return result
+
+
+def _run_converter(tf, keras_graph, calibration_feed, mode: str) -> bytes:
+    """Full-integer post-training quantization: uint8 pixels in, int8 probabilities out."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras_graph)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = calibration_feed
+    converter.inference_input_type = tf.uint8
+    converter.inference_output_type = tf.int8
+    if mode == "masked":
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    else:  # RANDOM_UNIFORM has no int8 kernel: it stays a float island
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+            tf.lite.OpsSet.TFLITE_BUILTINS,
+        ]
+    return converter.convert()
+
 
 
 def _output_name(flatbuffer: bytes) -> str:

@@ -114,6 +114,9 @@ def build_masked(model, passes: int) -> tuple[keras.Model, list[MaskSpec]]:
     return keras.Model([image, *masks], output, name=f"{model.name}_masked"), specs
 
 
+_IN_GRAPH_SEED = 0x7F5EED  # any non-zero value; the runtime overwrites it per run
+
+
 class _RandomUniformDropout(keras.layers.Layer):
     """Dropout through tf.random.uniform, which TFLite runs as the builtin RANDOM_UNIFORM."""
 
@@ -123,9 +126,12 @@ class _RandomUniformDropout(keras.layers.Layer):
         self.seed = seed
 
     def call(self, inputs):
-        # A non-zero op seed makes the converter write both seed fields into the flatbuffer,
-        # where the runtime patches them in place for per-run seeds.
-        noise = tf.random.uniform(tf.shape(inputs), seed=self.seed)
+        # Both seed attributes set explicitly and non-zero (tf.random.uniform would take the
+        # global seed, which may be 0): the converter then writes both fields into the
+        # flatbuffer, where the runtime patches them in place for per-run seeds.
+        noise = tf.raw_ops.RandomUniform(
+            shape=tf.shape(inputs), dtype=inputs.dtype, seed=_IN_GRAPH_SEED, seed2=self.seed
+        )
         keep = tf.cast(noise >= self.rate, inputs.dtype)
         return inputs * keep * (1.0 / (1.0 - self.rate))
 

@@ -89,6 +89,22 @@ def summarize(flatbuffer: bytes) -> GraphSummary:
     return summary
 
 
+def operator_outputs(flatbuffer: bytes) -> list[tuple[str, tuple[int, ...]]]:
+    """(operator name, shape of its first output) for the main subgraph, in execution order."""
+    schema = _schema()
+    model = schema.Model.GetRootAs(flatbuffer, 0)
+    op_names = _names(schema.BuiltinOperator)
+    subgraph = model.Subgraphs(0)
+    found = []
+    for o in range(subgraph.OperatorsLength()):
+        operator = subgraph.Operators(o)
+        code = model.OperatorCodes(operator.OpcodeIndex())
+        name = op_names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "?")
+        tensor = subgraph.Tensors(operator.Outputs(0))
+        found.append((name, tuple(int(d) for d in tensor.ShapeAsNumpy())))
+    return found
+
+
 def random_seed_offsets(flatbuffer: bytes) -> list[tuple[int, int]]:
     """Byte offsets of the (seed, seed2) int64 fields of every RANDOM_UNIFORM operator."""
     schema = _schema()

@@ -25,7 +25,7 @@ BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
 _INTERPRETER_MODULES = {
     "ai_edge_litert": "ai_edge_litert.interpreter",
     "tflite_runtime": "tflite_runtime.interpreter",
-    "tensorflow": "tensorflow.lite",
+    "tensorflow": "tensorflow",
 }
 
 
@@ -40,7 +40,7 @@ def interpreter_class(backend: str = "auto") -> tuple[str, Any]:
             if backend != "auto":
                 raise ImportError(f"backend {name} is not installed ({error})") from error
             continue
-        return name, module.Interpreter
+        return name, (module.lite.Interpreter if name == "tensorflow" else module.Interpreter)
     raise ImportError("no TFLite interpreter found: pip install ai-edge-litert (or tflite-runtime)")
 
 

@@ -21,11 +21,26 @@ def require(module: str, extra: str, command: str) -> None:
 
 
 def quiet_tensorflow() -> None:
-    """Keep TensorFlow's start-up chatter off the user's terminal."""
+    """Import TensorFlow without its start-up chatter on the user's terminal.
+
+    Some of it (CUDA probing) is logged before absl reads any setting, so the import runs
+    with file descriptor 2 pointed at /dev/null.
+    """
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def emit_json(payload: Any, path: str | None = None) -> None:

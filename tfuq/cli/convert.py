@@ -66,7 +66,6 @@ def load_recipe(path: str | None) -> dict:
 
 def run(args) -> int:
     require("tensorflow", "convert", "convert")
-    quiet_tensorflow()
     out = Path(args.out)
     if not out.parent.is_dir():
         raise CliError(f"output folder does not exist: {out.parent}")
@@ -74,12 +73,18 @@ def run(args) -> int:
     for key in DEFAULTS:
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
-    from tfuq import convert, data
+    if options["passes"] < 1:
+        raise CliError(f"--passes must be at least 1, got {options['passes']}")
+    from tfuq import data
 
+    # Cheap checks first: bad data fails before TensorFlow takes seconds to load.
+    images, _, npz_names = data.load_npz(args.representative)
     names = None
     if args.labels:
         names = [line.strip() for line in Path(args.labels).read_text().splitlines() if line.strip()]
-    images, _, npz_names = data.load_npz(args.representative)
+    quiet_tensorflow()
+    from tfuq import convert
+
     info(f"loading {args.model}")
     model = convert.load_keras_model(args.model)
     info(f"converting ({options['mode']}, {options['passes']} passes)")

@@ -1,0 +1,51 @@
+"""MCDropout: samples in every mode, keeps the mean, survives a .keras round trip."""
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from tfuq import MCDropout  # noqa: E402
+
+
+def test_samples_at_inference_and_differs_between_calls():
+    layer = MCDropout(0.5, seed=3)
+    x = np.ones((4, 256), dtype="float32")
+    first, second = np.asarray(layer(x, training=False)), np.asarray(layer(x, training=False))
+    assert not np.array_equal(first, second)
+    # Kept units are scaled by 1 / (1 - rate) = 2, dropped ones are 0.
+    assert set(np.unique(first)) <= {0.0, 2.0}
+
+
+def test_mean_activation_is_preserved():
+    layer = MCDropout(0.3, seed=1)
+    out = np.asarray(layer(np.ones((200, 500), dtype="float32")))
+    # 100,000 draws of 0 or 1/0.7: standard error of the mean 0.0022; 0.015 is ~7 sigma.
+    assert abs(out.mean() - 1.0) < 0.015
+    assert abs((out == 0).mean() - 0.3) < 0.01
+
+
+def test_same_seed_gives_the_same_sequence():
+    x = np.ones((2, 64), dtype="float32")
+    a, b = MCDropout(0.5, seed=11), MCDropout(0.5, seed=11)
+    assert np.array_equal(np.asarray(a(x)), np.asarray(b(x)))
+    assert np.array_equal(np.asarray(a(x)), np.asarray(b(x)))
+
+
+def test_keras_round_trip_without_custom_objects(tmp_path):
+    inputs = keras.Input((8,))
+    outputs = keras.layers.Dense(3, activation="softmax")(MCDropout(0.25, seed=5, name="mc")(inputs))
+    model = keras.Model(inputs, outputs)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    layer = loaded.get_layer("mc")
+    assert isinstance(layer, MCDropout)
+    assert (layer.rate, layer.seed) == (0.25, 5)
+    np.testing.assert_array_equal(loaded.layers[-1].get_weights()[0], model.layers[-1].get_weights()[0])
+
+
+@pytest.mark.parametrize("rate", [0, 1, -0.5, 1.2, "half"])
+def test_rate_outside_open_unit_interval_is_rejected(rate):
+    with pytest.raises(ValueError, match="rate"):
+        MCDropout(rate)

@@ -1,0 +1,223 @@
+"""From MC-dropout passes to per-image numbers: mean, spread, prediction and uncertainty.
+
+NumPy only, so it runs on a Raspberry Pi beside the interpreter; the Kotlin core in
+``android_demo/uqcore`` computes the same numbers from the definitions below, and both read the
+vectors in ``tests/vectors/aggregate.json``.
+
+MC outputs are ``(passes, batch, classes)``, or ``(passes, classes)`` for a single image.
+With ``T`` passes and probabilities ``p[t, c]`` of one image (natural logarithms,
+``0 * ln 0 = 0``, ties going to the lowest class index):
+
+- ``mean[c]`` = mean over passes of ``p[t, c]``; ``std[c]`` = population standard deviation
+  over passes (divide by ``T``, so one pass gives 0).
+- ``predicted`` = argmax of ``mean``; ``max_probability`` = max of ``mean``.
+- ``predictive_entropy`` = ``-sum_c mean[c] ln mean[c]``;
+  ``expected_entropy`` = mean over passes of ``-sum_c p[t, c] ln p[t, c]``;
+  ``mutual_information`` (BALD) = ``predictive_entropy - expected_entropy``.
+- ``variation_ratio`` = 1 - (passes whose argmax is the mode of the per-pass argmaxes) / T.
+- ``lower[c]`` = ``mean[c] - conf_factor * std[c]``; ``upper[c]`` = ``mean[c] + conf_factor * std[c]``.
+
+Probabilities are used as given: they are not renormalized, because an int8 softmax output
+sums to 1 only within its quantization step.
+
+    >>> import numpy as np
+    >>> two_passes = np.array([[1.0, 0.0], [0.0, 1.0]])     # (passes, classes)
+    >>> result = aggregate(two_passes)
+    >>> round(float(result.mutual_information), 6)           # ln 2
+    0.693147
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SCORES = ("max_probability", "predictive_entropy", "mutual_information", "variation_ratio")
+
+# Softmax outputs in float32 may exceed 1 by a rounding step; anything more is not a probability.
+_ABOVE_ONE_TOLERANCE = 1e-6
+# Images per block of float64 work (about 6 MB of temporaries at T=30, C=100).
+_BLOCK = 256
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """Per-image summaries of MC passes.
+
+    Every array has the batch as its first axis when the input was ``(passes, batch,
+    classes)``; for a single image ``(passes, classes)`` the batch axis is absent (the
+    per-class arrays are ``(classes,)``, the scores are 0-d arrays). Floats are float64,
+    ``predicted`` is int64.
+    """
+
+    mean: np.ndarray  # (batch, classes)
+    std: np.ndarray  # (batch, classes), population standard deviation over passes
+    predicted: np.ndarray  # (batch,)
+    max_probability: np.ndarray  # (batch,)
+    predictive_entropy: np.ndarray  # (batch,)
+    expected_entropy: np.ndarray  # (batch,)
+    mutual_information: np.ndarray  # (batch,)
+    variation_ratio: np.ndarray  # (batch,)
+    lower: np.ndarray  # (batch, classes): mean - conf_factor * std
+    upper: np.ndarray  # (batch, classes): mean + conf_factor * std
+    passes: int
+    conf_factor: float
+
+    @property
+    def classes(self) -> int:
+        return int(self.mean.shape[-1])
+
+    def score(self, name: str) -> np.ndarray:
+        """The uncertainty score ``name``, one of :data:`SCORES`."""
+        if name not in SCORES:
+            raise ValueError(f"unknown score {name!r}; choose one of {', '.join(SCORES)}")
+        return getattr(self, name)
+
+    def interval(self, conf_factor: float) -> tuple[np.ndarray, np.ndarray]:
+        """``(lower, upper)`` = ``mean -/+ conf_factor * std`` for another factor."""
+        conf_factor = check_conf_factor(conf_factor)
+        spread = conf_factor * self.std
+        return self.mean - spread, self.mean + spread
+
+
+def check_conf_factor(conf_factor: float) -> float:
+    """Return ``conf_factor`` as a float after checking it is finite and non-negative."""
+    if isinstance(conf_factor, bool) or not isinstance(conf_factor, int | float | np.number):
+        raise ValueError(f"conf_factor must be a number, got {type(conf_factor).__name__}")
+    conf_factor = float(conf_factor)
+    if not np.isfinite(conf_factor) or conf_factor < 0:
+        raise ValueError(f"conf_factor must be finite and non-negative, got {conf_factor}")
+    return conf_factor
+
+
+def check_probabilities(probabilities: np.ndarray) -> np.ndarray:
+    """Return MC probabilities as a ``(passes, batch, classes)`` float array.
+
+    Accepts ``(passes, batch, classes)`` or, for one image, ``(passes, classes)`` (which gains
+    a batch axis of 1). Raises ValueError naming the problem: wrong rank, an empty axis,
+    non-numbers, NaN or Inf, values below 0 or above 1.
+    """
+    array = np.asarray(probabilities)
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
+    ) or array.dtype == bool:
+        raise ValueError(f"probabilities must be a numeric array, got dtype {array.dtype}")
+    if array.ndim == 2:
+        array = array[:, None, :]
+    if array.ndim != 3:
+        raise ValueError(
+            "probabilities must be (passes, batch, classes) or (passes, classes) for one "
+            f"image, got shape {np.shape(probabilities)}"
+        )
+    passes, batch, classes = array.shape
+    for size, axis in ((passes, "passes"), (batch, "batch"), (classes, "classes")):
+        if size == 0:
+            raise ValueError(f"probabilities have no {axis} (shape {np.shape(probabilities)})")
+    if not np.issubdtype(array.dtype, np.floating):
+        array = array.astype(np.float64)
+    low, high = array.min(), array.max()
+    if not (np.isfinite(low) and np.isfinite(high)):
+        bad = "NaN" if np.isnan(array).any() else "Inf"
+        raise ValueError(f"probabilities contain {bad}")
+    if low < 0:
+        raise ValueError(f"probabilities must be >= 0, found {float(low):.6g}")
+    if high > 1 + _ABOVE_ONE_TOLERANCE:
+        raise ValueError(
+            f"probabilities must be <= 1, found {float(high):.6g} (logits instead of softmax?)"
+        )
+    return array
+
+
+def entropy(probabilities: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``-sum p ln p`` along ``axis`` with ``0 ln 0 = 0`` (natural log, in nats)."""
+    p = np.asarray(probabilities)
+    tiny = np.finfo(p.dtype if np.issubdtype(p.dtype, np.floating) else np.float64).tiny
+    # max(p, tiny) keeps log finite; where p == 0 the product is 0 * finite = 0.
+    return -np.sum(p * np.log(np.maximum(p, tiny)), axis=axis)
+
+
+def aggregate(probabilities: np.ndarray, conf_factor: float = 1.0) -> Aggregate:
+    """Summarize MC passes per image, vectorized over the batch.
+
+    Args:
+        probabilities: softmax outputs of the passes, ``(passes, batch, classes)``, or
+            ``(passes, classes)`` for a single image. float32 or float64, each in [0, 1].
+        conf_factor: ``Z`` of the per-class interval ``mean -/+ Z * std``.
+
+    Returns:
+        An :class:`Aggregate`; arrays are ``(batch, ...)``, or without the batch axis when a
+        single image ``(passes, classes)`` was given.
+
+    Raises:
+        ValueError: bad shape, NaN/Inf, values outside [0, 1], or a bad ``conf_factor``.
+
+    Example:
+        >>> import numpy as np
+        >>> passes = np.array([[[0.5, 0.5]], [[0.5, 0.5]]])  # T=2, one image, 2 classes
+        >>> result = aggregate(passes)
+        >>> result.predicted.tolist(), result.mutual_information.tolist()
+        ([0], [0.0])
+    """
+    conf_factor = check_conf_factor(conf_factor)
+    single = np.ndim(probabilities) == 2
+    p = check_probabilities(probabilities)
+    passes, batch, classes = p.shape
+
+    # float64 throughout (int8 outputs arrive as float32; the Kotlin side uses doubles),
+    # in blocks of images so the float64 temporaries stay in cache instead of costing
+    # gigabytes: the loop is over blocks, the work inside is vectorized.
+    mean = np.empty((batch, classes))
+    std = np.empty((batch, classes))
+    expected_entropy = np.empty(batch)
+    modal_votes = np.empty(batch, dtype=np.int64)
+    for start in range(0, batch, _BLOCK):
+        block = p[:, start : start + _BLOCK].astype(np.float64, copy=False)
+        size = block.shape[1]
+        block_mean = np.mean(block, axis=0)
+        mean[start : start + size] = block_mean
+        std[start : start + size] = np.sqrt(np.mean(np.square(block - block_mean), axis=0))
+        expected_entropy[start : start + size] = np.mean(entropy(block), axis=0)
+        # Votes per class: one bincount over (image, class) pairs, no loop over images.
+        votes = np.argmax(block, axis=-1) + classes * np.arange(size)[None, :]
+        counts = np.bincount(votes.ravel(), minlength=size * classes)
+        modal_votes[start : start + size] = counts.reshape(size, classes).max(axis=-1)
+    predicted = np.argmax(mean, axis=-1)
+    max_probability = np.take_along_axis(mean, predicted[:, None], axis=-1)[:, 0]
+    predictive_entropy = entropy(mean)
+    mutual_information = predictive_entropy - expected_entropy
+    variation_ratio = 1.0 - modal_votes / passes
+
+    spread = conf_factor * std
+    result = Aggregate(
+        mean=mean,
+        std=std,
+        predicted=predicted.astype(np.int64),
+        max_probability=max_probability,
+        predictive_entropy=predictive_entropy,
+        expected_entropy=expected_entropy,
+        mutual_information=mutual_information,
+        variation_ratio=variation_ratio,
+        lower=mean - spread,
+        upper=mean + spread,
+        passes=passes,
+        conf_factor=conf_factor,
+    )
+    if single:
+        fields = {name: getattr(result, name)[0, ...] for name in _BATCHED}
+        return Aggregate(**fields, passes=passes, conf_factor=conf_factor)
+    return result
+
+
+_BATCHED = (
+    "mean",
+    "std",
+    "predicted",
+    "max_probability",
+    "predictive_entropy",
+    "expected_entropy",
+    "mutual_information",
+    "variation_ratio",
+    "lower",
+    "upper",
+)
