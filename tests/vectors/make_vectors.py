@@ -1,0 +1,299 @@
+"""Write the language-neutral test vectors: masks.json, aggregate.json, decisions.json.
+
+The only way these files are made (see README.md beside this script for their format):
+
+    python tests/vectors/make_vectors.py            # rewrite the files
+    python tests/vectors/make_vectors.py --check    # exit 1 if the files are out of date
+
+Masks come from ``tfuq.masks``. Aggregates and decisions are computed here by a plain-Python
+reference that follows README.md line by line (``math``, loops, one image at a time), and
+must agree with ``tfuq.aggregate`` / ``tfuq.abstain`` to 1e-12 before anything is written,
+so the files are never just a copy of the code they test. Decision cases whose outcome could
+flip by rounding are refused unless the case is marked exact (binary fractions with a
+power-of-two pass count, where every operation is exact in IEEE doubles).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))  # run from a checkout without installing
+
+from tfuq import abstain, masks  # noqa: E402
+from tfuq import aggregate as tfuq_aggregate  # noqa: E402
+
+# JSON readers compare doubles within this (summation order differs between languages).
+TOLERANCE = 1e-12
+# A decision whose score is closer than this to its boundary must be marked exact.
+MARGIN = 1e-9
+SCORE_SIGNS = {"max_probability": ">=", "predictive_entropy": "<=",
+               "mutual_information": "<=", "variation_ratio": "<="}
+
+
+# -- masks -----------------------------------------------------------------------------------
+MIX_INPUTS = [0, 1, 2, 12345, 0x9E3779B97F4A7C15, 2**63, 2**64 - 1]
+MASK_CASES = [
+    ("one layer, rate 0.5", 0, 3, [([16], 0.5)]),
+    ("two layers of different rates and shapes", 123, 2, [([2, 3], 0.25), ([5], 0.75)]),
+    ("largest seed", 2**64 - 1, 2, [([8], 0.1)]),
+    ("seed above 2^63 (signed 64-bit readers see it negative)", 2**63 + 12345, 2, [([12], 0.5)]),
+    ("single pass, image-shaped mask", 42, 1, [([4, 4, 2], 0.3)]),
+    ("rates near the ends", 7, 3, [([32], 0.01), ([32], 0.99)]),
+    ("fourth layer uses stream index 3", 99, 2,
+     [([3], 0.5), ([3], 0.5), ([3], 0.5), ([10], 0.2)]),
+    ("thirty passes, one wide layer", 2024, 30, [([64], 0.5)]),
+]
+
+
+def build_masks() -> dict:
+    mix = [{"input": str(z), "output": str(int(masks.mix(np.uint64(z))))} for z in MIX_INPUTS]
+    cases = []
+    for name, seed, passes, layers in MASK_CASES:
+        generated = masks.masks_for(seed, passes, [(shape, rate) for shape, rate in layers])
+        cases.append({
+            "name": name,
+            "seed": str(seed),
+            "passes": passes,
+            "layers": [
+                {"shape": shape, "rate": rate, "threshold": masks.drop_threshold(rate)}
+                for shape, rate in layers
+            ],
+            "pass_seeds": [str(int(s)) for s in masks.pass_seeds(seed, passes)],
+            "masks": ["".join(map(str, mask.reshape(-1).tolist())) for mask in generated],
+        })
+    return {"scheme": masks.SCHEME, "version": masks.SCHEME_VERSION, "mix": mix, "cases": cases}
+
+
+# -- aggregation: the plain-Python reference ---------------------------------------------------
+def _xlnx(x: float) -> float:
+    return 0.0 if x == 0.0 else x * math.log(x)
+
+
+def _argmax(values: list[float]) -> int:
+    best = 0
+    for index, value in enumerate(values):
+        if value > values[best]:  # strictly greater: ties stay with the lowest index
+            best = index
+    return best
+
+
+def reference_image(passes: list[list[float]], conf_factor: float) -> dict:
+    """Every aggregate of one image from its ``(passes, classes)`` probabilities."""
+    count, classes = len(passes), len(passes[0])
+    mean = [sum(p[c] for p in passes) / count for c in range(classes)]
+    std = [math.sqrt(sum((p[c] - mean[c]) ** 2 for p in passes) / count) for c in range(classes)]
+    predicted = _argmax(mean)
+    predictive = -sum(_xlnx(m) for m in mean)
+    expected = sum(-sum(_xlnx(x) for x in p) for p in passes) / count
+    votes = [0] * classes
+    for p in passes:
+        votes[_argmax(p)] += 1
+    return {
+        "mean": mean,
+        "std": std,
+        "predicted": predicted,
+        "max_probability": mean[predicted],
+        "predictive_entropy": predictive,
+        "expected_entropy": expected,
+        "mutual_information": predictive - expected,
+        "variation_ratio": 1.0 - max(votes) / count,
+        "lower": [m - conf_factor * s for m, s in zip(mean, std, strict=True)],
+        "upper": [m + conf_factor * s for m, s in zip(mean, std, strict=True)],
+    }
+
+
+def reference(probabilities: list, conf_factor: float) -> dict:
+    """Aggregates of a ``(passes, batch, classes)`` nested list, batch first."""
+    batch = len(probabilities[0])
+    images = [reference_image([p[b] for p in probabilities], conf_factor) for b in range(batch)]
+    return {key: [image[key] for image in images] for key in images[0]}
+
+
+def _rng_probabilities(seed: int, passes: int, batch: int, classes: int, sharpness: float):
+    rng = np.random.default_rng(seed)
+    centre = rng.dirichlet(np.full(classes, 0.5), size=batch)
+    draws = np.stack([
+        [rng.dirichlet(sharpness * c + 0.05) for c in centre] for _ in range(passes)
+    ])
+    return draws.tolist()
+
+
+def _aggregate_cases() -> list[tuple[str, float, list]]:
+    return [
+        ("two passes that disagree completely: mutual information ln 2", 1.0,
+         [[[1.0, 0.0]], [[0.0, 1.0]]]),
+        ("identical passes: mutual information 0, std 0", 1.0,
+         [[[0.7, 0.2, 0.1]]] * 3),
+        ("tie in the mean goes to the lowest class", 1.0,
+         [[[0.25, 0.375, 0.375]], [[0.25, 0.375, 0.375]]]),
+        ("tie inside a pass and in the vote: per-pass argmax takes the lowest class", 1.0,
+         [[[0.5, 0.5, 0.0]], [[0.5, 0.5, 0.0]], [[0.0, 0.5, 0.5]], [[0.25, 0.75, 0.0]]]),
+        ("single pass: std, mutual information and variation ratio are 0", 1.0,
+         [[[0.1, 0.6, 0.3], [0.8, 0.15, 0.05]]]),
+        ("one class", 1.0, [[[1.0], [1.0]], [[1.0], [1.0]]]),
+        ("zeros: 0 ln 0 = 0", 2.0, [[[0.0, 1.0, 0.0, 0.0]], [[0.0, 0.5, 0.5, 0.0]]]),
+        ("uniform passes: predictive entropy ln 4", 1.0, [[[0.25] * 4]] * 2),
+        ("conf_factor 0: the interval is the mean", 0.0,
+         [[[0.6, 0.4], [0.2, 0.8]], [[0.5, 0.5], [0.3, 0.7]]]),
+        ("batch of 6, 5 passes, 7 classes, random", 1.5, _rng_probabilities(1, 5, 6, 7, 4.0)),
+        ("batch of 4, 30 passes, 10 classes, random", 1.0, _rng_probabilities(2, 30, 4, 10, 20.0)),
+    ]
+
+
+def _check_against_tfuq(name: str, probabilities: list, conf_factor: float, expected: dict):
+    got = tfuq_aggregate.aggregate(np.asarray(probabilities, dtype=np.float64), conf_factor)
+    for key, value in expected.items():
+        if not np.allclose(getattr(got, key), value, rtol=0, atol=TOLERANCE):
+            raise SystemExit(f"{name}: tfuq.aggregate and the reference disagree on {key}")
+
+
+def build_aggregate() -> dict:
+    cases = []
+    for name, conf_factor, probabilities in _aggregate_cases():
+        expected = reference(probabilities, conf_factor)
+        _check_against_tfuq(name, probabilities, conf_factor, expected)
+        cases.append({"name": name, "conf_factor": conf_factor,
+                      "probabilities": probabilities, "expected": expected})
+    return {"tolerance": TOLERANCE, "cases": cases}
+
+
+# -- decisions ---------------------------------------------------------------------------------
+def reference_decision(probabilities: list, rule: dict) -> tuple[list[bool], list[int], list[float]]:
+    """``(accept, predicted, margin)``; the margin is the distance to the rule's boundary."""
+    summary = reference(probabilities, rule.get("conf_factor", 1.0))
+    accept, margins = [], []
+    for b, predicted in enumerate(summary["predicted"]):
+        if rule["rule"] == "interval":
+            top_lower = summary["lower"][b][predicted]
+            others = [u for c, u in enumerate(summary["upper"][b]) if c != predicted]
+            margin = top_lower - max(others) if others else math.inf
+            accept.append(margin > 0)
+        else:
+            score = summary[rule["score"]][b]
+            margin = score - rule["threshold"]
+            accept.append(margin >= 0 if SCORE_SIGNS[rule["score"]] == ">=" else margin <= 0)
+        margins.append(margin)
+    return accept, summary["predicted"], margins
+
+
+def _images(*images: list[list[float]]) -> list:
+    """Per-image ``(passes, classes)`` lists to the files' ``(passes, batch, classes)``."""
+    return [[image[t] for image in images] for t in range(len(images[0]))]
+
+
+def _decision_cases() -> list[tuple[str, dict, list, bool]]:
+    """``(name, rule, probabilities, exact)``."""
+    mixed = _images(  # T=2: confident; unsure but consistent; passes that disagree
+        [[0.9, 0.05, 0.05], [0.8, 0.1, 0.1]],
+        [[0.5, 0.3, 0.2], [0.45, 0.35, 0.2]],
+        [[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]],
+    )
+    random_batch = _rng_probabilities(3, 8, 6, 5, 6.0)
+    votes = _images(  # T=4, 4 classes; passes vote 0,0,1,1 / 0,0,0,1 / 0,1,2,3 / 2,2,2,2
+        [[0.75, 0.25, 0, 0], [0.75, 0.25, 0, 0], [0.25, 0.75, 0, 0], [0.25, 0.75, 0, 0]],
+        [[0.5, 0.25, 0.25, 0], [0.5, 0.25, 0.25, 0], [0.5, 0.25, 0.25, 0], [0, 1, 0, 0]],
+        [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
+        [[0, 0, 1, 0], [0, 0, 1, 0], [0, 0, 1, 0], [0, 0, 1, 0]],
+    )
+    return [
+        ("interval Z=1: accept separated intervals, abstain on overlap",
+         {"rule": "interval", "conf_factor": 1.0}, mixed, False),
+        ("interval Z=0 compares means only", {"rule": "interval", "conf_factor": 0.0}, mixed, False),
+        ("interval Z=5 is stricter", {"rule": "interval", "conf_factor": 5.0}, mixed, False),
+        ("interval: touching intervals abstain (strictly greater needed)",
+         {"rule": "interval", "conf_factor": 1.0},
+         _images([[0.75, 0.25], [0.25, 0.75]], [[0.5, 0.5], [0.5, 0.5]]), True),
+        ("interval: a tie with zero spread abstains even at Z=0",
+         {"rule": "interval", "conf_factor": 0.0}, _images([[0.5, 0.5], [0.5, 0.5]]), True),
+        ("interval: one class always accepts",
+         {"rule": "interval", "conf_factor": 2.0}, _images([[1.0], [1.0]], [[1.0], [1.0]]), True),
+        ("interval Z=1 on a random batch", {"rule": "interval", "conf_factor": 1.0},
+         random_batch, False),
+        ("interval Z=0.5 on a random batch", {"rule": "interval", "conf_factor": 0.5},
+         random_batch, False),
+        ("max_probability >= t accepts at equality",
+         {"rule": "threshold", "score": "max_probability", "threshold": 0.5},
+         _images([[0.75, 0.25, 0], [0.25, 0.75, 0]], [[0.5, 0.5, 0], [0.75, 0.25, 0]],
+                 [[0.25, 0.25, 0.5], [0.5, 0.25, 0.25]]), True),
+        ("max_probability threshold 0.7",
+         {"rule": "threshold", "score": "max_probability", "threshold": 0.7}, mixed, False),
+        ("max_probability threshold on a random batch",
+         {"rule": "threshold", "score": "max_probability", "threshold": 0.5}, random_batch, False),
+        ("predictive_entropy threshold 0.6",
+         {"rule": "threshold", "score": "predictive_entropy", "threshold": 0.6}, mixed, False),
+        ("predictive_entropy threshold on a random batch",
+         {"rule": "threshold", "score": "predictive_entropy", "threshold": 1.2}, random_batch, False),
+        ("mutual_information threshold 0.1",
+         {"rule": "threshold", "score": "mutual_information", "threshold": 0.1}, mixed, False),
+        ("mutual_information threshold on a random batch",
+         {"rule": "threshold", "score": "mutual_information", "threshold": 0.16},
+         random_batch, False),
+        ("variation_ratio <= t accepts at equality",
+         {"rule": "threshold", "score": "variation_ratio", "threshold": 0.5}, votes, True),
+        ("variation_ratio threshold 0 accepts unanimous passes only",
+         {"rule": "threshold", "score": "variation_ratio", "threshold": 0.0}, votes, True),
+        ("a calibrated rule: the calibration dict is ignored by the decision",
+         {"rule": "threshold", "score": "max_probability", "threshold": 0.8,
+          "calibration": {"method": "sgr", "target_risk": 0.05, "confidence": 0.9,
+                          "risk_bound": 0.048, "coverage": 0.62, "n": 2000}},
+         mixed, False),
+    ]
+
+
+def build_decisions() -> dict:
+    cases = []
+    for name, rule, probabilities, exact in _decision_cases():
+        accept, predicted, margins = reference_decision(probabilities, rule)
+        close = [m for m in margins if abs(m) < MARGIN]
+        if close and not (exact and all(m == 0 for m in close)):
+            raise SystemExit(f"{name}: a decision is within {MARGIN} of its boundary ({close})")
+        got = abstain.decide(np.asarray(probabilities, dtype=np.float64), rule)
+        if got.accept.tolist() != accept or got.predicted.tolist() != predicted:
+            raise SystemExit(f"{name}: tfuq.abstain and the reference disagree")
+        cases.append({"name": name, "rule": rule, "probabilities": probabilities,
+                      "expected": {"accept": accept, "predicted": predicted}})
+    return {"cases": cases}
+
+
+# -- files -------------------------------------------------------------------------------------
+def render(payload: dict) -> str:
+    return json.dumps(payload, indent=1) + "\n"
+
+
+def build() -> dict[str, str]:
+    """File name -> the text it should hold."""
+    return {
+        "masks.json": render(build_masks()),
+        "aggregate.json": render(build_aggregate()),
+        "decisions.json": render(build_decisions()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if a file is out of date")
+    args = parser.parse_args(argv)
+    stale = []
+    for name, text in build().items():
+        path = HERE / name
+        if args.check:
+            if not path.is_file() or path.read_text() != text:
+                stale.append(name)
+            continue
+        path.write_text(text)
+        print(f"wrote {path.relative_to(HERE.parents[1])}")
+    if stale:
+        print(f"out of date: {', '.join(stale)}; run python tests/vectors/make_vectors.py")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
