@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import random
 import sys
 from pathlib import Path
 
@@ -116,13 +117,23 @@ def reference(probabilities: list, conf_factor: float) -> dict:
     return {key: [image[key] for image in images] for key in images[0]}
 
 
-def _rng_probabilities(seed: int, passes: int, batch: int, classes: int, sharpness: float):
-    rng = np.random.default_rng(seed)
-    centre = rng.dirichlet(np.full(classes, 0.5), size=batch)
-    draws = np.stack([
-        [rng.dirichlet(sharpness * c + 0.05) for c in centre] for _ in range(passes)
-    ])
-    return draws.tolist()
+def _rng_probabilities(seed: int, passes: int, batch: int, classes: int, spread: float):
+    """Varied ``(passes, batch, classes)`` probabilities that every Python reproduces.
+
+    Only ``random.Random(seed).random()`` is used: its sequence is guaranteed across Python
+    versions, unlike NumPy's distributions, so rerunning the script rewrites identical files.
+    """
+    draw = random.Random(seed).random
+    centres = [[draw() ** 3 + 1e-3 for _ in range(classes)] for _ in range(batch)]
+    result = []
+    for _ in range(passes):
+        rows = []
+        for centre in centres:
+            weights = [c * math.exp(spread * (draw() - 0.5)) for c in centre]
+            total = sum(weights)
+            rows.append([w / total for w in weights])
+        result.append(rows)
+    return result
 
 
 def _aggregate_cases() -> list[tuple[str, float, list]]:
@@ -142,8 +153,8 @@ def _aggregate_cases() -> list[tuple[str, float, list]]:
         ("uniform passes: predictive entropy ln 4", 1.0, [[[0.25] * 4]] * 2),
         ("conf_factor 0: the interval is the mean", 0.0,
          [[[0.6, 0.4], [0.2, 0.8]], [[0.5, 0.5], [0.3, 0.7]]]),
-        ("batch of 6, 5 passes, 7 classes, random", 1.5, _rng_probabilities(1, 5, 6, 7, 4.0)),
-        ("batch of 4, 30 passes, 10 classes, random", 1.0, _rng_probabilities(2, 30, 4, 10, 20.0)),
+        ("batch of 6, 5 passes, 7 classes, random", 1.5, _rng_probabilities(1, 5, 6, 7, 3.0)),
+        ("batch of 4, 30 passes, 10 classes, random", 1.0, _rng_probabilities(2, 30, 4, 10, 2.0)),
     ]
 
 
@@ -195,7 +206,7 @@ def _decision_cases() -> list[tuple[str, dict, list, bool]]:
         [[0.5, 0.3, 0.2], [0.45, 0.35, 0.2]],
         [[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]],
     )
-    random_batch = _rng_probabilities(3, 8, 6, 5, 6.0)
+    random_batch = _rng_probabilities(3, 8, 6, 5, 4.0)
     votes = _images(  # T=4, 4 classes; passes vote 0,0,1,1 / 0,0,0,1 / 0,1,2,3 / 2,2,2,2
         [[0.75, 0.25, 0, 0], [0.75, 0.25, 0, 0], [0.25, 0.75, 0, 0], [0.25, 0.75, 0, 0]],
         [[0.5, 0.25, 0.25, 0], [0.5, 0.25, 0.25, 0], [0.5, 0.25, 0.25, 0], [0, 1, 0, 0]],
@@ -229,11 +240,11 @@ def _decision_cases() -> list[tuple[str, dict, list, bool]]:
         ("predictive_entropy threshold 0.6",
          {"rule": "threshold", "score": "predictive_entropy", "threshold": 0.6}, mixed, False),
         ("predictive_entropy threshold on a random batch",
-         {"rule": "threshold", "score": "predictive_entropy", "threshold": 1.2}, random_batch, False),
+         {"rule": "threshold", "score": "predictive_entropy", "threshold": 1.15}, random_batch, False),
         ("mutual_information threshold 0.1",
          {"rule": "threshold", "score": "mutual_information", "threshold": 0.1}, mixed, False),
         ("mutual_information threshold on a random batch",
-         {"rule": "threshold", "score": "mutual_information", "threshold": 0.16},
+         {"rule": "threshold", "score": "mutual_information", "threshold": 0.24},
          random_batch, False),
         ("variation_ratio <= t accepts at equality",
          {"rule": "threshold", "score": "variation_ratio", "threshold": 0.5}, votes, True),

@@ -1,0 +1,151 @@
+"""The language-neutral vectors in tests/vectors, which the Kotlin core reads too.
+
+Masks are checked against a SplitMix64 written here with plain Python integers (not
+tfuq.masks); aggregates and decisions against tfuq. The files must also be exactly what
+make_vectors.py writes today, so they cannot drift from their generator.
+"""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tfuq import abstain, masks
+from tfuq.aggregate import aggregate
+
+VECTORS = Path(__file__).parent / "vectors"
+MASK64 = 2**64 - 1
+GOLDEN_GAMMA = 0x9E3779B97F4A7C15
+
+
+def load(name: str) -> dict:
+    return json.loads((VECTORS / name).read_text())
+
+
+# -- an independent SplitMix64, as README.md defines the scheme ---------------------------------
+def mix(z: int) -> int:
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+def stream(key: int, index: int) -> int:
+    return mix((key + (index + 1) * GOLDEN_GAMMA) & MASK64)
+
+
+def mask_bits(seed: int, passes: int, layer: int, size: int, rate: float) -> str:
+    threshold = round(rate * 2**24)
+    bits = []
+    for p in range(passes):
+        key = stream(stream(seed, p), layer)
+        bits.extend("1" if stream(key, i) >> 40 >= threshold else "0" for i in range(size))
+    return "".join(bits)
+
+
+def test_reference_splitmix64_gives_the_published_first_output():
+    # Vigna's splitmix64.c seeded with 0 first returns 0xE220A8397B1DCDAF.
+    assert stream(0, 0) == 0xE220A8397B1DCDAF
+
+
+MASKS = load("masks.json")
+
+
+def test_masks_file_names_the_scheme():
+    assert (MASKS["scheme"], MASKS["version"]) == (masks.SCHEME, masks.SCHEME_VERSION)
+    assert len(MASKS["mix"]) >= 5 and len(MASKS["cases"]) >= 5
+
+
+@pytest.mark.parametrize("pair", MASKS["mix"], ids=lambda pair: pair["input"])
+def test_mix_vectors(pair):
+    assert str(mix(int(pair["input"]))) == pair["output"]
+
+
+@pytest.mark.parametrize("case", MASKS["cases"], ids=lambda case: case["name"])
+def test_mask_vectors_match_the_independent_reference(case):
+    seed, passes = int(case["seed"]), case["passes"]
+    assert 0 <= seed <= MASK64
+    assert case["pass_seeds"] == [str(stream(seed, p)) for p in range(passes)]
+    assert len(case["masks"]) == len(case["layers"])
+    for layer, (spec, bits) in enumerate(zip(case["layers"], case["masks"], strict=True)):
+        size = math.prod(spec["shape"])
+        assert len(bits) == passes * size and set(bits) <= {"0", "1"}
+        assert spec["threshold"] == round(spec["rate"] * 2**24)
+        assert bits == mask_bits(seed, passes, layer, size, spec["rate"])
+
+
+@pytest.mark.parametrize("case", MASKS["cases"], ids=lambda case: case["name"])
+def test_mask_vectors_match_tfuq_masks(case):
+    layers = [(spec["shape"], spec["rate"]) for spec in case["layers"]]
+    generated = masks.masks_for(int(case["seed"]), case["passes"], layers)
+    assert ["".join(map(str, m.reshape(-1).tolist())) for m in generated] == case["masks"]
+
+
+# -- aggregates ------------------------------------------------------------------------------
+AGGREGATE = load("aggregate.json")
+FIELDS = ("mean", "std", "predicted", "max_probability", "predictive_entropy",
+          "expected_entropy", "mutual_information", "variation_ratio", "lower", "upper")
+
+
+@pytest.mark.parametrize("case", AGGREGATE["cases"], ids=lambda case: case["name"])
+def test_aggregate_vectors(case):
+    probabilities = np.asarray(case["probabilities"], dtype=np.float64)
+    passes, batch, classes = probabilities.shape
+    result = aggregate(probabilities, case["conf_factor"])
+    expected = case["expected"]
+    assert set(expected) == set(FIELDS)
+    for field in FIELDS:
+        want = np.asarray(expected[field])
+        assert want.shape[0] == batch, field  # batch first, as README.md says
+        if field == "predicted":
+            assert result.predicted.tolist() == expected[field]
+        else:
+            np.testing.assert_allclose(getattr(result, field), want, rtol=0,
+                                       atol=AGGREGATE["tolerance"], err_msg=field)
+
+
+def test_aggregate_vectors_hold_the_exact_answer_cases():
+    cases = {case["name"]: case["expected"] for case in AGGREGATE["cases"]}
+    disagree = next(v for k, v in cases.items() if k.startswith("two passes that disagree"))
+    assert disagree["mutual_information"] == [math.log(2)]
+    identical = next(v for k, v in cases.items() if k.startswith("identical passes"))
+    assert abs(identical["mutual_information"][0]) < 1e-15
+    single = next(v for k, v in cases.items() if k.startswith("single pass"))
+    assert single["variation_ratio"] == [0.0, 0.0] and single["std"] == [[0.0] * 3] * 2
+    one_class = next(v for k, v in cases.items() if k == "one class")
+    assert one_class["predicted"] == [0, 0]
+    tie = next(v for k, v in cases.items() if k.startswith("tie in the mean"))
+    assert tie["predicted"] == [1]
+
+
+# -- decisions -------------------------------------------------------------------------------
+DECISIONS = load("decisions.json")
+
+
+@pytest.mark.parametrize("case", DECISIONS["cases"], ids=lambda case: case["name"])
+def test_decision_vectors(case):
+    decision = abstain.decide(np.asarray(case["probabilities"], dtype=np.float64), case["rule"])
+    assert decision.accept.tolist() == case["expected"]["accept"]
+    assert decision.predicted.tolist() == case["expected"]["predicted"]
+
+
+def test_decision_vectors_cover_every_rule_and_score():
+    rules = [case["rule"] for case in DECISIONS["cases"]]
+    assert any(rule["rule"] == "interval" for rule in rules)
+    assert {rule.get("score") for rule in rules} >= {
+        "max_probability", "predictive_entropy", "mutual_information", "variation_ratio"}
+    assert any("calibration" in rule for rule in rules)
+    outcomes = [a for case in DECISIONS["cases"] for a in case["expected"]["accept"]]
+    assert True in outcomes and False in outcomes
+
+
+# -- the files are what the generator writes ----------------------------------------------------
+def test_vector_files_are_up_to_date_with_make_vectors():
+    spec = importlib.util.spec_from_file_location("make_vectors", VECTORS / "make_vectors.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for name, text in module.build().items():
+        assert (VECTORS / name).read_text() == text, (
+            f"{name} is stale: run python tests/vectors/make_vectors.py")
