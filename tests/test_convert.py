@@ -127,3 +127,16 @@ def test_bad_passes_and_mode(tiny_keras):
         convert(tiny_keras, images, passes=0)
     with pytest.raises(ConversionError, match="mode"):
         convert(tiny_keras, images, mode="fast")
+
+
+def test_deterministic_form_is_one_integer_pass(tiny_keras, tiny_images, tmp_path):
+    calibration, _ = tiny.images(40, seed=5)
+    result = convert(tiny_keras, calibration, mode="deterministic", calibration_samples=30, check_samples=10)
+    assert result.summary.full_integer and result.check.passed
+    result.save(tmp_path / "d.tflite")
+    model = tfuq.load(tmp_path / "d.tflite")
+    images, labels = tiny_images
+    out = model.run(images[:6], seed=0)
+    assert out.shape == (1, 6, 4)
+    assert np.array_equal(out, model.run(images[:6], seed=99))  # no randomness at all
+    assert (out[0].argmax(-1) == labels[:6]).all()

@@ -30,7 +30,7 @@ import numpy as np
 from tfuq import export, graph, masks, modelfile
 from tfuq.data import DataError, check_images, load_npz, resize
 
-MODES = ("masked", "in-graph")
+MODES = ("masked", "in-graph", "deterministic")
 DEFAULT_DECISION = {"rule": "interval", "conf_factor": 1.0}
 
 
@@ -175,8 +175,8 @@ def convert(
         representative: uint8 NHWC images: an array, an ``.npz`` path (array ``x``) or an
             iterable of images or batches. Resized to the model input as needed.
         passes: MC passes T that one invoke returns.
-        mode: ``masked`` (masks as inputs, one invoke) or ``in-graph`` (RANDOM_UNIFORM,
-            one invoke per pass).
+        mode: ``masked`` (masks as inputs, one invoke), ``in-graph`` (RANDOM_UNIFORM,
+            one invoke per pass) or ``deterministic`` (MCDropout off: one pass, the baseline).
         calibration_samples: images used to calibrate the int8 ranges.
         check_samples: held-out images for the Keras-vs-TFLite self-check (0 skips it).
         min_agreement: the self-check passes when top-1 agreement is at least this.
@@ -189,6 +189,8 @@ def convert(
         raise ConversionError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if passes < 1:
         raise ConversionError(f"passes must be at least 1, got {passes}")
+    if mode == "deterministic":
+        passes = 1
     if calibration_samples < 1:
         raise ConversionError(f"calibration samples must be at least 1, got {calibration_samples}")
     try:
@@ -227,12 +229,16 @@ def convert(
                 feed.update({s.input: m.astype(np.float32) for s, m in zip(specs, drawn, strict=True)})
             yield feed
 
-    keras_graph = masked if mode == "masked" else export.build_in_graph(model)
+    keras_graph = {
+        "masked": lambda: masked,
+        "in-graph": lambda: export.build_in_graph(model),
+        "deterministic": lambda: export.build_deterministic(model),
+    }[mode]()
     with _quiet_converter() as stream:
         progress_stream = stream if progress else None
         flatbuffer = _run_converter(tf, keras_graph, calibration_feed, mode)
     summary = graph.summarize(flatbuffer)
-    if mode == "masked" and not summary.full_integer:
+    if mode != "in-graph" and not summary.full_integer:
         raise ConversionError("converted model is not full-integer: " + "; ".join(summary.problems))
 
     output_name = _output_name(flatbuffer)
@@ -285,7 +291,7 @@ def _run_converter(tf, keras_graph, calibration_feed, mode: str) -> bytes:
     converter.representative_dataset = calibration_feed
     converter.inference_input_type = tf.uint8
     converter.inference_output_type = tf.int8
-    if mode == "masked":
+    if mode != "in-graph":
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     else:  # RANDOM_UNIFORM has no int8 kernel: it stays a float island
         converter.target_spec.supported_ops = [
@@ -310,13 +316,15 @@ def self_check(
 ) -> SelfCheck:
     """Compare Keras and the converted model on ``images``.
 
-    Masked form: the same masks go to both, so every (pass, image) pair is compared.
+    Masked form: the same masks go to both, so every (pass, image) pair is compared;
+    deterministic form: the single pass is compared.
     In-graph form: masks cannot be shared, so the MC-mean prediction of T Keras passes is
     compared with the MC mean of the TFLite passes.
     """
     from tfuq.runtime import Model
 
     tflite = Model(model_bytes)
+    deterministic = export.build_deterministic(model) if tflite.mode == "deterministic" else None
     keras_probs, tflite_probs = [], []
     for index, image in enumerate(images):
         tflite_probs.append(tflite.run(image, seed=index)[:, 0])
@@ -326,13 +334,15 @@ def self_check(
                 feeds[spec["input"]].astype(np.float32) for spec in tflite.mask_specs
             ]
             keras_probs.append(np.asarray(masked(inputs, training=False)))
+        elif tflite.mode == "deterministic":
+            keras_probs.append(np.asarray(deterministic(image[None].astype(np.float32))))
         else:
             batch = np.repeat(image[None].astype(np.float32), tflite.passes, axis=0)
             keras_probs.append(np.asarray(model(batch, training=False)))
     keras_probs, tflite_probs = np.stack(keras_probs), np.stack(tflite_probs)
     if not np.allclose(keras_probs.sum(-1), 1.0, atol=1e-3):
         raise ConversionError("the model output is not a softmax; end the model with one")
-    if tflite.mode == "masked":
+    if tflite.mode != "in-graph":
         agreement = np.mean(keras_probs.argmax(-1) == tflite_probs.argmax(-1))
         diff = np.mean(np.abs(keras_probs - tflite_probs))
     else:

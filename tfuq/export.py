@@ -6,6 +6,8 @@ Two forms, both sharing the original model's layers and weights:
   is a new model input of shape ``(passes, *features)``. The image input has batch 1, so
   everything before the first MCDropout runs once, and the multiplication broadcasts the
   single row to ``passes`` rows. The result is a pure integer graph after quantization.
+- ``deterministic``: each MCDropout becomes the identity (standard inference, the baseline
+  that MC passes are measured against).
 - ``in-graph`` (the seed paper's form): each MCDropout draws its own mask with
   ``tf.random.uniform``, which TFLite runs as the builtin ``RANDOM_UNIFORM``; each pass is a
   separate invoke.
@@ -152,3 +154,15 @@ def build_in_graph(model) -> keras.Model:
 
     output = functional._run_through_graph(image, call_fn=call)
     return keras.Model(image, output, name=f"{model.name}_in_graph")
+
+
+def build_deterministic(model) -> keras.Model:
+    """Standard inference: image (1, H, W, 3) to (1, classes) with MCDropout as the identity."""
+    functional = _check(model)
+    image = keras.Input(shape=image_shape(model), batch_size=1, name=IMAGE_INPUT)
+
+    def call(operation, *args, **kwargs):
+        return args[0] if isinstance(operation, MCDropout) else operation(*args, **kwargs)
+
+    output = functional._run_through_graph(image, call_fn=call)
+    return keras.Model(image, output, name=f"{model.name}_deterministic")

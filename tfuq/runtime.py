@@ -167,8 +167,8 @@ class Model:
     # -- running -------------------------------------------------------------------------
     def run_with_masks(self, image: np.ndarray, masks: dict[str, np.ndarray]) -> np.ndarray:
         """One invoke of the masked model: one image ``(H, W, 3)`` to ``(passes, classes)``."""
-        if self.mode != "masked":
-            raise ValueError("run_with_masks needs a model converted with --mode masked")
+        if self.mode == "in-graph":
+            raise ValueError("run_with_masks needs a masked (or deterministic) model")
         image_name = self.config["input"]["name"]
         feeds = {image_name: _quantize(image[None], self._input_details[image_name])}
         for name, mask in masks.items():
@@ -202,6 +202,10 @@ class Model:
         images = self.check_images(images)
         seed = _masks.check_seed(seed)
         out = np.empty((self.passes, len(images), self.classes), dtype=np.float32)
+        if self.mode == "deterministic":
+            for index, image in enumerate(images):
+                out[:, index] = self.run_with_masks(image, {})
+            return out
         if self.mode == "masked":
             feeds = self.masks(seed)  # the same masks for every image: results per image
             for index, image in enumerate(images):  # do not depend on the batch around it

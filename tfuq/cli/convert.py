@@ -38,7 +38,7 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--recipe", metavar="TOML", help="conversion recipe, e.g. converters/resnet50.toml")
     parser.add_argument("--passes", type=int, help=f"MC passes per invoke (default {DEFAULTS['passes']})")
-    parser.add_argument("--mode", choices=("masked", "in-graph"), help="masked (default): masks as inputs, one invoke; in-graph: the paper's RANDOM_UNIFORM form, one invoke per pass")
+    parser.add_argument("--mode", choices=("masked", "in-graph", "deterministic"), help="masked (default): masks as inputs, one invoke; in-graph: the paper's RANDOM_UNIFORM form, one invoke per pass; deterministic: MCDropout off, the one-pass baseline")
     parser.add_argument("--calibration-samples", type=int, help=f"images for int8 calibration (default {DEFAULTS['calibration_samples']})")
     parser.add_argument("--check-samples", type=int, help=f"held-out images for the self-check, 0 skips it (default {DEFAULTS['check_samples']})")
     parser.add_argument("--min-agreement", type=float, help=f"self-check threshold on Keras/TFLite top-1 agreement (default {DEFAULTS['min_agreement']})")
