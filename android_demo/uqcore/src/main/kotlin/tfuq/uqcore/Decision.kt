@@ -1,0 +1,173 @@
+package tfuq.uqcore
+
+/** An uncertainty score that a threshold rule compares, with its name in `tfuq.json`. */
+enum class Score(val key: String, val title: String, val higherMeansConfident: Boolean) {
+    MAX_PROBABILITY("max_probability", "max probability", true),
+    PREDICTIVE_ENTROPY("predictive_entropy", "predictive entropy", false),
+    MUTUAL_INFORMATION("mutual_information", "mutual information", false),
+    VARIATION_RATIO("variation_ratio", "variation ratio", false);
+
+    fun of(summary: ImageSummary): Double = when (this) {
+        MAX_PROBABILITY -> summary.maxProbability
+        PREDICTIVE_ENTROPY -> summary.predictiveEntropy
+        MUTUAL_INFORMATION -> summary.mutualInformation
+        VARIATION_RATIO -> summary.variationRatio
+    }
+
+    companion object {
+        fun fromKey(key: String): Score {
+            for (score in values()) if (score.key == key) return score
+            throw IllegalArgumentException("unknown score \"$key\"; one of ${values().joinToString(", ") { it.key }}")
+        }
+    }
+}
+
+/**
+ * An abstention rule, as the model's carried configuration writes it under `decision`.
+ *
+ * - `{"rule": "interval", "conf_factor": z}`: accept when `lower[predicted]` is strictly
+ *   greater than `upper[c]` of every other class (always accept with one class).
+ * - `{"rule": "threshold", "score": S, "threshold": t}`: accept when S >= t for
+ *   `max_probability`, when S <= t for the other scores.
+ */
+sealed class DecisionRule {
+    /** The interval width the screen shows: the rule's own for [Interval]. */
+    abstract val confFactor: Double
+
+    abstract fun toJson(): String
+
+    class Interval(override val confFactor: Double) : DecisionRule() {
+        init {
+            Aggregation.checkConfFactor(confFactor)
+        }
+
+        override fun toJson(): String = "{\"rule\": \"interval\", \"conf_factor\": $confFactor}"
+        override fun equals(other: Any?): Boolean = other is Interval && other.confFactor == confFactor
+        override fun hashCode(): Int = confFactor.hashCode()
+        override fun toString(): String = "interval (conf_factor $confFactor)"
+    }
+
+    class Threshold(
+        val score: Score,
+        val threshold: Double,
+        override val confFactor: Double = Aggregation.DEFAULT_CONF_FACTOR
+    ) : DecisionRule() {
+        init {
+            if (threshold.isNaN() || threshold.isInfinite()) throw IllegalArgumentException("threshold must be a finite number, got $threshold")
+            Aggregation.checkConfFactor(confFactor)
+        }
+
+        fun accepts(value: Double): Boolean = if (score.higherMeansConfident) value >= threshold else value <= threshold
+
+        override fun toJson(): String =
+            "{\"rule\": \"threshold\", \"score\": \"${score.key}\", \"threshold\": $threshold}"
+        override fun equals(other: Any?): Boolean =
+            other is Threshold && other.score == score && other.threshold == threshold && other.confFactor == confFactor
+        override fun hashCode(): Int = score.hashCode() * 31 + threshold.hashCode()
+        override fun toString(): String = "${score.key} ${if (score.higherMeansConfident) ">=" else "<="} $threshold"
+    }
+
+    companion object {
+        const val INTERVAL = "interval"
+        const val THRESHOLD = "threshold"
+
+        /** Read a rule from its JSON object; keys other than the rule's own are ignored. */
+        fun fromJson(json: JsonObject): DecisionRule {
+            val where = if (json.path.length == 0) "decision" else json.path
+            return try {
+                when (val rule = json.string("rule")) {
+                    INTERVAL -> Interval(json.double("conf_factor"))
+                    THRESHOLD -> Threshold(
+                        Score.fromKey(json.string("score")),
+                        json.double("threshold"),
+                        if (json.has("conf_factor")) json.double("conf_factor") else Aggregation.DEFAULT_CONF_FACTOR
+                    )
+                    else -> throw IllegalArgumentException("unknown rule \"$rule\"; one of $INTERVAL, $THRESHOLD")
+                }
+            } catch (error: JsonException) {
+                throw error
+            } catch (error: IllegalArgumentException) {
+                throw IllegalArgumentException("$where: ${error.message}", error)
+            }
+        }
+    }
+}
+
+/** Why a decision came out as it did, in numbers the screen can show. */
+sealed class Reason {
+    /** Interval rule. [rival] is the other class with the highest upper bound (-1 with one class). */
+    class Intervals(val predictedLower: Double, val rival: Int, val rivalUpper: Double) : Reason() {
+        val overlap: Boolean get() = rival >= 0 && !(predictedLower > rivalUpper)
+    }
+
+    /** Threshold rule: the score's value and the calibrated threshold it was held against. */
+    class ScoreVersusThreshold(val score: Score, val value: Double, val threshold: Double) : Reason()
+}
+
+/** Accept (show [predicted]) or abstain ("Not sure"), for one image. */
+class Decision(val accept: Boolean, val predicted: Int, val rule: DecisionRule, val reason: Reason) {
+    /**
+     * One sentence for the screen. [labels] name the classes; missing names fall back to
+     * `class_i`, the names `tfuq convert` gives by default.
+     */
+    fun explain(labels: List<String>): String {
+        fun name(cls: Int) = if (cls in labels.indices) labels[cls] else "class_$cls"
+        return when (reason) {
+            is Reason.Intervals ->
+                if (reason.rival < 0) {
+                    "${name(predicted)}: the only class"
+                } else if (accept) {
+                    "${name(predicted)}: its interval (lower ${fmt(reason.predictedLower)}) is clear of every other " +
+                        "class (highest upper ${fmt(reason.rivalUpper)}, ${name(reason.rival)})"
+                } else {
+                    "Not sure: the intervals of ${name(predicted)} (lower ${fmt(reason.predictedLower)}) and " +
+                        "${name(reason.rival)} (upper ${fmt(reason.rivalUpper)}) overlap"
+                }
+            is Reason.ScoreVersusThreshold -> {
+                val side = if (reason.score.higherMeansConfident) {
+                    if (accept) "at or above" else "below"
+                } else {
+                    if (accept) "at or below" else "above"
+                }
+                val verdict = if (accept) name(predicted) else "Not sure"
+                "$verdict: ${reason.score.title} ${fmt(reason.value)} is $side the calibrated threshold ${fmt(reason.threshold)}"
+            }
+        }
+    }
+
+    private fun fmt(value: Double): String = String.format(java.util.Locale.ROOT, "%.3f", value)
+}
+
+/** Applies a [DecisionRule] to aggregated MC passes. */
+object Decisions {
+    fun decide(summary: ImageSummary, rule: DecisionRule): Decision {
+        val predicted = summary.predicted
+        return when (rule) {
+            is DecisionRule.Interval -> {
+                // Bounds use the rule's conf_factor, whatever width the summary was made with.
+                val lower = summary.lower(predicted, rule.confFactor)
+                var rival = -1
+                var rivalUpper = Double.NEGATIVE_INFINITY
+                var clear = true
+                for (c in 0 until summary.classes) {
+                    if (c == predicted) continue
+                    val upper = summary.upper(c, rule.confFactor)
+                    if (!(lower > upper)) clear = false
+                    if (rival < 0 || upper > rivalUpper) {
+                        rival = c
+                        rivalUpper = upper
+                    }
+                }
+                Decision(clear, predicted, rule, Reason.Intervals(lower, rival, rivalUpper))
+            }
+            is DecisionRule.Threshold -> {
+                val value = rule.score.of(summary)
+                Decision(rule.accepts(value), predicted, rule, Reason.ScoreVersusThreshold(rule.score, value, rule.threshold))
+            }
+        }
+    }
+
+    /** Summarize [probabilities], layout `(passes, batch, classes)`, and decide each image. */
+    fun decide(probabilities: McProbabilities, rule: DecisionRule): List<Decision> =
+        Aggregation.summarize(probabilities, rule.confFactor).map { decide(it, rule) }
+}

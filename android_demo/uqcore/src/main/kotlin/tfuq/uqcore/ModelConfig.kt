@@ -1,0 +1,155 @@
+package tfuq.uqcore
+
+/** What the model's image input takes. `tfuq convert` writes RGB, uint8, raw pixels 0-255. */
+class InputSpec(val name: String, val height: Int, val width: Int, val channels: Int, val pixelFormat: String, val dtype: String)
+
+/**
+ * One MC-dropout layer. In a `masked` model, [input] names the model input that takes its
+ * mask and [shape] is that input's shape `(passes, *features)`; an `in-graph` model draws its
+ * masks inside the graph, so both are null.
+ */
+class MaskSpec(val layer: String, val input: String?, shape: IntArray?, val rate: Double) {
+    private val dims = shape?.copyOf()
+    val shape: IntArray? get() = dims?.copyOf()
+
+    /** The shape of one pass's mask: [shape] without the passes axis. */
+    val featureShape: IntArray?
+        get() = dims?.copyOfRange(1, dims.size)
+}
+
+/** The seed scheme a model's masks were defined with; the core implements one. */
+class SeedScheme(val name: String, val version: Int, val keepBits: Int)
+
+/**
+ * The configuration a tfuq model file carries in `tfuq.json`, as `tfuq/convert.py` writes it.
+ *
+ * Only what running and deciding need is modelled; [json] keeps everything, such as the
+ * `source` block, for display.
+ */
+class ModelConfig(
+    val formatVersion: Int,
+    val mode: Mode,
+    val passes: Int,
+    val labels: List<String>,
+    val input: InputSpec,
+    val outputName: String,
+    val mcDropout: List<MaskSpec>,
+    val seedScheme: SeedScheme,
+    val decision: DecisionRule,
+    val json: JsonObject
+) {
+    enum class Mode(val key: String) {
+        /** Masks are model inputs; all passes run in one invoke. */
+        MASKED("masked"),
+        /** The graph draws its own masks with RANDOM_UNIFORM; one invoke per pass. */
+        IN_GRAPH("in-graph")
+    }
+
+    /** The name of class [cls]: its label, or `class_i` as `tfuq convert` names unlabelled classes. */
+    fun label(cls: Int): String = if (cls in labels.indices) labels[cls] else "class_$cls"
+
+    /**
+     * The masks run seed [seed] (unsigned bits) feeds, one per MC-dropout layer in order.
+     * [passes] defaults to the model's: a masked model's inputs have that many rows.
+     */
+    fun masks(seed: Long, passes: Int = this.passes): List<Mask> {
+        if (mode != Mode.MASKED) throw IllegalStateException("an in-graph model draws its own masks")
+        val layers = mcDropout.map { MaskLayer(it.featureShape!!, it.rate) }
+        return SeededMasks.masksFor(seed, passes, layers)
+    }
+
+    companion object {
+        const val FORMAT = "tfuq-model"
+        const val FORMAT_VERSION = 1
+
+        /** Parse and validate `tfuq.json` text; [name] (the file) prefixes every message. */
+        fun parse(text: String, name: String): ModelConfig {
+            val json = try {
+                Json.parseObject(text, ModelFile.CONFIG_NAME)
+            } catch (error: JsonException) {
+                throw ModelFileException("$name: ${ModelFile.CONFIG_NAME} is not valid JSON (${error.message})", error)
+            }
+            return try {
+                fromJson(json, name)
+            } catch (error: ModelFileException) {
+                throw error
+            } catch (error: IllegalArgumentException) {
+                throw ModelFileException("$name: ${error.message}", error)
+            }
+        }
+
+        private fun fromJson(json: JsonObject, name: String): ModelConfig {
+            if (!json.has("format") || json.map["format"] != FORMAT) {
+                throw ModelFileException("$name: ${ModelFile.CONFIG_NAME} is not a tfuq model configuration (format is not \"$FORMAT\")")
+            }
+            val version = if (json.has("format_version")) json.int("format_version") else 0
+            if (version > FORMAT_VERSION) {
+                throw ModelFileException(
+                    "$name: configuration version $version is newer than this reader understands ($FORMAT_VERSION); update the app"
+                )
+            }
+            val modeKey = if (json.has("mode")) json.string("mode") else Mode.MASKED.key
+            val mode = Mode.values().firstOrNull { it.key == modeKey }
+                ?: throw IllegalArgumentException("mode \"$modeKey\" is not one of ${Mode.values().joinToString(", ") { it.key }}")
+            val passes = json.int("passes")
+            if (passes < 1) throw IllegalArgumentException("passes must be at least 1, got $passes")
+            val labels = json.arrayOrNull("labels")?.strings() ?: emptyList()
+
+            val inputJson = json.obj("input")
+            val input = InputSpec(
+                name = inputJson.string("name"),
+                height = inputJson.int("height"),
+                width = inputJson.int("width"),
+                channels = inputJson.int("channels"),
+                pixelFormat = inputJson.string("pixel_format"),
+                dtype = inputJson.string("dtype")
+            )
+            if (input.height < 1 || input.width < 1) throw IllegalArgumentException("input is ${input.height}x${input.width}, not an image size")
+            // The app feeds RGB bytes; another layout would run but silently classify garbage.
+            if (input.channels != 3 || input.pixelFormat != "RGB" || input.dtype != "uint8") {
+                throw IllegalArgumentException(
+                    "input takes ${input.channels}-channel ${input.pixelFormat} ${input.dtype}; this reader handles 3-channel RGB uint8"
+                )
+            }
+
+            val mcDropout = json.array("mc_dropout").objects().map { layer ->
+                val rate = layer.double("rate")
+                if (!(rate > 0.0 && rate < 1.0)) throw IllegalArgumentException("${layer.path}.rate must be in (0, 1), got $rate")
+                if (mode == Mode.MASKED) {
+                    val shape = layer.array("shape").ints()
+                    if (shape.size < 2 || shape[0] != passes || shape.any { it < 1 }) {
+                        throw IllegalArgumentException(
+                            "${layer.path}.shape is ${Mask.shapeText(shape)}; a masked model's mask is (passes=$passes, *features)"
+                        )
+                    }
+                    MaskSpec(layer.string("layer"), layer.string("input"), shape, rate)
+                } else {
+                    MaskSpec(layer.string("layer"), null, null, rate)
+                }
+            }
+            if (mcDropout.isEmpty()) throw IllegalArgumentException("mc_dropout lists no layer")
+
+            val schemeJson = json.obj("seed_scheme")
+            val scheme = SeedScheme(schemeJson.string("name"), schemeJson.int("version"), schemeJson.int("keep_bits"))
+            // Masks from another scheme would be valid-looking but different from Python's.
+            if (scheme.name != SeededMasks.SCHEME || scheme.version != SeededMasks.VERSION || scheme.keepBits != SeededMasks.KEEP_BITS) {
+                throw IllegalArgumentException(
+                    "seed scheme ${scheme.name} v${scheme.version} (${scheme.keepBits} bits) is not the one this reader implements " +
+                        "(${SeededMasks.SCHEME} v${SeededMasks.VERSION}, ${SeededMasks.KEEP_BITS} bits)"
+                )
+            }
+            return ModelConfig(
+                formatVersion = version,
+                mode = mode,
+                passes = passes,
+                labels = labels,
+                input = input,
+                outputName = json.obj("output").string("name"),
+                mcDropout = mcDropout,
+                seedScheme = scheme,
+                decision = DecisionRule.fromJson(json.obj("decision")),
+                json = json
+            )
+        }
+    }
+}

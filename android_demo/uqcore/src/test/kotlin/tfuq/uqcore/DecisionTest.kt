@@ -1,0 +1,97 @@
+package tfuq.uqcore
+
+import org.junit.Assert.assertEquals
+import org.junit.Assert.assertFalse
+import org.junit.Assert.assertThrows
+import org.junit.Assert.assertTrue
+import org.junit.Test
+
+class DecisionTest {
+    private fun rule(json: String) = DecisionRule.fromJson(Json.parseObject(json, "decision"))
+
+    // Class 0 over three passes 0.2/0.5/0.8 (mean 0.5, std 0.2449), class 1 the complement.
+    private val spread = McProbabilities.fromNested(listOf(
+        listOf(listOf(0.2, 0.8)), listOf(listOf(0.5, 0.5)), listOf(listOf(0.8, 0.2))
+    ))
+
+    // Mean (0.7, 0.3), std 0.05 each.
+    private val confident = McProbabilities.fromNested(listOf(listOf(listOf(0.75, 0.25)), listOf(listOf(0.65, 0.35))))
+
+    @Test
+    fun intervalRuleAcceptsOnlyClearSeparation() {
+        // lower(0) = 0.7 - z*0.05, upper(1) = 0.3 + z*0.05: clear while z < 4.
+        assertTrue(Decisions.decide(confident, rule("""{"rule": "interval", "conf_factor": 3.9}"""))[0].accept)
+        assertFalse(Decisions.decide(confident, rule("""{"rule": "interval", "conf_factor": 4.1}"""))[0].accept)
+        val d = Decisions.decide(spread, rule("""{"rule": "interval", "conf_factor": 0.5}"""))[0]
+        assertFalse(d.accept)
+        assertTrue((d.reason as Reason.Intervals).overlap)
+    }
+
+    @Test
+    fun intervalRuleIsStrict() {
+        // Equal means, zero spread: lower(0) == upper(1), which is not "strictly greater".
+        val tie = McProbabilities(1, 1, 2, doubleArrayOf(0.5, 0.5))
+        assertFalse(Decisions.decide(tie, DecisionRule.Interval(0.0))[0].accept)
+    }
+
+    @Test
+    fun intervalRuleAlwaysAcceptsOneClass() {
+        val d = Decisions.decide(McProbabilities(2, 1, 1, doubleArrayOf(1.0, 1.0)), DecisionRule.Interval(5.0))[0]
+        assertTrue(d.accept)
+        assertEquals("cat: the only class", d.explain(listOf("cat")))
+    }
+
+    @Test
+    fun thresholdRulesCompareInTheRightDirection() {
+        // Mean (0.7, 0.3): max probability 0.7 exactly at the threshold is accepted.
+        assertTrue(Decisions.decide(confident, rule("""{"rule":"threshold","score":"max_probability","threshold":0.7}"""))[0].accept)
+        assertFalse(Decisions.decide(confident, rule("""{"rule":"threshold","score":"max_probability","threshold":0.71}"""))[0].accept)
+        // Variation ratio of `spread` is 1/3 (argmaxes 1, 0, 0).
+        assertTrue(Decisions.decide(spread, rule("""{"rule":"threshold","score":"variation_ratio","threshold":0.34}"""))[0].accept)
+        assertFalse(Decisions.decide(spread, rule("""{"rule":"threshold","score":"variation_ratio","threshold":0.33}"""))[0].accept)
+        val certain = McProbabilities(2, 1, 2, doubleArrayOf(1.0, 0.0, 0.0, 1.0))
+        // Mutual information ln 2 = 0.693...
+        assertTrue(Decisions.decide(certain, rule("""{"rule":"threshold","score":"mutual_information","threshold":0.7}"""))[0].accept)
+        assertFalse(Decisions.decide(certain, rule("""{"rule":"threshold","score":"mutual_information","threshold":0.69}"""))[0].accept)
+        assertFalse(Decisions.decide(certain, rule("""{"rule":"threshold","score":"predictive_entropy","threshold":0.69}"""))[0].accept)
+    }
+
+    @Test
+    fun explanationsSayWhy() {
+        val labels = listOf("cat", "dog")
+        val overlap = Decisions.decide(spread, DecisionRule.Interval(1.0))[0]
+        assertEquals("Not sure: the intervals of cat (lower 0.255) and dog (upper 0.745) overlap", overlap.explain(labels))
+        val clear = Decisions.decide(confident, DecisionRule.Interval(1.0))[0]
+        assertEquals("cat: its interval (lower 0.650) is clear of every other class (highest upper 0.350, dog)", clear.explain(labels))
+        val above = Decisions.decide(spread, DecisionRule.Threshold(Score.MUTUAL_INFORMATION, 0.01))[0]
+        assertTrue(above.explain(labels), above.explain(labels).startsWith("Not sure: mutual information 0."))
+        assertTrue(above.explain(labels).endsWith("is above the calibrated threshold 0.010"))
+        val low = Decisions.decide(confident, DecisionRule.Threshold(Score.MAX_PROBABILITY, 0.9))[0]
+        assertEquals("Not sure: max probability 0.700 is below the calibrated threshold 0.900", low.explain(labels))
+        val unnamed = Decisions.decide(McProbabilities(1, 1, 2, doubleArrayOf(0.1, 0.9)), DecisionRule.Interval(0.0))[0]
+        assertTrue(unnamed.explain(emptyList()), unnamed.explain(emptyList()).startsWith("class_1: "))
+    }
+
+    @Test
+    fun rulesReadFromJsonAndRejectNonsense() {
+        assertEquals(DecisionRule.Interval(2.0), rule("""{"rule": "interval", "conf_factor": 2}"""))
+        val t = rule("""{"rule": "threshold", "score": "predictive_entropy", "threshold": 0.5, "calibrated_on": "val"}""")
+        assertEquals(DecisionRule.Threshold(Score.PREDICTIVE_ENTROPY, 0.5), t)
+        val unknownRule = assertThrows(IllegalArgumentException::class.java) { rule("""{"rule": "vote"}""") }
+        assertEquals("decision: unknown rule \"vote\"; one of interval, threshold", unknownRule.message)
+        val unknownScore = assertThrows(IllegalArgumentException::class.java) {
+            rule("""{"rule": "threshold", "score": "margin", "threshold": 1}""")
+        }
+        assertTrue(unknownScore.message!!, unknownScore.message!!.contains("unknown score \"margin\""))
+        assertThrows(JsonException::class.java) { rule("""{"rule": "interval"}""") }
+        assertThrows(IllegalArgumentException::class.java) { rule("""{"rule": "interval", "conf_factor": -1}""") }
+        assertThrows(JsonException::class.java) { rule("""{"rule": "threshold", "score": "max_probability", "threshold": "high"}""") }
+    }
+
+    @Test
+    fun rulesWriteBackTheirJson() {
+        for (r in listOf(DecisionRule.Interval(1.5), DecisionRule.Threshold(Score.VARIATION_RATIO, 0.25))) {
+            assertEquals(r, rule(r.toJson()))
+        }
+    }
+}

@@ -1,0 +1,41 @@
+package tfuq.uqcore
+
+import org.junit.Test
+
+/** tests/vectors/decisions.json: accept/abstain and the predicted class must agree exactly. */
+class DecisionVectorsTest {
+    private val vectors = SharedVectors.load("decisions.json")
+
+    @Test
+    fun decisionsMatchPython() {
+        val check = Mismatches("decisions.json")
+        for (case in SharedVectors.cases(vectors)) {
+            val name = case.string("name")
+            val rule = DecisionRule.fromJson(case.obj("rule"))
+            val decisions = Decisions.decide(SharedVectors.probabilities(case.array("probabilities")), rule)
+            val expected = case.obj("expected")
+            val accept = expected.array("accept").booleans()
+            val predicted = expected.array("predicted").ints()
+            check.exact(name, "batch size", accept.size, decisions.size)
+            for ((b, decision) in decisions.withIndex()) {
+                if (b >= accept.size) break
+                check.exact(name, "accept[$b] ($rule)", accept[b], decision.accept)
+                check.exact(name, "predicted[$b]", predicted[b], decision.predicted)
+            }
+        }
+        check.assertNone()
+    }
+
+    @Test
+    fun everyRuleOfThePythonSideIsCovered() {
+        // A vector file that silently stopped covering a rule would let that rule drift.
+        val seen = HashSet<String>()
+        for (case in SharedVectors.cases(vectors)) {
+            val rule = case.obj("rule")
+            seen.add(if (rule.string("rule") == DecisionRule.THRESHOLD) rule.string("score") else rule.string("rule"))
+        }
+        val wanted = listOf(DecisionRule.INTERVAL) + Score.values().map { it.key }
+        val missing = wanted.filter { it !in seen }
+        if (missing.isNotEmpty()) throw AssertionError("decisions.json has no case for: ${missing.joinToString(", ")}")
+    }
+}
