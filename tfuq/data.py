@@ -1,15 +1,79 @@
-"""Image data: ``.npz`` files, validation and resizing (numpy-only at import time).
+"""Image data: dataset specs, ``.npz`` files, folders of images, representative draws.
 
-An ``.npz`` dataset holds ``x``: uint8 ``(N, H, W, 3)`` RGB images, and optionally ``y``:
-integer labels and ``label_names`` (or ``fine_names``, as the CIFAR-100 files do).
+Everything here works on uint8 RGB images in ``(N, H, W, 3)`` (NHWC) and integer labels.
+``import tfuq.data`` needs numpy only (it runs on a Raspberry Pi); PIL is imported to read
+folders, tensorflow-datasets to read ``cifar100`` specs, SciPy by the corruptions.
+
+Dataset specs, as the command line takes them (:func:`load_spec`):
+
+``cifar100:test``, ``cifar100:train``
+    CIFAR-100 through ``tfds.load("cifar100")`` (downloaded on first use); tfds slicing such
+    as ``cifar100:train[:10%]`` works.
+``cifar100_corrupted/<corruption>_<severity>:test``
+    CIFAR-100-C through the :mod:`tfuq.cifar100_corrupted` tfds builder: the official files
+    when they are in the manual download folder, else generated from the CIFAR-100 test split.
+``cifar100_corrupted/<corruption>_<severity>:<spec>``
+    any other spec (``npz:...``, ``folder:...``, ``cifar100:...``) corrupted here with
+    :func:`tfuq.corruptions.corrupt`, e.g. ``cifar100_corrupted/fog_3:npz:test.npz``.
+``npz:path.npz``
+    ``x``: uint8 ``(N, H, W, 3)`` images, optionally ``y``: integer labels and ``label_names``
+    (or ``fine_names``, as the CIFAR-100 files do).
+``folder:path/``
+    one subfolder per class (sorted names are the labels), images read with PIL.
+
+Example::
+
+    >>> from tfuq import data
+    >>> data.parse_spec("cifar100_corrupted/fog_3:npz:test.npz")
+    Spec(source='npz', target='test.npz', corruption='fog', severity=3)
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+
+__all__ = [
+    "CIFAR100_LABELS",
+    "DataError",
+    "LabelledImages",
+    "Spec",
+    "balanced_indices",
+    "check_images",
+    "check_labels",
+    "load_folder",
+    "load_npz",
+    "load_spec",
+    "parse_spec",
+    "representative",
+    "resize",
+]
+
+# CIFAR-100 fine labels in label order (Krizhevsky, 2009; tfds "cifar100" feature "label").
+CIFAR100_LABELS: tuple[str, ...] = (
+    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle",
+    "bottle", "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle",
+    "caterpillar", "cattle", "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch",
+    "crab", "crocodile", "cup", "dinosaur", "dolphin", "elephant", "flatfish", "forest", "fox",
+    "girl", "hamster", "house", "kangaroo", "keyboard", "lamp", "lawn_mower", "leopard", "lion",
+    "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain", "mouse", "mushroom",
+    "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree",
+    "plain", "plate", "poppy", "porcupine", "possum", "rabbit", "raccoon", "ray", "road",
+    "rocket", "rose", "sea", "seal", "shark", "shrew", "skunk", "skyscraper", "snail", "snake",
+    "spider", "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank",
+    "telephone", "television", "tiger", "tractor", "train", "trout", "tulip", "turtle",
+    "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm",
+)
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+
+_TFDS_SOURCES = ("cifar100", "cifar100_corrupted")
+_LOCAL_SOURCES = ("npz", "folder")
+_CIFAR100_SPLITS = ("train", "test")
 
 
 class DataError(ValueError):
@@ -77,3 +141,302 @@ def resize(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         ) from None
     resized = tf.image.resize(images.astype(np.float32), size, method="bilinear")
     return np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8)
+
+
+class LabelledImages(NamedTuple):
+    """uint8 ``(N, H, W, 3)`` images, int64 labels (or None) and label names (or None)."""
+
+    images: np.ndarray
+    labels: np.ndarray | None
+    label_names: list[str] | None
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A parsed dataset spec: where the images come from and an optional corruption.
+
+    ``source`` is ``cifar100``, ``cifar100_corrupted`` (the tfds builder), ``npz`` or
+    ``folder``; ``target`` the split or path. ``corruption``/``severity`` are set for
+    ``cifar100_corrupted/...`` specs, applied by tfds for ``source="cifar100_corrupted"`` and
+    here, by :func:`tfuq.corruptions.corrupt`, for the other sources.
+    """
+
+    source: str
+    target: str
+    corruption: str | None = None
+    severity: int | None = None
+
+    @property
+    def config(self) -> str | None:
+        """The ``<corruption>_<severity>`` tfds config name, or None."""
+        return None if self.corruption is None else f"{self.corruption}_{self.severity}"
+
+
+def parse_spec(spec: str) -> Spec:
+    """Parse a dataset spec such as ``cifar100:test`` or ``cifar100_corrupted/fog_3:npz:x.npz``.
+
+    Raises:
+        DataError: unknown source, split, corruption or severity, or a missing path.
+    """
+    if not isinstance(spec, str) or ":" not in spec:
+        raise DataError(
+            f"dataset spec {spec!r} is not <source>:<split or path>; try cifar100:test, "
+            "npz:data.npz, folder:images/ or cifar100_corrupted/fog_3:test"
+        )
+    source, _, target = spec.partition(":")
+    if source.startswith("cifar100_corrupted/") or source == "cifar100_corrupted":
+        from tfuq.corruptions import parse_config_name
+
+        config = source.partition("/")[2]
+        if not config:
+            raise DataError(
+                f"dataset spec {spec!r} needs a config: cifar100_corrupted/<corruption>_<severity>"
+            )
+        corruption, severity = parse_config_name(config)
+        inner_source = target.partition(":")[0]
+        if inner_source in _LOCAL_SOURCES or inner_source == "cifar100":
+            inner = parse_spec(target)
+            return Spec(inner.source, inner.target, corruption, severity)
+        if inner_source.startswith("cifar100_corrupted"):
+            raise DataError(f"dataset spec {spec!r} corrupts twice")
+        if _split_name(target) != "test":
+            raise DataError(f"cifar100_corrupted has only a test split, got {target!r} in {spec!r}")
+        return Spec("cifar100_corrupted", target, corruption, severity)
+    if source == "cifar100":
+        if _split_name(target) not in _CIFAR100_SPLITS:
+            raise DataError(f"cifar100 has splits train and test, got {target!r} in {spec!r}")
+        return Spec("cifar100", target)
+    if source in _LOCAL_SOURCES:
+        if not target:
+            raise DataError(f"dataset spec {spec!r} names no path")
+        return Spec(source, target)
+    known = ", ".join(["cifar100", "cifar100_corrupted/<corruption>_<severity>", *_LOCAL_SOURCES])
+    raise DataError(f"unknown dataset source {source!r} in {spec!r}; known: {known}")
+
+
+def load_spec(
+    spec: str | Spec,
+    limit: int | None = None,
+    size: tuple[int, int] | None = None,
+    seed: int = 0,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = True,
+) -> LabelledImages:
+    """Load the images a dataset spec names (see the module docstring for the forms).
+
+    Args:
+        spec: e.g. ``"cifar100:test"``, ``"npz:data.npz"``, ``"folder:photos/"``,
+            ``"cifar100_corrupted/fog_3:test"`` or ``"cifar100_corrupted/fog_3:npz:test.npz"``.
+        limit: keep at most this many images, a seeded uniform draw without replacement kept
+            in the original order (files sorted by class stay sorted, but hold all classes).
+        size: ``(height, width)`` to resize to; folders need it when their images differ in size.
+            Corruptions are applied before resizing, at the size the data comes in.
+        seed: seeds the ``limit`` draw and corruptions applied here. Image ``i`` of the source
+            always gets the same corruption, whatever ``limit`` keeps; with the default 0 a
+            corrupted ``cifar100:test`` equals what the tfds builder generates.
+        data_dir: tfds data folder (default: tfds' own, ``~/tensorflow_datasets``).
+        download: let tfds download CIFAR-100 when it is not prepared yet.
+
+    Returns:
+        :class:`LabelledImages` with uint8 NHWC images, int64 labels (None for an ``.npz``
+        without ``y``) and label names (None when the source has none).
+
+    Raises:
+        DataError: bad spec, unreadable or invalid data, missing tensorflow-datasets.
+    """
+    parsed = spec if isinstance(spec, Spec) else parse_spec(spec)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int | np.integer) or limit < 1):
+        raise DataError(f"limit must be a positive integer, got {limit!r}")
+    if parsed.source == "npz":
+        loaded = LabelledImages(*load_npz(parsed.target))
+    elif parsed.source == "folder":
+        loaded = load_folder(parsed.target, size=size)
+    elif parsed.source == "cifar100":
+        loaded = _load_cifar100("cifar100", parsed.target, data_dir, download)
+    elif parsed.source == "cifar100_corrupted":
+        import tfuq.cifar100_corrupted  # noqa: F401  (registers the builder with tfds)
+
+        loaded = _load_cifar100(f"cifar100_corrupted/{parsed.config}", parsed.target, data_dir, download)
+    else:
+        raise DataError(f"unknown dataset source {parsed.source!r}")
+    keep = _subset(len(loaded.images), limit, seed)
+    images = loaded.images if keep is None else loaded.images[keep]
+    labels = loaded.labels if keep is None or loaded.labels is None else loaded.labels[keep]
+    if parsed.corruption is not None and parsed.source != "cifar100_corrupted":
+        from tfuq.corruptions import corrupt
+
+        index = np.arange(len(loaded.images)) if keep is None else keep
+        images = corrupt(images, parsed.corruption, parsed.severity, seed=seed, index=index)
+    if size is not None:
+        images = resize(images, _check_size(size))
+    return LabelledImages(images, labels, loaded.label_names)
+
+
+def load_folder(path: str | os.PathLike, size: tuple[int, int] | None = None) -> LabelledImages:
+    """Read a folder with one subfolder of images per class; labels follow sorted folder names.
+
+    Images are read with PIL, turned upright by their EXIF orientation, converted to RGB and,
+    when ``size`` (``(height, width)``) is given, resized bilinearly. Hidden files and files
+    whose suffix is not an image suffix (``.png``, ``.jpg``, ...) are skipped.
+
+    Raises:
+        DataError: no such folder, no class subfolders, a class without images, an unreadable
+            image, or images of different sizes without ``size``.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"image folder not found: {root}")
+    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DataError(f"{root} has no class subfolders (expected {root}/<class>/<image>)")
+    try:
+        from PIL import Image, ImageOps
+    except ImportError:
+        raise DataError("reading image folders needs Pillow: pip install pillow") from None
+    target = None if size is None else _check_size(size)
+    images, labels = [], []
+    for label, folder in enumerate(classes):
+        files = sorted(
+            f for f in folder.iterdir()
+            if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_SUFFIXES
+        )
+        if not files:
+            raise DataError(f"class folder {folder} holds no images")
+        for file in files:
+            try:
+                with Image.open(file) as opened:
+                    picture = ImageOps.exif_transpose(opened).convert("RGB")
+            except (OSError, ValueError) as error:
+                raise DataError(f"cannot read image {file}: {error}") from error
+            if target is not None and picture.size != (target[1], target[0]):
+                picture = picture.resize((target[1], target[0]), Image.Resampling.BILINEAR)
+            images.append(np.asarray(picture, dtype=np.uint8))
+            labels.append(label)
+    shapes = {image.shape for image in images}
+    if len(shapes) > 1:
+        raise DataError(
+            f"images in {root} differ in size ({len(shapes)} sizes); give a size to resize them to"
+        )
+    return LabelledImages(
+        np.stack(images), np.asarray(labels, dtype=np.int64), [p.name for p in classes]
+    )
+
+
+def balanced_indices(labels: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
+    """Indices of ``count`` samples drawn class by class, seeded, without replacement.
+
+    Classes take turns in a seeded order, each giving a random sample it has not given yet, so
+    every prefix of the result is balanced too: per-class counts differ by at most one, until
+    a class runs out of samples and the others fill in.
+
+    Example:
+        >>> labels = np.array([0, 0, 0, 0, 1, 1, 2])
+        >>> np.bincount(labels[balanced_indices(labels, 5)], minlength=3).tolist()
+        [2, 2, 1]
+
+    Raises:
+        DataError: ``count`` is not positive or exceeds the number of samples.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"labels must be an integer vector, got {labels.dtype} {labels.shape}")
+    if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
+        raise DataError(f"count must be a positive integer, got {count!r}")
+    if count > len(labels):
+        raise DataError(f"cannot draw {count} samples from {len(labels)}")
+    rng = np.random.default_rng(seed)
+    classes = rng.permutation(np.unique(labels))
+    pools = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
+    deepest = max(len(pool) for pool in pools)
+    # turn t takes the t-th sample of every class that still has one, classes in seeded order
+    table = np.full((deepest, len(pools)), -1, dtype=np.int64)
+    for column, pool in enumerate(pools):
+        table[: len(pool), column] = pool
+    order = table.ravel()
+    return order[order >= 0][:count]
+
+
+def representative(
+    spec: str = "cifar100:train",
+    count: int = 200,
+    seed: int = 0,
+    size: tuple[int, int] | None = None,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = True,
+) -> LabelledImages:
+    """A class-balanced, seeded draw of ``count`` images for int8 calibration.
+
+    The images come from the spec (by default the CIFAR-100 training split) and are drawn by
+    :func:`balanced_indices`, so any prefix is balanced as well (``tfuq.convert`` calibrates
+    on the first images and checks on the rest). A spec without labels (an ``.npz`` without
+    ``y``) gives a seeded uniform draw.
+
+    Example (needs the file)::
+
+        calibration = representative("npz:train.npz", count=500, size=(224, 224))
+        calibration.images.shape  # (500, 224, 224, 3), 5 per class for 100 classes
+    """
+    loaded = load_spec(spec, seed=seed, data_dir=data_dir, download=download)
+    if loaded.labels is None:
+        if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
+            raise DataError(f"count must be a positive integer, got {count!r}")
+        if count > len(loaded.images):
+            raise DataError(f"cannot draw {count} samples from {len(loaded.images)}")
+        chosen = np.random.default_rng(seed).permutation(len(loaded.images))[:count]
+    else:
+        chosen = balanced_indices(loaded.labels, count, seed)
+    images = loaded.images[chosen]
+    if size is not None:
+        images = resize(images, _check_size(size))
+    labels = None if loaded.labels is None else loaded.labels[chosen]
+    return LabelledImages(images, labels, loaded.label_names)
+
+
+def _split_name(split: str) -> str:
+    """``"train[:10%]"`` -> ``"train"``."""
+    return split.partition("[")[0].strip()
+
+
+def _check_size(size) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise DataError(f"size must be (height, width), got {size!r}") from None
+    if height < 1 or width < 1:
+        raise DataError(f"size must be positive, got {size!r}")
+    return height, width
+
+
+def _subset(total: int, limit: int | None, seed: int) -> np.ndarray | None:
+    """Sorted indices of a seeded draw of ``limit`` out of ``total``, None for all."""
+    if limit is None or limit >= total:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(total, size=limit, replace=False))
+
+
+def _load_cifar100(
+    name: str, split: str, data_dir: str | os.PathLike | None, download: bool
+) -> LabelledImages:
+    """Read a whole split of a CIFAR-100-labelled tfds dataset into memory."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise DataError(
+            f"{name} needs tensorflow-datasets: pip install 'tfuq[convert]'"
+        ) from None
+    try:
+        dataset = tfds.load(
+            name, split=split, as_supervised=True, data_dir=data_dir, download=download
+        )
+        images, labels = [], []
+        for image_batch, label_batch in tfds.as_numpy(dataset.batch(1024)):
+            images.append(image_batch)
+            labels.append(label_batch)
+    except Exception as error:  # tfds raises many types; the user needs the first line
+        message = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise DataError(f"cannot load {name} split {split!r}: {message}") from error
+    if not images:
+        raise DataError(f"{name} split {split!r} holds zero samples")
+    images = check_images(np.concatenate(images), f"{name}:{split}")
+    labels = check_labels(np.concatenate(labels).astype(np.int64), len(images), len(CIFAR100_LABELS))
+    return LabelledImages(images, labels, list(CIFAR100_LABELS))
