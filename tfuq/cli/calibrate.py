@@ -1,0 +1,89 @@
+"""Choose a score threshold from labelled calibration images so that, with the confidence
+asked, the error rate among accepted images (the selective risk) on new images from the same
+distribution stays at or below the target, and write it into the model file as its decision
+rule, so the Raspberry Pi and the phone apply the same one.
+
+The method is Selection with Guaranteed Risk (Geifman and El-Yaniv, NeurIPS 2017): a binary
+search over thresholds with a Clopper-Pearson bound and a union bound over its steps (see
+tfuq.abstain.calibrate for the exact guarantee). Use images the model was not trained on. When
+the target cannot be guaranteed with the images given, it says why, writes nothing and exits 2.
+
+example:
+  tfuq calibrate model.tflite --data cal.npz --target-risk 0.05 --confidence 0.9
+  tfuq calibrate model.tflite --data cal.npz --target-risk 0.02 --score mutual_information \\
+      --dry-run --json -
+"""
+
+from __future__ import annotations
+
+from tfuq.aggregate import SCORES  # numpy only
+from tfuq.cli._common import CliError, emit_json, info
+
+HELP = "calibrate an abstention threshold with a risk guarantee and store it in the model"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("model", help="a .tflite made by tfuq convert (rewritten in place)")
+    parser.add_argument("--data", required=True, metavar="NPZ",
+                        help="calibration .npz with x: uint8 (N, H, W, 3) images and y: labels")
+    parser.add_argument("--target-risk", type=float, required=True,
+                        help="selective risk (error rate among accepted images) not to exceed")
+    parser.add_argument("--confidence", type=float, default=0.9,
+                        help="probability that the guarantee holds, 1 - delta (default 0.9)")
+    parser.add_argument("--score", choices=SCORES, default="max_probability",
+                        help="uncertainty score to threshold (default max_probability)")
+    parser.add_argument("--seed", type=int, default=0, help="MC run seed (default 0)")
+    parser.add_argument("--threads", type=int, help="interpreter threads")
+    parser.add_argument("--limit", type=int, metavar="N", help="use only the first N images")
+    parser.add_argument("--dry-run", action="store_true", help="compute and print, do not write")
+    parser.add_argument("--json", metavar="PATH", help="write the result as JSON ('-' for stdout)")
+
+
+def run(args) -> int:
+    from tfuq import abstain, data, evaluation, modelfile, runtime
+
+    for name, value in (("--target-risk", args.target_risk), ("--confidence", args.confidence)):
+        if not 0.0 < value < 1.0:
+            raise CliError(f"{name} must be strictly between 0 and 1, got {value}")
+    if args.limit is not None and args.limit < 1:
+        raise CliError(f"--limit must be at least 1, got {args.limit}")
+    model = runtime.load(args.model, threads=args.threads)
+    images, labels, _ = data.load_npz(args.data)
+    if labels is None:
+        raise CliError(f"{args.data} has no labels (array 'y'); calibration needs them")
+    if args.limit is not None:
+        images, labels = images[: args.limit], labels[: args.limit]
+    if labels.max() >= model.classes:
+        raise CliError(f"{args.data}: label {labels.max()} is out of range for {model.classes} classes")
+    info(f"calibrating {args.model} on {len(images)} images, {model.passes} passes, seed {args.seed}")
+    probabilities = evaluation.run_passes(model, images, seed=args.seed, progress=True)
+    result = abstain.calibrate(
+        probabilities, labels, target_risk=args.target_risk, confidence=args.confidence,
+        score=args.score,
+    )
+    payload = {
+        "model": args.model,
+        "data": args.data,
+        "seed": args.seed,
+        "feasible": result.feasible,
+        "message": result.message,
+        "rule": result.to_rule() if result.feasible else None,
+        "written": False,
+    }
+    if not result.feasible:
+        if args.json:
+            emit_json(payload, args.json)
+        raise abstain.InfeasibleError(result.message)
+    rule = payload["rule"]
+    if not args.dry_run:
+        modelfile.update_config(args.model, {"decision": rule})
+        payload["written"] = True
+    if args.json == "-":
+        info(result.message)  # stdout carries the JSON
+    else:
+        print(result.message)
+    info(("would write" if args.dry_run else "wrote") + f" decision {abstain.describe_rule(rule)} "
+         f"into {args.model}")
+    if args.json:
+        emit_json(payload, args.json)
+    return 0

@@ -1,0 +1,121 @@
+"""Run a tfuq model on labelled images and report how good its predict-or-abstain decisions
+are: micro-F1 of the original model and on accepted images, the share ignored and how much of
+it would have been wrong (the seed paper's columns), coverage, selective risk, AURC, AUROC and
+FPR95 (errors vs correct, and test vs out-of-distribution with --ood), ECE and Brier.
+
+The decision rule is the one the model carries (--rule model, the default), or one given
+here: --rule interval --conf-factor Z, or --rule threshold --score S --threshold T.
+
+example:
+  tfuq evaluate model.tflite --data test.npz --rule interval --conf-factor 1.0
+  tfuq evaluate model.tflite --data test.npz --ood svhn.npz --json report.json \\
+      --save-passes passes.npz --report report/
+  tfuq evaluate model.tflite --data test.npz --rule threshold --score mutual_information \\
+      --threshold 0.05 --limit 500 --threads 4
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tfuq.aggregate import SCORES  # numpy only
+from tfuq.cli._common import CliError, emit_json, info
+
+HELP = "measure a model's predictions and abstentions on labelled images"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("model", help="a .tflite made by tfuq convert")
+    parser.add_argument("--data", required=True, metavar="NPZ",
+                        help=".npz with x: uint8 (N, H, W, 3) images and y: labels")
+    parser.add_argument("--ood", metavar="NPZ",
+                        help="out-of-distribution images (.npz with x; labels are ignored)")
+    parser.add_argument("--rule", choices=("model", "interval", "threshold"), default="model",
+                        help="decision rule: the model's own (default), interval or threshold")
+    parser.add_argument("--conf-factor", type=float, default=1.0,
+                        help="Z of the interval rule mean +/- Z * std (default 1.0)")
+    parser.add_argument("--score", choices=SCORES,
+                        help="threshold rule score; also the headline score for AURC/AUROC/FPR95")
+    parser.add_argument("--threshold", type=float, help="threshold rule threshold")
+    parser.add_argument("--seed", type=int, default=0, help="MC run seed (default 0)")
+    parser.add_argument("--threads", type=int, help="interpreter threads")
+    parser.add_argument("--limit", type=int, metavar="N", help="use only the first N images of each set")
+    parser.add_argument("--json", metavar="PATH", help="write the report as JSON ('-' for stdout)")
+    parser.add_argument("--save-passes", metavar="NPZ",
+                        help="save MC probabilities, mean, std, scores, decisions and labels")
+    parser.add_argument("--report", metavar="DIR", help="write plots and report.md into DIR")
+
+
+def rule_from_args(args, config: dict) -> dict:
+    """The decision rule the arguments ask for (``config`` is the model's carried one)."""
+    from tfuq import abstain
+
+    if args.rule == "model":
+        if args.threshold is not None:
+            raise CliError("--threshold needs --rule threshold")
+        return abstain.check_rule(config.get("decision") or abstain.DEFAULT_RULE)
+    if args.rule == "interval":
+        if args.threshold is not None:
+            raise CliError("--threshold needs --rule threshold")
+        return abstain.interval_rule(args.conf_factor)
+    if args.score is None or args.threshold is None:
+        raise CliError("--rule threshold needs --score and --threshold")
+    return abstain.threshold_rule(args.score, args.threshold)
+
+
+def load_images(path: str, limit: int | None, need_labels: bool, what: str):
+    from tfuq import data
+
+    images, labels, _ = data.load_npz(path)
+    if need_labels and labels is None:
+        raise CliError(f"{path} has no labels (array 'y'); {what} needs them")
+    if limit is not None:
+        images = images[:limit]
+        labels = None if labels is None else labels[:limit]
+    return images, labels
+
+
+def check_outputs(args) -> None:
+    """Fail before the long run when an output cannot be written."""
+    for option in ("json", "save_passes"):
+        path = getattr(args, option)
+        if path not in (None, "-") and not Path(path).resolve().parent.is_dir():
+            raise CliError(f"--{option.replace('_', '-')}: folder does not exist: {Path(path).parent}")
+
+
+def run(args) -> int:
+    from tfuq import evaluation, runtime
+
+    if args.limit is not None and args.limit < 1:
+        raise CliError(f"--limit must be at least 1, got {args.limit}")
+    check_outputs(args)
+    model = runtime.load(args.model, threads=args.threads)
+    rule = rule_from_args(args, model.config)
+    images, labels = load_images(args.data, args.limit, True, "evaluate")
+    ood = None
+    if args.ood:
+        ood, _ = load_images(args.ood, args.limit, False, "--ood")
+    if labels.max() >= model.classes:
+        raise CliError(f"{args.data}: label {labels.max()} is out of range for {model.classes} classes")
+    info(f"evaluating {args.model} on {len(images)} images"
+         + (f" and {len(ood)} OOD images" if ood is not None else "")
+         + f", {model.passes} passes, seed {args.seed}")
+    result = evaluation.evaluate(
+        model, images, labels, rule, ood_images=ood, seed=args.seed, score=args.score,
+        progress=True,
+    )
+    result.report.update({"data": args.data, "ood": args.ood})
+    table = f"{args.model} on {args.data}\n" + evaluation.format_table(result.report)
+    if args.json == "-":
+        info(table)  # stdout carries the JSON
+    else:
+        print(table)
+    if args.json:
+        emit_json(result.report, args.json)
+    if args.save_passes:
+        result.save_arrays(args.save_passes)
+        info(f"wrote {args.save_passes}")
+    if args.report:
+        path = evaluation.write_report(result, args.report, title=f"{Path(args.model).name} on {Path(args.data).name}")
+        info(f"wrote {path} and its plots")
+    return 0

@@ -1,0 +1,432 @@
+"""Evaluate a tfuq model's decisions on labelled images: the numbers, the arrays, the plots.
+
+The library behind ``tfuq evaluate``; demos and benchmarks call it directly.
+
+    >>> import tfuq
+    >>> from tfuq import evaluation
+    >>> model = tfuq.load("model.tflite")                                   # doctest: +SKIP
+    >>> result = evaluation.evaluate(model, images, labels, seed=0)        # doctest: +SKIP
+    >>> print(evaluation.format_table(result.report))                       # doctest: +SKIP
+    >>> evaluation.write_report(result, "report/")                          # doctest: +SKIP
+
+Running the model and computing the numbers need NumPy and an interpreter only; the plots
+need matplotlib, imported when they are drawn. MC outputs are ``(passes, batch, classes)``.
+
+What the report holds (rates in [0, 1], ``None`` where a number is undefined, e.g. the
+accuracy on accepted images when none is accepted, or AUROC when no image is wrong):
+
+- the seed paper's columns: ``micro_f1_all`` (the MC-mean prediction on every image, no
+  abstention: "the original model"), ``micro_f1_accepted``, ``ignored`` (share abstained
+  on) and ``ignored_would_be_wrong`` (share of those that the model would have got wrong);
+- ``coverage`` (= 1 - ignored), ``selective_risk`` (error rate among accepted images),
+  ``accuracy_all``, ``accuracy_accepted``, ``ece`` (15 equal-width bins on the MC-mean
+  max probability), ``brier`` (multiclass, summed over classes);
+- for each uncertainty score in ``scores``: ``aurc``, and ``auroc_errors``/``fpr95_errors``
+  for telling wrong predictions from right ones; with out-of-distribution images also
+  ``auroc_ood``/``fpr95_ood`` for telling them from the test images. The headline ``aurc``,
+  ``auroc_errors``, ... repeat those of ``score`` (the rule's score, else max_probability);
+- with out-of-distribution images, ``ood_accepted``: the share of them the rule accepts.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tfuq import abstain, data, metrics
+from tfuq.aggregate import SCORES, Aggregate, aggregate
+
+# Images per model.run call: small enough for a steady progress bar, large enough to be cheap.
+_CHUNK = 32
+
+
+@dataclass
+class Evaluation:
+    """The outcome of :func:`evaluate` / :func:`summarize`: the report and what it came from."""
+
+    report: dict
+    rule: dict
+    labels: np.ndarray  # (batch,)
+    probabilities: np.ndarray  # (passes, batch, classes)
+    summary: Aggregate
+    decision: abstain.Decision
+    ood_probabilities: np.ndarray | None = None
+    ood_summary: Aggregate | None = None
+    ood_decision: abstain.Decision | None = None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Per-image arrays to save: enough to recompute every number of the report."""
+        arrays = {
+            "probabilities": self.probabilities,
+            "labels": self.labels,
+            "rule": np.array(json.dumps(self.rule, sort_keys=True)),
+        }
+        arrays.update(_per_image(self.summary, self.decision, ""))
+        if self.ood_summary is not None:
+            arrays["ood_probabilities"] = self.ood_probabilities
+            arrays.update(_per_image(self.ood_summary, self.ood_decision, "ood_"))
+        return arrays
+
+    def save_arrays(self, path: str | os.PathLike) -> None:
+        """Write :meth:`arrays` to a compressed ``.npz`` (atomically)."""
+        from tfuq.modelfile import atomic_output
+
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **self.arrays())
+        with atomic_output(path, "wb") as out:
+            out.write(buffer.getvalue())
+
+
+def _per_image(summary: Aggregate, decision: abstain.Decision, prefix: str) -> dict:
+    arrays = {
+        "mean": summary.mean,
+        "std": summary.std,
+        "predicted": summary.predicted,
+        "accept": decision.accept,
+    }
+    arrays.update({score: summary.score(score) for score in SCORES})
+    return {prefix + key: value for key, value in arrays.items()}
+
+
+# -- running -----------------------------------------------------------------------------------
+def run_passes(model, images: np.ndarray, seed: int = 0, progress: bool = False) -> np.ndarray:
+    """All MC passes of ``model`` (a :class:`tfuq.runtime.Model`) on ``images``.
+
+    Images of another size than the model's input are resized (which needs TensorFlow).
+    Returns float32 ``(passes, batch, classes)``.
+    """
+    images = data.check_images(images)
+    images = data.resize(images, model.input_shape[:2])
+    out = np.empty((model.passes, len(images), model.classes), dtype=np.float32)
+    starts = range(0, len(images), _CHUNK)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(images), unit="img", desc="MC passes", file=sys.stderr, leave=False)
+    try:
+        for start in starts:
+            chunk = images[start : start + _CHUNK]
+            out[:, start : start + len(chunk)] = model.run(chunk, seed=seed)
+            if bar is not None:
+                bar.update(len(chunk))
+    finally:
+        if bar is not None:
+            bar.close()
+    return out
+
+
+def evaluate(
+    model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    rule: dict | None = None,
+    *,
+    ood_images: np.ndarray | None = None,
+    seed: int = 0,
+    score: str | None = None,
+    progress: bool = False,
+) -> Evaluation:
+    """Run ``model`` on labelled images (and optional OOD images) and report its decisions.
+
+    Args:
+        model: a :class:`tfuq.runtime.Model`, or a path to a tfuq ``.tflite``.
+        images: uint8 RGB ``(batch, H, W, 3)``; resized to the model input if needed.
+        labels: int ``(batch,)`` class indices.
+        rule: a decision rule dict (see :mod:`tfuq.abstain`); None uses the one the model
+            file carries.
+        ood_images: uint8 images from outside the training distribution, or None.
+        seed: run seed for the MC masks.
+        score: the uncertainty score for the headline AURC/AUROC/FPR95 (default: the
+            rule's score, else max_probability); every score is in ``report["scores"]``.
+        progress: show a progress bar on stderr.
+    """
+    from tfuq import runtime
+
+    if isinstance(model, str | os.PathLike):
+        model = runtime.load(model)
+    if rule is None:
+        rule = model.config.get("decision") or abstain.DEFAULT_RULE
+    probabilities = run_passes(model, images, seed, progress)
+    ood = None if ood_images is None else run_passes(model, ood_images, seed, progress)
+    result = summarize(probabilities, labels, rule, ood, score=score)
+    result.report.update({"seed": int(seed), "model": getattr(model, "path", None)})
+    return result
+
+
+# -- the numbers ---------------------------------------------------------------------------------
+def _finite(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def _ranking(positive: np.ndarray, uncertainty: np.ndarray) -> tuple[float | None, float | None]:
+    if positive.all() or not positive.any():
+        return None, None
+    return metrics.auroc(uncertainty, positive), metrics.fpr_at_tpr(uncertainty, positive, 0.95)
+
+
+def summarize(
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    rule: dict,
+    ood_probabilities: np.ndarray | None = None,
+    *,
+    score: str | None = None,
+) -> Evaluation:
+    """The report of :func:`evaluate` from MC probabilities already computed.
+
+    Args:
+        probabilities: ``(passes, batch, classes)`` of the labelled images.
+        labels: int ``(batch,)``.
+        rule: a decision rule dict.
+        ood_probabilities: ``(passes, ood_batch, classes)`` of out-of-distribution images.
+        score: headline uncertainty score (see :func:`evaluate`).
+    """
+    rule = abstain.check_rule(rule)
+    if np.ndim(probabilities) != 3:
+        raise ValueError(
+            f"probabilities must be (passes, batch, classes), got shape {np.shape(probabilities)}"
+        )
+    summary = aggregate(probabilities, rule.get("conf_factor", 1.0))
+    labels = data.check_labels(labels, len(summary.predicted), summary.classes)
+    if score is None:
+        score = rule.get("score", "max_probability")
+    if score not in SCORES:
+        raise ValueError(f"unknown score {score!r}; choose one of {', '.join(SCORES)}")
+    decision = abstain.decide(summary, rule)
+    predicted, accept = summary.predicted, decision.accept
+    wrong = predicted != labels
+
+    report = {
+        "images": int(len(labels)),
+        "passes": int(summary.passes),
+        "classes": int(summary.classes),
+        "rule": rule,
+        "rule_text": abstain.describe_rule(rule),
+        "micro_f1_all": metrics.micro_f1(labels, predicted),
+        "accuracy_all": metrics.accuracy(labels, predicted),
+        "micro_f1_accepted": _finite(metrics.micro_f1(labels, predicted, accept)),
+        "accuracy_accepted": _finite(metrics.accuracy(labels, predicted, accept)),
+        "accepted": int(accept.sum()),
+        "coverage": metrics.coverage(accept),
+        "ignored": 1.0 - metrics.coverage(accept),
+        "ignored_would_be_wrong": _finite(metrics.abstained_error_rate(labels, predicted, accept)),
+        "selective_risk": _finite(metrics.selective_risk(labels, predicted, accept)),
+        "ece": metrics.expected_calibration_error(labels, summary.mean),
+        "ece_bins": metrics.ECE_BINS,
+        "brier": metrics.brier_score(labels, summary.mean),
+        "score": score,
+        "scores": {},
+    }
+    ood_summary = ood_decision = None
+    if ood_probabilities is not None:
+        if np.ndim(ood_probabilities) != 3:
+            raise ValueError("OOD probabilities must be (passes, batch, classes)")
+        ood_summary = aggregate(ood_probabilities, rule.get("conf_factor", 1.0))
+        if ood_summary.classes != summary.classes or ood_summary.passes != summary.passes:
+            raise ValueError("OOD probabilities must have the same passes and classes")
+        ood_decision = abstain.decide(ood_summary, rule)
+        report["ood_images"] = int(len(ood_summary.predicted))
+        report["ood_accepted"] = float(ood_decision.accept.mean())
+    for name in SCORES:
+        sure = abstain.certainty(summary, name)
+        auroc, fpr = _ranking(wrong, -sure)
+        entry = {
+            "aurc": metrics.aurc(labels, predicted, sure),
+            "auroc_errors": auroc,
+            "fpr95_errors": fpr,
+        }
+        if ood_summary is not None:
+            ood_sure = abstain.certainty(ood_summary, name)
+            is_ood = np.r_[np.zeros(len(sure), bool), np.ones(len(ood_sure), bool)]
+            entry["auroc_ood"], entry["fpr95_ood"] = _ranking(is_ood, -np.r_[sure, ood_sure])
+        report["scores"][name] = entry
+    report.update(report["scores"][score])
+    return Evaluation(
+        report=report,
+        rule=rule,
+        labels=labels,
+        probabilities=np.asarray(probabilities),
+        summary=summary,
+        decision=decision,
+        ood_probabilities=None if ood_probabilities is None else np.asarray(ood_probabilities),
+        ood_summary=ood_summary,
+        ood_decision=ood_decision,
+    )
+
+
+# -- text ------------------------------------------------------------------------------------------
+def _show(value, kind: str = "rate") -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.1%}" if kind == "percent" else f"{value:.4f}"
+
+
+def format_table(report: dict) -> str:
+    """The report as aligned plain text: the seed paper's columns first, then the rest."""
+    rows = [
+        ("micro-F1, all images (original model)", _show(report["micro_f1_all"])),
+        ("micro-F1, accepted images", _show(report["micro_f1_accepted"])),
+        ("share ignored (abstained)", _show(report["ignored"], "percent")),
+        ("share of ignored that would be wrong", _show(report["ignored_would_be_wrong"], "percent")),
+        ("coverage", _show(report["coverage"], "percent")),
+        ("selective risk", _show(report["selective_risk"], "percent")),
+        (f"AURC ({report['score']})", _show(report["aurc"])),
+        (f"AUROC errors ({report['score']})", _show(report["auroc_errors"])),
+        (f"FPR95 errors ({report['score']})", _show(report["fpr95_errors"])),
+        (f"ECE ({report['ece_bins']} bins)", _show(report["ece"])),
+        ("Brier", _show(report["brier"])),
+    ]
+    if "ood_images" in report:
+        rows += [
+            (f"AUROC ID vs OOD ({report['score']})", _show(report["auroc_ood"])),
+            (f"FPR95 ID vs OOD ({report['score']})", _show(report["fpr95_ood"])),
+            ("OOD images accepted", _show(report["ood_accepted"], "percent")),
+        ]
+    width = max(len(name) for name, _ in rows)
+    lines = [
+        f"{report['images']} images, {report['passes']} passes, {report['classes']} classes; "
+        f"rule {report['rule_text']}",
+        "",
+    ]
+    lines += [f"  {name:<{width}}  {value:>8}" for name, value in rows]
+    lines += ["", _score_table(report)]
+    return "\n".join(lines)
+
+
+def _score_table(report: dict) -> str:
+    columns = ["aurc", "auroc_errors", "fpr95_errors"]
+    if "ood_images" in report:
+        columns += ["auroc_ood", "fpr95_ood"]
+    names = {"aurc": "AURC", "auroc_errors": "AUROC err", "fpr95_errors": "FPR95 err",
+             "auroc_ood": "AUROC OOD", "fpr95_ood": "FPR95 OOD"}
+    header = "  " + f"{'score':<20}" + "".join(f"{names[c]:>11}" for c in columns)
+    lines = [header]
+    for score, entry in report["scores"].items():
+        lines.append("  " + f"{score:<20}" + "".join(f"{_show(entry[c]):>11}" for c in columns))
+    return "\n".join(lines)
+
+
+# -- plots and the Markdown report ---------------------------------------------------------------
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_plots(result: Evaluation, folder: str | os.PathLike) -> dict[str, Path]:
+    """Draw the report's PNGs into ``folder``; returns ``{title: path}``.
+
+    Risk-coverage curves of every score with the rule's operating point, a reliability
+    diagram, score histograms for right vs wrong predictions, and, with OOD images,
+    score histograms for test vs OOD images.
+    """
+    plt = _pyplot()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    summary, labels, report = result.summary, result.labels, result.report
+    wrong = summary.predicted != labels
+    written = {}
+
+    def save(figure, name: str, title: str) -> None:
+        path = folder / name
+        figure.tight_layout()
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        written[title] = path
+
+    figure, axis = plt.subplots(figsize=(6, 4.5))
+    for score in SCORES:
+        cov, risk, _ = metrics.risk_coverage_curve(
+            labels, summary.predicted, abstain.certainty(summary, score)
+        )
+        axis.plot(cov, risk, label=f"{score} (AURC {report['scores'][score]['aurc']:.3f})")
+    if report["selective_risk"] is not None:
+        axis.plot(report["coverage"], report["selective_risk"], "k*", markersize=12,
+                  label=f"rule: {report['rule_text']}")
+    axis.set(xlabel="coverage", ylabel="selective risk (error rate among accepted)",
+             xlim=(0, 1.01), ylim=(0, None), title="Risk-coverage")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    save(figure, "risk_coverage.png", "Risk-coverage curves")
+
+    table = metrics.calibration_bins(labels, summary.mean)
+    edges, count = table["edges"], table["count"]
+    centres, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
+    figure, (top, bottom) = plt.subplots(
+        2, 1, figsize=(5.5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    used = count > 0
+    top.bar(centres[used], table["accuracy"][used], width=width * 0.95, color="tab:blue",
+            edgecolor="black", label="accuracy")
+    top.bar(centres[used], (table["confidence"] - table["accuracy"])[used],
+            bottom=table["accuracy"][used], width=width * 0.95, color="tab:red", alpha=0.35,
+            edgecolor="tab:red", label="gap to confidence")
+    top.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
+    top.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
+            title=f"Reliability (ECE {report['ece']:.3f}, {report['ece_bins']} bins)")
+    top.legend(fontsize=8, loc="upper left")
+    bottom.bar(centres, count, width=width * 0.95, color="gray")
+    bottom.set(xlabel="MC-mean max probability", ylabel="images")
+    save(figure, "reliability.png", "Reliability diagram")
+
+    def histograms(groups, name: str, title: str) -> None:
+        figure, axes = plt.subplots(2, 2, figsize=(9, 6.5))
+        for axis, score in zip(axes.ravel(), SCORES, strict=True):
+            values = [source.score(score)[mask] for source, mask, _ in groups]
+            joined = np.concatenate([v for v in values if len(v)])
+            low, high = float(joined.min()), float(joined.max())
+            bins = np.linspace(low, high if high > low else low + 1e-6, 31)
+            for value, (_, _, label) in zip(values, groups, strict=True):
+                if len(value):
+                    axis.hist(value, bins=bins, alpha=0.55, density=True,
+                              label=f"{label} ({len(value)})")
+            axis.set(title=score, ylabel="density")
+            axis.legend(fontsize=8)
+        figure.suptitle(title)
+        save(figure, name, title)
+
+    everything = np.ones(len(labels), dtype=bool)
+    histograms([(summary, ~wrong, "right"), (summary, wrong, "wrong")], "scores_errors.png",
+               "Scores of right and wrong predictions")
+    if result.ood_summary is not None:
+        ood_all = np.ones(len(result.ood_summary.predicted), dtype=bool)
+        histograms([(summary, everything, "test"), (result.ood_summary, ood_all, "OOD")],
+                   "scores_ood.png", "Scores of test and out-of-distribution images")
+    return written
+
+
+def write_report(result: Evaluation, folder: str | os.PathLike, title: str = "tfuq evaluation") -> Path:
+    """Write the plots and ``report.md`` (numbers plus the plots) into ``folder``."""
+    from tfuq.modelfile import atomic_output
+
+    folder = Path(folder)
+    plots = write_plots(result, folder)
+    report = result.report
+    lines = [f"# {title}", ""]
+    if report.get("model"):
+        lines += [f"Model `{report['model']}`, seed {report.get('seed', 0)}.", ""]
+    lines += ["```", format_table(report), "```", ""]
+    lines += [
+        "Micro-F1 equals accuracy for single-label predictions. Selective risk is the error "
+        "rate among accepted images; ECE uses equal-width bins on the MC-mean max "
+        "probability; AUROC/FPR95 \"err\" tell wrong predictions from right ones by the "
+        "score, \"OOD\" tell out-of-distribution images from test images.",
+        "",
+    ]
+    for plot_title, path in plots.items():
+        lines += [f"## {plot_title}", "", f"![{plot_title}]({path.name})", ""]
+    path = folder / "report.md"
+    with atomic_output(path, "w") as out:
+        out.write("\n".join(lines))
+    return path
