@@ -126,7 +126,9 @@ def _small_cnn(input_shape: tuple[int, int, int], weights: str | None) -> keras.
         for index in range(2):
             name = f"stage{stage + 1}_conv{index + 1}"
             x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=name)(x)
-            x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+            # Momentum 0.9, not Keras' 0.99: the moving statistics must settle within the
+            # few hundred steps of a quick run, or inference lags far behind training.
+            x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
             x = keras.layers.ReLU(name=f"{name}_relu")(x)
         if stage < len(SMALL_CNN_FILTERS) - 1:
             x = keras.layers.MaxPooling2D(2, name=f"stage{stage + 1}_pool")(x)

@@ -1,0 +1,236 @@
+"""Fine-tune (or train from scratch) an image classifier with an MC-dropout head.
+
+Builds the backbone from keras.applications (or the small CNN) with resizing and the
+backbone's preprocessing inside the model, so the saved .keras takes raw RGB pixels and
+goes straight to `tfuq convert`. Holds out a class-balanced validation split, stops early
+when the validation loss stops improving (keeping the best weights), and writes the
+training history as JSON beside the model (model.history.json for model.keras).
+
+example:
+  tfuq train --backbone resnet50 --data cifar100:train --weights imagenet --dropout 0.5 \\
+      --trainable-layers 10 --epochs 10 --out model.keras
+  tfuq train --backbone small_cnn --data npz:train.npz --epochs 20 --out small.keras --json -
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tfuq.cli._common import CliError, emit_json, info, quiet_tensorflow, require
+
+HELP = "train a classifier with an MC-dropout head (ImageNet backbones or a small CNN)"
+
+BACKBONE_CHOICES = ("resnet50", "efficientnetb0", "mobilenetv2", "mobilenetv3small", "small_cnn")
+PRETRAINED_TRAINABLE_LAYERS = 10
+
+
+def _positive_int(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--backbone", required=True, choices=BACKBONE_CHOICES, help="the feature extractor")
+    parser.add_argument(
+        "--data", required=True, metavar="SPEC",
+        help="training data: cifar100:train, npz:train.npz (or a .npz path), folder:images/",
+    )
+    parser.add_argument("--out", required=True, help="where to write the model (.keras)")
+    parser.add_argument(
+        "--weights", metavar="imagenet|none|PATH",
+        help="backbone weights: imagenet (downloaded by keras), none (random init) or a weights "
+        "file for the backbone without its top (default: imagenet; none for small_cnn)",
+    )
+    parser.add_argument("--input-size", type=_positive_int, metavar="N", help="the size the backbone sees (default 224; 32 for small_cnn); other image sizes are resized inside the model")
+    parser.add_argument("--image-size", type=_positive_int, metavar="N", help="resize the data to NxN when loading (folders of photos); default: as stored")
+    parser.add_argument("--dropout", type=float, default=0.5, help="MC-dropout rate (default 0.5)")
+    parser.add_argument(
+        "--dropout-placement", choices=("classifier", "all"), default="classifier",
+        help="classifier: one MCDropout before the softmax layer (default); all: before every dense layer of the head",
+    )
+    parser.add_argument("--dense", type=_positive_int, nargs="+", default=[], metavar="UNITS", help="hidden dense layers of the head, e.g. --dense 512 256")
+    parser.add_argument("--pooling", choices=("avg", "max"), default="avg", help="global pooling of the feature map (default avg)")
+    parser.add_argument(
+        "--trainable-layers", metavar="N|all",
+        help=f"train only the backbone's last N layers that hold weights; 'all' trains every layer "
+        f"(default: {PRETRAINED_TRAINABLE_LAYERS} with pretrained weights, all from scratch)",
+    )
+    parser.add_argument("--epochs", type=_positive_int, default=10, help="most epochs (default 10)")
+    parser.add_argument("--batch-size", type=_positive_int, default=32, help="global batch size (default 32)")
+    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    parser.add_argument("--val-split", type=float, default=0.1, help="share of each class held out for validation (default 0.1; 0 disables early stopping)")
+    parser.add_argument("--val-data", metavar="SPEC", help="explicit validation data instead of --val-split")
+    parser.add_argument("--patience", type=_positive_int, default=3, help="epochs without a better validation loss before stopping (default 3)")
+    parser.add_argument("--limit", type=_positive_int, metavar="N", help="use at most N training images (a seeded draw over all classes)")
+    parser.add_argument(
+        "--strategy", choices=("none", "mirrored", "multi-worker"), default="none",
+        help="tf.distribute: mirrored = all GPUs (or logical CPUs) of this machine; multi-worker = "
+        "run the same command on every machine with its TF_CONFIG",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seeds initialization, split and shuffling (default 0)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--json", metavar="PATH", help="write the run summary as JSON ('-' for stdout)")
+
+
+def _weights(args) -> str | None:
+    if args.weights is None:
+        return None if args.backbone == "small_cnn" else "imagenet"
+    if args.weights.lower() == "none":
+        return None
+    if args.weights == "imagenet":
+        return "imagenet"
+    if not Path(args.weights).is_file():
+        raise CliError(f"--weights: not 'imagenet', 'none' or an existing file: {args.weights}")
+    return args.weights
+
+
+def _trainable_layers(args, weights) -> int | None:
+    if args.trainable_layers is None:
+        return None if weights is None else PRETRAINED_TRAINABLE_LAYERS
+    if args.trainable_layers == "all":
+        return None
+    try:
+        value = int(args.trainable_layers)
+    except ValueError:
+        raise CliError(f"--trainable-layers must be a number or 'all', got {args.trainable_layers!r}") from None
+    if value < 0:
+        raise CliError(f"--trainable-layers must be at least 0, got {value}")
+    return value
+
+
+def _spec(text: str) -> str:
+    # A bare path to an .npz is accepted as shorthand for npz:PATH.
+    if text.endswith(".npz") and not text.startswith("npz:") and ":" not in text.partition("/")[0]:
+        return f"npz:{text}"
+    return text
+
+
+def _load(spec: str, what: str, limit, size, seed):
+    from tfuq import data
+
+    loaded = data.load_spec(_spec(spec), limit=limit, size=size, seed=seed)
+    if loaded.labels is None:
+        raise CliError(f"{what} {spec} has no labels (an .npz needs an array y)")
+    return loaded
+
+
+def run(args) -> int:
+    require("tensorflow", "convert", "train")
+    quiet_tensorflow()
+    out = Path(args.out)
+    if out.suffix != ".keras":
+        raise CliError(f"--out must end in .keras, got {out.name}")
+    if not (out.parent if str(out.parent) else Path(".")).is_dir():
+        raise CliError(f"output folder does not exist: {out.parent}")
+    if not 0.0 < args.dropout < 1.0:
+        raise CliError(f"--dropout must be in (0, 1), got {args.dropout}")
+    if not 0.0 <= args.val_split < 1.0:
+        raise CliError(f"--val-split must be in [0, 1), got {args.val_split}")
+    weights = _weights(args)
+    trainable = _trainable_layers(args, weights)
+
+    from tfuq import train as training
+
+    # MultiWorkerMirroredStrategy must exist before TensorFlow does anything else.
+    strategy = training.make_strategy(args.strategy)
+    chief = training.is_chief(strategy)
+    say = info if chief else (lambda message: None)
+
+    size = None if args.image_size is None else (args.image_size, args.image_size)
+    say(f"loading {args.data}")
+    loaded = _load(args.data, "training data", args.limit, size, args.seed)
+    classes = len(loaded.label_names) if loaded.label_names else int(loaded.labels.max()) + 1
+    validation = None
+    if args.val_data:
+        held_out = _load(args.val_data, "validation data", None, size, args.seed)
+        validation = (held_out.images, held_out.labels)
+    image_size = tuple(int(d) for d in loaded.images.shape[1:3])
+
+    import keras
+
+    from tfuq import models
+
+    keras.utils.set_random_seed(args.seed)
+    settings = {
+        "backbone": args.backbone,
+        "classes": classes,
+        "input_size": args.input_size,
+        "image_size": image_size,
+        "weights": weights,
+        "dropout": args.dropout,
+        "dense": list(args.dense),
+        "pooling": args.pooling,
+        "dropout_placement": args.dropout_placement,
+        "trainable_layers": trainable,
+    }
+    say(
+        f"building {args.backbone} for {classes} classes ({'weights ' + weights if weights else 'random init'}, "
+        f"{'all' if trainable is None else trainable} backbone layers trainable, "
+        f"MC dropout {args.dropout} at {args.dropout_placement})"
+    )
+    with strategy.scope():
+        model = models.build_model(**settings)
+    result = training.train(
+        model,
+        loaded.images,
+        loaded.labels,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_split=0.0 if validation else args.val_split,
+        validation=validation,
+        learning_rate=args.learning_rate,
+        patience=args.patience,
+        strategy=strategy,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    if not chief:
+        # Every worker must take part in saving; only the chief's file is kept.
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as scratch:
+            training.save_model(result.model, os.path.join(scratch, out.name))
+        return 0
+    training.save_model(result.model, out)
+    history = training.save_history(
+        result,
+        training.history_path(out),
+        model=out.name,
+        data=args.data,
+        label_names=loaded.label_names,
+        build=settings,
+    )
+    last = {key: values[-1] for key, values in result.history.items()}
+    best = None if result.best_epoch is None else {k: v[result.best_epoch - 1] for k, v in result.history.items()}
+    report = {
+        "out": str(out),
+        "history": str(history),
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+        "train_samples": result.train_samples,
+        "validation_samples": result.validation_samples,
+        "seconds": round(result.seconds, 1),
+        "strategy": result.strategy,
+        "replicas": result.replicas,
+        "last": last,
+        "best": best,
+    }
+    summary = best or last
+    described = "  ".join(f"{k} {v:.4f}" for k, v in sorted(summary.items()))
+    info(
+        f"wrote {out} and {history.name}: {result.epochs_run} epochs"
+        f"{' (stopped early)' if result.stopped_early else ''} in {result.seconds:.0f} s; "
+        f"{'best epoch ' + str(result.best_epoch) if best else 'last epoch'}: {described}"
+    )
+    if args.json:
+        emit_json(report, args.json)
+    return 0
