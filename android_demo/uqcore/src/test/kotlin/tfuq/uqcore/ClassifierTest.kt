@@ -1,0 +1,138 @@
+package tfuq.uqcore
+
+import org.junit.Assert.assertArrayEquals
+import org.junit.Assert.assertEquals
+import org.junit.Assert.assertFalse
+import org.junit.Assert.assertThrows
+import org.junit.Assert.assertTrue
+import org.junit.Test
+
+class ClassifierTest {
+    private val configText = """
+        {"format": "tfuq-model", "format_version": 1, "mode": "masked", "passes": 8,
+         "labels": ["red", "green", "blue"],
+         "input": {"name": "image", "height": 2, "width": 3, "channels": 3, "pixel_format": "RGB", "dtype": "uint8"},
+         "output": {"name": "output_0"},
+         "mc_dropout": [{"layer": "d0", "input": "mask_0", "shape": [8, 10], "rate": 0.5},
+                        {"layer": "d1", "input": "mask_1", "shape": [8, 2, 2], "rate": 0.25}],
+         "seed_scheme": {"name": "splitmix64-counter", "version": 1, "keep_bits": 24},
+         "decision": {"rule": "interval", "conf_factor": 1.0}}
+    """.trimIndent()
+    private val config = ModelConfig.parse(configText, "test")
+    private val pixels = ByteArray(2 * 3 * 3) { it.toByte() }
+
+    /**
+     * A stand-in model whose pass t depends on the masks it is given: class 0 gets the kept
+     * share of mask_0's row t, so the wrong masks, or masks in the wrong order, show up in the
+     * numbers. Records what it received.
+     */
+    private inner class StandIn(private val classes: Int = 3) : MaskedModelRunner {
+        var received: List<Mask>? = null
+        var receivedPixels: ByteArray? = null
+
+        override fun invoke(pixels: ByteArray, masks: List<Mask>): Invocation {
+            received = masks
+            receivedPixels = pixels
+            val passes = masks[0].passes
+            val perPass = masks[0].size / passes
+            val values = DoubleArray(passes * classes)
+            for (t in 0 until passes) {
+                var kept = 0
+                for (i in 0 until perPass) kept += masks[0][t * perPass + i]
+                val share = kept.toDouble() / perPass
+                values[t * classes] = share
+                values[t * classes + 1] = 1.0 - share
+            }
+            return Invocation(McProbabilities.singleImage(passes, classes, values), 1234L)
+        }
+    }
+
+    private fun shareOfRow(mask: Mask, row: Int): Double {
+        val perPass = mask.size / mask.passes
+        var kept = 0
+        for (i in 0 until perPass) kept += mask[row * perPass + i]
+        return kept.toDouble() / perPass
+    }
+
+    @Test
+    fun feedsTheSeededMasksOfEveryLayerAndThePixels() {
+        val model = StandIn()
+        val seed = UInt64.parse("12345678901234567890")
+        Classifier(config, model).classify(pixels, RunSettings(8, seed, config.decision))
+        val masks = model.received!!
+        assertEquals(2, masks.size)
+        assertArrayEquals(intArrayOf(8, 10), masks[0].shape)
+        assertArrayEquals(intArrayOf(8, 2, 2), masks[1].shape)
+        val expected = SeededMasks.masksFor(seed, 8, listOf(MaskLayer(intArrayOf(10), 0.5), MaskLayer(intArrayOf(2, 2), 0.25)))
+        assertEquals(expected.map { it.toBitString() }, masks.map { it.toBitString() })
+        assertArrayEquals(pixels, model.receivedPixels)
+    }
+
+    @Test
+    fun fewerPassesUseThePrefixOfTheModelsRows() {
+        val model = StandIn()
+        val result = Classifier(config, model).classify(pixels, RunSettings(3, 7L, config.decision))
+        val mask = model.received!![0]
+        val mean0 = (shareOfRow(mask, 0) + shareOfRow(mask, 1) + shareOfRow(mask, 2)) / 3
+        assertEquals(mean0, result.summary.mean(0), 1e-15)
+        assertEquals(3, result.summary.passes)
+        assertEquals(1234L, result.invokeNanos)
+    }
+
+    @Test
+    fun decidesWithTheChosenRuleAndRanksClasses() {
+        val strict = Classifier(config, StandIn()).classify(pixels, RunSettings(8, 7L, DecisionRule.Interval(50.0)))
+        assertFalse(strict.decision.accept)
+        assertEquals(Classification.NOT_SURE, strict.headline)
+        assertTrue(strict.explanation, strict.explanation.startsWith("Not sure: the intervals of"))
+        val lenient = Classifier(config, StandIn()).classify(pixels, RunSettings(8, 7L, DecisionRule.Threshold(Score.MAX_PROBABILITY, 0.0)))
+        assertTrue(lenient.decision.accept)
+        assertEquals(lenient.predictedLabel, lenient.headline)
+        assertEquals(listOf(lenient.decision.predicted), listOf(lenient.top[0].index))
+        assertEquals(3, lenient.top.size)
+        assertEquals("blue", lenient.top[2].label) // class 2 is always 0: last
+        assertTrue(lenient.top[0].mean >= lenient.top[1].mean)
+        assertEquals(lenient.summary.lower(lenient.top[0].index), lenient.top[0].lower, 0.0)
+        assertEquals(2, Classifier(config, StandIn()).classify(pixels, RunSettings(8, 7L, config.decision), topK = 2).top.size)
+    }
+
+    @Test
+    fun theSameSeedGivesTheSameResultAndAnotherSeedMovesIt() {
+        val a = Classifier(config, StandIn()).classify(pixels, RunSettings(8, 1L, config.decision))
+        val b = Classifier(config, StandIn()).classify(pixels, RunSettings(8, 1L, config.decision))
+        val c = Classifier(config, StandIn()).classify(pixels, RunSettings(8, 2L, config.decision))
+        assertArrayEquals(a.summary.mean(), b.summary.mean(), 0.0)
+        assertTrue(a.summary.mean(0) != c.summary.mean(0) || a.summary.std(0) != c.summary.std(0))
+    }
+
+    @Test
+    fun refusesBadRequestsAndBadModelOutputs() {
+        val classifier = Classifier(config, StandIn())
+        assertThrows(IllegalArgumentException::class.java) { classifier.classify(ByteArray(5), RunSettings.defaults(config)) }
+        val tooMany = assertThrows(IllegalArgumentException::class.java) { classifier.classify(pixels, RunSettings(9, 0L, config.decision)) }
+        assertEquals("the model computes 8 passes; asked for 9", tooMany.message)
+        assertThrows(IllegalArgumentException::class.java) { RunSettings(0, 0L, config.decision) }
+        assertThrows(IllegalArgumentException::class.java) { classifier.classify(pixels, RunSettings.defaults(config), topK = 0) }
+        val wrongClasses = Classifier(config, StandIn(classes = 4))
+        val error = assertThrows(IllegalStateException::class.java) { wrongClasses.classify(pixels, RunSettings.defaults(config)) }
+        assertEquals("the model returned 4 classes for 3 labels", error.message)
+    }
+
+    @Test
+    fun refusesInGraphModels() {
+        val inGraph = ModelConfig.parse(
+            configText.replace("\"mode\": \"masked\"", "\"mode\": \"in-graph\""), "test"
+        )
+        val error = assertThrows(IllegalArgumentException::class.java) { Classifier(inGraph, StandIn()) }
+        assertTrue(error.message!!, error.message!!.contains("convert with --mode masked"))
+    }
+
+    @Test
+    fun defaultsAreTheModelsOwn() {
+        val d = RunSettings.defaults(config)
+        assertEquals(8, d.passes)
+        assertEquals(0L, d.seed)
+        assertEquals(config.decision, d.rule)
+        assertEquals("8 passes, seed 18446744073709551615, rule interval (conf_factor 1.0)", d.withSeed(-1L).toString())
+    }
+}
