@@ -65,9 +65,10 @@ def test_evaluate_prints_the_table_and_writes_json_and_arrays(tiny_tflite, hard_
 
 
 def test_evaluate_json_to_stdout_and_ood(tiny_tflite, hard_data, capsys):
+    # --data as a path, --ood as a dataset spec.
     status = cli("evaluate", tiny_tflite, "--data", hard_data / "test.npz", "--ood",
-                 hard_data / "ood.npz", "--limit", "40", "--json", "-", "--rule", "threshold",
-                 "--score", "predictive_entropy", "--threshold", "0.5")
+                 f"npz:{hard_data / 'ood.npz'}", "--limit", "40", "--json", "-", "--rule",
+                 "threshold", "--score", "predictive_entropy", "--threshold", "0.5")
     captured = capsys.readouterr()
     assert status == 0
     report = json.loads(captured.out)  # stdout holds the JSON alone

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 from tfuq.aggregate import SCORES  # numpy only
 from tfuq.cli._common import CliError, emit_json, info
+from tfuq.cli.evaluate import load_images
 
 HELP = "calibrate an abstention threshold with a risk guarantee and store it in the model"
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("model", help="a .tflite made by tfuq convert (rewritten in place)")
-    parser.add_argument("--data", required=True, metavar="NPZ",
-                        help="calibration .npz with x: uint8 (N, H, W, 3) images and y: labels")
+    parser.add_argument("--data", required=True, metavar="DATA",
+                        help="labelled calibration images: an .npz (x: uint8 (N, H, W, 3), "
+                        "y: labels) or a dataset spec such as cifar100:train[45000:]")
     parser.add_argument("--target-risk", type=float, required=True,
                         help="selective risk (error rate among accepted images) not to exceed")
     parser.add_argument("--confidence", type=float, default=0.9,
@@ -34,13 +36,14 @@ def add_arguments(parser) -> None:
                         help="uncertainty score to threshold (default max_probability)")
     parser.add_argument("--seed", type=int, default=0, help="MC run seed (default 0)")
     parser.add_argument("--threads", type=int, help="interpreter threads")
-    parser.add_argument("--limit", type=int, metavar="N", help="use only the first N images")
+    parser.add_argument("--limit", type=int, metavar="N",
+                        help="use N images (a seeded draw, in the original order)")
     parser.add_argument("--dry-run", action="store_true", help="compute and print, do not write")
     parser.add_argument("--json", metavar="PATH", help="write the result as JSON ('-' for stdout)")
 
 
 def run(args) -> int:
-    from tfuq import abstain, data, evaluation, modelfile, runtime
+    from tfuq import abstain, evaluation, modelfile, runtime
 
     for name, value in (("--target-risk", args.target_risk), ("--confidence", args.confidence)):
         if not 0.0 < value < 1.0:
@@ -48,11 +51,7 @@ def run(args) -> int:
     if args.limit is not None and args.limit < 1:
         raise CliError(f"--limit must be at least 1, got {args.limit}")
     model = runtime.load(args.model, threads=args.threads)
-    images, labels, _ = data.load_npz(args.data)
-    if labels is None:
-        raise CliError(f"{args.data} has no labels (array 'y'); calibration needs them")
-    if args.limit is not None:
-        images, labels = images[: args.limit], labels[: args.limit]
+    images, labels = load_images(args.data, args.limit, model.input_shape[:2], True, "calibration")
     if labels.max() >= model.classes:
         raise CliError(f"{args.data}: label {labels.max()} is out of range for {model.classes} classes")
     info(f"calibrating {args.model} on {len(images)} images, {model.passes} passes, seed {args.seed}")

@@ -8,7 +8,7 @@ here: --rule interval --conf-factor Z, or --rule threshold --score S --threshold
 
 example:
   tfuq evaluate model.tflite --data test.npz --rule interval --conf-factor 1.0
-  tfuq evaluate model.tflite --data test.npz --ood svhn.npz --json report.json \\
+  tfuq evaluate model.tflite --data cifar100:test --ood svhn.npz --json report.json \\
       --save-passes passes.npz --report report/
   tfuq evaluate model.tflite --data test.npz --rule threshold --score mutual_information \\
       --threshold 0.05 --limit 500 --threads 4
@@ -26,10 +26,11 @@ HELP = "measure a model's predictions and abstentions on labelled images"
 
 def add_arguments(parser) -> None:
     parser.add_argument("model", help="a .tflite made by tfuq convert")
-    parser.add_argument("--data", required=True, metavar="NPZ",
-                        help=".npz with x: uint8 (N, H, W, 3) images and y: labels")
-    parser.add_argument("--ood", metavar="NPZ",
-                        help="out-of-distribution images (.npz with x; labels are ignored)")
+    parser.add_argument("--data", required=True, metavar="DATA",
+                        help="labelled images: an .npz (x: uint8 (N, H, W, 3), y: labels) or a "
+                        "dataset spec such as cifar100:test or folder:photos/")
+    parser.add_argument("--ood", metavar="DATA",
+                        help="out-of-distribution images, .npz or spec (labels are ignored)")
     parser.add_argument("--rule", choices=("model", "interval", "threshold"), default="model",
                         help="decision rule: the model's own (default), interval or threshold")
     parser.add_argument("--conf-factor", type=float, default=1.0,
@@ -39,7 +40,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threshold", type=float, help="threshold rule threshold")
     parser.add_argument("--seed", type=int, default=0, help="MC run seed (default 0)")
     parser.add_argument("--threads", type=int, help="interpreter threads")
-    parser.add_argument("--limit", type=int, metavar="N", help="use only the first N images of each set")
+    parser.add_argument("--limit", type=int, metavar="N",
+                        help="use N images of each set (a seeded draw, in the original order)")
     parser.add_argument("--json", metavar="PATH", help="write the report as JSON ('-' for stdout)")
     parser.add_argument("--save-passes", metavar="NPZ",
                         help="save MC probabilities, mean, std, scores, decisions and labels")
@@ -63,16 +65,20 @@ def rule_from_args(args, config: dict) -> dict:
     return abstain.threshold_rule(args.score, args.threshold)
 
 
-def load_images(path: str, limit: int | None, need_labels: bool, what: str):
+def load_images(source: str, limit: int | None, size, need_labels: bool, what: str):
+    """Images (resized to ``size``) and labels from an ``.npz`` path or a dataset spec.
+
+    ``source`` is a path to an existing ``.npz``, or a spec of :func:`tfuq.data.load_spec`
+    such as ``cifar100:test`` or ``folder:photos/``. ``limit`` keeps a seeded draw of that
+    many images, in their original order.
+    """
     from tfuq import data
 
-    images, labels, _ = data.load_npz(path)
-    if need_labels and labels is None:
-        raise CliError(f"{path} has no labels (array 'y'); {what} needs them")
-    if limit is not None:
-        images = images[:limit]
-        labels = None if labels is None else labels[:limit]
-    return images, labels
+    spec = f"npz:{source}" if Path(source).is_file() or ":" not in source else source
+    loaded = data.load_spec(spec, limit=limit, size=size)
+    if need_labels and loaded.labels is None:
+        raise CliError(f"{source} has no labels (array 'y'); {what} needs them")
+    return loaded.images, loaded.labels
 
 
 def check_outputs(args) -> None:
@@ -91,10 +97,11 @@ def run(args) -> int:
     check_outputs(args)
     model = runtime.load(args.model, threads=args.threads)
     rule = rule_from_args(args, model.config)
-    images, labels = load_images(args.data, args.limit, True, "evaluate")
+    size = model.input_shape[:2]
+    images, labels = load_images(args.data, args.limit, size, True, "evaluate")
     ood = None
     if args.ood:
-        ood, _ = load_images(args.ood, args.limit, False, "--ood")
+        ood, _ = load_images(args.ood, args.limit, size, False, "--ood")
     if labels.max() >= model.classes:
         raise CliError(f"{args.data}: label {labels.max()} is out of range for {model.classes} classes")
     info(f"evaluating {args.model} on {len(images)} images"
