@@ -480,15 +480,45 @@ def _fog(image, params, rng):
     return np.clip(x * max_val / (max_val + strength), 0, 1) * 255
 
 
+def _rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
+    """scikit-image ``rgb2hsv`` on floats in [0, 1]."""
+    value = rgb.max(axis=-1)
+    delta = np.ptp(rgb, axis=-1)
+    safe_delta = np.where(delta == 0, 1.0, delta)
+    saturation = np.where(delta == 0, 0.0, delta / np.where(value == 0, 1.0, value))
+    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    # later rules win where channels tie for the maximum, as in scikit-image
+    hue = np.where(red == value, (green - blue) / safe_delta, 0.0)
+    hue = np.where(green == value, 2.0 + (blue - red) / safe_delta, hue)
+    hue = np.where(blue == value, 4.0 + (red - green) / safe_delta, hue)
+    hue = np.where(delta == 0, 0.0, (hue / 6.0) % 1.0)
+    return np.stack([hue, saturation, value], axis=-1)
+
+
+def _hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
+    """scikit-image ``hsv2rgb``."""
+    hue, saturation, value = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+    sector = np.floor(hue * 6)
+    fraction = hue * 6 - sector
+    p = value * (1 - saturation)
+    q = value * (1 - fraction * saturation)
+    t = value * (1 - (1 - fraction) * saturation)
+    sector = sector.astype(np.int64) % 6
+    choices = np.stack(
+        [
+            np.stack(channels, axis=-1)
+            for channels in (
+                (value, t, p), (q, value, p), (p, value, t), (p, q, value), (t, p, value), (value, p, q)
+            )
+        ]
+    )
+    return np.choose(np.repeat(sector[..., np.newaxis], 3, axis=-1), choices)
+
+
 def _brightness(image, shift, rng):
-    # rgb2hsv, V += shift (clipped), hsv2rgb: hue and saturation are kept, so every channel
-    # scales by V'/V; a black pixel (S = 0) becomes grey V' = shift.
-    x = image / 255.0
-    value = x.max(axis=-1, keepdims=True)
-    new_value = np.clip(value + shift, 0, 1)
-    scale = np.divide(new_value, value, out=np.zeros_like(value), where=value > 0)
-    out = x * scale
-    return np.clip(np.where(value > 0, out, new_value), 0, 1) * 255
+    hsv = _rgb_to_hsv(image / 255.0)
+    hsv[..., 2] = np.clip(hsv[..., 2] + shift, 0, 1)
+    return np.clip(_hsv_to_rgb(hsv), 0, 1) * 255
 
 
 def _contrast(image, factor, rng):
