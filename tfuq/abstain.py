@@ -313,7 +313,7 @@ def calibrate(
     among those with ``b_i < target_risk`` (the paper returns the last step's; picking any
     tested one keeps the bound, since the union bound covers all ``k``).
 
-    The guarantee (the paper's Lemma 3.1 and Theorem 3.2): if the calibration images and
+    The guarantee (the paper's Lemma 3.1 and its theorem on SGR): if the calibration images and
     the images the rule will see are independent draws from one distribution, and neither
     the model nor the MC seed changes, then with probability at least ``confidence`` over
     the draw of the calibration set, the error rate among accepted future images (the
