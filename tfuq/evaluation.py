@@ -30,7 +30,6 @@ accuracy on accepted images when none is accepted, or AUROC when no image is wro
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -78,10 +77,8 @@ class Evaluation:
         """Write :meth:`arrays` to a compressed ``.npz`` (atomically)."""
         from tfuq.modelfile import atomic_output
 
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, **self.arrays())
         with atomic_output(path, "wb") as out:
-            out.write(buffer.getvalue())
+            np.savez_compressed(out, **self.arrays())
 
 
 def _per_image(summary: Aggregate, decision: abstain.Decision, prefix: str) -> dict:
