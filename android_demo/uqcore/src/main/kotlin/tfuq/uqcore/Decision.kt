@@ -1,11 +1,11 @@
 package tfuq.uqcore
 
-/** An uncertainty score that a threshold rule compares, with its name in `tfuq.json`. */
+/** An uncertainty score that a threshold rule compares: its name in `tfuq.json`, and for people. */
 enum class Score(val key: String, val title: String, val higherMeansConfident: Boolean) {
-    MAX_PROBABILITY("max_probability", "max probability", true),
-    PREDICTIVE_ENTROPY("predictive_entropy", "predictive entropy", false),
-    MUTUAL_INFORMATION("mutual_information", "mutual information", false),
-    VARIATION_RATIO("variation_ratio", "variation ratio", false);
+    MAX_PROBABILITY("max_probability", "Max probability", true),
+    PREDICTIVE_ENTROPY("predictive_entropy", "Predictive entropy", false),
+    MUTUAL_INFORMATION("mutual_information", "Mutual information", false),
+    VARIATION_RATIO("variation_ratio", "Variation ratio", false);
 
     fun of(summary: ImageSummary): Double = when (this) {
         MAX_PROBABILITY -> summary.maxProbability
@@ -50,7 +50,9 @@ sealed class DecisionRule {
     class Threshold(
         val score: Score,
         val threshold: Double,
-        override val confFactor: Double = Aggregation.DEFAULT_CONF_FACTOR
+        override val confFactor: Double = Aggregation.DEFAULT_CONF_FACTOR,
+        /** True when the threshold came from calibration (the rule carries a `calibration` block). */
+        val calibrated: Boolean = false
     ) : DecisionRule() {
         init {
             if (threshold.isNaN() || threshold.isInfinite()) throw IllegalArgumentException("threshold must be a finite number, got $threshold")
@@ -62,7 +64,8 @@ sealed class DecisionRule {
         override fun toJson(): String =
             "{\"rule\": \"threshold\", \"score\": \"${score.key}\", \"threshold\": $threshold}"
         override fun equals(other: Any?): Boolean =
-            other is Threshold && other.score == score && other.threshold == threshold && other.confFactor == confFactor
+            other is Threshold && other.score == score && other.threshold == threshold &&
+                other.confFactor == confFactor && other.calibrated == calibrated
         override fun hashCode(): Int = score.hashCode() * 31 + threshold.hashCode()
         override fun toString(): String = "${score.key} ${if (score.higherMeansConfident) ">=" else "<="} $threshold"
     }
@@ -80,7 +83,9 @@ sealed class DecisionRule {
                     THRESHOLD -> Threshold(
                         Score.fromKey(json.string("score")),
                         json.double("threshold"),
-                        if (json.has("conf_factor")) json.double("conf_factor") else Aggregation.DEFAULT_CONF_FACTOR
+                        if (json.has("conf_factor")) json.double("conf_factor") else Aggregation.DEFAULT_CONF_FACTOR,
+                        // tfuq's calibrate() adds this block; the decision itself ignores it.
+                        calibrated = json.objOrNull("calibration") != null
                     )
                     else -> throw IllegalArgumentException("unknown rule \"$rule\"; one of $INTERVAL, $THRESHOLD")
                 }
@@ -100,28 +105,29 @@ sealed class Reason {
         val overlap: Boolean get() = rival >= 0 && !(predictedLower > rivalUpper)
     }
 
-    /** Threshold rule: the score's value and the calibrated threshold it was held against. */
-    class ScoreVersusThreshold(val score: Score, val value: Double, val threshold: Double) : Reason()
+    /** Threshold rule: the score's value and the threshold it was held against. */
+    class ScoreVersusThreshold(val score: Score, val value: Double, val threshold: Double, val calibrated: Boolean) : Reason()
 }
 
 /** Accept (show [predicted]) or abstain ("Not sure"), for one image. */
 class Decision(val accept: Boolean, val predicted: Int, val rule: DecisionRule, val reason: Reason) {
     /**
-     * One sentence for the screen. [labels] name the classes; missing names fall back to
-     * `class_i`, the names `tfuq convert` gives by default.
+     * Why, in one sentence for the screen under the headline (the label, or "Not sure").
+     * [labels] name the classes; missing names fall back to `class_i`, as `tfuq convert` names
+     * unlabelled classes.
      */
     fun explain(labels: List<String>): String {
         fun name(cls: Int) = if (cls in labels.indices) labels[cls] else "class_$cls"
         return when (reason) {
             is Reason.Intervals ->
                 if (reason.rival < 0) {
-                    "${name(predicted)}: the only class"
+                    "${name(predicted)} is the only class."
                 } else if (accept) {
-                    "${name(predicted)}: its interval (lower ${fmt(reason.predictedLower)}) is clear of every other " +
-                        "class (highest upper ${fmt(reason.rivalUpper)}, ${name(reason.rival)})"
+                    "The interval of ${name(predicted)} (lower ${fmt(reason.predictedLower)}) is clear of every other " +
+                        "class (highest upper ${fmt(reason.rivalUpper)}, ${name(reason.rival)})."
                 } else {
-                    "Not sure: the intervals of ${name(predicted)} (lower ${fmt(reason.predictedLower)}) and " +
-                        "${name(reason.rival)} (upper ${fmt(reason.rivalUpper)}) overlap"
+                    "The intervals of ${name(predicted)} (lower ${fmt(reason.predictedLower)}) and " +
+                        "${name(reason.rival)} (upper ${fmt(reason.rivalUpper)}) overlap."
                 }
             is Reason.ScoreVersusThreshold -> {
                 val side = if (reason.score.higherMeansConfident) {
@@ -129,8 +135,8 @@ class Decision(val accept: Boolean, val predicted: Int, val rule: DecisionRule, 
                 } else {
                     if (accept) "at or below" else "above"
                 }
-                val verdict = if (accept) name(predicted) else "Not sure"
-                "$verdict: ${reason.score.title} ${fmt(reason.value)} is $side the calibrated threshold ${fmt(reason.threshold)}"
+                val which = if (reason.calibrated) "the calibrated threshold" else "the threshold"
+                "${reason.score.title} ${fmt(reason.value)} is $side $which ${fmt(reason.threshold)}."
             }
         }
     }
@@ -162,7 +168,7 @@ object Decisions {
             }
             is DecisionRule.Threshold -> {
                 val value = rule.score.of(summary)
-                Decision(rule.accepts(value), predicted, rule, Reason.ScoreVersusThreshold(rule.score, value, rule.threshold))
+                Decision(rule.accepts(value), predicted, rule, Reason.ScoreVersusThreshold(rule.score, value, rule.threshold, rule.calibrated))
             }
         }
     }

@@ -84,7 +84,7 @@ class ClassifierTest {
         val strict = Classifier(config, StandIn()).classify(pixels, RunSettings(8, 7L, DecisionRule.Interval(50.0)))
         assertFalse(strict.decision.accept)
         assertEquals(Classification.NOT_SURE, strict.headline)
-        assertTrue(strict.explanation, strict.explanation.startsWith("Not sure: the intervals of"))
+        assertTrue(strict.explanation, strict.explanation.startsWith("The intervals of"))
         val lenient = Classifier(config, StandIn()).classify(pixels, RunSettings(8, 7L, DecisionRule.Threshold(Score.MAX_PROBABILITY, 0.0)))
         assertTrue(lenient.decision.accept)
         assertEquals(lenient.predictedLabel, lenient.headline)

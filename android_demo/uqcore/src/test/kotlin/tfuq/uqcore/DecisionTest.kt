@@ -38,7 +38,7 @@ class DecisionTest {
     fun intervalRuleAlwaysAcceptsOneClass() {
         val d = Decisions.decide(McProbabilities(2, 1, 1, doubleArrayOf(1.0, 1.0)), DecisionRule.Interval(5.0))[0]
         assertTrue(d.accept)
-        assertEquals("cat: the only class", d.explain(listOf("cat")))
+        assertEquals("cat is the only class.", d.explain(listOf("cat")))
     }
 
     @Test
@@ -60,23 +60,28 @@ class DecisionTest {
     fun explanationsSayWhy() {
         val labels = listOf("cat", "dog")
         val overlap = Decisions.decide(spread, DecisionRule.Interval(1.0))[0]
-        assertEquals("Not sure: the intervals of cat (lower 0.255) and dog (upper 0.745) overlap", overlap.explain(labels))
+        assertEquals("The intervals of cat (lower 0.255) and dog (upper 0.745) overlap.", overlap.explain(labels))
         val clear = Decisions.decide(confident, DecisionRule.Interval(1.0))[0]
-        assertEquals("cat: its interval (lower 0.650) is clear of every other class (highest upper 0.350, dog)", clear.explain(labels))
+        assertEquals("The interval of cat (lower 0.650) is clear of every other class (highest upper 0.350, dog).", clear.explain(labels))
+        // Mutual information of `spread`: ln 2 - mean(H(0.2, 0.8), ln 2, H(0.8, 0.2)) = 0.128.
         val above = Decisions.decide(spread, DecisionRule.Threshold(Score.MUTUAL_INFORMATION, 0.01))[0]
-        assertTrue(above.explain(labels), above.explain(labels).startsWith("Not sure: mutual information 0."))
-        assertTrue(above.explain(labels).endsWith("is above the calibrated threshold 0.010"))
-        val low = Decisions.decide(confident, DecisionRule.Threshold(Score.MAX_PROBABILITY, 0.9))[0]
-        assertEquals("Not sure: max probability 0.700 is below the calibrated threshold 0.900", low.explain(labels))
+        assertEquals("Mutual information 0.128 is above the threshold 0.010.", above.explain(labels))
+        val calibrated = rule("""{"rule": "threshold", "score": "max_probability", "threshold": 0.9, "calibration": {"method": "sgr"}}""")
+        val low = Decisions.decide(confident, calibrated)[0]
+        assertEquals("Max probability 0.700 is below the calibrated threshold 0.900.", low.explain(labels))
+        val ok = Decisions.decide(confident, DecisionRule.Threshold(Score.VARIATION_RATIO, 0.0))[0]
+        assertEquals("Variation ratio 0.000 is at or below the threshold 0.000.", ok.explain(labels))
         val unnamed = Decisions.decide(McProbabilities(1, 1, 2, doubleArrayOf(0.1, 0.9)), DecisionRule.Interval(0.0))[0]
-        assertTrue(unnamed.explain(emptyList()), unnamed.explain(emptyList()).startsWith("class_1: "))
+        assertTrue(unnamed.explain(emptyList()), unnamed.explain(emptyList()).startsWith("The interval of class_1 "))
     }
 
     @Test
     fun rulesReadFromJsonAndRejectNonsense() {
         assertEquals(DecisionRule.Interval(2.0), rule("""{"rule": "interval", "conf_factor": 2}"""))
-        val t = rule("""{"rule": "threshold", "score": "predictive_entropy", "threshold": 0.5, "calibrated_on": "val"}""")
+        val t = rule("""{"rule": "threshold", "score": "predictive_entropy", "threshold": 0.5, "note": "ignored"}""")
         assertEquals(DecisionRule.Threshold(Score.PREDICTIVE_ENTROPY, 0.5), t)
+        val c = rule("""{"rule": "threshold", "score": "predictive_entropy", "threshold": 0.5, "calibration": {"n": 2000}}""")
+        assertTrue((c as DecisionRule.Threshold).calibrated)
         val unknownRule = assertThrows(IllegalArgumentException::class.java) { rule("""{"rule": "vote"}""") }
         assertEquals("decision: unknown rule \"vote\"; one of interval, threshold", unknownRule.message)
         val unknownScore = assertThrows(IllegalArgumentException::class.java) {

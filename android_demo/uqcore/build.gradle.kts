@@ -1,0 +1,34 @@
+import org.jetbrains.kotlin.gradle.dsl.JvmTarget
+
+// Pure Kotlin, no Android: the same sources run_tests.sh compiles with kotlinc 1.3.
+plugins {
+    alias(libs.plugins.kotlin.jvm)
+}
+
+java {
+    sourceCompatibility = JavaVersion.VERSION_17
+    targetCompatibility = JavaVersion.VERSION_17
+}
+
+kotlin {
+    compilerOptions {
+        jvmTarget.set(JvmTarget.JVM_17)
+    }
+}
+
+dependencies {
+    testImplementation(libs.junit)
+}
+
+// The language-neutral vectors shared with the Python tests, never copied into this module.
+val sharedVectors = rootProject.file("../tests/vectors")
+
+tasks.test {
+    systemProperty("tfuq.vectors", sharedVectors.absolutePath)
+    // A changed vector must rerun the tests, not be served from the build cache.
+    inputs.dir(sharedVectors).withPathSensitivity(PathSensitivity.RELATIVE)
+    testLogging {
+        events("failed", "skipped")
+        exceptionFormat = org.gradle.api.tasks.testing.logging.TestExceptionFormat.FULL
+    }
+}
