@@ -162,7 +162,9 @@ def test_corrupted_npz_spec_corrupts_each_image_by_its_index(tmp_path):
 
     arrays = make_npz(tmp_path / "t.npz", count=10)
     spec = f"cifar100_corrupted/fog_3:npz:{tmp_path / 't.npz'}"
-    loaded = load_spec(spec)
+    calls = []
+    loaded = load_spec(spec, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(done, 10) for done in range(1, 11)]
     assert np.array_equal(loaded.images, corrupt(arrays["x"], "fog", 3, seed=0))
     assert np.array_equal(loaded.labels, arrays["y"])
     assert not np.array_equal(loaded.images, arrays["x"])

@@ -160,6 +160,7 @@ def corrupt(
     severity: int,
     seed: int = 0,
     index: int | np.ndarray = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Apply one CIFAR-C corruption to uint8 ``(N, H, W, 3)`` images; returns the same layout.
 
@@ -175,6 +176,7 @@ def corrupt(
         severity: 1 (mildest) to 5.
         seed: non-negative integer.
         index: dataset index of the first image, or one non-negative index per image.
+        progress: called as ``progress(done, total)`` after each image (a few ms each).
 
     Example:
         >>> import numpy as np
@@ -197,6 +199,8 @@ def corrupt(
         rng = np.random.default_rng([int(seed), corruption_id, int(indices[k])])
         result = function(image, params, rng)
         out[k] = result if result.dtype == np.uint8 else np.uint8(np.clip(result, 0, 255))
+        if progress is not None:
+            progress(k + 1, len(images))
     return out
 
 

@@ -31,6 +31,7 @@ Example::
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -221,6 +222,7 @@ def load_spec(
     seed: int = 0,
     data_dir: str | os.PathLike | None = None,
     download: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> LabelledImages:
     """Load the images a dataset spec names (see the module docstring for the forms).
 
@@ -236,6 +238,8 @@ def load_spec(
             corrupted ``cifar100:test`` equals what the tfds builder generates.
         data_dir: tfds data folder (default: tfds' own, ``~/tensorflow_datasets``).
         download: let tfds download CIFAR-100 when it is not prepared yet.
+        progress: ``progress(done, total)`` while corrupting here (per 5,000 32x32 images on
+            one core: 1-20 s for most corruptions, up to 90 s for zoom_blur at severity 5).
 
     Returns:
         :class:`LabelledImages` with uint8 NHWC images, int64 labels (None for an ``.npz``
@@ -266,7 +270,9 @@ def load_spec(
         from tfuq.corruptions import corrupt
 
         index = np.arange(len(loaded.images)) if keep is None else keep
-        images = corrupt(images, parsed.corruption, parsed.severity, seed=seed, index=index)
+        images = corrupt(
+            images, parsed.corruption, parsed.severity, seed=seed, index=index, progress=progress
+        )
     if size is not None:
         images = resize(images, _check_size(size))
     return LabelledImages(images, labels, loaded.label_names)
