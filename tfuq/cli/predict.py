@@ -1,0 +1,353 @@
+"""Predict or abstain, image by image: decode each image with Pillow, resize it to the model
+input, run all MC passes with one interpreter kept loaded, and print one line per image: the
+label, or "not sure" and why, with the top probability, an uncertainty score and the latency.
+
+IMAGE may be "-" to read image paths from standard input, one per line, as they arrive.
+--watch DIR polls a folder and decides on each new image (a file counts once its size and
+time stamp hold still between two polls; a file written again under the same name is a new
+image). --max-images and --timeout bound the stream. The decision rule is the one the model
+carries unless --rule says otherwise. Needs numpy, one interpreter package and Pillow, never
+TensorFlow.
+
+example:
+  tfuq predict model.tflite cat.jpg dog.png
+  tfuq predict model.tflite photo.jpg --json --rule threshold --score max_probability --threshold 0.9
+  find shots/ -name '*.jpg' | tfuq predict model.tflite - --threads 2
+  tfuq predict model.tflite --watch /run/camera --max-images 100 --timeout 600 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from tfuq.cli._common import CliError, info
+
+HELP = "predict or abstain on image files, a stream of paths or a watched folder"
+
+# Spelled out rather than imported so that `tfuq --help` does not load numpy.
+BACKEND_CHOICES = ("auto", "ai_edge_litert", "tflite_runtime", "tensorflow")
+SCORE_CHOICES = ("max_probability", "predictive_entropy", "mutual_information", "variation_ratio")
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pnm"}
+)
+DEFAULT_SCORE = "mutual_information"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("model", help="a .tflite made by tfuq convert")
+    parser.add_argument("images", nargs="*", metavar="IMAGE",
+                        help="image files; '-' reads image paths from standard input, one per line")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="MC run seed, the same for every image (default 0)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per line")
+    parser.add_argument("--threads", type=int, help="interpreter threads")
+    parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
+                        help="interpreter package (default: the first installed of "
+                             "ai_edge_litert, tflite_runtime, tensorflow)")
+    rules = parser.add_argument_group("decision rule (default: the one the model carries)")
+    rules.add_argument("--rule", choices=("model", "interval", "threshold"), default="model",
+                       help="the model's own rule (default), interval or threshold")
+    rules.add_argument("--conf-factor", type=float,
+                       help="Z of the interval rule mean +/- Z * std (default 1.0)")
+    rules.add_argument("--score", choices=SCORE_CHOICES,
+                       help="threshold rule score; also the uncertainty score printed "
+                            f"(default: the rule's score, else {DEFAULT_SCORE})")
+    rules.add_argument("--threshold", type=float, help="threshold rule threshold")
+    stream = parser.add_argument_group("streaming")
+    stream.add_argument("--watch", metavar="DIR",
+                        help="poll DIR and decide on each new image file")
+    stream.add_argument("--include-existing", action="store_true",
+                        help="with --watch, also decide on the images already in DIR")
+    stream.add_argument("--interval", type=float, default=0.2, metavar="SECONDS",
+                        help="with --watch, seconds between polls (default 0.2)")
+    stream.add_argument("--max-images", type=int, metavar="N",
+                        help="stop after N images (counting failed ones)")
+    stream.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="with --watch, stop watching after SECONDS")
+
+
+# -- the decision rule -----------------------------------------------------------------------
+def rule_from_args(args: argparse.Namespace, config: dict) -> dict:
+    """The decision rule the arguments ask for (``config`` is the model's carried one)."""
+    from tfuq import abstain
+
+    if args.rule != "threshold" and args.threshold is not None:
+        raise CliError("--threshold needs --rule threshold")
+    if args.rule != "interval" and args.conf_factor is not None:
+        raise CliError("--conf-factor needs --rule interval")
+    if args.rule == "model":
+        return abstain.check_rule(config.get("decision") or abstain.DEFAULT_RULE)
+    if args.rule == "interval":
+        return abstain.interval_rule(1.0 if args.conf_factor is None else args.conf_factor)
+    if args.score is None or args.threshold is None:
+        raise CliError("--rule threshold needs --score and --threshold")
+    return abstain.threshold_rule(args.score, args.threshold)
+
+
+# -- images ----------------------------------------------------------------------------------
+def decode(path: str | os.PathLike, height: int, width: int):
+    """An image file as uint8 RGB ``(height, width, 3)``: EXIF orientation applied, then a
+    bilinear resize of the whole image (no crop) with Pillow.
+
+    Raises:
+        ValueError: the file cannot be read or is not an image Pillow can decode.
+    """
+    import numpy as np
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)
+            image = image.convert("RGB")
+            if image.size != (width, height):
+                image = image.resize((width, height), Image.Resampling.BILINEAR)
+            return np.asarray(image, dtype=np.uint8)
+    except FileNotFoundError:
+        raise ValueError("no such file") from None
+    except IsADirectoryError:
+        raise ValueError("is a directory, not an image") from None
+    except UnidentifiedImageError:
+        raise ValueError("not an image Pillow can read") from None
+    except (OSError, SyntaxError, Image.DecompressionBombError) as error:
+        # Truncated or corrupt files surface as OSError (or SyntaxError for some formats).
+        raise ValueError(f"cannot decode: {error}") from None
+
+
+# -- one decision ----------------------------------------------------------------------------
+class Predictor:
+    """One loaded interpreter, one rule and one seed, applied image after image.
+
+    The masks of a masked model depend only on the seed, so they are drawn once and every
+    image gets the same ones, exactly as ``Model.run(images, seed)`` gives them.
+    """
+
+    def __init__(self, model, rule: dict, seed: int, score: str | None = None):
+        from tfuq import abstain, masks
+
+        self.model = model
+        self.rule = rule
+        self.seed = masks.check_seed(seed)
+        self.score = score or rule.get("score") or DEFAULT_SCORE
+        self.rule_text = abstain.describe_rule(rule)
+        height, width, _ = model.input_shape
+        self.size = (height, width)
+        self._masks = model.masks(self.seed) if model.mode == "masked" else {}
+
+    def label(self, index: int) -> str:
+        return self.model.labels[index] if self.model.labels else f"class_{index}"
+
+    def passes(self, image):
+        """MC probabilities of one uint8 image, ``(passes, classes)``."""
+        if self.model.mode == "in-graph":
+            return self.model.run(image, seed=self.seed)[:, 0]
+        return self.model.run_with_masks(self.model.check_images(image)[0], self._masks)
+
+    def why(self, summary) -> str:
+        """Why the rule abstained on one image (``summary`` without a batch axis)."""
+        from tfuq.abstain import HIGHER_IS_CONFIDENT
+
+        if self.rule["rule"] == "threshold":
+            name, limit = self.rule["score"], self.rule["threshold"]
+            value = float(summary.score(name))
+            side = "below" if HIGHER_IS_CONFIDENT[name] else "above"
+            return f"{name} {value:.4g} is {side} {limit:.4g}"
+        top = int(summary.predicted)
+        lower, upper = summary.interval(self.rule["conf_factor"])
+        rivals = [c for c in range(len(upper)) if c != top and upper[c] >= lower[top]]
+        rivals.sort(key=lambda c: -summary.mean[c])
+        named = ", ".join(self.label(c) for c in rivals[:3])
+        more = f" and {len(rivals) - 3} more" if len(rivals) > 3 else ""
+        return (f"the interval of {self.label(top)} overlaps {named}{more} "
+                f"(Z = {self.rule['conf_factor']:g})")
+
+    def __call__(self, path: str) -> dict:
+        """Decode, run and decide one image file; the record printed for it."""
+        from tfuq import abstain
+
+        start = time.perf_counter()
+        image = decode(path, *self.size)
+        decoded = time.perf_counter()
+        probabilities = self.passes(image)
+        ran = time.perf_counter()
+        decision = abstain.decide(probabilities, self.rule)
+        summary = decision.aggregate
+        accept, top = bool(decision.accept), int(decision.predicted)
+        done = time.perf_counter()
+        return {
+            "path": str(path),
+            "accept": accept,
+            "label": self.label(top) if accept else None,
+            "predicted": top,
+            "predicted_label": self.label(top),
+            "probability": float(summary.max_probability),
+            "score": self.score,
+            "uncertainty": float(summary.score(self.score)),
+            "why": None if accept else self.why(summary),
+            "run_ms": (ran - decoded) * 1e3,
+            "decode_ms": (decoded - start) * 1e3,
+            "total_ms": (done - start) * 1e3,
+        }
+
+
+def format_line(record: dict) -> str:
+    """The text line for one record (an error record or a decision)."""
+    if "error" in record:
+        return f"{record['path']}: error: {record['error']}"
+    numbers = (f"p={record['probability']:.3f}  {record['score']}={record['uncertainty']:.4f}  "
+               f"{record['run_ms']:.1f} ms (total {record['total_ms']:.1f} ms)")
+    if record["accept"]:
+        return f"{record['path']}: {record['label']}  {numbers}"
+    return (f"{record['path']}: not sure ({record['why']}); "
+            f"top {record['predicted_label']}  {numbers}")
+
+
+# -- where the images come from --------------------------------------------------------------
+def _stdin_paths() -> Iterator[str]:
+    # readline, not iteration, so each path is handled as soon as its line arrives.
+    while True:
+        line = sys.stdin.readline()
+        if not line:
+            return
+        path = line.strip()
+        if path:
+            yield path
+
+
+def _image_files(folder: Path) -> dict[str, tuple[int, int]]:
+    """Image files directly in ``folder``, with their (mtime_ns, size) signatures."""
+    found = {}
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(".") or Path(entry.name).suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                if not entry.is_file():
+                    continue
+                stat = entry.stat()
+            except FileNotFoundError:  # removed between the listing and the stat
+                continue
+            found[entry.path] = (stat.st_mtime_ns, stat.st_size)
+    return found
+
+
+def watch(folder: str | os.PathLike, interval: float, timeout: float | None = None,
+          include_existing: bool = False) -> Iterator[str]:
+    """Yield the path of each new image file in ``folder`` once it has stopped changing.
+
+    What is already there is noted when ``watch`` is called (not at the first ``next``), so
+    a file that appears after the call is new. A file is new when its (modification time,
+    size) signature differs from the one last yielded for its name, and is yielded when two
+    polls ``interval`` seconds apart see the same signature, so a file still being written is
+    not read half-done. Stops after ``timeout`` seconds from the call (None: never).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"--watch: not a folder: {folder}")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    done = {} if include_existing else _image_files(folder)
+    return _poll(folder, interval, deadline, done)
+
+
+def _poll(folder: Path, interval: float, deadline: float | None,
+          done: dict[str, tuple[int, int]]) -> Iterator[str]:
+    pending: dict[str, tuple[int, int]] = {}
+    while True:
+        current = _image_files(folder)
+        ready = [path for path, signature in current.items()
+                 if done.get(path) != signature and pending.get(path) == signature]
+        pending = {path: signature for path, signature in current.items()
+                   if done.get(path) != signature}
+        for path in sorted(ready, key=lambda p: (current[p][0], p)):
+            done[path] = current[path]
+            pending.pop(path, None)
+            yield path
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(interval, left))
+        else:
+            time.sleep(interval)
+
+
+def _sources(args, watched: Iterator[str] | None) -> Iterator[str]:
+    for item in args.images:
+        if item == "-":
+            yield from _stdin_paths()
+        else:
+            yield item
+    if watched is not None:
+        yield from watched
+
+
+def _check_args(args) -> None:
+    if not args.images and not args.watch:
+        raise CliError("give IMAGE paths, '-' to read paths from standard input, or --watch DIR")
+    if args.images.count("-") > 1:
+        raise CliError("'-' (read paths from standard input) may be given once")
+    if args.max_images is not None and args.max_images < 1:
+        raise CliError(f"--max-images must be at least 1, got {args.max_images}")
+    for option in ("timeout", "interval"):
+        value = getattr(args, option)
+        if value is not None and not value > 0:
+            raise CliError(f"--{option} must be positive, got {value}")
+    if args.timeout is not None and not args.watch:
+        raise CliError("--timeout bounds --watch; give --watch DIR")
+    if args.include_existing and not args.watch:
+        raise CliError("--include-existing needs --watch DIR")
+    if args.watch and not Path(args.watch).is_dir():
+        raise CliError(f"--watch: not a folder: {args.watch}")
+    if importlib.util.find_spec("PIL") is None:
+        raise CliError("`tfuq predict` needs Pillow to decode images: pip install pillow "
+                       "(Raspberry Pi OS: sudo apt install python3-pil)")
+
+
+def run(args) -> int:
+    _check_args(args)
+    from tfuq import runtime
+
+    try:
+        model = runtime.load(args.model, threads=args.threads, backend=args.backend)
+    except ImportError as error:  # the interpreter package asked for is not installed
+        raise CliError(str(error)) from None
+    predictor = Predictor(model, rule_from_args(args, model.config), args.seed, args.score)
+    info(f"{args.model}: {model.classes} classes, {model.passes} passes ({model.mode}), "
+         f"rule {predictor.rule_text}, seed {predictor.seed}, {model.backend}"
+         + (f", {args.threads} threads" if args.threads else ""))
+    watched = None
+    if args.watch:  # what is in the folder now is not new; taken before saying "watching"
+        watched = watch(args.watch, args.interval, args.timeout, args.include_existing)
+        info(f"watching {args.watch} for new images"
+             + (f" for {args.timeout:g} s" if args.timeout else "") + " (Ctrl-C stops)")
+    counts = {"predicted": 0, "not sure": 0, "failed": 0}
+    run_ms = []
+    try:
+        for path in _sources(args, watched):
+            try:
+                record = predictor(path)
+            except ValueError as error:  # this image is bad; the stream goes on
+                record = {"path": str(path), "error": str(error)}
+                counts["failed"] += 1
+            else:
+                counts["predicted" if record["accept"] else "not sure"] += 1
+                run_ms.append(record["run_ms"])
+            print(json.dumps(record) if args.json else format_line(record), flush=True)
+            if args.max_images is not None and sum(counts.values()) >= args.max_images:
+                break
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    handled = sum(counts.values())
+    summary = ", ".join(f"{value} {name}" for name, value in counts.items())
+    if run_ms:
+        summary += f"; median run {statistics.median(run_ms):.1f} ms"
+    info(f"{handled} image{'s' if handled != 1 else ''}: {summary}")
+    return 2 if counts["failed"] else 0
