@@ -39,7 +39,13 @@ from etils import epath
 from tfuq.corruptions import CORRUPTIONS, SEVERITIES, config_name, corrupt
 from tfuq.data import CIFAR100_LABELS, DataError, check_images, check_labels
 
-__all__ = ["GENERATION_SEED", "Cifar100Corrupted", "Cifar100CorruptedConfig", "generate_examples"]
+__all__ = [
+    "GENERATION_SEED",
+    "Cifar100Corrupted",
+    "Cifar100CorruptedConfig",
+    "generate_examples",
+    "read_official",
+]
 
 GENERATION_SEED = 0
 OFFICIAL_URL = "https://zenodo.org/record/3555552/files/CIFAR-100-C.tar"

@@ -177,7 +177,7 @@ def parse_spec(spec: str) -> Spec:
     """Parse a dataset spec such as ``cifar100:test`` or ``cifar100_corrupted/fog_3:npz:x.npz``.
 
     Raises:
-        DataError: unknown source, split, corruption or severity, or a missing path.
+        DataError: unknown source, split, corruption or severity, or an empty path.
     """
     if not isinstance(spec, str) or ":" not in spec:
         raise DataError(
