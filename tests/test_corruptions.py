@@ -27,10 +27,19 @@ from tfuq.data import DataError
 pytest.importorskip("scipy")
 pytest.importorskip("PIL")
 
-SHARED_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar100" / "test_50_per_class.npz"
+SHARED_TEST = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar100" / "test_50_per_class.npz"
+)
 
 # Corruptions whose result does not depend on the seed (no random draw in the definition).
-DETERMINISTIC = {"defocus_blur", "zoom_blur", "brightness", "contrast", "pixelate", "jpeg_compression"}
+DETERMINISTIC = {
+    "defocus_blur",
+    "zoom_blur",
+    "brightness",
+    "contrast",
+    "pixelate",
+    "jpeg_compression",
+}
 
 
 def synthetic_images(count: int, seed: int = 0, size: tuple[int, int] = (32, 32)) -> np.ndarray:
@@ -42,7 +51,9 @@ def synthetic_images(count: int, seed: int = 0, size: tuple[int, int] = (32, 32)
     freq[0, 0] = 1.0
 
     def field(channels):
-        spectrum = rng.normal(size=(height, width, channels)) + 1j * rng.normal(size=(height, width, channels))
+        spectrum = rng.normal(size=(height, width, channels)) + 1j * rng.normal(
+            size=(height, width, channels)
+        )
         values = np.real(np.fft.ifft2(spectrum / freq[..., None], axes=(0, 1)))
         return (values - values.mean()) / values.std()
 
@@ -235,7 +246,9 @@ def test_brightness_raises_hsv_value_keeping_hue_and_saturation():
     assert out[0, 5, 5].tolist() == [math.floor(0.3 * 255)] * 3
 
 
-@pytest.mark.parametrize("severity, scale", list(zip(SEVERITIES, (0.04, 0.06, 0.08, 0.09, 0.10), strict=True)))
+@pytest.mark.parametrize(
+    "severity, scale", list(zip(SEVERITIES, (0.04, 0.06, 0.08, 0.09, 0.10), strict=True))
+)
 def test_gaussian_noise_has_the_published_standard_deviation(severity, scale):
     grey = np.full((40, 32, 32, 3), 128, np.uint8)
     noise = corrupt(grey, "gaussian_noise", severity).astype(np.float64) - 128
@@ -245,7 +258,9 @@ def test_gaussian_noise_has_the_published_standard_deviation(severity, scale):
     assert noise.mean() == pytest.approx(-0.5, abs=0.25)
 
 
-@pytest.mark.parametrize("severity, photons", list(zip(SEVERITIES, (500, 250, 100, 75, 50), strict=True)))
+@pytest.mark.parametrize(
+    "severity, photons", list(zip(SEVERITIES, (500, 250, 100, 75, 50), strict=True))
+)
 def test_shot_noise_is_poisson_with_the_published_photon_count(severity, photons):
     level = 102 / 255
     grey = np.full((40, 32, 32, 3), 102, np.uint8)
@@ -254,7 +269,9 @@ def test_shot_noise_is_poisson_with_the_published_photon_count(severity, photons
     assert out.std() == pytest.approx(math.sqrt(level / photons), rel=0.04)
 
 
-@pytest.mark.parametrize("severity, amount", list(zip(SEVERITIES, (0.01, 0.02, 0.03, 0.05, 0.07), strict=True)))
+@pytest.mark.parametrize(
+    "severity, amount", list(zip(SEVERITIES, (0.01, 0.02, 0.03, 0.05, 0.07), strict=True))
+)
 def test_impulse_noise_flips_the_published_share_to_salt_or_pepper(severity, amount):
     grey = np.full((40, 32, 32, 3), 128, np.uint8)
     out = corrupt(grey, "impulse_noise", severity)

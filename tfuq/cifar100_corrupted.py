@@ -163,12 +163,16 @@ def generate_examples(
     images = check_images(images, "clean test images")
     labels = check_labels(labels, len(images), len(CIFAR100_LABELS))
     for start in range(0, len(images), _CHUNK):
-        chunk = corrupt(images[start : start + _CHUNK], corruption, severity, seed=seed, index=start)
+        chunk = corrupt(
+            images[start : start + _CHUNK], corruption, severity, seed=seed, index=start
+        )
         for offset, image in enumerate(chunk):
             yield start + offset, {"image": image, "label": labels[start + offset]}
 
 
-def read_official(folder: str | os.PathLike, corruption: str, severity: int) -> tuple[np.ndarray, np.ndarray]:
+def read_official(
+    folder: str | os.PathLike, corruption: str, severity: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Images and labels of one severity from the official ``<corruption>.npy``/``labels.npy``.
 
     Raises:

@@ -236,14 +236,16 @@ def _image_indices(index, count: int) -> np.ndarray:
 def _check_corruption(corruption: str) -> str:
     corruption = _ALIASES.get(corruption, corruption)
     if corruption not in _PARAMS:
-        raise DataError(
-            f"unknown corruption {corruption!r}; choose from {', '.join(CORRUPTIONS)}"
-        )
+        raise DataError(f"unknown corruption {corruption!r}; choose from {', '.join(CORRUPTIONS)}")
     return corruption
 
 
 def _check_severity(severity: int) -> int:
-    if isinstance(severity, bool) or not isinstance(severity, int | np.integer) or not 1 <= severity <= 5:
+    if (
+        isinstance(severity, bool)
+        or not isinstance(severity, int | np.integer)
+        or not 1 <= severity <= 5
+    ):
         raise DataError(f"severity must be an integer from 1 to 5, got {severity!r}")
     return int(severity)
 
@@ -529,7 +531,12 @@ def _hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
         [
             np.stack(channels, axis=-1)
             for channels in (
-                (value, t, p), (q, value, p), (p, value, t), (p, q, value), (t, p, value), (value, p, q)
+                (value, t, p),
+                (q, value, p),
+                (p, value, t),
+                (p, q, value),
+                (t, p, value),
+                (value, p, q),
             )
         ]
     )
@@ -557,13 +564,13 @@ def _elastic_transform(image, params, rng):
     # random affine: move three points by up to `jitter` pixels (the script's cv2 calls)
     center = np.float32((width, height)) // 2  # (x, y), as cv2 points are
     square = min(height, width) // 3
-    src = np.float32(
-        [center + square, [center[0] + square, center[1] - square], center - square]
-    )
+    src = np.float32([center + square, [center[0] + square, center[1] - square], center - square])
     dst = src + rng.uniform(-jitter, jitter, size=src.shape).astype(np.float32)
     forward = np.vstack([_affine_from_points(src, dst), [0, 0, 1]])
     inverse = np.linalg.inv(forward)  # warpAffine samples the source at M^-1 (x, y)
-    cols, rows = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
+    cols, rows = np.meshgrid(
+        np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64)
+    )
     src_cols = inverse[0, 0] * cols + inverse[0, 1] * rows + inverse[0, 2]
     src_rows = inverse[1, 0] * cols + inverse[1, 1] * rows + inverse[1, 2]
     x = np.stack(
@@ -574,8 +581,12 @@ def _elastic_transform(image, params, rng):
         axis=-1,
     )
     # elastic displacement field
-    dx = (_gaussian(rng.uniform(-1, 1, size=(height, width)), sigma, "reflect", 3) * alpha).astype(np.float32)
-    dy = (_gaussian(rng.uniform(-1, 1, size=(height, width)), sigma, "reflect", 3) * alpha).astype(np.float32)
+    dx = (_gaussian(rng.uniform(-1, 1, size=(height, width)), sigma, "reflect", 3) * alpha).astype(
+        np.float32
+    )
+    dy = (_gaussian(rng.uniform(-1, 1, size=(height, width)), sigma, "reflect", 3) * alpha).astype(
+        np.float32
+    )
     channels = x.shape[-1]
     coords = (
         np.repeat((rows + dy)[..., np.newaxis], channels, axis=-1),
@@ -592,7 +603,9 @@ def _pixelate(image, factor, rng):
     height, width = image.shape[:2]
     picture = Image.fromarray(image)
     small = (max(1, int(width * factor)), max(1, int(height * factor)))
-    picture = picture.resize(small, Image.Resampling.BOX).resize((width, height), Image.Resampling.BOX)
+    picture = picture.resize(small, Image.Resampling.BOX).resize(
+        (width, height), Image.Resampling.BOX
+    )
     return np.asarray(picture, dtype=np.uint8)
 
 

@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 # CIFAR-100 fine labels in label order (Krizhevsky, 2009; tfds "cifar100" feature "label").
+# fmt: off
 CIFAR100_LABELS: tuple[str, ...] = (
     "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle",
     "bottle", "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle",
@@ -69,10 +70,10 @@ CIFAR100_LABELS: tuple[str, ...] = (
     "telephone", "television", "tiger", "tractor", "train", "trout", "tulip", "turtle",
     "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm",
 )
+# fmt: on
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
-_TFDS_SOURCES = ("cifar100", "cifar100_corrupted")
 _LOCAL_SOURCES = ("npz", "folder")
 _CIFAR100_SPLITS = ("train", "test")
 
@@ -249,7 +250,9 @@ def load_spec(
         DataError: bad spec, unreadable or invalid data, missing tensorflow-datasets.
     """
     parsed = spec if isinstance(spec, Spec) else parse_spec(spec)
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int | np.integer) or limit < 1):
+    if limit is not None and (
+        isinstance(limit, bool) or not isinstance(limit, int | np.integer) or limit < 1
+    ):
         raise DataError(f"limit must be a positive integer, got {limit!r}")
     if parsed.source == "npz":
         loaded = LabelledImages(*load_npz(parsed.target))
@@ -260,7 +263,9 @@ def load_spec(
     elif parsed.source == "cifar100_corrupted":
         import tfuq.cifar100_corrupted  # noqa: F401  (registers the builder with tfds)
 
-        loaded = _load_cifar100(f"cifar100_corrupted/{parsed.config}", parsed.target, data_dir, download)
+        loaded = _load_cifar100(
+            f"cifar100_corrupted/{parsed.config}", parsed.target, data_dir, download
+        )
     else:
         raise DataError(f"unknown dataset source {parsed.source!r}")
     keep = _subset(len(loaded.images), limit, seed)
@@ -303,7 +308,8 @@ def load_folder(path: str | os.PathLike, size: tuple[int, int] | None = None) ->
     images, labels = [], []
     for label, folder in enumerate(classes):
         files = sorted(
-            f for f in folder.iterdir()
+            f
+            for f in folder.iterdir()
             if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_SUFFIXES
         )
         if not files:
@@ -427,9 +433,7 @@ def _load_cifar100(
     try:
         import tensorflow_datasets as tfds
     except ImportError:
-        raise DataError(
-            f"{name} needs tensorflow-datasets: pip install 'tfuq[convert]'"
-        ) from None
+        raise DataError(f"{name} needs tensorflow-datasets: pip install 'tfuq[convert]'") from None
     try:
         dataset = tfds.load(
             name, split=split, as_supervised=True, data_dir=data_dir, download=download
@@ -444,5 +448,7 @@ def _load_cifar100(
     if not images:
         raise DataError(f"{name} split {split!r} holds zero samples")
     images = check_images(np.concatenate(images), f"{name}:{split}")
-    labels = check_labels(np.concatenate(labels).astype(np.int64), len(images), len(CIFAR100_LABELS))
+    labels = check_labels(
+        np.concatenate(labels).astype(np.int64), len(images), len(CIFAR100_LABELS)
+    )
     return LabelledImages(images, labels, list(CIFAR100_LABELS))
