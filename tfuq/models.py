@@ -165,14 +165,19 @@ def weighted_layers(backbone: keras.Model) -> list[keras.layers.Layer]:
     return [layer for layer in backbone.layers if layer.weights]
 
 
-def freeze(backbone: keras.Model, trainable_layers: int | None) -> int:
+def freeze(backbone: keras.Model, trainable_layers: int | None, freeze_batchnorm: bool = False) -> int:
     """Make only the last ``trainable_layers`` weighted layers of ``backbone`` trainable.
 
     Layers are counted among those that hold weights (convolutions, dense, batch norm);
     activations, adds and paddings have nothing to train and do not count. ``None`` makes
-    every layer trainable. Frozen BatchNormalization layers run in inference mode (Keras 3
-    does this for any BatchNormalization with ``trainable=False``), so their moving
-    statistics stay those of the pretrained weights.
+    every layer trainable. A BatchNormalization with ``trainable=False`` runs in inference
+    mode in Keras 3, so frozen ones keep the moving statistics of the pretrained weights.
+
+    ``freeze_batchnorm`` freezes every BatchNormalization of the backbone, those among the
+    last layers too (Keras' EfficientNet fine-tuning example does the same): fine-tuning
+    batches are small and would otherwise overwrite the pretrained statistics. Calling the
+    backbone with ``training=False`` is not enough in Keras 3.15: ``fit`` passes
+    ``training=True`` down to nested layers and overrides it.
 
     Returns the number of weighted layers left trainable.
     """
@@ -189,8 +194,9 @@ def freeze(backbone: keras.Model, trainable_layers: int | None) -> int:
     backbone.trainable = True
     cut = len(layers) - int(trainable_layers)
     for index, layer in enumerate(layers):
-        layer.trainable = index >= cut
-    return int(trainable_layers)
+        is_batchnorm = isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = index >= cut and not (freeze_batchnorm and is_batchnorm)
+    return sum(layer.trainable for layer in layers)
 
 
 def build_model(
@@ -205,7 +211,7 @@ def build_model(
     pooling: str = "avg",
     dropout_placement: str = "classifier",
     trainable_layers: int | None = None,
-    batchnorm_inference: bool | None = None,
+    freeze_batchnorm: bool | None = None,
     name: str | None = None,
 ) -> keras.Model:
     """A classifier for raw RGB pixels with a ``tfuq.MCDropout`` head.
@@ -230,10 +236,10 @@ def build_model(
         trainable_layers: how many of the backbone's last weighted layers train (the
             paper's "fine-tuned on the last few layers"); ``None`` trains all, 0 none. The
             head always trains. See :func:`freeze`.
-        batchnorm_inference: run every BatchNormalization of the backbone in inference
-            mode, trainable ones included, so that fine-tuning on small batches keeps the
-            pretrained statistics (the Keras transfer-learning advice). Default: True when
-            ``weights`` is given, False when training from scratch.
+        freeze_batchnorm: keep every BatchNormalization of the backbone frozen and in
+            inference mode, those among the trainable last layers too, so that fine-tuning
+            on small batches keeps the pretrained statistics. Default: True when ``weights``
+            is given, False when training from scratch.
         name: model name (default ``<backbone>_mc``).
 
     Returns:
@@ -267,24 +273,22 @@ def build_model(
     if min(image) < 1:
         raise ModelError(f"image_size must be positive, got {image}")
     weights = _check_weights(backbone, weights)
-    if batchnorm_inference is None:
-        batchnorm_inference = weights is not None
+    if freeze_batchnorm is None:
+        freeze_batchnorm = weights is not None
 
     input_shape = (*size, 3)
     if backbone == "small_cnn":
         base = _small_cnn(input_shape, weights)
     else:
         base = _application(backbone, input_shape, weights)
-    freeze(base, trainable_layers)
+    freeze(base, trainable_layers, freeze_batchnorm=freeze_batchnorm)
 
     inputs = keras.Input(shape=(*image, 3), name="image")
     x = inputs
     if image != size:
         x = keras.layers.Resizing(*size, interpolation="bilinear", name="resize")(x)
     x = _preprocessing(backbone, x)
-    # training=False is recorded in the graph (and the .keras file): batch norm then always
-    # uses its moving statistics, whatever fit() passes.
-    x = base(x, training=False) if batchnorm_inference else base(x)
+    x = base(x)
     pool = keras.layers.GlobalAveragePooling2D if pooling == "avg" else keras.layers.GlobalMaxPooling2D
     x = pool(name="pool")(x)
     drops = 0
