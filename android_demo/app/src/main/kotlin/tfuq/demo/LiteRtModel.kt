@@ -19,7 +19,8 @@ import java.nio.ByteBuffer
 import java.nio.channels.FileChannel
 
 /**
- * A tfuq model run by LiteRT: one invoke through the model's signature runs every MC pass.
+ * A tfuq model run by LiteRT: one invoke through the model's signature runs every MC pass
+ * (or the single pass of a deterministic model, the baseline).
  *
  * Inputs and outputs are addressed by the names the model's configuration carries, never by
  * tensor index, and checked against it when the model loads (as `tfuq/runtime.py` does), so a
@@ -43,12 +44,13 @@ class LiteRtModel private constructor(
         private set
 
     override fun invoke(pixels: ByteArray, masks: List<Mask>): Invocation {
-        if (masks.size != config.mcDropout.size) {
-            throw IllegalArgumentException("${masks.size} masks for ${config.mcDropout.size} MC-dropout layers")
+        val specs = maskSpecs(config)
+        if (masks.size != specs.size) {
+            throw IllegalArgumentException("${masks.size} masks for ${specs.size} mask inputs")
         }
         val inputs = HashMap<String, Any>()
         inputs[config.input.name] = Tensors.imageInput(pixels, config.input, tensors.image)
-        config.mcDropout.forEachIndexed { index, spec ->
+        specs.forEachIndexed { index, spec ->
             val name = spec.input!!
             inputs[name] = Tensors.maskInput(masks[index], spec, tensors.masks.getValue(name))
         }
@@ -90,10 +92,10 @@ class LiteRtModel private constructor(
         }
 
         private fun load(buffer: ByteBuffer, config: ModelConfig): LiteRtModel {
-            if (config.mode != ModelConfig.Mode.MASKED) {
+            if (config.mode == ModelConfig.Mode.IN_GRAPH) {
                 throw ModelFileException(
-                    "this model was converted with --mode ${config.mode.key}; the demo runs masked models " +
-                        "(all passes in one invoke): convert with --mode masked"
+                    "this model was converted with --mode in-graph (one invoke per pass); the demo runs " +
+                        "all passes in one invoke: convert with --mode masked"
                 )
             }
             val threads = Runtime.getRuntime().availableProcessors().coerceIn(1, 4)
@@ -111,7 +113,7 @@ class LiteRtModel private constructor(
 
         private fun inspect(interpreter: Interpreter, signature: String, config: ModelConfig): TensorLayout {
             val inputNames = interpreter.getSignatureInputs(signature).toSet()
-            val expectedInputs = setOf(config.input.name) + config.mcDropout.map { it.input!! }
+            val expectedInputs = setOf(config.input.name) + maskSpecs(config).map { it.input!! }
             if (inputNames != expectedInputs) {
                 throw ModelFileException("the model takes inputs ${inputNames.sorted()}, its configuration lists ${expectedInputs.sorted()}")
             }
@@ -120,7 +122,7 @@ class LiteRtModel private constructor(
             if (!image.shape().contentEquals(imageShape)) {
                 throw ModelFileException("image input is ${image.shape().toList()}, the configuration says ${imageShape.toList()}")
             }
-            val masks = config.mcDropout.associate { spec ->
+            val masks = maskSpecs(config).associate { spec ->
                 val name = spec.input!!
                 val expected = spec.shape!!
                 val tensor = interpreter.getInputTensorFromSignature(name, signature)
@@ -155,5 +157,9 @@ class LiteRtModel private constructor(
             val params = tensor.quantizationParams()
             return TensorQuantization(type, params.scale.toDouble(), params.zeroPoint)
         }
+
+        /** The layers that take a mask input: all of a masked model's, none of a deterministic one's. */
+        private fun maskSpecs(config: ModelConfig) =
+            if (config.mode == ModelConfig.Mode.MASKED) config.mcDropout else emptyList()
     }
 }

@@ -43,6 +43,8 @@ class SettingsSheet : BottomSheetDialogFragment() {
         val config = ready.config
         showPasses(config, current.passes)
         binding.seed.setText(UInt64.toString(current.seed))
+        // A deterministic model has no dropout, so no seed changes anything.
+        binding.seedLayout.isEnabled = config.mode == ModelConfig.Mode.MASKED
 
         val scores = Score.values().toList()
         binding.score.setAdapter(ArrayAdapter(requireContext(), android.R.layout.simple_list_item_1, scores.map { it.title }))

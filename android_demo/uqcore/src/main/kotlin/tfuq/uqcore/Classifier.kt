@@ -13,8 +13,8 @@ class Invocation(
  *
  * [pixels] are RGB bytes `(height, width, 3)` at the model's input size; [masks] hold one
  * [Mask] per `mc_dropout` entry of the configuration, in its order, each of the shape that
- * entry declares (the model's full pass count first). Implementations map them to the
- * model's inputs by name.
+ * entry declares (the model's full pass count first), and are empty for a deterministic
+ * model. Implementations map them to the model's inputs by name.
  */
 interface MaskedModelRunner {
     fun invoke(pixels: ByteArray, masks: List<Mask>): Invocation
@@ -72,15 +72,16 @@ class Classification(
 }
 
 /**
- * Seeded masks -> one invoke -> aggregation -> decision, for a masked tfuq model. The runtime
- * is behind [MaskedModelRunner], so the whole path is tested on the JVM with a stand-in model.
+ * Seeded masks -> one invoke -> aggregation -> decision, for a masked tfuq model (or a
+ * deterministic one: no masks, one pass, the baseline). The runtime is behind
+ * [MaskedModelRunner], so the whole path is tested on the JVM with a stand-in model.
  */
 class Classifier(val config: ModelConfig, private val runner: MaskedModelRunner) {
     init {
-        if (config.mode != ModelConfig.Mode.MASKED) {
+        if (config.mode == ModelConfig.Mode.IN_GRAPH) {
             throw IllegalArgumentException(
-                "this model was converted with --mode ${config.mode.key}; the demo runs masked models " +
-                    "(all passes in one invoke): convert with --mode masked"
+                "this model was converted with --mode in-graph (one invoke per pass, seeds patched into " +
+                    "the flatbuffer); the demo runs all passes in one invoke: convert with --mode masked"
             )
         }
     }

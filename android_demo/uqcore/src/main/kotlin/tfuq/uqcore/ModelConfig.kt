@@ -6,7 +6,7 @@ class InputSpec(val name: String, val height: Int, val width: Int, val channels:
 /**
  * One MC-dropout layer. In a `masked` model, [input] names the model input that takes its
  * mask and [shape] is that input's shape `(passes, *features)`; an `in-graph` model draws its
- * masks inside the graph, so both are null.
+ * masks inside the graph and a `deterministic` one has dropout off, so both are null there.
  */
 class MaskSpec(val layer: String, val input: String?, shape: IntArray?, val rate: Double) {
     private val dims = shape?.copyOf()
@@ -42,20 +42,23 @@ class ModelConfig(
         /** Masks are model inputs; all passes run in one invoke. */
         MASKED("masked"),
         /** The graph draws its own masks with RANDOM_UNIFORM; one invoke per pass. */
-        IN_GRAPH("in-graph")
+        IN_GRAPH("in-graph"),
+        /** MC dropout off: one ordinary pass, the baseline to compare against. */
+        DETERMINISTIC("deterministic")
     }
 
     /** The name of class [cls]: its label, or `class_i` as `tfuq convert` names unlabelled classes. */
     fun label(cls: Int): String = if (cls in labels.indices) labels[cls] else "class_$cls"
 
     /**
-     * The masks run seed [seed] (unsigned bits) feeds, one per MC-dropout layer in order.
-     * [passes] defaults to the model's: a masked model's inputs have that many rows.
+     * The masks run seed [seed] (unsigned bits) feeds, one per MC-dropout layer in order;
+     * none for a deterministic model, which takes the image alone. [passes] defaults to the
+     * model's: a masked model's inputs have that many rows.
      */
-    fun masks(seed: Long, passes: Int = this.passes): List<Mask> {
-        if (mode != Mode.MASKED) throw IllegalStateException("an in-graph model draws its own masks")
-        val layers = mcDropout.map { MaskLayer(it.featureShape!!, it.rate) }
-        return SeededMasks.masksFor(seed, passes, layers)
+    fun masks(seed: Long, passes: Int = this.passes): List<Mask> = when (mode) {
+        Mode.MASKED -> SeededMasks.masksFor(seed, passes, mcDropout.map { MaskLayer(it.featureShape!!, it.rate) })
+        Mode.DETERMINISTIC -> emptyList()
+        Mode.IN_GRAPH -> throw IllegalStateException("an in-graph model draws its own masks")
     }
 
     companion object {
@@ -127,7 +130,7 @@ class ModelConfig(
                     MaskSpec(layer.string("layer"), null, null, rate)
                 }
             }
-            if (mcDropout.isEmpty()) throw IllegalArgumentException("mc_dropout lists no layer")
+            if (mode == Mode.MASKED && mcDropout.isEmpty()) throw IllegalArgumentException("mc_dropout lists no layer")
 
             val schemeJson = json.obj("seed_scheme")
             val scheme = SeedScheme(schemeJson.string("name"), schemeJson.int("version"), schemeJson.int("keep_bits"))

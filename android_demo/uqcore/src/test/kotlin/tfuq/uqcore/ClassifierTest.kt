@@ -128,6 +128,30 @@ class ClassifierTest {
     }
 
     @Test
+    fun deterministicModelsTakeNoMasksAndGiveOnePass() {
+        val deterministic = ModelConfig.parse(
+            configText.replace("\"mode\": \"masked\"", "\"mode\": \"deterministic\"")
+                .replace("\"passes\": 8", "\"passes\": 1")
+                .replace(Regex("\"mc_dropout\": \\[.*?}]", RegexOption.DOT_MATCHES_ALL), "\"mc_dropout\": [{\"layer\": \"d0\", \"rate\": 0.5}]"),
+            "test"
+        )
+        assertEquals(0, deterministic.json.array("mc_dropout").obj(0).keys.count { it == "input" })
+        var received: List<Mask>? = null
+        val baseline = object : MaskedModelRunner {
+            override fun invoke(pixels: ByteArray, masks: List<Mask>): Invocation {
+                received = masks
+                return Invocation(McProbabilities.singleImage(1, 3, doubleArrayOf(0.2, 0.7, 0.1)), 5L)
+            }
+        }
+        val result = Classifier(deterministic, baseline).classify(pixels, RunSettings.defaults(deterministic))
+        assertEquals(emptyList<Mask>(), received)
+        assertEquals(1, result.summary.passes)
+        assertEquals(0.0, result.summary.std(1), 0.0)
+        assertTrue(result.decision.accept) // zero spread: the interval rule compares means
+        assertEquals("green", result.headline)
+    }
+
+    @Test
     fun defaultsAreTheModelsOwn() {
         val d = RunSettings.defaults(config)
         assertEquals(8, d.passes)

@@ -195,12 +195,26 @@ class ModelFileTest {
     @Test
     fun inGraphModelsHaveNoMaskInputs() {
         val inGraph = config.replace("\"mode\": \"masked\"", "\"mode\": \"in-graph\"")
-            .replace(Regex("\"mc_dropout\": \\[.*?]},\\s*\\{.*?]}]", RegexOption.DOT_MATCHES_ALL),
+            .replace(Regex("\"mc_dropout\": \\[.*?}]", RegexOption.DOT_MATCHES_ALL),
                 "\"mc_dropout\": [{\"layer\": \"mc_dropout\", \"rate\": 0.25}]")
+        assertTrue("the edit took: $inGraph", !inGraph.contains("mask_0"))
         val c = ModelFile.readConfig(jdkModelFile(mapOf(ModelFile.CONFIG_NAME to inGraph)))
         assertEquals(ModelConfig.Mode.IN_GRAPH, c.mode)
         assertNull(c.mcDropout[0].input)
         assertThrows(IllegalStateException::class.java) { c.masks(0L) }
+    }
+
+    @Test
+    fun deterministicModelsAreReadToo() {
+        val text = config.replace("\"mode\": \"masked\"", "\"mode\": \"deterministic\"")
+            .replace("\"passes\": 4", "\"passes\": 1")
+            .replace(Regex("\"mc_dropout\": \\[.*?}]", RegexOption.DOT_MATCHES_ALL),
+                "\"mc_dropout\": [{\"layer\": \"mc_dropout\", \"rate\": 0.25}]")
+        assertTrue("the edit took: $text", !text.contains("mask_0"))
+        val c = ModelFile.readConfig(jdkModelFile(mapOf(ModelFile.CONFIG_NAME to text)))
+        assertEquals(ModelConfig.Mode.DETERMINISTIC, c.mode)
+        assertEquals(1, c.passes)
+        assertEquals(emptyList<Mask>(), c.masks(0L))
     }
 
     @Test
