@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import entropy as scipy_entropy
 
+import tfuq.aggregate
 from tfuq.aggregate import SCORES, aggregate, check_probabilities, entropy
 
 LN2 = math.log(2)
@@ -99,11 +100,12 @@ def _dirichlet_passes(rng, passes, batch, classes):
     return np.stack([[rng.dirichlet(10 * c + 0.1) for c in centre] for _ in range(passes)])
 
 
-def test_a_batch_matches_an_independent_per_image_computation(rng):
-    # 600 images crosses the internal block size, so block edges are covered too.
+def test_a_batch_matches_an_independent_per_image_computation(rng, monkeypatch):
+    # Blocks of 16 images, so 600 images also cover block edges and a partial last block.
+    monkeypatch.setattr(tfuq.aggregate, "_BLOCK_ELEMENTS", 7 * 5 * 16)
     probabilities = _dirichlet_passes(rng, 7, 600, 5)
     result = aggregate(probabilities, conf_factor=1.5)
-    for b in range(0, 600, 37):
+    for b in [*range(0, 600, 37), 15, 16, 17, 591, 599]:
         image = probabilities[:, b]  # (passes, classes)
         mean = image.mean(axis=0)
         std = image.std(axis=0)  # numpy's population std, ddof=0

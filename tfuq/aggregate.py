@@ -37,8 +37,9 @@ SCORES = ("max_probability", "predictive_entropy", "mutual_information", "variat
 
 # Softmax outputs in float32 may exceed 1 by a rounding step; anything more is not a probability.
 _ABOVE_ONE_TOLERANCE = 1e-6
-# Images per block of float64 work (about 6 MB of temporaries at T=30, C=100).
-_BLOCK = 256
+# float64 values per block of work (2 MB): small enough that the temporaries stay in cache,
+# which measured about twice as fast as 6 MB blocks at T=30, C=100.
+_BLOCK_ELEMENTS = 2**18
 
 
 @dataclass(frozen=True)
@@ -166,13 +167,14 @@ def aggregate(probabilities: np.ndarray, conf_factor: float = 1.0) -> Aggregate:
 
     # float64 throughout (int8 outputs arrive as float32; the Kotlin side uses doubles),
     # in blocks of images so the float64 temporaries stay in cache instead of costing
-    # gigabytes: the loop is over blocks, the work inside is vectorized.
+    # gigabytes: the loop is over blocks of images, the work inside is vectorized.
     mean = np.empty((batch, classes))
     std = np.empty((batch, classes))
     expected_entropy = np.empty(batch)
     modal_votes = np.empty(batch, dtype=np.int64)
-    for start in range(0, batch, _BLOCK):
-        block = p[:, start : start + _BLOCK].astype(np.float64, copy=False)
+    images_per_block = max(1, _BLOCK_ELEMENTS // (passes * classes))
+    for start in range(0, batch, images_per_block):
+        block = p[:, start : start + images_per_block].astype(np.float64, copy=False)
         size = block.shape[1]
         block_mean = np.mean(block, axis=0)
         mean[start : start + size] = block_mean
