@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The Raspberry Pi environment check: a clean Python 3.11 venv with only `pip install ".[pi]"`
+# (tflite-runtime 2.14, numpy < 2, no TensorFlow) must run models converted in the main
+# environment and reproduce their outputs (tests/pi/test_pi_runtime.py says to what tolerance),
+# decide with `tfuq predict`, and compute the shared mask vectors bit for bit under numpy 1.
+#
+#   bash .ci/pi_env.sh [MAIN_PYTHON]     # MAIN_PYTHON: a python with tfuq[all] (default .venv/bin/python)
+#
+# The pi venv goes to $PI_VENV (default .venv-pi), rebuilt from scratch each time; it stays
+# afterwards so that `python benchmarks/run_all.py` can time tflite-runtime in it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_PROGRESS_BAR=off
+main_python=${1:-.venv/bin/python}
+pi_venv=${PI_VENV:-.venv-pi}
+fixtures=$(mktemp -d)
+trap 'rm -rf "$fixtures"' EXIT
+
+echo "== pi: models and expected outputs from the main environment ($main_python)"
+"$main_python" tests/pi/make_fixtures.py --out "$fixtures" 2> "$fixtures/make_fixtures.log" || {
+    cat "$fixtures/make_fixtures.log" >&2
+    exit 1
+}
+
+echo "== pi: clean venv $pi_venv with pip install \".[pi]\" (+ pytest and pillow for the tests)"
+rm -rf "$pi_venv"
+python3.11 -m venv "$pi_venv"
+# pytest runs the tests; Pillow decodes images for `tfuq predict` (Raspberry Pi OS ships it).
+"$pi_venv/bin/pip" install --quiet ".[pi]" pytest pillow
+"$pi_venv/bin/python" - <<'PY'
+import importlib.metadata as m
+print("pi venv: " + ", ".join(f"{p} {m.version(p)}" for p in ("tfuq", "numpy", "tflite-runtime", "ai-edge-litert", "pillow")))
+PY
+
+echo "== pi: tests in $pi_venv"
+# -o pythonpath= and the venv's own pytest: the installed tfuq is tested, not the source tree.
+TFUQ_PI_FIXTURES="$fixtures" TFUQ_PI_EXPECT_INSTALLED=1 \
+    "$pi_venv/bin/pytest" tests/pi tests/test_vectors.py tests/test_masks.py \
+    -o pythonpath= -p no:cacheprovider -q
