@@ -91,6 +91,7 @@ def test_evaluate_report_folder(tiny_tflite, hard_data, tmp_path, capsys):
     [
         (["--rule", "threshold", "--score", "mutual_information"], "needs --score and --threshold"),
         (["--rule", "interval", "--threshold", "0.3"], "--threshold needs --rule threshold"),
+        (["--conf-factor", "2"], "--conf-factor needs --rule interval"),
         (["--rule", "interval", "--conf-factor", "-1"], "conf_factor"),
         (["--limit", "0"], "--limit"),
         (["--json", "/nonexistent/folder/r.json"], "folder does not exist"),

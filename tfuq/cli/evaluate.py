@@ -33,7 +33,7 @@ def add_arguments(parser) -> None:
                         help="out-of-distribution images, .npz or spec (labels are ignored)")
     parser.add_argument("--rule", choices=("model", "interval", "threshold"), default="model",
                         help="decision rule: the model's own (default), interval or threshold")
-    parser.add_argument("--conf-factor", type=float, default=1.0,
+    parser.add_argument("--conf-factor", type=float,
                         help="Z of the interval rule mean +/- Z * std (default 1.0)")
     parser.add_argument("--score", choices=SCORES,
                         help="threshold rule score; also the headline score for AURC/AUROC/FPR95")
@@ -52,14 +52,14 @@ def rule_from_args(args, config: dict) -> dict:
     """The decision rule the arguments ask for (``config`` is the model's carried one)."""
     from tfuq import abstain
 
+    if args.rule != "threshold" and args.threshold is not None:
+        raise CliError("--threshold needs --rule threshold")
+    if args.rule != "interval" and args.conf_factor is not None:
+        raise CliError("--conf-factor needs --rule interval")
     if args.rule == "model":
-        if args.threshold is not None:
-            raise CliError("--threshold needs --rule threshold")
         return abstain.check_rule(config.get("decision") or abstain.DEFAULT_RULE)
     if args.rule == "interval":
-        if args.threshold is not None:
-            raise CliError("--threshold needs --rule threshold")
-        return abstain.interval_rule(args.conf_factor)
+        return abstain.interval_rule(1.0 if args.conf_factor is None else args.conf_factor)
     if args.score is None or args.threshold is None:
         raise CliError("--rule threshold needs --score and --threshold")
     return abstain.threshold_rule(args.score, args.threshold)
