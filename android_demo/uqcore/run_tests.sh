@@ -35,12 +35,13 @@ if [ -z "$kotlinc" ] || [ ! -f "$junit" ] || [ -z "$hamcrest" ]; then
     echo "installing kotlin and junit4 with apt-get" >&2
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kotlin junit4 >/dev/null
-    kotlinc="$(command -v kotlinc)"
+    kotlinc="${KOTLINC:-$(command -v kotlinc || true)}"
     junit="${JUNIT_JAR:-/usr/share/java/junit4.jar}"
     hamcrest="${HAMCREST_JAR:-$(find_hamcrest)}"
 fi
+if [ -z "$kotlinc" ]; then echo "run_tests.sh: no kotlinc after installing kotlin" >&2; exit 2; fi
 for jar in "$junit" "$hamcrest"; do
-    if [ ! -f "$jar" ]; then echo "run_tests.sh: $jar not found" >&2; exit 2; fi
+    if [ ! -f "$jar" ]; then echo "run_tests.sh: JUnit jar ${jar:-(hamcrest)} not found" >&2; exit 2; fi
 done
 if [ ! -f "$vectors/README.md" ]; then
     echo "run_tests.sh: $vectors is not the shared vectors folder (no README.md)" >&2
