@@ -5,6 +5,7 @@ import android.graphics.Bitmap
 import android.net.Uri
 import androidx.lifecycle.AndroidViewModel
 import androidx.lifecycle.viewModelScope
+import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.asCoroutineDispatcher
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.StateFlow
@@ -56,7 +57,7 @@ class MainViewModel(application: Application) : AndroidViewModel(application) {
         viewModelScope.launch {
             val loaded = withContext(inference) {
                 try {
-                    val m = LiteRtModel.fromAsset(getApplication())
+                    val m = LiteRtModel.fromAsset(getApplication<Application>())
                     model = m
                     classifier = Classifier(m.config, m)
                     ModelState.Ready(m.config, m.source, m.classes)
@@ -86,6 +87,8 @@ class MainViewModel(application: Application) : AndroidViewModel(application) {
                 pixels = prepared.pixels
                 mutableState.update { it.copy(preview = prepared.preview, result = null) }
                 classify()
+            } catch (cancelled: CancellationException) {
+                throw cancelled
             } catch (error: Exception) {
                 // A photo that cannot be decoded (or a revoked URI) is the user's to fix.
                 mutableState.update { it.copy(busy = false, error = "Cannot read that photo: ${error.message}") }
@@ -100,9 +103,13 @@ class MainViewModel(application: Application) : AndroidViewModel(application) {
     }
 
     private suspend fun classify() {
-        val image = pixels ?: return
-        val settings = state.value.settings ?: return
-        val active = classifier ?: return
+        val image = pixels
+        val settings = state.value.settings
+        val active = classifier
+        if (image == null || settings == null || active == null) {
+            mutableState.update { it.copy(busy = false) }
+            return
+        }
         mutableState.update { it.copy(busy = true, error = null) }
         try {
             val result = withContext(inference) { active.classify(image, settings) }
