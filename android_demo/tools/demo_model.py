@@ -32,20 +32,29 @@ def photo(colour: tuple[int, int, int], size: int, seed: int) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path, help="folder to write into")
-    parser.add_argument("--passes", type=int, default=30, help="MC passes of the model (default 30)")
+    parser.add_argument(
+        "--passes", type=int, default=30, help="MC passes of the model (default 30)"
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
     sys.path.insert(0, str(REPO))
     sys.path.insert(0, str(REPO / "tests"))
+    from _dummies import tiny
     from PIL import Image
 
-    from _dummies import tiny
     from tfuq.convert import convert
 
     network = tiny.trained_model()
     images, _ = tiny.images(160, seed=3)
-    result = convert(network, images, passes=args.passes, calibration_samples=120, check_samples=40, labels=tiny.LABELS)
+    result = convert(
+        network,
+        images,
+        passes=args.passes,
+        calibration_samples=120,
+        check_samples=40,
+        labels=tiny.LABELS,
+    )
     if result.check is not None and not result.check.passed:
         print(f"self-check failed: agreement {result.check.agreement:.3f}", file=sys.stderr)
         return 1

@@ -25,24 +25,37 @@ REPO = Path(__file__).resolve().parents[2]
 SCALE = 2  # drawn at twice the size, then halved: smoother text and bars
 WIDTH, HEIGHT = 420, 780
 COLOURS = {
-    "background": (255, 251, 254), "text": (28, 27, 31), "muted": (73, 69, 79),
-    "accept": (27, 94, 32), "accept_background": (232, 245, 233),
-    "abstain": (138, 75, 0), "abstain_background": (255, 243, 224),
-    "track": (224, 224, 224), "predicted": (63, 111, 181), "other": (154, 169, 194),
-    "whisker": (32, 33, 36), "button": (103, 80, 164), "tonal": (232, 222, 248), "frame": (30, 30, 30),
+    "background": (255, 251, 254),
+    "text": (28, 27, 31),
+    "muted": (73, 69, 79),
+    "accept": (27, 94, 32),
+    "accept_background": (232, 245, 233),
+    "abstain": (138, 75, 0),
+    "abstain_background": (255, 243, 224),
+    "track": (224, 224, 224),
+    "predicted": (63, 111, 181),
+    "other": (154, 169, 194),
+    "whisker": (32, 33, 36),
+    "button": (103, 80, 164),
+    "tonal": (232, 222, 248),
+    "frame": (30, 30, 30),
 }
 SCORE_TITLES = {
-    "max_probability": "Max probability", "predictive_entropy": "Predictive entropy",
-    "mutual_information": "Mutual information", "variation_ratio": "Variation ratio",
+    "max_probability": "Max probability",
+    "predictive_entropy": "Predictive entropy",
+    "mutual_information": "Mutual information",
+    "variation_ratio": "Variation ratio",
 }
 
 
 def font(size: int, bold: bool = False):
-    from PIL import ImageFont
     import matplotlib
+    from PIL import ImageFont
 
     name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
-    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name), size * SCALE)
+    return ImageFont.truetype(
+        str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name), size * SCALE
+    )
 
 
 def prepare(path: Path, height: int, width: int) -> tuple[object, np.ndarray]:
@@ -57,11 +70,15 @@ def prepare(path: Path, height: int, width: int) -> tuple[object, np.ndarray]:
         cw, ch = w, round(w * height / width)
     left, top = (w - cw) // 2, (h - ch) // 2
     crop = image.crop((left, top, left + cw, top + ch))
-    pixels = np.asarray(crop.resize((width, height), Image.BILINEAR, reducing_gap=2.0), dtype=np.uint8)
+    pixels = np.asarray(
+        crop.resize((width, height), Image.BILINEAR, reducing_gap=2.0), dtype=np.uint8
+    )
     return crop, pixels
 
 
-def explain(decision_rule: dict, summary, accept: bool, labels: list[str], conf_factor: float) -> str:
+def explain(
+    decision_rule: dict, summary, accept: bool, labels: list[str], conf_factor: float
+) -> str:
     """The sentence under the headline, as uqcore's Decision.explain words it."""
     predicted = int(summary.predicted)
     if decision_rule["rule"] == "interval":
@@ -72,14 +89,20 @@ def explain(decision_rule: dict, summary, accept: bool, labels: list[str], conf_
             return f"{labels[predicted]} is the only class."
         rival = max(others, key=lambda c: (upper[c], -c))
         if accept:
-            return (f"The interval of {labels[predicted]} (lower {lower[predicted]:.3f}) is clear of every "
-                    f"other class (highest upper {upper[rival]:.3f}, {labels[rival]}).")
-        return (f"The intervals of {labels[predicted]} (lower {lower[predicted]:.3f}) and "
-                f"{labels[rival]} (upper {upper[rival]:.3f}) overlap.")
+            return (
+                f"The interval of {labels[predicted]} (lower {lower[predicted]:.3f}) is clear of every "
+                f"other class (highest upper {upper[rival]:.3f}, {labels[rival]})."
+            )
+        return (
+            f"The intervals of {labels[predicted]} (lower {lower[predicted]:.3f}) and "
+            f"{labels[rival]} (upper {upper[rival]:.3f}) overlap."
+        )
     score = decision_rule["score"]
     value = float(getattr(summary, score))
     higher = score == "max_probability"
-    side = ("at or above" if accept else "below") if higher else ("at or below" if accept else "above")
+    side = (
+        ("at or above" if accept else "below") if higher else ("at or below" if accept else "above")
+    )
     which = "the calibrated threshold" if "calibration" in decision_rule else "the threshold"
     return f"{SCORE_TITLES[score]} {value:.3f} is {side} {which} {decision_rule['threshold']:.3f}."
 
@@ -125,7 +148,12 @@ def screen(model, path: Path, seed: int, model_name: str):
     draw.rectangle((0, 0, WIDTH * s, 24 * s), fill=(243, 237, 247))
     draw.text((x0, 5 * s), "12:00", font=font(11), fill=COLOURS["muted"])
     draw.text((x0, 34 * s), "tfuq demo", font=font(20), fill=COLOURS["text"])
-    draw.text((x1 - draw.textlength("Settings", font=font(13)), 40 * s), "Settings", font=font(13), fill=COLOURS["button"])
+    draw.text(
+        (x1 - draw.textlength("Settings", font=font(13)), 40 * s),
+        "Settings",
+        font=font(13),
+        fill=COLOURS["button"],
+    )
     if rule["rule"] == "interval":
         rule_text = f"interval, Z = {conf_factor:.2f}"
     else:
@@ -139,27 +167,42 @@ def screen(model, path: Path, seed: int, model_name: str):
     image.paste(preview, ((WIDTH * s - preview.width) // 2, y))
     y += photo_h + 12 * s
 
-    card_lines = wrap(draw, explain(rule, summary, accept, labels, conf_factor), x1 - x0 - 32 * s, font(12))
+    card_lines = wrap(
+        draw, explain(rule, summary, accept, labels, conf_factor), x1 - x0 - 32 * s, font(12)
+    )
     card_h = (16 + 34 + 4 + 17 * len(card_lines) + 14) * s
-    draw.rounded_rectangle((x0, y, x1, y + card_h), radius=12 * s,
-                           fill=COLOURS["accept_background" if accept else "abstain_background"])
+    draw.rounded_rectangle(
+        (x0, y, x1, y + card_h),
+        radius=12 * s,
+        fill=COLOURS["accept_background" if accept else "abstain_background"],
+    )
     headline = labels[predicted] if accept else "Not sure"
-    draw.text((x0 + 16 * s, y + 14 * s), headline, font=font(26, bold=True), fill=COLOURS["accept" if accept else "abstain"])
+    draw.text(
+        (x0 + 16 * s, y + 14 * s),
+        headline,
+        font=font(26, bold=True),
+        fill=COLOURS["accept" if accept else "abstain"],
+    )
     ty = y + 54 * s
     for line in card_lines:
         draw.text((x0 + 16 * s, ty), line, font=font(12), fill=COLOURS["text"])
         ty += 17 * s
     y += card_h + 12 * s
 
-    scores = (f"max p {float(summary.max_probability):.3f} · entropy {float(summary.predictive_entropy):.3f} · "
-              f"mutual info {float(summary.mutual_information):.3f} · variation ratio {float(summary.variation_ratio):.3f}")
+    scores = (
+        f"max p {float(summary.max_probability):.3f} · entropy {float(summary.predictive_entropy):.3f} · "
+        f"mutual info {float(summary.mutual_information):.3f} · variation ratio {float(summary.variation_ratio):.3f}"
+    )
     for line in wrap(draw, scores, x1 - x0, font(10)):
         draw.text((x0, y), line, font=font(10), fill=COLOURS["muted"])
         y += 14 * s
     draw.text((x0, y), f"Rule: {rule_text}", font=font(10), fill=COLOURS["muted"])
     y += 24 * s
 
-    lower, upper = summary.mean - conf_factor * summary.std, summary.mean + conf_factor * summary.std
+    lower, upper = (
+        summary.mean - conf_factor * summary.std,
+        summary.mean + conf_factor * summary.std,
+    )
     order = sorted(range(len(labels)), key=lambda c: (-summary.mean[c], c))[:5]
     for c in order:
         draw.text((x0, y), labels[c], font=font(14), fill=COLOURS["text"])
@@ -167,41 +210,73 @@ def screen(model, path: Path, seed: int, model_name: str):
         mean = f"{100 * summary.mean[c]:.1f}%"
         iw = draw.textlength(interval, font=font(10))
         draw.text((x1 - iw, y + 4 * s), interval, font=font(10), fill=COLOURS["muted"])
-        draw.text((x1 - iw - 8 * s - draw.textlength(mean, font=font(14, True)), y), mean, font=font(14, True), fill=COLOURS["text"])
+        draw.text(
+            (x1 - iw - 8 * s - draw.textlength(mean, font=font(14, True)), y),
+            mean,
+            font=font(14, True),
+            fill=COLOURS["text"],
+        )
         by = y + 26 * s
         thickness = 6 * s
-        draw.rounded_rectangle((x0, by - thickness // 2, x1, by + thickness // 2), radius=thickness // 2, fill=COLOURS["track"])
+        draw.rounded_rectangle(
+            (x0, by - thickness // 2, x1, by + thickness // 2),
+            radius=thickness // 2,
+            fill=COLOURS["track"],
+        )
         span = x1 - x0
         clamp = lambda v: min(1.0, max(0.0, float(v)))  # noqa: E731
         end = x0 + span * clamp(summary.mean[c])
         if end > x0:
-            draw.rounded_rectangle((x0, by - thickness // 2, max(end, x0 + thickness), by + thickness // 2),
-                                   radius=thickness // 2, fill=COLOURS["predicted" if c == predicted else "other"])
+            draw.rounded_rectangle(
+                (x0, by - thickness // 2, max(end, x0 + thickness), by + thickness // 2),
+                radius=thickness // 2,
+                fill=COLOURS["predicted" if c == predicted else "other"],
+            )
         lo, hi = x0 + span * clamp(lower[c]), x0 + span * clamp(upper[c])
         draw.line((lo, by, hi, by), fill=COLOURS["whisker"], width=2 * s)
         for x in (lo, hi):
             draw.line((x, by - thickness, x, by + thickness), fill=COLOURS["whisker"], width=2 * s)
         y += 44 * s
 
-    footer = (f"{model.passes} passes · seed {seed} · invoke {invoke_ms:.1f} ms · masks {mask_ms:.2f} ms · "
-              f"input {model.input_shape[1]}×{model.input_shape[0]}")
+    footer = (
+        f"{model.passes} passes · seed {seed} · invoke {invoke_ms:.1f} ms · masks {mask_ms:.2f} ms · "
+        f"input {model.input_shape[1]}×{model.input_shape[0]}"
+    )
     draw.text((x0, y + 4 * s), footer, font=font(9), fill=COLOURS["muted"])
 
     by = (HEIGHT - 60) * s
     half = (x1 - x0 - 8 * s) // 2
     draw.rounded_rectangle((x0, by, x0 + half, by + 40 * s), radius=20 * s, fill=COLOURS["tonal"])
     draw.rounded_rectangle((x1 - half, by, x1, by + 40 * s), radius=20 * s, fill=COLOURS["button"])
-    for text, left, colour in (("Pick photo", x0, COLOURS["text"]), ("Take photo", x1 - half, (255, 255, 255))):
-        draw.text((left + (half - draw.textlength(text, font=font(13))) / 2, by + 11 * s), text, font=font(13), fill=colour)
+    for text, left, colour in (
+        ("Pick photo", x0, COLOURS["text"]),
+        ("Take photo", x1 - half, (255, 255, 255)),
+    ):
+        draw.text(
+            (left + (half - draw.textlength(text, font=font(13))) / 2, by + 11 * s),
+            text,
+            font=font(13),
+            fill=colour,
+        )
     image = image.resize((WIDTH, HEIGHT), Image.LANCZOS)
     return image, accept, headline
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, type=Path, help="a .tflite made by `tfuq convert` (masked mode)")
-    parser.add_argument("--image", required=True, action="append", type=Path, help="a photo; repeat for side-by-side screens")
-    parser.add_argument("--seed", type=int, default=0, help="run seed (default 0, the app's default)")
+    parser.add_argument(
+        "--model", required=True, type=Path, help="a .tflite made by `tfuq convert` (masked mode)"
+    )
+    parser.add_argument(
+        "--image",
+        required=True,
+        action="append",
+        type=Path,
+        help="a photo; repeat for side-by-side screens",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="run seed (default 0, the app's default)"
+    )
     parser.add_argument("--out", required=True, type=Path, help="PNG to write")
     args = parser.parse_args(argv)
 
@@ -220,7 +295,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path.name}: {headline} ({'accept' if accept else 'abstain'})")
         screens.append(shot)
     gap = 24
-    sheet = Image.new("RGB", (len(screens) * (WIDTH + gap) + gap, HEIGHT + 2 * gap), (236, 239, 241))
+    sheet = Image.new(
+        "RGB", (len(screens) * (WIDTH + gap) + gap, HEIGHT + 2 * gap), (236, 239, 241)
+    )
     for index, shot in enumerate(screens):
         sheet.paste(shot, (gap + index * (WIDTH + gap), gap))
     sheet.save(args.out, optimize=True)
