@@ -69,3 +69,14 @@ def test_atomic_output_needs_an_existing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="output folder does not exist"):
         with modelfile.atomic_output(tmp_path / "missing" / "out.bin"):
             pass
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        modelfile.write(tmp_path / "m.tflite", FAKE_FLATBUFFER, {})
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "m.tflite").stat().st_mode & 0o777 == 0o644

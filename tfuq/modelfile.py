@@ -44,6 +44,10 @@ def atomic_output(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     try:
         with os.fdopen(handle, mode) as out:
             yield out
+        # mkstemp creates 0600; give the file the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
