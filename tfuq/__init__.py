@@ -10,7 +10,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["MCDropout", "Model", "load", "read_config"]
+__all__ = ["MCDropout", "Model", "calibrate", "decide", "evaluate", "load", "read_config"]
 
 # Public names served lazily, so that a Raspberry Pi never imports TensorFlow.
 _LAZY = {
@@ -18,6 +18,9 @@ _LAZY = {
     "load": "tfuq.runtime",
     "Model": "tfuq.runtime",
     "read_config": "tfuq.modelfile",
+    "decide": "tfuq.abstain",
+    "calibrate": "tfuq.abstain",
+    "evaluate": "tfuq.evaluation",
 }
 
 

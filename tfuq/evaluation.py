@@ -347,7 +347,7 @@ def write_plots(result: Evaluation, folder: str | os.PathLike) -> dict[str, Path
         cov, risk, _ = metrics.risk_coverage_curve(
             labels, summary.predicted, abstain.certainty(summary, score)
         )
-        axis.plot(cov, risk, label=f"{score} (AURC {report['scores'][score]['aurc']:.3f})")
+        axis.plot(cov, risk, label=f"{score} (AURC {report['scores'][score]['aurc']:.4f})")
     if report["selective_risk"] is not None:
         axis.plot(report["coverage"], report["selective_risk"], "k*", markersize=12,
                   label=f"rule: {report['rule_text']}")
