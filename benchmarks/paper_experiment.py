@@ -1,0 +1,859 @@
+"""The seed paper's experiment: MC-dropout classifiers, float vs int8, CIFAR-100 and CIFAR-100-C.
+
+*Extracting usable predictions from quantized networks through uncertainty quantification
+for OOD detection* (2024) fine-tunes ImageNet ResNet50 and EfficientNetB0 on CIFAR-100 with
+Monte-Carlo dropout in the last layers, quantizes them to int8 and abstains when the per-class
+intervals ``mean +- conf_factor * std`` over the passes overlap. It reports, on CIFAR-100 and
+CIFAR-100-C, the micro-F1 of the original model, the micro-F1 on the accepted predictions,
+the share ignored and the share of the ignored that the model would have got wrong ("up to
+80%"). This script runs that experiment with tfuq, per backbone x precision x dataset, and
+adds coverage, selective risk, AURC, AUROC of the errors and ECE.
+
+Full mode (needs the network for ImageNet weights and tfds' CIFAR-100; CIFAR-100-C comes from
+tfuq's ``cifar100_corrupted`` builder, official files if in its manual folder, else generated):
+
+    python benchmarks/paper_experiment.py --out runs/paper
+
+Reduced mode (what runs offline on two cores): the shared real CIFAR-100 subset (20,000
+training and 5,000 test images), ``small_cnn`` trained from scratch at 32x32, the 15
+corruptions x 5 severities generated on a seeded subset of the test images:
+
+    python benchmarks/paper_experiment.py --reduced --out runs/reduced 2> runs/reduced.log
+
+Both modes run the same functions; only the setup (data specs, backbones, weights, epochs,
+subset size) differs. For each backbone:
+
+1. train (or fine-tune) with ``tfuq.train`` and keep ``<out>/<backbone>/model.keras``;
+2. convert with ``tfuq.convert`` to a full-integer model with T passes per invoke, calibrated
+   on a class-balanced draw of training images (``<out>/<backbone>/model.tflite``);
+3. evaluate every dataset in both precisions with the same masks: int8 through
+   ``tfuq.load(...).run``; float through the Keras model, whose trunk (everything before the
+   first MCDropout) runs once per image and whose head runs T times with the masks the int8
+   model gets from the same run seed. The difference between the two is quantization only.
+   Each dataset's result is saved in ``<out>/<backbone>/rows/``.
+
+A second run with the same ``--out`` reuses the trained model, the converted model and every
+finished dataset (a stopped run resumes where it stopped); settings that would change those
+results must match the cached ones, or the script stops with a message.
+
+Outputs: ``<out>/paper_experiment.json`` (settings, training, conversion, one row per backbone
+x precision x dataset, aggregates per severity), the tables on stdout, a plot of the columns
+against severity (``<out>/paper_experiment.png`` or ``--plot``). Progress goes to stderr.
+
+Aggregates per severity pool the 15 corruptions: the paper's columns, coverage and selective
+risk are recomputed from the pooled counts (images, correct, accepted, ...); AURC, AUROC of
+the errors and ECE are the mean over the corruptions. Severity 0 is the clean test images the
+corruptions were made from (the seeded subset in reduced mode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar100"
+PRECISIONS = ("float", "int8")
+PAPER_COLUMNS = ("micro_f1_all", "micro_f1_accepted", "ignored", "ignored_would_be_wrong")
+OUR_COLUMNS = ("coverage", "selective_risk", "aurc", "auroc_errors", "ece")
+COLUMNS = PAPER_COLUMNS + OUR_COLUMNS
+# Recomputed exactly from pooled counts; the other columns are averaged over corruptions.
+POOLED_COLUMNS = PAPER_COLUMNS + ("coverage", "selective_risk")
+AVERAGED_COLUMNS = ("aurc", "auroc_errors", "ece")
+COUNTS = ("images", "correct", "accepted", "accepted_correct", "ignored_wrong")
+CLEAN = "test"
+CLEAN_SUBSET = "test_subset"
+HEADINGS = {
+    "micro_f1_all": "F1 all",
+    "micro_f1_accepted": "F1 kept",
+    "ignored": "ignored",
+    "ignored_would_be_wrong": "ign.wrong",
+    "coverage": "coverage",
+    "selective_risk": "sel.risk",
+    "aurc": "AURC",
+    "auroc_errors": "AUROCerr",
+    "ece": "ECE",
+}
+PAPER_CLAIM = 0.8  # "up to 80% of the ignored images were ones the model would have misclassified"
+
+
+class ExperimentError(ValueError):
+    """A setting or a cached result the user can fix (bad option, mismatched cache)."""
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything that decides the results. ``corruptions``/``severities`` only select datasets."""
+
+    mode: str
+    backbones: tuple[str, ...]
+    train_spec: str
+    test_spec: str
+    weights: str | None
+    input_size: int | None
+    dropout: float
+    dense: tuple[int, ...]
+    dropout_placement: str
+    trainable_layers: int | None
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    patience: int
+    validation_split: float
+    corrupted_limit: int | None  # images per corruption x severity; None: the whole test split
+    corruptions: tuple[str, ...]
+    severities: tuple[int, ...] = (1, 2, 3, 4, 5)
+    passes: int = 30
+    conf_factor: float = 1.0
+    calibration_samples: int = 200
+    check_samples: int = 100
+    seed: int = 0
+
+    def training_settings(self, backbone: str) -> dict:
+        return {
+            "backbone": backbone,
+            "train_spec": self.train_spec,
+            "weights": self.weights,
+            "input_size": self.input_size,
+            "dropout": self.dropout,
+            "dense": list(self.dense),
+            "dropout_placement": self.dropout_placement,
+            "trainable_layers": self.trainable_layers,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "patience": self.patience,
+            "validation_split": self.validation_split,
+            "seed": self.seed,
+        }
+
+    def evaluation_settings(self) -> dict:
+        return {
+            "test_spec": self.test_spec,
+            "corrupted_limit": self.corrupted_limit,
+            "passes": self.passes,
+            "conf_factor": self.conf_factor,
+            "calibration_samples": self.calibration_samples,
+            "check_samples": self.check_samples,
+            "seed": self.seed,
+        }
+
+
+def full_setup() -> Setup:
+    """The paper's setting: ImageNet ResNet50 and EfficientNetB0 fine-tuned on CIFAR-100."""
+    from tfuq.corruptions import CORRUPTIONS
+
+    return Setup(
+        mode="full",
+        backbones=("resnet50", "efficientnetb0"),
+        train_spec="cifar100:train",
+        test_spec="cifar100:test",
+        weights="imagenet",
+        input_size=224,  # 32x32 images, resized inside the model to the backbones' size
+        dropout=0.5,
+        dense=(256,),
+        dropout_placement="all",  # MC dropout in the last layers: after pooling and the dense
+        trainable_layers=10,  # the paper's "fine-tuned on the last few layers"
+        epochs=10,
+        batch_size=32,
+        learning_rate=1e-3,
+        patience=3,
+        validation_split=0.1,
+        corrupted_limit=None,
+        corruptions=tuple(CORRUPTIONS),
+    )
+
+
+def reduced_setup(shared: str | os.PathLike = SHARED_DATA) -> Setup:
+    """The offline setting: the shared CIFAR-100 subset, small_cnn from scratch, 500 images
+    per corruption x severity (4 epochs: about 15 minutes of training on two busy cores)."""
+    from tfuq.corruptions import CORRUPTIONS
+
+    shared = Path(shared)
+    return Setup(
+        mode="reduced",
+        backbones=("small_cnn",),
+        train_spec=f"npz:{shared / 'train_200_per_class.npz'}",
+        test_spec=f"npz:{shared / 'test_50_per_class.npz'}",
+        weights=None,
+        input_size=32,
+        dropout=0.3,
+        dense=(256,),
+        dropout_placement="all",
+        trainable_layers=None,
+        epochs=4,
+        batch_size=64,
+        learning_rate=1e-3,
+        patience=2,
+        validation_split=0.1,
+        corrupted_limit=500,
+        corruptions=tuple(CORRUPTIONS),
+    )
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One evaluation set: a name, the spec ``tfuq.data.load_spec`` reads, and a size limit."""
+
+    name: str
+    spec: str
+    limit: int | None
+    corruption: str | None = None
+    severity: int = 0
+
+
+def corrupted_spec(test_spec: str, corruption: str, severity: int) -> str:
+    """The CIFAR-100-C spec for ``test_spec``: the tfds builder for ``cifar100:test``, the
+    corruption applied on load (``cifar100_corrupted/<c>_<s>:<spec>``) for anything else."""
+    source, _, split = test_spec.partition(":")
+    if source == "cifar100":
+        return f"cifar100_corrupted/{corruption}_{severity}:{split}"
+    return f"cifar100_corrupted/{corruption}_{severity}:{test_spec}"
+
+
+def datasets(setup: Setup) -> list[Dataset]:
+    """The clean test split, its subset when corrupted sets are limited, then every
+    corruption x severity (corruption-major, the order of ``tfuq.corruptions.CORRUPTIONS``)."""
+    found = [Dataset(CLEAN, setup.test_spec, None)]
+    if setup.corrupted_limit is not None:
+        # The same seeded draw that load_spec makes for every corrupted set: severity 0.
+        found.append(Dataset(CLEAN_SUBSET, setup.test_spec, setup.corrupted_limit))
+    for corruption in setup.corruptions:
+        for severity in setup.severities:
+            found.append(
+                Dataset(
+                    f"{corruption}_{severity}",
+                    corrupted_spec(setup.test_spec, corruption, severity),
+                    setup.corrupted_limit,
+                    corruption,
+                    severity,
+                )
+            )
+    return found
+
+
+def clean_reference(setup: Setup) -> str:
+    """The dataset that is severity 0 for the corrupted sets (same images, uncorrupted)."""
+    return CLEAN if setup.corrupted_limit is None else CLEAN_SUBSET
+
+
+# -- small helpers ---------------------------------------------------------------------------------
+class Clock:
+    """Progress lines on stderr with the seconds since the start."""
+
+    def __init__(self, say: Callable[[str], None] | None = None):
+        self.started = time.perf_counter()
+        self._say = say or (lambda message: print(message, file=sys.stderr, flush=True))
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def __call__(self, message: str) -> None:
+        self._say(f"[{self.elapsed():7.0f} s] {message}")
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    from tfuq.modelfile import atomic_output
+
+    with atomic_output(path, "w") as handle:
+        json.dump(payload, handle, indent=1, default=_json_default)
+        handle.write("\n")
+
+
+def _json_default(value):
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _check_cache(path: Path, settings: dict, what: str) -> None:
+    """Stop when ``path`` records other settings than ``settings`` (results would mix)."""
+    if not path.exists():
+        _write_json(path, settings)
+        return
+    cached = json.loads(path.read_text())
+    wanted = json.loads(json.dumps(settings, default=_json_default))  # tuples become lists
+    if cached != wanted:
+        changed = sorted(k for k in set(cached) | set(wanted) if cached.get(k) != wanted.get(k))
+        raise ExperimentError(
+            f"{path.parent} holds a {what} made with other settings ({', '.join(changed)}); "
+            "use another --out, or delete that folder to start again"
+        )
+
+
+# -- training and conversion -----------------------------------------------------------------------
+def _epoch_logger(say: Callable[[str], None]):
+    import keras
+
+    class EpochLog(keras.callbacks.Callback):
+        """One line per epoch (a log file does not want tqdm's carriage returns)."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            shown = "  ".join(f"{k} {float(v):.4f}" for k, v in sorted((logs or {}).items()))
+            say(f"  epoch {epoch + 1}: {shown}  ({time.perf_counter() - self.started:.0f} s)")
+
+    return EpochLog()
+
+
+def train_model(setup: Setup, backbone: str, folder: Path, say: Callable[[str], None]):
+    """The trained Keras model of ``backbone``: loaded from ``folder`` if there, else trained.
+
+    Returns ``(model, training)`` where ``training`` summarizes the history.
+    """
+    from tfuq import data, models, train
+    from tfuq.convert import load_keras_model
+
+    model_path = folder / "model.keras"
+    history_path = train.history_path(model_path)
+    _check_cache(folder / "training_settings.json", setup.training_settings(backbone), "model")
+    if model_path.exists() and history_path.exists():
+        say(f"{backbone}: trained model found, {model_path}")
+        model = load_keras_model(model_path)
+        history = train.load_history(history_path)
+    else:
+        loaded = data.load_spec(setup.train_spec)
+        if loaded.labels is None:
+            raise ExperimentError(f"{setup.train_spec} has no labels to train on")
+        classes = len(loaded.label_names) if loaded.label_names else int(loaded.labels.max()) + 1
+        say(
+            f"{backbone}: training on {len(loaded.images)} images of {setup.train_spec}, "
+            f"{classes} classes, up to {setup.epochs} epochs"
+        )
+        import keras
+
+        keras.utils.set_random_seed(setup.seed)
+        model = models.build_model(
+            backbone,
+            classes,
+            setup.input_size,
+            image_size=loaded.images.shape[1:3],
+            weights=setup.weights,
+            dropout=setup.dropout,
+            dense=setup.dense,
+            dropout_placement=setup.dropout_placement,
+            trainable_layers=setup.trainable_layers,
+        )
+        # train() holds out a stratified share of every class and reshuffles each epoch, so
+        # files sorted by class (the shared CIFAR-100 subset) are safe.
+        fitted = train.train(
+            model,
+            loaded.images,
+            loaded.labels,
+            epochs=setup.epochs,
+            batch_size=setup.batch_size,
+            validation_split=setup.validation_split,
+            learning_rate=setup.learning_rate,
+            patience=setup.patience,
+            seed=setup.seed,
+            progress=False,
+            callbacks=[_epoch_logger(say)],
+        )
+        model = fitted.model
+        train.save_model(model, model_path)
+        train.save_history(fitted, history_path, label_names=loaded.label_names)
+        history = train.load_history(history_path)
+        say(f"{backbone}: {history['epochs_run']} epochs in {history['seconds']:.0f} s, saved {model_path}")
+    validation = history["history"].get("val_accuracy") or [None]
+    best = history.get("best_epoch")
+    training = {
+        "epochs_run": history["epochs_run"],
+        "best_epoch": best,
+        "stopped_early": history["stopped_early"],
+        "seconds": history["seconds"],
+        "train_samples": history["train_samples"],
+        "validation_samples": history["validation_samples"],
+        "best_val_accuracy_one_pass": validation[best - 1] if best else validation[-1],
+        "parameters": int(model.count_params()),
+    }
+    return model, training
+
+
+def convert_model(setup: Setup, model, folder: Path, say: Callable[[str], None]) -> dict:
+    """``folder/model.tflite``: the full-integer tfuq model, converted unless already there."""
+    from tfuq import abstain, data
+    from tfuq.convert import convert
+
+    path = folder / "model.tflite"
+    record = folder / "conversion.json"
+    if path.exists() and record.exists():
+        say(f"converted model found, {path}")
+        return json.loads(record.read_text())
+    loaded = data.load_spec(setup.train_spec)
+    count = setup.calibration_samples + setup.check_samples
+    chosen = data.balanced_indices(loaded.labels, count, seed=setup.seed)
+    say(f"converting to full-integer TFLite, {setup.passes} passes per invoke, {count} "
+        "class-balanced training images")
+    started = time.perf_counter()
+    result = convert(
+        model,
+        loaded.images[chosen],
+        passes=setup.passes,
+        calibration_samples=setup.calibration_samples,
+        check_samples=setup.check_samples,
+        labels=loaded.label_names,
+        decision=abstain.interval_rule(setup.conf_factor),
+    )
+    result.save(path)
+    check = result.check
+    conversion = {
+        "seconds": time.perf_counter() - started,
+        "model_bytes": path.stat().st_size,
+        "full_integer": result.summary.full_integer,
+        "self_check": None
+        if check is None
+        else {
+            "images": check.images,
+            "agreement": check.agreement,
+            "mean_abs_diff": check.mean_abs_diff,
+            "passed": check.passed,
+        },
+        "notes": result.notes,
+    }
+    _write_json(record, conversion)
+    if check is not None and not check.passed:
+        say(f"warning: Keras vs int8 top-1 agreement {check.agreement:.3f} is below "
+            f"{check.min_agreement}; the int8 numbers will differ from the float ones")
+    return conversion
+
+
+# -- evaluation --------------------------------------------------------------------------------------
+class FloatMC:
+    """MC passes of the float Keras model with given masks, as the converted model computes them.
+
+    The trunk (everything before the first MCDropout) runs once per image; the head runs once
+    per pass, each MCDropout multiplying by that pass's 0/1 mask and ``1 / (1 - rate)``, as
+    the converted model does. The head must be a chain of layers, as
+    ``tfuq.models.build_model`` makes it. Build once per model: the trunk's predict function
+    is traced once.
+    """
+
+    def __init__(self, model):
+        import keras
+
+        from tfuq.layers import MCDropout
+
+        self.is_dropout = lambda layer: isinstance(layer, MCDropout)
+        drops = [layer for layer in model.layers if self.is_dropout(layer)]
+        if not drops:
+            raise ExperimentError(f"{model.name} has no MCDropout layer")
+        self.head = model.layers[model.layers.index(drops[0]) :]
+        for before, after in zip(self.head, self.head[1:], strict=False):
+            if after.input is not before.output:
+                raise ExperimentError(
+                    f"{model.name}: the layers after the first MCDropout are not a chain; float "
+                    "MC evaluation needs a head as tfuq.models.build_model makes it"
+                )
+        self.dropout_layers = [layer.name for layer in drops]
+        self.classes = int(model.outputs[0].shape[-1])
+        self.trunk = keras.Model(model.inputs, drops[0].input)
+
+    def __call__(self, images: np.ndarray, masks: dict[str, np.ndarray], batch_size: int = 256) -> np.ndarray:
+        """float32 ``(passes, batch, classes)`` for uint8 ``(batch, H, W, 3)`` images.
+
+        ``masks`` maps MCDropout layer names to ``(passes, features)`` 0/1 masks
+        (``tfuq.runtime.Model.masks`` keyed by layer, so both precisions share them).
+        """
+        import keras
+
+        missing = [name for name in self.dropout_layers if name not in masks]
+        if missing:
+            raise ExperimentError(f"no masks for MCDropout layers {missing}")
+        passes = len(masks[self.dropout_layers[0]])
+        features = self.trunk.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
+        out = np.empty((passes, len(images), self.classes), dtype=np.float32)
+        for index in range(passes):
+            x = features
+            for layer in self.head:
+                if self.is_dropout(layer):
+                    x = x * (masks[layer.name][index].astype(np.float32) / (1.0 - layer.rate))
+                else:
+                    x = keras.ops.convert_to_numpy(layer(x))
+            out[index] = x
+        return out
+
+
+def counts(result) -> dict[str, int]:
+    """The integer counts behind the paper's columns, from a ``tfuq.evaluation.Evaluation``."""
+    correct = result.summary.predicted == result.labels
+    accept = result.decision.accept
+    return {
+        "images": int(len(correct)),
+        "correct": int(correct.sum()),
+        "accepted": int(accept.sum()),
+        "accepted_correct": int((accept & correct).sum()),
+        "ignored_wrong": int((~accept & ~correct).sum()),
+    }
+
+
+def make_row(backbone: str, precision: str, dataset: Dataset, result, agreement: float) -> dict:
+    """One table row: the paper's columns, ours, the counts, and where it came from."""
+    report = result.report
+    return {
+        "backbone": backbone,
+        "precision": precision,
+        "dataset": dataset.name,
+        "spec": dataset.spec,
+        "corruption": dataset.corruption,
+        "severity": dataset.severity,
+        **{column: report[column] for column in COLUMNS},
+        "counts": counts(result),
+        "top1_agreement_float_int8": agreement,
+    }
+
+
+def evaluate_dataset(
+    setup: Setup, backbone: str, float_model: FloatMC, tflite_model, dataset: Dataset
+) -> list[dict]:
+    """Both precisions on one dataset, with the same run seed and so the same masks."""
+    from tfuq import abstain, data, evaluation
+
+    loaded = data.load_spec(dataset.spec, limit=dataset.limit, seed=setup.seed)
+    if loaded.labels is None:
+        raise ExperimentError(f"{dataset.spec} has no labels to evaluate against")
+    rule = abstain.interval_rule(setup.conf_factor)
+    int8 = evaluation.run_passes(tflite_model, loaded.images, seed=setup.seed)
+    by_input = tflite_model.masks(setup.seed)
+    masks = {spec["layer"]: by_input[spec["input"]] for spec in tflite_model.mask_specs}
+    images = data.resize(loaded.images, tflite_model.input_shape[:2])
+    floats = float_model(images, masks)
+    agreement = float(np.mean(floats.mean(0).argmax(-1) == int8.mean(0).argmax(-1)))
+    return [
+        make_row(backbone, precision, dataset, evaluation.summarize(probabilities, loaded.labels, rule), agreement)
+        for precision, probabilities in (("float", floats), ("int8", int8))
+    ]
+
+
+def run_backbone(setup: Setup, backbone: str, out: Path, say: Callable[[str], None]) -> dict:
+    """Train, convert and evaluate one backbone; every step reuses what ``out`` already holds."""
+    import tfuq
+
+    folder = out / backbone
+    (folder / "rows").mkdir(parents=True, exist_ok=True)
+    keras_model, training = train_model(setup, backbone, folder, say)
+    conversion = convert_model(setup, keras_model, folder, say)
+    _check_cache(folder / "rows" / "settings.json", setup.evaluation_settings(), "set of results")
+    tflite_model = tfuq.load(folder / "model.tflite", threads=os.cpu_count())
+    float_model = FloatMC(keras_model)
+    rows = []
+    todo = datasets(setup)
+    for number, dataset in enumerate(todo, 1):
+        path = folder / "rows" / f"{dataset.name}.json"
+        if path.exists():
+            rows += json.loads(path.read_text())["rows"]
+            continue
+        started = time.perf_counter()
+        found = evaluate_dataset(setup, backbone, float_model, tflite_model, dataset)
+        _write_json(path, {"rows": found})
+        rows += found
+        int8 = next(row for row in found if row["precision"] == "int8")
+        say(
+            f"{backbone} {number}/{len(todo)} {dataset.name}: {int8['counts']['images']} images, "
+            f"int8 F1 {int8['micro_f1_all']:.3f}, coverage {int8['coverage']:.3f} "
+            f"({time.perf_counter() - started:.0f} s)"
+        )
+    return {"training": training, "conversion": conversion, "rows": rows}
+
+
+# -- aggregation ---------------------------------------------------------------------------------------
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return None if denominator == 0 else numerator / denominator
+
+
+def pooled(rows: list[dict]) -> dict:
+    """The columns of the union of the datasets in ``rows`` (pooled counts, averaged scores).
+
+    The paper's columns, coverage and selective risk follow exactly from the summed counts;
+    AURC, AUROC of the errors and ECE need the per-image scores, so they are the mean over the
+    datasets of the defined values (None when none is defined).
+    """
+    if not rows:
+        raise ValueError("nothing to pool")
+    total = {key: sum(row["counts"][key] for row in rows) for key in COUNTS}
+    images, accepted = total["images"], total["accepted"]
+    result = {
+        "micro_f1_all": _ratio(total["correct"], images),
+        "micro_f1_accepted": _ratio(total["accepted_correct"], accepted),
+        "ignored": _ratio(images - accepted, images),
+        "ignored_would_be_wrong": _ratio(total["ignored_wrong"], images - accepted),
+        "coverage": _ratio(accepted, images),
+        "selective_risk": _ratio(accepted - total["accepted_correct"], accepted),
+    }
+    for column in AVERAGED_COLUMNS:
+        values = [row[column] for row in rows if row[column] is not None]
+        result[column] = float(np.mean(values)) if values else None
+    return {**result, "counts": total, "datasets": len(rows)}
+
+
+def by_severity(rows: list[dict], setup: Setup) -> list[dict]:
+    """Per backbone x precision x severity: severity 0 is the clean reference, 1-5 pool the
+    corruptions at that severity."""
+    reference = clean_reference(setup)
+    out = []
+    for backbone in setup.backbones:
+        for precision in PRECISIONS:
+            mine = [r for r in rows if r["backbone"] == backbone and r["precision"] == precision]
+            groups = [(0, [r for r in mine if r["dataset"] == reference])]
+            groups += [(s, [r for r in mine if r["corruption"] and r["severity"] == s])
+                       for s in setup.severities]
+            for severity, group in groups:
+                if group:
+                    out.append({"backbone": backbone, "precision": precision,
+                                "severity": severity, **pooled(group)})
+    return out
+
+
+# -- output ------------------------------------------------------------------------------------------
+def _cell(value, column: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if column in ("micro_f1_all", "micro_f1_accepted", "aurc", "auroc_errors", "ece"):
+        return f"{value:.3f}"
+    return f"{value:.1%}"
+
+
+def format_rows(rows: Iterable[dict], keys: tuple[str, ...]) -> str:
+    """A Markdown table: the ``keys`` (identifying columns) then every column of ``COLUMNS``."""
+    header = [*keys, *(HEADINGS[c] for c in COLUMNS)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    for row in rows:
+        cells = [str(row[key]) for key in keys] + [_cell(row[c], c) for c in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def tables(result: dict, detail_severities: Iterable[int]) -> str:
+    """The printed report: clean test, the severity aggregates, per corruption at chosen severities."""
+    rows, setup = result["rows"], result["setup"]
+    clean = [r for r in rows if r["dataset"] in (CLEAN, CLEAN_SUBSET)]
+    parts = [
+        f"Seed paper's experiment ({result['mode']} mode, {result['date']}); rule: interval, "
+        f"conf_factor {setup['conf_factor']}, T = {setup['passes']} passes",
+        "",
+        "Clean test images (test_subset: the images the corruptions were made from)",
+        format_rows(clean, ("backbone", "precision", "dataset")),
+        "",
+        "Against corruption severity (0: clean; 1-5: the corruptions pooled)",
+        format_rows(result["severity"], ("backbone", "precision", "severity")),
+    ]
+    for severity in detail_severities:
+        chosen = [r for r in rows if r["corruption"] and r["severity"] == severity]
+        if chosen:
+            parts += ["", f"Per corruption at severity {severity}",
+                      format_rows(chosen, ("backbone", "precision", "corruption"))]
+    return "\n".join(parts)
+
+
+PLOTTED = (
+    ("micro_f1_all", "micro-F1, all images (original model)"),
+    ("micro_f1_accepted", "micro-F1, accepted images"),
+    ("ignored", "share ignored"),
+    ("ignored_would_be_wrong", "share of ignored that would be wrong"),
+    ("auroc_errors", "AUROC, errors vs correct"),
+    ("ece", "ECE (15 bins)"),
+)
+
+
+def plot(result: dict, path: Path) -> None:
+    """The paper's columns and two of ours against severity, a line per backbone x precision."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(2, 3, figsize=(11, 6), sharex=True)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    backbones = result["setup"]["backbones"]
+    for axis, (column, title) in zip(axes.ravel(), PLOTTED, strict=True):
+        for b, backbone in enumerate(backbones):
+            for precision, style in (("float", "--"), ("int8", "-")):
+                points = [(r["severity"], r[column]) for r in result["severity"]
+                          if r["backbone"] == backbone and r["precision"] == precision
+                          and r[column] is not None]
+                if points:
+                    xs, ys = zip(*points, strict=True)
+                    axis.plot(xs, ys, style, marker="o", markersize=3,
+                              color=colours[b % len(colours)], label=f"{backbone} {precision}")
+        if column == "ignored_would_be_wrong":
+            axis.axhline(PAPER_CLAIM, color="grey", linestyle=":", label="paper: up to 80%")
+            # What abstaining at random would give: the error rate over all images.
+            for b, backbone in enumerate(backbones):
+                points = [(r["severity"], 1.0 - r["micro_f1_all"]) for r in result["severity"]
+                          if r["backbone"] == backbone and r["precision"] == "int8"]
+                if points:
+                    xs, ys = zip(*points, strict=True)
+                    axis.plot(xs, ys, ":", color=colours[b % len(colours)], linewidth=1,
+                              label=f"{backbone} int8 error rate, all images")
+        axis.set_title(title, fontsize=9)
+        axis.set_ylim(0, 1.02)
+        axis.grid(alpha=0.3)
+    for axis in axes[1]:
+        axis.set_xlabel("corruption severity (0 = clean)")
+    axes[0, 3 - 1].legend(fontsize=7, loc="lower left")
+    axes[1, 0].legend(fontsize=7, loc="lower left")
+    limit = result["setup"]["corrupted_limit"]
+    figure.suptitle(
+        f"Interval rule (conf_factor {result['setup']['conf_factor']}, T={result['setup']['passes']}) "
+        f"on CIFAR-100 and CIFAR-100-C, {result['mode']} mode"
+        + (f", {limit} images per corruption x severity" if limit else ""),
+        fontsize=10,
+    )
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+# -- the command ---------------------------------------------------------------------------------------
+def run(setup: Setup, out: str | os.PathLike, say: Callable[[str], None] | None = None) -> dict:
+    """The whole experiment for ``setup``; files in ``out``; returns the result dict."""
+    import tensorflow as tf
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    clock = Clock(say)
+    clock(f"{setup.mode} mode: {', '.join(setup.backbones)}; {len(datasets(setup))} datasets; out {out}")
+    result = {
+        "format": "tfuq-paper-experiment",
+        "mode": setup.mode,
+        "date": datetime.date.today().isoformat(),
+        "setup": asdict(setup),
+        "machine": {
+            "cores": os.cpu_count(),
+            "load_average": [round(x, 2) for x in os.getloadavg()],
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+        },
+        "backbones": {},
+        "rows": [],
+    }
+    for backbone in setup.backbones:
+        done = run_backbone(setup, backbone, out, clock)
+        result["backbones"][backbone] = {"training": done["training"], "conversion": done["conversion"]}
+        result["rows"] += done["rows"]
+    result["severity"] = by_severity(result["rows"], setup)
+    result["seconds"] = clock.elapsed()
+    _write_json(out / "paper_experiment.json", result)
+    clock(f"done: {out / 'paper_experiment.json'}")
+    return result
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
+    from tfuq.corruptions import CORRUPTIONS
+    from tfuq.models import BACKBONES
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reduced", action="store_true", help="the offline version on the shared CIFAR-100 subset")
+    parser.add_argument("--out", required=True, help="folder for models, per-dataset results, JSON and plot")
+    parser.add_argument("--shared-data", default=str(SHARED_DATA),
+                        help=f"folder of the shared CIFAR-100 .npz files (--reduced; default {SHARED_DATA})")
+    parser.add_argument("--train", metavar="SPEC", help="training data spec (default: by mode)")
+    parser.add_argument("--test", metavar="SPEC", help="test data spec (default: by mode)")
+    parser.add_argument("--backbones", nargs="+", choices=BACKBONES)
+    parser.add_argument("--weights", help="imagenet, none or a weights file")
+    parser.add_argument("--input-size", type=_positive)
+    parser.add_argument("--dropout", type=float)
+    parser.add_argument("--dense", type=_positive, nargs="*", help="hidden dense units of the head")
+    parser.add_argument("--trainable-layers", type=int, help="-1 for all")
+    parser.add_argument("--epochs", type=_positive)
+    parser.add_argument("--batch-size", type=_positive)
+    parser.add_argument("--limit", type=_positive, help="images per corruption x severity (a seeded subset)")
+    parser.add_argument("--no-limit", action="store_true", help="every test image for every corruption x severity")
+    parser.add_argument("--corruptions", nargs="+", choices=CORRUPTIONS)
+    parser.add_argument("--severities", nargs="+", type=int, choices=(1, 2, 3, 4, 5))
+    parser.add_argument("--passes", type=_positive)
+    parser.add_argument("--conf-factor", type=float)
+    parser.add_argument("--calibration-samples", type=_positive)
+    parser.add_argument("--check-samples", type=int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--detail-severities", nargs="*", type=int, default=[3, 5],
+                        help="severities to print a per-corruption table for (default 3 5)")
+    parser.add_argument("--plot", help="plot path (default <out>/paper_experiment.png)")
+    args = parser.parse_args(argv)
+
+    setup = reduced_setup(args.shared_data) if args.reduced else full_setup()
+    changes = {
+        "train_spec": args.train,
+        "test_spec": args.test,
+        "backbones": None if args.backbones is None else tuple(args.backbones),
+        "input_size": args.input_size,
+        "dropout": args.dropout,
+        "dense": None if args.dense is None else tuple(args.dense),
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "corrupted_limit": args.limit,
+        "corruptions": None if args.corruptions is None else tuple(args.corruptions),
+        "severities": None if args.severities is None else tuple(sorted(set(args.severities))),
+        "passes": args.passes,
+        "conf_factor": args.conf_factor,
+        "calibration_samples": args.calibration_samples,
+        "check_samples": args.check_samples,
+        "seed": args.seed,
+    }
+    setup = replace(setup, **{k: v for k, v in changes.items() if v is not None})
+    if args.weights is not None:
+        setup = replace(setup, weights=None if args.weights.lower() == "none" else args.weights)
+    if args.trainable_layers is not None:
+        setup = replace(setup, trainable_layers=None if args.trainable_layers < 0 else args.trainable_layers)
+    if args.no_limit:
+        if args.limit is not None:
+            parser.error("--limit and --no-limit exclude each other")
+        setup = replace(setup, corrupted_limit=None)
+    if args.check_samples is not None and args.check_samples < 0:
+        parser.error("--check-samples must be 0 or more")
+    if args.seed is not None and args.seed < 0:
+        parser.error("--seed must be 0 or more")
+    if args.conf_factor is not None and args.conf_factor < 0:
+        parser.error("--conf-factor must be 0 or more")
+    if args.reduced and args.train is None and not Path(args.shared_data).is_dir():
+        parser.error(f"--reduced needs the shared CIFAR-100 files in {args.shared_data} (see --shared-data)")
+    return args, setup
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, setup = parse_args(argv)
+    from tfuq.cli._common import quiet_tensorflow
+    from tfuq.data import DataError
+    from tfuq.models import ModelError
+    from tfuq.train import TrainError
+
+    quiet_tensorflow()
+    try:
+        result = run(setup, args.out)
+    except (ExperimentError, DataError, ModelError, TrainError) as error:
+        print(f"paper_experiment: {error}", file=sys.stderr)
+        return 2
+    plot_path = Path(args.plot) if args.plot else Path(args.out) / "paper_experiment.png"
+    plot(result, plot_path)
+    print(tables(result, args.detail_severities))
+    print(f"\nJSON: {Path(args.out) / 'paper_experiment.json'}\nplot: {plot_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
