@@ -95,6 +95,18 @@ def test_resizing_sits_inside_when_image_size_differs():
     assert tuple(rectangular.get_layer("resize").output.shape) == (None, 24, 40, 3)
 
 
+def test_calling_without_training_leaves_batchnorm_statistics_alone():
+    # Keras' Resizing defaults to training=True and would otherwise put every later layer
+    # in training mode when the model is called as model(images).
+    model = build_model("small_cnn", 3, 24, image_size=16, weights=None)
+    statistics = backbone_of(model).get_layer("stage3_conv2_bn").moving_variance
+    model(pixels(4, 16))
+    np.testing.assert_array_equal(statistics.numpy(), np.ones(128))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(pixels(4, 16), np.zeros(4), verbose=0)
+    assert not np.allclose(statistics.numpy(), 1.0)  # fit still trains them
+
+
 def test_head_dropout_placement_and_rates():
     one = build_model("small_cnn", 4, 16, weights=None, dense=(16, 8), dropout=0.3)
     head = names(one)[names(one).index("pool"):]

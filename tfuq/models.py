@@ -286,7 +286,11 @@ def build_model(
     inputs = keras.Input(shape=(*image, 3), name="image")
     x = inputs
     if image != size:
-        x = keras.layers.Resizing(*size, interpolation="bilinear", name="resize")(x)
+        # Keras 3.15's image preprocessing layers default to training=True, and a model
+        # called without `training` then runs every later layer in training mode (batch
+        # norm updating its statistics at inference). An explicit False, kept in the graph,
+        # stops that; fit's training=True still reaches the layers after it.
+        x = keras.layers.Resizing(*size, interpolation="bilinear", name="resize")(x, training=False)
     x = _preprocessing(backbone, x)
     x = base(x)
     pool = keras.layers.GlobalAveragePooling2D if pooling == "avg" else keras.layers.GlobalMaxPooling2D

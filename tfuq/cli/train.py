@@ -75,6 +75,14 @@ def add_arguments(parser) -> None:
         help="tf.distribute: mirrored = all GPUs (or logical CPUs) of this machine; multi-worker = "
         "run the same command on every machine with its TF_CONFIG",
     )
+    parser.add_argument(
+        "--qat", action="store_true",
+        help="after training, quantization-aware fine-tuning through tfmot on a tf-keras twin; the "
+        "saved .keras holds the QAT-adapted weights (tfuq convert recalibrates the int8 ranges). "
+        "Not for mobilenetv3small; only with --strategy none",
+    )
+    parser.add_argument("--qat-epochs", type=_positive_int, default=2, help="QAT fine-tuning epochs (default 2)")
+    parser.add_argument("--qat-learning-rate", type=float, help="QAT learning rate (default: --learning-rate / 10)")
     parser.add_argument("--seed", type=int, default=0, help="seeds initialization, split and shuffling (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--json", metavar="PATH", help="write the run summary as JSON ('-' for stdout)")
@@ -136,6 +144,15 @@ def run(args) -> int:
         raise CliError(f"--val-split must be in [0, 1), got {args.val_split}")
     weights = _weights(args)
     trainable = _trainable_layers(args, weights)
+    if args.qat:
+        if args.strategy != "none":
+            raise CliError("--qat runs on one device: use it with --strategy none")
+        if args.backbone == "mobilenetv3small":
+            raise CliError("--qat does not support mobilenetv3small (raw keras.ops in its hard-sigmoid have no tf-keras twin)")
+        from tfuq import qat
+
+        if not qat.available():
+            raise CliError("--qat needs tf-keras and tensorflow-model-optimization: pip install 'tfuq[convert]'")
 
     from tfuq import train as training
 
@@ -192,6 +209,33 @@ def run(args) -> int:
         seed=args.seed,
         progress=not args.no_progress,
     )
+    qat_summary = None
+    if args.qat:
+        from tfuq import qat
+
+        say(f"quantization-aware fine-tuning for {args.qat_epochs} epochs (tfmot on a tf-keras twin)")
+        tuned = qat.finetune(
+            result.model,
+            loaded.images,
+            loaded.labels,
+            epochs=args.qat_epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.qat_learning_rate or args.learning_rate / 10,
+            validation_split=0.0 if validation else args.val_split,
+            validation=validation,
+            patience=args.patience,
+            seed=args.seed,
+            progress=False,
+        )
+        qat_summary = {
+            "epochs_run": tuned.epochs_run,
+            "best_epoch": tuned.best_epoch,
+            "quantized_layers": tuned.quantized_layers,
+            "seconds": round(tuned.seconds, 1),
+            "history": tuned.history,
+        }
+        last = {key: values[-1] for key, values in tuned.history.items()}
+        say("QAT: " + "  ".join(f"{k} {v:.4f}" for k, v in sorted(last.items())))
     if not chief:
         # Every worker must take part in saving; only the chief's file is kept.
         import tempfile
@@ -207,6 +251,7 @@ def run(args) -> int:
         data=args.data,
         label_names=loaded.label_names,
         build=settings,
+        qat=qat_summary,
     )
     last = {key: values[-1] for key, values in result.history.items()}
     best = None if result.best_epoch is None else {k: v[result.best_epoch - 1] for k, v in result.history.items()}
@@ -223,6 +268,7 @@ def run(args) -> int:
         "replicas": result.replicas,
         "last": last,
         "best": best,
+        "qat": None if qat_summary is None else {k: v for k, v in qat_summary.items() if k != "history"},
     }
     summary = best or last
     described = "  ".join(f"{k} {v:.4f}" for k, v in sorted(summary.items()))
