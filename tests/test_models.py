@@ -102,9 +102,8 @@ def test_calling_without_training_leaves_batchnorm_statistics_alone():
     statistics = backbone_of(model).get_layer("stage3_conv2_bn").moving_variance
     model(pixels(4, 16))
     np.testing.assert_array_equal(statistics.numpy(), np.ones(128))
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    model.fit(pixels(4, 16), np.zeros(4), verbose=0)
-    assert not np.allclose(statistics.numpy(), 1.0)  # fit still trains them
+    model(pixels(4, 16), training=True)  # what fit passes still reaches them
+    assert not np.allclose(statistics.numpy(), 1.0)
 
 
 def test_head_dropout_placement_and_rates():

@@ -226,7 +226,9 @@ def build_model(
             Default: ``input_size``.
         weights: ``"imagenet"`` (downloaded by keras.applications), ``None`` (random
             initialization) or the path of a weights file for the backbone without its top
-            (keras.applications' format). ``small_cnn`` has no ImageNet weights.
+            (keras.applications' format). ``small_cnn`` has no ImageNet weights. Note that
+            keras.applications adds EfficientNet's final ImageNet rescaling only for
+            ``"imagenet"``, not for a file holding the same weights.
         dropout: MCDropout rate, in (0, 1).
         dense: units of hidden dense layers (ReLU) between the pooling and the classifier.
         pooling: ``"avg"`` or ``"max"`` global pooling of the backbone's feature map.

@@ -179,7 +179,7 @@ def run(args) -> int:
     settings = {
         "backbone": args.backbone,
         "classes": classes,
-        "input_size": args.input_size,
+        "input_size": args.input_size or models.DEFAULT_INPUT_SIZE[args.backbone],
         "image_size": image_size,
         "weights": weights,
         "dropout": args.dropout,
