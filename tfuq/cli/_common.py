@@ -68,3 +68,23 @@ def _plain(value):
 def info(message: str) -> None:
     """Progress and notes go to stderr, so stdout stays clean for results and --json."""
     print(message, file=sys.stderr, flush=True)
+
+
+def rule_from_args(args, config: dict) -> dict:
+    """The decision rule ``--rule/--conf-factor/--score/--threshold`` ask for.
+
+    ``--rule model`` takes the rule the model file carries (``config`` is its configuration).
+    """
+    from tfuq import abstain
+
+    if args.rule != "threshold" and args.threshold is not None:
+        raise CliError("--threshold needs --rule threshold")
+    if args.rule != "interval" and args.conf_factor is not None:
+        raise CliError("--conf-factor needs --rule interval")
+    if args.rule == "model":
+        return abstain.check_rule(config.get("decision") or abstain.DEFAULT_RULE)
+    if args.rule == "interval":
+        return abstain.interval_rule(1.0 if args.conf_factor is None else args.conf_factor)
+    if args.score is None or args.threshold is None:
+        raise CliError("--rule threshold needs --score and --threshold")
+    return abstain.threshold_rule(args.score, args.threshold)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tfuq.aggregate import SCORES  # numpy only
-from tfuq.cli._common import CliError, emit_json, info
+from tfuq.cli._common import CliError, emit_json, info, rule_from_args
 
 HELP = "measure a model's predictions and abstentions on labelled images"
 
@@ -46,23 +46,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--save-passes", metavar="NPZ",
                         help="save MC probabilities, mean, std, scores, decisions and labels")
     parser.add_argument("--report", metavar="DIR", help="write plots and report.md into DIR")
-
-
-def rule_from_args(args, config: dict) -> dict:
-    """The decision rule the arguments ask for (``config`` is the model's carried one)."""
-    from tfuq import abstain
-
-    if args.rule != "threshold" and args.threshold is not None:
-        raise CliError("--threshold needs --rule threshold")
-    if args.rule != "interval" and args.conf_factor is not None:
-        raise CliError("--conf-factor needs --rule interval")
-    if args.rule == "model":
-        return abstain.check_rule(config.get("decision") or abstain.DEFAULT_RULE)
-    if args.rule == "interval":
-        return abstain.interval_rule(1.0 if args.conf_factor is None else args.conf_factor)
-    if args.score is None or args.threshold is None:
-        raise CliError("--rule threshold needs --score and --threshold")
-    return abstain.threshold_rule(args.score, args.threshold)
 
 
 def load_images(source: str, limit: int | None, size, need_labels: bool, what: str):

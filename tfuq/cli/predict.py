@@ -18,7 +18,6 @@ example:
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import os
@@ -28,7 +27,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tfuq.cli._common import CliError, info
+from tfuq.cli._common import CliError, info, rule_from_args
 
 HELP = "predict or abstain on image files, a stream of paths or a watched folder"
 
@@ -75,23 +74,6 @@ def add_arguments(parser) -> None:
 
 
 # -- the decision rule -----------------------------------------------------------------------
-def rule_from_args(args: argparse.Namespace, config: dict) -> dict:
-    """The decision rule the arguments ask for (``config`` is the model's carried one)."""
-    from tfuq import abstain
-
-    if args.rule != "threshold" and args.threshold is not None:
-        raise CliError("--threshold needs --rule threshold")
-    if args.rule != "interval" and args.conf_factor is not None:
-        raise CliError("--conf-factor needs --rule interval")
-    if args.rule == "model":
-        return abstain.check_rule(config.get("decision") or abstain.DEFAULT_RULE)
-    if args.rule == "interval":
-        return abstain.interval_rule(1.0 if args.conf_factor is None else args.conf_factor)
-    if args.score is None or args.threshold is None:
-        raise CliError("--rule threshold needs --score and --threshold")
-    return abstain.threshold_rule(args.score, args.threshold)
-
-
 # -- images ----------------------------------------------------------------------------------
 def decode(path: str | os.PathLike, height: int, width: int):
     """An image file as uint8 RGB ``(height, width, 3)``: EXIF orientation applied, then a
