@@ -73,7 +73,6 @@ def add_arguments(parser) -> None:
                         help="with --watch, stop watching after SECONDS")
 
 
-# -- the decision rule -----------------------------------------------------------------------
 # -- images ----------------------------------------------------------------------------------
 def decode(path: str | os.PathLike, height: int, width: int):
     """An image file as uint8 RGB ``(height, width, 3)``: EXIF orientation applied, then a
