@@ -21,7 +21,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from bench_one_invoke import build
 
 WORKER = """
