@@ -47,16 +47,20 @@ def _classes(values, name: str, classes: int | None = None) -> np.ndarray:
     return array.astype(np.int64)
 
 
-def _reals(values, name: str) -> np.ndarray:
-    array = _vector(values, name)
+def _finite_floats(array: np.ndarray, name: str, contains: str = "contains") -> np.ndarray:
+    """``array`` as float64 after checking it holds finite real numbers (not booleans)."""
     if array.dtype == bool or not (
         np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
     ):
         raise ValueError(f"{name} must be numbers, got dtype {array.dtype}")
     array = array.astype(np.float64)
     if not np.isfinite(array).all():
-        raise ValueError(f"{name} contains {'NaN' if np.isnan(array).any() else 'Inf'}")
+        raise ValueError(f"{name} {contains} {'NaN' if np.isnan(array).any() else 'Inf'}")
     return array
+
+
+def _reals(values, name: str) -> np.ndarray:
+    return _finite_floats(_vector(values, name), name)
 
 
 def _flags(values, name: str) -> np.ndarray:
@@ -84,13 +88,7 @@ def _probabilities(values) -> np.ndarray:
         )
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"probabilities are empty (shape {array.shape})")
-    if array.dtype == bool or not (
-        np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
-    ):
-        raise ValueError(f"probabilities must be numbers, got dtype {array.dtype}")
-    array = array.astype(np.float64)
-    if not np.isfinite(array).all():
-        raise ValueError(f"probabilities contain {'NaN' if np.isnan(array).any() else 'Inf'}")
+    array = _finite_floats(array, "probabilities", "contain")
     if array.min() < 0 or array.max() > 1 + 1e-6:
         raise ValueError(
             f"probabilities must be in [0, 1], found {array.min():.6g}..{array.max():.6g}"
