@@ -1,6 +1,6 @@
 """Aggregation plus decision for a batch of MC outputs, on one core.
 
-Times ``tfuq.aggregate.aggregate`` followed by ``tfuq.abstain.decide`` (interval rule) and a
+Times ``tfuq.runtime.aggregate.aggregate`` followed by ``tfuq.runtime.abstain.decide`` (interval rule) and a
 threshold decision, for 10,000 images at T=30 passes and C=100 classes by default: float32
 softmax outputs ``(passes, batch, classes)`` quantized to the 1/256 steps of an int8 output,
 as the runtime returns them. The process is pinned to one CPU where the OS allows it, and the
@@ -27,8 +27,8 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from tfuq import abstain  # noqa: E402
-from tfuq.aggregate import aggregate  # noqa: E402
+from tfuq.runtime import abstain  # noqa: E402
+from tfuq.runtime.aggregate import aggregate  # noqa: E402
 
 GOAL_SECONDS = 1.0
 

@@ -23,8 +23,8 @@ corruptions x 5 severities generated on a seeded subset of the test images:
 Both modes run the same functions; only the setup (data specs, backbones, weights, epochs,
 subset size) differs. For each backbone:
 
-1. train (or fine-tune) with ``tfuq.train`` and keep ``<out>/<backbone>/model.keras``;
-2. convert with ``tfuq.convert`` to a full-integer model with T passes per invoke, calibrated
+1. train (or fine-tune) with ``tfuq.build.train`` and keep ``<out>/<backbone>/model.keras``;
+2. convert with ``tfuq.build.convert`` to a full-integer model with T passes per invoke, calibrated
    on a class-balanced draw of training images (``<out>/<backbone>/model.tflite``);
 3. evaluate every dataset in both precisions with the same masks: int8 through
    ``tfuq.load(...).run``; float through the Keras model, whose trunk (everything before the
@@ -153,7 +153,7 @@ class Setup:
 
 def full_setup() -> Setup:
     """The paper's setting: ImageNet ResNet50 and EfficientNetB0 fine-tuned on CIFAR-100."""
-    from tfuq.corruptions import CORRUPTIONS
+    from tfuq.data.corruptions import CORRUPTIONS
 
     return Setup(
         mode="full",
@@ -179,7 +179,7 @@ def full_setup() -> Setup:
 def reduced_setup(shared: str | os.PathLike = SHARED_DATA) -> Setup:
     """The offline setting: the shared CIFAR-100 subset, small_cnn from scratch, 500 images
     per corruption x severity (4 epochs: about 15 minutes of training on two busy cores)."""
-    from tfuq.corruptions import CORRUPTIONS
+    from tfuq.data.corruptions import CORRUPTIONS
 
     shared = Path(shared)
     return Setup(
@@ -225,7 +225,7 @@ def corrupted_spec(test_spec: str, corruption: str, severity: int) -> str:
 
 def datasets(setup: Setup) -> list[Dataset]:
     """The clean test split, its subset when corrupted sets are limited, then every
-    corruption x severity (corruption-major, the order of ``tfuq.corruptions.CORRUPTIONS``)."""
+    corruption x severity (corruption-major, the order of ``tfuq.data.corruptions.CORRUPTIONS``)."""
     found = [Dataset(CLEAN, setup.test_spec, None)]
     if setup.corrupted_limit is not None:
         # The same seeded draw that load_spec makes for every corrupted set: severity 0.
@@ -265,7 +265,7 @@ class Clock:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    from tfuq.modelfile import atomic_output
+    from tfuq.runtime.modelfile import atomic_output
 
     with atomic_output(path, "w") as handle:
         json.dump(payload, handle, indent=1, default=_json_default)
@@ -319,8 +319,9 @@ def train_model(setup: Setup, backbone: str, folder: Path, say: Callable[[str], 
 
     Returns ``(model, training)`` where ``training`` summarizes the history.
     """
-    from tfuq import data, models, train
-    from tfuq.convert import load_keras_model
+    from tfuq import data
+    from tfuq.build import models, train
+    from tfuq.build.convert import load_keras_model
 
     model_path = folder / "model.keras"
     history_path = train.history_path(model_path)
@@ -389,8 +390,9 @@ def train_model(setup: Setup, backbone: str, folder: Path, say: Callable[[str], 
 
 def convert_model(setup: Setup, model, folder: Path, say: Callable[[str], None]) -> dict:
     """``folder/model.tflite``: the full-integer tfuq model, converted unless already there."""
-    from tfuq import abstain, data
-    from tfuq.convert import convert
+    from tfuq import data
+    from tfuq.build.convert import convert
+    from tfuq.runtime import abstain
 
     path = folder / "model.tflite"
     record = folder / "conversion.json"
@@ -442,14 +444,14 @@ class FloatMC:
     The trunk (everything before the first MCDropout) runs once per image; the head runs once
     per pass, each MCDropout multiplying by that pass's 0/1 mask and ``1 / (1 - rate)``, as
     the converted model does. The head must be a chain of layers, as
-    ``tfuq.models.build_model`` makes it. Build once per model: the trunk's predict function
+    ``tfuq.build.models.build_model`` makes it. Build once per model: the trunk's predict function
     is traced once.
     """
 
     def __init__(self, model):
         import keras
 
-        from tfuq.layers import MCDropout
+        from tfuq.build.layers import MCDropout
 
         self.is_dropout = lambda layer: isinstance(layer, MCDropout)
         drops = [layer for layer in model.layers if self.is_dropout(layer)]
@@ -460,7 +462,7 @@ class FloatMC:
             if after.input is not before.output:
                 raise ExperimentError(
                     f"{model.name}: the layers after the first MCDropout are not a chain; float "
-                    "MC evaluation needs a head as tfuq.models.build_model makes it"
+                    "MC evaluation needs a head as tfuq.build.models.build_model makes it"
                 )
         self.dropout_layers = [layer.name for layer in drops]
         self.classes = int(model.outputs[0].shape[-1])
@@ -524,7 +526,8 @@ def evaluate_dataset(
     setup: Setup, backbone: str, float_model: FloatMC, tflite_model, dataset: Dataset
 ) -> list[dict]:
     """Both precisions on one dataset, with the same run seed and so the same masks."""
-    from tfuq import abstain, data, evaluation
+    from tfuq import data, evaluation
+    from tfuq.runtime import abstain
 
     loaded = data.load_spec(dataset.spec, limit=dataset.limit, seed=setup.seed)
     if loaded.labels is None:
@@ -764,8 +767,8 @@ def _positive(text: str) -> int:
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
-    from tfuq.corruptions import CORRUPTIONS
-    from tfuq.models import BACKBONES
+    from tfuq.build.models import BACKBONES
+    from tfuq.data.corruptions import CORRUPTIONS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reduced", action="store_true", help="the offline version on the shared CIFAR-100 subset")
@@ -837,10 +840,10 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
 
 def main(argv: list[str] | None = None) -> int:
     args, setup = parse_args(argv)
+    from tfuq.build.models import ModelError
+    from tfuq.build.train import TrainError
     from tfuq.cli._common import quiet_tensorflow
     from tfuq.data import DataError
-    from tfuq.models import ModelError
-    from tfuq.train import TrainError
 
     quiet_tensorflow()
     try:

@@ -107,7 +107,7 @@ def train(backbone: str, size: int, x: np.ndarray, y: np.ndarray, quick: bool):
     """
     import keras
 
-    from tfuq.models import build_model
+    from tfuq.build.models import build_model
 
     keras.utils.set_random_seed(0)
     model = build_model(backbone, CLASSES, input_size=size, weights=None,
@@ -132,8 +132,8 @@ def float_tflite(model) -> bytes:
     """The same network, MCDropout off, as a float32 TFLite flatbuffer (no quantization)."""
     import tensorflow as tf
 
-    from tfuq import export
-    from tfuq.convert import _quiet_converter  # the converter's chatter, held back
+    from tfuq.build import export
+    from tfuq.build.convert import _quiet_converter  # the converter's chatter, held back
 
     with _quiet_converter():
         return tf.lite.TFLiteConverter.from_keras_model(export.build_deterministic(model)).convert()
@@ -141,7 +141,7 @@ def float_tflite(model) -> bytes:
 
 def convert_all(model, calibration: np.ndarray, folder: Path, name: str) -> tuple[dict, dict]:
     """Convert ``model`` every way the suite times; return (files, flatbuffer sizes)."""
-    from tfuq.convert import convert
+    from tfuq.build.convert import convert
 
     files = {"masked": {}}
     sizes = {"float": len(float_tflite(model))}
@@ -163,8 +163,8 @@ def convert_all(model, calibration: np.ndarray, folder: Path, name: str) -> tupl
 def parity(model, files: dict, x: np.ndarray, y: np.ndarray, mc_images: int) -> dict:
     """Float Keras vs int8 TFLite on held-out images: accuracy of each and top-1 agreement."""
     import tfuq
-    from tfuq import export
-    from tfuq.convert import self_check
+    from tfuq.build import export
+    from tfuq.build.convert import self_check
 
     keras_probs = export.build_deterministic(model).predict(x.astype("float32"), batch_size=16, verbose=0)
     deterministic = tfuq.load(files["deterministic"], threads=2).run(x)[0]
@@ -193,8 +193,8 @@ def host_cost(features: dict[str, int], repeats: int) -> dict:
     once per image when images come one at a time). Aggregation and decision: one image,
     and per image within a batch of 256.
     """
-    from tfuq import abstain, masks
-    from tfuq.aggregate import aggregate
+    from tfuq.runtime import abstain, masks
+    from tfuq.runtime.aggregate import aggregate
 
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 3, (HOST_PASSES, 256, HOST_CLASSES))
@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_tensorflow()
     import tensorflow as tf
 
-    from tfuq.models import DEFAULT_INPUT_SIZE
+    from tfuq.build.models import DEFAULT_INPUT_SIZE
 
     pi, pi_note = pi_python(args.pi_python)
     report = {

@@ -42,7 +42,7 @@ def pictures(tiny_images, tmp_path_factory):
 def expected(model_path, images, seed, rule):
     """What the library says for these images, by way of Model.run and abstain.decide."""
     import tfuq
-    from tfuq import abstain
+    from tfuq.runtime import abstain
 
     passes = tfuq.load(model_path).run(images, seed=seed)  # (passes, batch, classes)
     return passes, abstain.decide(passes, rule)

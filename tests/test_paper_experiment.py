@@ -97,8 +97,9 @@ def test_dataset_specs_of_both_modes(experiment):
 
 
 def test_float_passes_match_the_masked_keras_graph(experiment, tiny_keras, tiny_images):
-    """FloatMC (trunk once, head per pass) against tfuq.export's masked graph, image by image."""
-    from tfuq import export, masks
+    """FloatMC (trunk once, head per pass) against tfuq.build.export's masked graph, image by image."""
+    from tfuq.build import export
+    from tfuq.runtime import masks
 
     images = tiny_images[0][:6]
     passes = 5

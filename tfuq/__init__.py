@@ -1,7 +1,17 @@
 """tfuq: image classifiers that know when they don't know, on phones and small boards.
 
-``import tfuq`` needs numpy only; the interpreter package is imported when a model is loaded,
-and TensorFlow/Keras only when ``MCDropout`` or the ``tfuq.convert`` module is used.
+The folders say what each part may import:
+
+- ``tfuq/runtime/``: numpy and one interpreter package (a Raspberry Pi, a phone-side port):
+  masks, the model file, loading and running, aggregation, decisions, metrics.
+- ``tfuq/build/``: TensorFlow and Keras: the MCDropout layer, backbones, training, export,
+  conversion.
+- ``tfuq/data/``: dataset specs, ``.npz`` and folders, corruptions, the CIFAR-100-C builder.
+- ``tfuq/evaluation.py``, ``tfuq/demo.py`` and ``tfuq/cli/`` sit above the three.
+
+``import tfuq`` needs numpy only. The public names below are served lazily, so the
+interpreter package is imported when a model is loaded, and TensorFlow/Keras only when
+``MCDropout`` is used.
 """
 
 from __future__ import annotations
@@ -10,16 +20,26 @@ import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["MCDropout", "Model", "calibrate", "decide", "evaluate", "load", "read_config"]
+__all__ = [
+    "MCDropout",
+    "Model",
+    "aggregate",
+    "calibrate",
+    "decide",
+    "evaluate",
+    "load",
+    "read_config",
+]
 
 # Public names served lazily, so that a Raspberry Pi never imports TensorFlow.
 _LAZY = {
-    "MCDropout": "tfuq.layers",
-    "load": "tfuq.runtime",
-    "Model": "tfuq.runtime",
-    "read_config": "tfuq.modelfile",
-    "decide": "tfuq.abstain",
-    "calibrate": "tfuq.abstain",
+    "MCDropout": "tfuq.build.layers",
+    "load": "tfuq.runtime.interpreter",
+    "Model": "tfuq.runtime.interpreter",
+    "read_config": "tfuq.runtime.modelfile",
+    "aggregate": "tfuq.runtime.aggregate",
+    "decide": "tfuq.runtime.abstain",
+    "calibrate": "tfuq.runtime.abstain",
     "evaluate": "tfuq.evaluation",
 }
 

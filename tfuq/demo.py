@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tfuq import abstain, corruptions, data, evaluation, modelfile
+from tfuq import data, evaluation
+from tfuq.data import corruptions
+from tfuq.runtime import abstain, modelfile
 
 SIZE = 32
 SPLIT = {"train": 0.5, "calibration": 0.3, "test": 0.2}
@@ -112,8 +114,8 @@ def run(
     def say(message: str) -> None:
         user_say(f"{message}  [{time.perf_counter() - started:.0f} s]" if message.startswith("[") else message)
 
-    from tfuq import models, train
-    from tfuq.convert import convert
+    from tfuq.build import models, train
+    from tfuq.build.convert import convert
 
     images, labels, names = digits()
     parts = split(labels, seed)

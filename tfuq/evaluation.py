@@ -39,8 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tfuq import abstain, data, metrics
-from tfuq.aggregate import SCORES, Aggregate, aggregate
+from tfuq import data
+from tfuq.runtime import abstain, metrics
+from tfuq.runtime.aggregate import SCORES, Aggregate, aggregate
 
 # Images per model.run call: small enough for a steady progress bar, large enough to be cheap.
 _CHUNK = 32
@@ -75,7 +76,7 @@ class Evaluation:
 
     def save_arrays(self, path: str | os.PathLike) -> None:
         """Write :meth:`arrays` to a compressed ``.npz`` (atomically)."""
-        from tfuq.modelfile import atomic_output
+        from tfuq.runtime.modelfile import atomic_output
 
         with atomic_output(path, "wb") as out:
             np.savez_compressed(out, **self.arrays())
@@ -137,7 +138,7 @@ def evaluate(
         model: a :class:`tfuq.runtime.Model`, or a path to a tfuq ``.tflite``.
         images: uint8 RGB ``(batch, H, W, 3)``; resized to the model input if needed.
         labels: int ``(batch,)`` class indices.
-        rule: a decision rule dict (see :mod:`tfuq.abstain`); None uses the one the model
+        rule: a decision rule dict (see :mod:`tfuq.runtime.abstain`); None uses the one the model
             file carries.
         ood_images: uint8 images from outside the training distribution, or None.
         seed: run seed for the MC masks.
@@ -405,7 +406,7 @@ def write_plots(result: Evaluation, folder: str | os.PathLike) -> dict[str, Path
 
 def write_report(result: Evaluation, folder: str | os.PathLike, title: str = "tfuq evaluation") -> Path:
     """Write the plots and ``report.md`` (numbers plus the plots) into ``folder``."""
-    from tfuq.modelfile import atomic_output
+    from tfuq.runtime.modelfile import atomic_output
 
     folder = Path(folder)
     plots = write_plots(result, folder)

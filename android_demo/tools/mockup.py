@@ -5,8 +5,8 @@
         --out android_demo/docs/result_screen.png
 
 Each photo goes the way the app sends it (centre crop to the model's aspect ratio, resize,
-raw RGB pixels), through ``tfuq.load(...).run`` with the run seed, then ``tfuq.aggregate`` and
-``tfuq.abstain.decide`` with the rule the model file carries. The screen layout follows
+raw RGB pixels), through ``tfuq.load(...).run`` with the run seed, then ``tfuq.runtime.aggregate`` and
+``tfuq.runtime.abstain.decide`` with the rule the model file carries. The screen layout follows
 ``app/src/main/res/layout/activity_main.xml``; the sentences follow ``Decision.explain`` in
 ``uqcore``. The latency shown is this machine's invoke, not a phone's.
 """
@@ -122,7 +122,7 @@ def wrap(draw, text: str, width: int, typeface) -> list[str]:
 def screen(model, path: Path, seed: int, model_name: str):
     from PIL import Image, ImageDraw
 
-    from tfuq import abstain, aggregate
+    from tfuq.runtime import abstain, aggregate
 
     config = model.config
     rule = config["decision"]

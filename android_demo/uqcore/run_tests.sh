@@ -59,7 +59,7 @@ echo "== compiling its tests"
 # -include-runtime puts the Kotlin stdlib in the jar: no hunting for it per kotlinc install.
 "$kotlinc" -cp "$build/main:$junit:$hamcrest" "$here/src/test/kotlin" -include-runtime -d "$build/tests.jar"
 
-# A model file packed by the repository's own Python code (tfuq/modelfile.py needs only the
+# A model file packed by the repository's own Python code (tfuq/runtime/modelfile.py needs only the
 # standard library), so the reader is tested against Python's zip layout, not only the JDK's.
 packed=""
 if command -v python3 >/dev/null 2>&1; then
@@ -67,10 +67,10 @@ if command -v python3 >/dev/null 2>&1; then
 import json
 import sys
 
-from tfuq import modelfile
+from tfuq.runtime import modelfile
 
 path = sys.argv[1]
-# The keys tfuq/convert.py writes, for a small masked model.
+# The keys tfuq/build/convert.py writes, for a small masked model.
 config = {
     "mode": "masked",
     "passes": 6,
@@ -91,7 +91,7 @@ PY
     then
         packed="$build/python_packed.tflite"
     else
-        echo "note: could not pack a model file with tfuq.modelfile; that test will be skipped" >&2
+        echo "note: could not pack a model file with tfuq.runtime.modelfile; that test will be skipped" >&2
     fi
 fi
 

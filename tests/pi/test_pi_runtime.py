@@ -124,7 +124,7 @@ def test_predict_on_the_pi_backend(expected):
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["path"] for r in records] == paths
     # What this environment's runtime gives for the PNGs' pixels, decided by the carried rule.
-    from tfuq import abstain
+    from tfuq.runtime import abstain
 
     model = tfuq.load(model_path("masked"), backend="tflite_runtime")
     passes = model.run(expected["images"], seed=seed)

@@ -5,9 +5,9 @@ The only way these files are made (see README.md beside this script for their fo
     python tests/vectors/make_vectors.py            # rewrite the files
     python tests/vectors/make_vectors.py --check    # exit 1 if the files are out of date
 
-Masks come from ``tfuq.masks``. Aggregates and decisions are computed here by a plain-Python
+Masks come from ``tfuq.runtime.masks``. Aggregates and decisions are computed here by a plain-Python
 reference that follows README.md line by line (``math``, loops, one image at a time), and
-must agree with ``tfuq.aggregate`` / ``tfuq.abstain`` to 1e-12 before anything is written,
+must agree with ``tfuq.runtime.aggregate`` / ``tfuq.runtime.abstain`` to 1e-12 before anything is written,
 so the files are never just a copy of the code they test. Decision cases whose outcome could
 flip by rounding are refused unless the case is marked exact (binary fractions with a
 power-of-two pass count, where every operation is exact in IEEE doubles).
@@ -27,8 +27,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # run from a checkout without installing
 
-from tfuq import abstain, masks  # noqa: E402
-from tfuq import aggregate as tfuq_aggregate  # noqa: E402
+from tfuq.runtime import abstain, masks  # noqa: E402
+from tfuq.runtime import aggregate as tfuq_aggregate  # noqa: E402
 
 # JSON readers compare doubles within this (summation order differs between languages).
 TOLERANCE = 1e-12
@@ -162,7 +162,7 @@ def _check_against_tfuq(name: str, probabilities: list, conf_factor: float, expe
     got = tfuq_aggregate.aggregate(np.asarray(probabilities, dtype=np.float64), conf_factor)
     for key, value in expected.items():
         if not np.allclose(getattr(got, key), value, rtol=0, atol=TOLERANCE):
-            raise SystemExit(f"{name}: tfuq.aggregate and the reference disagree on {key}")
+            raise SystemExit(f"{name}: tfuq.runtime.aggregate and the reference disagree on {key}")
 
 
 def build_aggregate() -> dict:
@@ -267,7 +267,7 @@ def build_decisions() -> dict:
             raise SystemExit(f"{name}: a decision is within {MARGIN} of its boundary ({close})")
         got = abstain.decide(np.asarray(probabilities, dtype=np.float64), rule)
         if got.accept.tolist() != accept or got.predicted.tolist() != predicted:
-            raise SystemExit(f"{name}: tfuq.abstain and the reference disagree")
+            raise SystemExit(f"{name}: tfuq.runtime.abstain and the reference disagree")
         cases.append({"name": name, "rule": rule, "probabilities": probabilities,
                       "expected": {"accept": accept, "predicted": predicted}})
     return {"cases": cases}

@@ -49,7 +49,7 @@ def emit_json(payload: Any, path: str | None = None) -> None:
     if path in (None, "-"):
         print(text)
         return
-    from tfuq.modelfile import atomic_output
+    from tfuq.runtime.modelfile import atomic_output
 
     with atomic_output(path, "w") as out:
         out.write(text + "\n")
@@ -75,7 +75,7 @@ def rule_from_args(args, config: dict) -> dict:
 
     ``--rule model`` takes the rule the model file carries (``config`` is its configuration).
     """
-    from tfuq import abstain
+    from tfuq.runtime import abstain
 
     if args.rule != "threshold" and args.threshold is not None:
         raise CliError("--threshold needs --rule threshold")

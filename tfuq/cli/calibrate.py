@@ -5,7 +5,7 @@ rule, so the Raspberry Pi and the phone apply the same one.
 
 The method is Selection with Guaranteed Risk (Geifman and El-Yaniv, NeurIPS 2017): a binary
 search over thresholds with a Clopper-Pearson bound and a union bound over its steps (see
-tfuq.abstain.calibrate for the exact guarantee). Use images the model was not trained on. When
+tfuq.runtime.abstain.calibrate for the exact guarantee). Use images the model was not trained on. When
 the target cannot be guaranteed with the images given, it says why, writes nothing and exits 2.
 
 example:
@@ -16,9 +16,9 @@ example:
 
 from __future__ import annotations
 
-from tfuq.aggregate import SCORES  # numpy only
 from tfuq.cli._common import CliError, emit_json, info
 from tfuq.cli.evaluate import load_images
+from tfuq.runtime.aggregate import SCORES  # numpy only
 
 HELP = "calibrate an abstention threshold with a risk guarantee and store it in the model"
 
@@ -43,7 +43,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from tfuq import abstain, evaluation, modelfile, runtime
+    from tfuq import evaluation, runtime
+    from tfuq.runtime import abstain, modelfile
 
     for name, value in (("--target-risk", args.target_risk), ("--confidence", args.confidence)):
         if not 0.0 < value < 1.0:

@@ -83,7 +83,7 @@ def run(args) -> int:
     if args.labels:
         names = [line.strip() for line in Path(args.labels).read_text().splitlines() if line.strip()]
     quiet_tensorflow()
-    from tfuq import convert
+    from tfuq.build import convert
 
     info(f"loading {args.model}")
     model = convert.load_keras_model(args.model)

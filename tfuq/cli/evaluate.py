@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tfuq.aggregate import SCORES  # numpy only
 from tfuq.cli._common import CliError, emit_json, info, rule_from_args
+from tfuq.runtime.aggregate import SCORES  # numpy only
 
 HELP = "measure a model's predictions and abstentions on labelled images"
 

@@ -21,7 +21,8 @@ def add_arguments(parser) -> None:
 
 
 def describe(path: str) -> dict:
-    from tfuq import graph, runtime
+    from tfuq import runtime
+    from tfuq.runtime import graph
 
     model = runtime.load(path)
     summary = graph.summarize(model.flatbuffer)

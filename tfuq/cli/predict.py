@@ -111,7 +111,7 @@ class Predictor:
     """
 
     def __init__(self, model, rule: dict, seed: int, score: str | None = None):
-        from tfuq import abstain, masks
+        from tfuq.runtime import abstain, masks
 
         self.model = model
         self.rule = rule
@@ -133,7 +133,7 @@ class Predictor:
 
     def why(self, summary) -> str:
         """Why the rule abstained on one image (``summary`` without a batch axis)."""
-        from tfuq.abstain import HIGHER_IS_CONFIDENT
+        from tfuq.runtime.abstain import HIGHER_IS_CONFIDENT
 
         if self.rule["rule"] == "threshold":
             name, limit = self.rule["score"], self.rule["threshold"]
@@ -151,7 +151,7 @@ class Predictor:
 
     def __call__(self, path: str) -> dict:
         """Decode, run and decide one image file; the record printed for it."""
-        from tfuq import abstain
+        from tfuq.runtime import abstain
 
         start = time.perf_counter()
         image = decode(path, *self.size)

@@ -149,12 +149,12 @@ def run(args) -> int:
             raise CliError("--qat runs on one device: use it with --strategy none")
         if args.backbone == "mobilenetv3small":
             raise CliError("--qat does not support mobilenetv3small (raw keras.ops in its hard-sigmoid have no tf-keras twin)")
-        from tfuq import qat
+        from tfuq.build import qat
 
         if not qat.available():
             raise CliError("--qat needs tf-keras and tensorflow-model-optimization: pip install 'tfuq[convert]'")
 
-    from tfuq import train as training
+    from tfuq.build import train as training
 
     # MultiWorkerMirroredStrategy must exist before TensorFlow does anything else.
     strategy = training.make_strategy(args.strategy)
@@ -173,7 +173,7 @@ def run(args) -> int:
 
     import keras
 
-    from tfuq import models
+    from tfuq.build import models
 
     keras.utils.set_random_seed(args.seed)
     settings = {
@@ -211,7 +211,7 @@ def run(args) -> int:
     )
     qat_summary = None
     if args.qat:
-        from tfuq import qat
+        from tfuq.build import qat
 
         say(f"quantization-aware fine-tuning for {args.qat_epochs} epochs (tfmot on a tf-keras twin)")
         tuned = qat.finetune(

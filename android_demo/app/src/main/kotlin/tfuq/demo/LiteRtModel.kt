@@ -23,7 +23,7 @@ import java.nio.channels.FileChannel
  * (or the single pass of a deterministic model, the baseline).
  *
  * Inputs and outputs are addressed by the names the model's configuration carries, never by
- * tensor index, and checked against it when the model loads (as `tfuq/runtime.py` does), so a
+ * tensor index, and checked against it when the model loads (as `tfuq/runtime/interpreter.py` does), so a
  * mismatched file fails at load with a message instead of giving wrong numbers later.
  * Not thread-safe, like the interpreter: use it from one thread at a time.
  */

@@ -55,7 +55,7 @@ class McProbabilities(val passes: Int, val batch: Int, val classes: Int, values:
     companion object {
         /**
          * A float32 softmax can exceed 1 by a rounding step, and so can an int8 grid point
-         * (scale 1/255 in float32); beyond this it is not a probability. `tfuq/aggregate.py`
+         * (scale 1/255 in float32); beyond this it is not a probability. `tfuq/runtime/aggregate.py`
          * allows the same, and neither side renormalizes.
          */
         const val ABOVE_ONE_TOLERANCE = 1e-6
@@ -141,7 +141,7 @@ class ImageSummary internal constructor(
 
 /** Aggregation of MC passes into per-image summaries. */
 object Aggregation {
-    /** Default interval width when no rule sets one, as in `tfuq/convert.py`'s default decision. */
+    /** Default interval width when no rule sets one, as in `tfuq/build/convert.py`'s default decision. */
     const val DEFAULT_CONF_FACTOR = 1.0
 
     /**

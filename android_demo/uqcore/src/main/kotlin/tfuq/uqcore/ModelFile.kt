@@ -13,7 +13,7 @@ class ModelFileException(message: String, cause: Throwable? = null) : IllegalArg
 
 /**
  * Reads the configuration a tfuq `.tflite` carries: a TFLite flatbuffer followed by a zip
- * archive holding `tfuq.json` (see `tfuq/modelfile.py`).
+ * archive holding `tfuq.json` (see `tfuq/runtime/modelfile.py`).
  *
  * The archive is located from its end-of-central-directory record, as every zip reader does.
  * `java.util.zip.ZipFile` would do that too, but needs a [File], and on a phone the model is an

@@ -25,7 +25,7 @@ class TensorQuantization(val type: TensorType, val scale: Double, val zeroPoint:
         }
     }
 
-    /** real -> stored integer, rounding half to even and clamping as `tfuq/runtime.py` does. */
+    /** real -> stored integer, rounding half to even and clamping as `tfuq/runtime/interpreter.py` does. */
     fun quantize(real: Double): Int {
         val q = Math.rint(real / scale) + zeroPoint
         return if (q < type.min) type.min else if (q > type.max) type.max else q.toInt()
@@ -81,7 +81,7 @@ object Tensors {
         if (buffer.capacity() < count * quantization.type.bytes) {
             throw IllegalArgumentException("output holds ${buffer.capacity()} bytes, need $count ${quantization.type} values for ($passes, $classes)")
         }
-        // Used as given, like tfuq/runtime.py: McProbabilities refuses NaN and values beyond 1.
+        // Used as given, like tfuq/runtime/interpreter.py: McProbabilities refuses NaN and values beyond 1.
         val values = DoubleArray(count) { get(buffer, it, quantization) }
         return McProbabilities.singleImage(passes, classes, values)
     }

@@ -67,7 +67,7 @@ class MaskLayer(featureShape: IntArray, val rate: Double) {
 
 /**
  * The seeded mask generator, scheme `splitmix64-counter` version 1, bit-identical to
- * `tfuq/masks.py`. Everything is 64-bit arithmetic modulo 2^64 on Long bit patterns.
+ * `tfuq/runtime/masks.py`. Everything is 64-bit arithmetic modulo 2^64 on Long bit patterns.
  *
  * - `mix` is the SplitMix64 finalizer.
  * - `stream(key)[i] = mix(key + (i + 1) * 0x9E3779B97F4A7C15)`: element i is computable

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
-from tfuq.layers import MCDropout
+from tfuq.build.layers import MCDropout
 
 IMAGE_INPUT = "image"
 OUTPUT_NAME = "probabilities"

@@ -1,4 +1,4 @@
-"""tfuq.corruptions: published parameters, determinism, layout, and distortion per severity.
+"""tfuq.data.corruptions: published parameters, determinism, layout, and distortion per severity.
 
 Distortion is measured as 1 - SSIM against the clean image (Wang et al. 2004: Gaussian window
 sigma 1.5, K1 = 0.01, K2 = 0.03), implemented here independently of the module. It is
@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfuq.corruptions import (
+from tfuq.data import DataError
+from tfuq.data.corruptions import (
     CORRUPTIONS,
     SEVERITIES,
     config_name,
@@ -22,13 +23,12 @@ from tfuq.corruptions import (
     frost_texture,
     parse_config_name,
 )
-from tfuq.data import DataError
 
 pytest.importorskip("scipy")
 pytest.importorskip("PIL")
 
 SHARED_TEST = (
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar100" / "test_50_per_class.npz"
+    Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar100" / "test_50_per_class.npz"
 )
 
 # Corruptions whose result does not depend on the seed (no random draw in the definition).
@@ -296,7 +296,7 @@ def test_defocus_blur_severity_1_is_a_3x3_gaussian_of_sigma_0_4():
 
 @pytest.mark.parametrize("angle, step", [(0.0, (0, 1)), (90.0, (1, 0)), (-90.0, (-1, 0))])
 def test_motion_blur_kernel_is_imagemagicks_one_sided_gaussian(angle, step):
-    from tfuq.corruptions import _motion_blur
+    from tfuq.data.corruptions import _motion_blur
 
     # ImageMagick MotionBlurImage(radius 6, sigma 2): 13 taps exp(-i^2 / 8), normalised; tap i
     # reads the pixel i steps along the angle, so an impulse spreads the other way.

@@ -5,7 +5,7 @@ import zipfile
 
 import pytest
 
-from tfuq import modelfile
+from tfuq.runtime import modelfile
 
 FAKE_FLATBUFFER = b"\x1c\x00\x00\x00TFL3" + bytes(range(200))
 

@@ -14,7 +14,7 @@ class MCDropout(keras.layers.Layer):
     expected activation is unchanged.
 
     For deployment ``tfuq convert`` replaces each MCDropout by a multiplication with a mask
-    that the runtime feeds from per-pass seeds (see ``tfuq.masks``), so the layer's own
+    that the runtime feeds from per-pass seeds (see ``tfuq.runtime.masks``), so the layer's own
     random generator is used only in Keras.
 
     Args:

@@ -6,9 +6,9 @@ ValueError that says what is wrong. Conventions:
 - ``labels`` and ``predicted`` are non-negative integer class indices, ``(batch,)``.
 - ``accept`` is a boolean ``(batch,)``: True where the model predicts, False where it abstains.
 - ``probabilities`` are per-image class probabilities ``(batch, classes)``, e.g. the MC mean
-  :attr:`tfuq.aggregate.Aggregate.mean` (not the MC passes ``(passes, batch, classes)``).
+  :attr:`tfuq.runtime.aggregate.Aggregate.mean` (not the MC passes ``(passes, batch, classes)``).
 - ``certainty`` is a per-image score where larger means more confident
-  (:func:`tfuq.abstain.certainty`); ``scores`` for AUROC and FPR are larger for the
+  (:func:`tfuq.runtime.abstain.certainty`); ``scores`` for AUROC and FPR are larger for the
   positive class (an error, or an out-of-distribution image).
 - Rates over an empty set (accuracy on accepted images when everything was rejected) are
   ``nan``, not an error: the set is legitimately empty.
@@ -84,7 +84,7 @@ def _probabilities(values) -> np.ndarray:
     if array.ndim != 2:
         raise ValueError(
             f"probabilities must be (batch, classes), got shape {array.shape} "
-            "(average the MC passes first: tfuq.aggregate.aggregate(...).mean)"
+            "(average the MC passes first: tfuq.runtime.aggregate.aggregate(...).mean)"
         )
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"probabilities are empty (shape {array.shape})")

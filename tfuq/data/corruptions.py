@@ -76,7 +76,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tfuq.data import DataError, check_images
+from tfuq.data.common import DataError, check_images
 
 __all__ = [
     "CORRUPTIONS",

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tfuq import masks
+from tfuq.runtime import masks
 
 M64 = 2**64 - 1
 

@@ -1,7 +1,7 @@
 """Quantization-aware fine-tuning through tensorflow-model-optimization (tfmot), for Keras 3 models.
 
     >>> result = finetune(model, images, labels, epochs=2)      # doctest: +SKIP
-    >>> tfuq.convert(result.model, images, passes=30)           # doctest: +SKIP
+    >>> tfuq.build.convert(result.model, images, passes=30)           # doctest: +SKIP
 
 tfmot 0.8.1 quantizes only tf-keras (Keras 2) models and rejects Keras 3 ones, and tfuq's
 export builds its masked graph from a Keras 3 model. So this module:
@@ -14,7 +14,7 @@ export builds its masked graph from a Keras 3 model. So this module:
    so the weights adapt to int8 rounding of weights and activations;
 3. copies the fine-tuned weights (and batch-norm statistics) back into the Keras 3 model.
 
-What it does not carry: the activation ranges tfmot learns. ``tfuq.convert`` calibrates its
+What it does not carry: the activation ranges tfmot learns. ``tfuq.build.convert`` calibrates its
 own ranges on representative images (post-training quantization of the QAT-adapted
 weights), because the masked MC-dropout graph it converts can only be built from the
 Keras 3 model.
@@ -35,8 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tfuq.data import check_images, check_labels
-from tfuq.train import TrainError, _dataset, stratified_split
+from tfuq.data.common import check_images, check_labels
+from tfuq.build.train import TrainError, _dataset, stratified_split
 
 
 @dataclass
@@ -108,7 +108,7 @@ def _twin_layer(layer, dropout_class):
     """A tf-keras layer with the same configuration as the Keras 3 ``layer``."""
     import keras
 
-    from tfuq.layers import MCDropout
+    from tfuq.build.layers import MCDropout
 
     _, tf_keras, _ = _modules()
     if isinstance(layer, MCDropout):
@@ -249,14 +249,14 @@ def finetune(
 
     The model's frozen layers stay frozen. After fine-tuning, the Keras 3 model holds the
     QAT-adapted weights (the best epoch's, by validation loss, when there is validation
-    data) and converts with ``tfuq.convert`` as before.
+    data) and converts with ``tfuq.build.convert`` as before.
 
     Args:
-        model: a functional Keras 3 model, e.g. from ``tfuq.models.build_model``.
+        model: a functional Keras 3 model, e.g. from ``tfuq.build.models.build_model``.
         images, labels: uint8 ``(N, H, W, 3)`` images and integer labels.
         epochs: fine-tuning epochs (QAT usually needs a few at a low learning rate).
         batch_size, learning_rate, validation_split, validation, patience, seed: as in
-            :func:`tfuq.train.train`.
+            :func:`tfuq.build.train.train`.
         progress: Keras' progress bar (tf-keras prints it to stdout).
     """
     _, tf_keras, _ = _modules()

@@ -1,4 +1,4 @@
-"""tfuq.train and `tfuq train`: stratified split, a short run that learns, early stopping,
+"""tfuq.build.train and `tfuq train`: stratified split, a short run that learns, early stopping,
 atomic files, tf.distribute on CPU logical devices and two real workers, conversion of the
 trained model, and the bad inputs."""
 
@@ -17,10 +17,10 @@ pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
 from tests._dummies import tiny  # noqa: E402
-from tfuq import train as training  # noqa: E402
+from tfuq.build import train as training  # noqa: E402
+from tfuq.build.models import build_model  # noqa: E402
 from tfuq.cli.main import main  # noqa: E402
 from tfuq.data import DataError  # noqa: E402
-from tfuq.models import build_model  # noqa: E402
 
 SIZE = 16
 CLASSES = len(tiny.COLOURS)
@@ -99,7 +99,7 @@ def test_early_stopping_restores_the_best_weights():
 
 
 def test_trained_model_converts_to_full_integer_and_agrees(trained):
-    from tfuq.convert import convert
+    from tfuq.build.convert import convert
     from tfuq.runtime import Model
 
     images, labels = tiny.images(120, seed=5, size=SIZE)
@@ -116,7 +116,7 @@ def test_trained_model_converts_to_full_integer_and_agrees(trained):
 
 # -- files ---------------------------------------------------------------------------------------
 def test_model_and_history_files(trained, tmp_path):
-    from tfuq.convert import load_keras_model
+    from tfuq.build.convert import load_keras_model
 
     path = training.save_model(trained.model, tmp_path / "run.keras")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.keras"]  # no temporary left
@@ -196,13 +196,13 @@ WORKER = textwrap.dedent(
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
-    from tfuq import train as training
+    from tfuq.build import train as training
     strategy = training.make_strategy(strategy_name)
 
     import keras
     import numpy as np
     from tests._dummies import tiny
-    from tfuq.models import build_model
+    from tfuq.build.models import build_model
 
     images, labels = tiny.images(96, seed=1, size=8)
     images, labels = images[np.argsort(labels, kind="stable")], np.sort(labels)
@@ -231,7 +231,7 @@ def _launch(strategy, devices=1, tf_config=None):
     return subprocess.Popen(
         [sys.executable, "-c", WORKER, strategy, str(devices)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
     )
 
 
@@ -315,7 +315,7 @@ def test_cli_trains_and_writes_model_history_and_json(npz, tmp_path, capsys):
     history = training.load_history(tmp_path / "cnn.history.json")
     assert history["label_names"] == tiny.LABELS
     assert history["build"]["dense"] == [16] and history["build"]["weights"] is None
-    from tfuq.convert import load_keras_model
+    from tfuq.build.convert import load_keras_model
 
     model = load_keras_model(out)
     assert [layer.name for layer in model.layers][-5:] == [

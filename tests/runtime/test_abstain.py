@@ -1,4 +1,4 @@
-"""tfuq.abstain: the rules on hand-made passes, the binomial bound against SciPy, and SGR."""
+"""tfuq.runtime.abstain: the rules on hand-made passes, the binomial bound against SciPy, and SGR."""
 
 import math
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from tfuq import abstain
-from tfuq.aggregate import aggregate
+from tfuq.runtime import abstain
+from tfuq.runtime.aggregate import aggregate
 
 
 def images(*per_image):

@@ -1,4 +1,4 @@
-"""tfuq.models: every backbone builds, preprocessing matches keras.applications, the head is
+"""tfuq.build.models: every backbone builds, preprocessing matches keras.applications, the head is
 where it was asked to be, freezing counts, .keras round trip, and clear errors."""
 
 import functools
@@ -10,9 +10,9 @@ pytest.importorskip("tensorflow")
 
 import keras  # noqa: E402
 
-from tfuq import export  # noqa: E402
-from tfuq.layers import MCDropout  # noqa: E402
-from tfuq.models import (  # noqa: E402
+from tfuq.build import export  # noqa: E402
+from tfuq.build.layers import MCDropout  # noqa: E402
+from tfuq.build.models import (  # noqa: E402
     ModelError,
     backbone_of,
     build_model,
@@ -197,7 +197,7 @@ def test_weights_file_loads_and_keeps_batchnorm_in_inference(tmp_path):
 
 
 def test_keras_round_trip_without_custom_objects(tmp_path):
-    from tfuq.convert import load_keras_model
+    from tfuq.build.convert import load_keras_model
 
     model = build_model("mobilenetv3small", 6, 32, image_size=24, weights=None, dense=(8,),
                         dropout=0.2, dropout_placement="all", trainable_layers=5,

@@ -1,12 +1,12 @@
 """Fit a tfuq classifier: stratified validation, early stopping, history, tf.distribute.
 
-    >>> model = tfuq.models.build_model("small_cnn", 10, weights=None)   # doctest: +SKIP
+    >>> model = tfuq.build.models.build_model("small_cnn", 10, weights=None)   # doctest: +SKIP
     >>> result = train(model, images, labels, epochs=10)                 # doctest: +SKIP
     >>> save_model(result.model, "model.keras")                          # doctest: +SKIP
     >>> save_history(result, history_path("model.keras"))                # doctest: +SKIP
 
 Needs TensorFlow. Images are uint8 ``(N, H, W, 3)`` RGB at the model's input size; the
-model does its own resizing and preprocessing (see ``tfuq.models``). Labels are integer
+model does its own resizing and preprocessing (see ``tfuq.build.models``). Labels are integer
 class indices. MCDropout samples in every mode, so validation loss and accuracy are those of
 one Monte-Carlo pass per image: a little noisier than a deterministic model's.
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfuq.data import check_images, check_labels
+from tfuq.data.common import check_images, check_labels
 
 STRATEGIES = ("none", "mirrored", "multi-worker")
 HISTORY_FORMAT = "tfuq-train-history"
@@ -266,7 +266,7 @@ def train(
     """Fit ``model`` on uint8 images with integer labels.
 
     Args:
-        model: a Keras model from ``tfuq.models.build_model`` (any model with one image input
+        model: a Keras model from ``tfuq.build.models.build_model`` (any model with one image input
             and a softmax output works), or a function that builds one; the function form is
             called inside the strategy's scope, a model is rebuilt there with its weights.
         images: uint8 ``(N, H, W, 3)`` RGB pixels at the model's input size.
@@ -424,7 +424,7 @@ def save_model(model, path: str | os.PathLike) -> Path:
 
 def save_history(result: TrainResult, path: str | os.PathLike, **extra) -> Path:
     """Write the history and settings of a run as JSON, atomically; ``extra`` is added."""
-    from tfuq.modelfile import atomic_output
+    from tfuq.runtime.modelfile import atomic_output
 
     payload = {
         "format": HISTORY_FORMAT,

@@ -1,9 +1,9 @@
-"""Image classifiers with an MC-dropout head, ready for ``tfuq.convert`` (needs Keras).
+"""Image classifiers with an MC-dropout head, ready for ``tfuq.build.convert`` (needs Keras).
 
     >>> model = build_model("mobilenetv3small", classes=100, input_size=224,
     ...                     image_size=32, trainable_layers=10)     # doctest: +SKIP
 
-Every model built here has the shape ``tfuq.convert`` wants:
+Every model built here has the shape ``tfuq.build.convert`` wants:
 
 - one input, ``image``: RGB pixels 0-255 as float, ``(batch, H, W, 3)`` at the size of the
   training images;
@@ -14,7 +14,7 @@ Every model built here has the shape ``tfuq.convert`` wants:
   classifier, so the output is ``(batch, classes)`` probabilities.
 
 Only built-in Keras layers and ``MCDropout`` are used, so a saved ``.keras`` file loads
-with ``keras.models.load_model`` (after ``import tfuq.layers``) and no ``custom_objects``.
+with ``keras.models.load_model`` (after ``import tfuq.build.layers``) and no ``custom_objects``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tfuq.layers import MCDropout
+from tfuq.build.layers import MCDropout
 
 BACKBONES = ("resnet50", "efficientnetb0", "mobilenetv2", "mobilenetv3small", "small_cnn")
 DEFAULT_INPUT_SIZE = {
@@ -317,5 +317,5 @@ def backbone_of(model: keras.Model) -> keras.Model:
     """The nested backbone model inside a model made by :func:`build_model`."""
     nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
     if len(nested) != 1:
-        raise ModelError(f"{model.name} is not a model made by tfuq.models.build_model")
+        raise ModelError(f"{model.name} is not a model made by tfuq.build.models.build_model")
     return nested[0]

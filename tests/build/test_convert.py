@@ -7,9 +7,10 @@ pytest.importorskip("tensorflow")
 
 import tfuq  # noqa: E402
 from tests._dummies import tiny  # noqa: E402
-from tfuq import export, graph, modelfile  # noqa: E402
-from tfuq.convert import ConversionError, convert  # noqa: E402
+from tfuq.build import export
+from tfuq.build.convert import ConversionError, convert  # noqa: E402
 from tfuq.data import DataError  # noqa: E402
+from tfuq.runtime import graph, modelfile  # noqa: E402
 
 # int8 activations and a softmax output quantized in steps of 1/256: a probability can be off
 # by a few steps after three quantized layers. Measured on this model: mean 0.002, max 0.03.

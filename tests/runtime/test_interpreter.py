@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import tfuq
-from tfuq import modelfile
+from tfuq.runtime import modelfile
 
 
 @pytest.fixture(scope="module")

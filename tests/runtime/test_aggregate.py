@@ -1,4 +1,4 @@
-"""tfuq.aggregate: exact hand-computed cases, an independent route (scipy, loops), bad input."""
+"""tfuq.runtime.aggregate: exact hand-computed cases, an independent route (scipy, loops), bad input."""
 
 import math
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.stats import entropy as scipy_entropy
 
-import tfuq.aggregate
-from tfuq.aggregate import SCORES, aggregate, check_probabilities, entropy
+import tfuq.runtime.aggregate
+from tfuq.runtime.aggregate import SCORES, aggregate, check_probabilities, entropy
 
 LN2 = math.log(2)
 
@@ -102,7 +102,7 @@ def _dirichlet_passes(rng, passes, batch, classes):
 
 def test_a_batch_matches_an_independent_per_image_computation(rng, monkeypatch):
     # Blocks of 16 images, so 600 images also cover block edges and a partial last block.
-    monkeypatch.setattr(tfuq.aggregate, "_BLOCK_ELEMENTS", 7 * 5 * 16)
+    monkeypatch.setattr(tfuq.runtime.aggregate, "_BLOCK_ELEMENTS", 7 * 5 * 16)
     probabilities = _dirichlet_passes(rng, 7, 600, 5)
     result = aggregate(probabilities, conf_factor=1.5)
     for b in [*range(0, 600, 37), 15, 16, 17, 591, 599]:

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from tfuq import masks as _masks
-from tfuq import modelfile
+from tfuq.runtime import masks as _masks
+from tfuq.runtime import modelfile
 
 BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
 _INTERPRETER_MODULES = {
@@ -177,7 +177,7 @@ class Model:
         return _dequantize(result, self._output_detail)
 
     def _seed_in_graph(self, seed: int) -> None:
-        from tfuq import graph
+        from tfuq.runtime import graph
 
         if self._seeded_for == seed:
             return

@@ -1,4 +1,4 @@
-"""tfuq.metrics: hand-computed cases, scikit-learn as an independent route, bad input."""
+"""tfuq.runtime.metrics: hand-computed cases, scikit-learn as an independent route, bad input."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import brier_score_loss, f1_score, roc_auc_score, roc_curve
 
-from tfuq import metrics
+from tfuq.runtime import metrics
 
 LABELS = np.array([0, 1, 2, 2, 1, 0])
 PREDICTED = np.array([0, 1, 1, 2, 0, 0])  # wrong at 2 and 4

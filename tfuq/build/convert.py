@@ -1,11 +1,11 @@
 """Keras model with MCDropout -> one full-integer TFLite file that carries its configuration.
 
-    >>> result = tfuq.convert(model, images, passes=30)          # doctest: +SKIP
+    >>> result = tfuq.build.convert(model, images, passes=30)          # doctest: +SKIP
     >>> result.save("model.tflite")                              # doctest: +SKIP
 
 Needs TensorFlow (the ``convert`` extra). The steps:
 
-1. ``tfuq.export`` rewrites the model (masked: masks as inputs, trunk once; or in-graph).
+1. ``tfuq.build.export`` rewrites the model (masked: masks as inputs, trunk once; or in-graph).
 2. The TFLite converter quantizes it to int8 with a representative dataset: images resized
    to the model input, and for the masked form, masks drawn with the runtime's generator.
    Input is uint8 RGB pixels, output int8 probabilities.
@@ -27,8 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tfuq import export, graph, masks, modelfile
-from tfuq.data import DataError, check_images, load_npz, resize
+from tfuq.build import export
+from tfuq.runtime import graph, masks, modelfile
+from tfuq.data.common import DataError, check_images
+from tfuq.data.datasets import load_npz, resize
 
 MODES = ("masked", "in-graph", "deterministic")
 DEFAULT_DECISION = {"rule": "interval", "conf_factor": 1.0}
@@ -49,7 +51,7 @@ def load_keras_model(path: str | os.PathLike):
     """Load a ``.keras`` file; MCDropout is registered, so no custom_objects are needed."""
     import keras
 
-    import tfuq.layers  # noqa: F401  (registers MCDropout)
+    import tfuq.build.layers  # noqa: F401  (registers MCDropout)
 
     path = Path(path)
     if not path.is_file():

@@ -1,7 +1,7 @@
 """The language-neutral vectors in tests/vectors, which the Kotlin core reads too.
 
 Masks are checked against a SplitMix64 written here with plain Python integers (not
-tfuq.masks); aggregates and decisions against tfuq. The files must also be exactly what
+tfuq.runtime.masks); aggregates and decisions against tfuq. The files must also be exactly what
 make_vectors.py writes today, so they cannot drift from their generator.
 """
 
@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfuq import abstain, masks
-from tfuq.aggregate import aggregate
+from tfuq.runtime import abstain, masks
+from tfuq.runtime.aggregate import aggregate
 
-VECTORS = Path(__file__).parent / "vectors"
+VECTORS = Path(__file__).parents[1] / "vectors"
 MASK64 = 2**64 - 1
 GOLDEN_GAMMA = 0x9E3779B97F4A7C15
 

@@ -1,4 +1,4 @@
-"""tfuq.qat: the tf-keras twin computes what the Keras 3 model computes, QAT fine-tuning
+"""tfuq.build.qat: the tf-keras twin computes what the Keras 3 model computes, QAT fine-tuning
 changes the Keras 3 weights and the result still converts to full-integer, and the
 unsupported backbone fails clearly."""
 
@@ -12,9 +12,9 @@ pytest.importorskip("tensorflow_model_optimization")
 import keras  # noqa: E402
 
 from tests._dummies import tiny  # noqa: E402
-from tfuq import qat  # noqa: E402
-from tfuq import train as training  # noqa: E402
-from tfuq.models import backbone_of, build_model  # noqa: E402
+from tfuq.build import qat  # noqa: E402
+from tfuq.build import train as training  # noqa: E402
+from tfuq.build.models import backbone_of, build_model  # noqa: E402
 
 SIZE = 16
 
@@ -50,7 +50,7 @@ def test_twin_matches_the_keras3_model_and_keeps_sampling():
 
 
 def test_finetune_updates_weights_and_still_converts():
-    from tfuq.convert import convert
+    from tfuq.build.convert import convert
 
     images, labels = tiny.images(256, seed=1, size=SIZE)
     keras.utils.set_random_seed(0)

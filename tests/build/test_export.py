@@ -6,7 +6,8 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from tests._dummies import tiny  # noqa: E402
-from tfuq import MCDropout, export  # noqa: E402
+from tfuq import MCDropout  # noqa: E402
+from tfuq.build import export  # noqa: E402
 
 
 def numpy_tiny(model, image: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:

@@ -15,7 +15,7 @@ A rule is the plain dict a model file carries as ``decision`` in ``tfuq.json``:
 - ``{"rule": "threshold", "score": S, "threshold": t}`` with ``S`` one of
   ``max_probability`` (accept when the score is ``>= t``), ``predictive_entropy``,
   ``mutual_information`` or ``variation_ratio`` (accept when the score is ``<= t``).
-  See :mod:`tfuq.aggregate` for the scores.
+  See :mod:`tfuq.runtime.aggregate` for the scores.
 
 :func:`calibrate` chooses ``t`` from labelled data so that the error rate among accepted
 images stays below a target with a stated confidence; its rule carries a ``calibration``
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tfuq.aggregate import SCORES, Aggregate, aggregate
+from tfuq.runtime.aggregate import SCORES, Aggregate, aggregate
 
 RULES = ("interval", "threshold")
 # Which way each score points: True when a larger value means a more confident prediction.
@@ -154,11 +154,11 @@ def accept_threshold(summary: Aggregate, score: str, threshold: float) -> np.nda
 
 
 def decide(source: np.ndarray | Aggregate, rule: Mapping) -> Decision:
-    """Apply a decision rule to MC passes or to their :class:`~tfuq.aggregate.Aggregate`.
+    """Apply a decision rule to MC passes or to their :class:`~tfuq.runtime.aggregate.Aggregate`.
 
     Args:
         source: MC probabilities ``(passes, batch, classes)`` (or ``(passes, classes)`` for
-            one image), or the result of :func:`tfuq.aggregate.aggregate`.
+            one image), or the result of :func:`tfuq.runtime.aggregate.aggregate`.
         rule: a rule dict, see the module docstring.
 
     Returns:
@@ -324,11 +324,11 @@ def calibrate(
 
     Args:
         source: MC probabilities ``(passes, batch, classes)`` of the calibration images, or
-            their :class:`~tfuq.aggregate.Aggregate` (a batch, not a single image).
+            their :class:`~tfuq.runtime.aggregate.Aggregate` (a batch, not a single image).
         labels: true classes, int ``(batch,)``.
         target_risk: the selective risk not to exceed, in (0, 1).
         confidence: ``1 - delta``, in (0, 1).
-        score: the score to threshold, one of :data:`tfuq.aggregate.SCORES`.
+        score: the score to threshold, one of :data:`tfuq.runtime.aggregate.SCORES`.
 
     Returns:
         A :class:`Calibration`; when ``feasible`` is False its ``message`` says why and

@@ -1,7 +1,7 @@
-"""Image data: dataset specs, ``.npz`` files, folders of images, representative draws.
+"""Datasets: specs, ``.npz`` files, folders of images, representative draws.
 
 Everything here works on uint8 RGB images in ``(N, H, W, 3)`` (NHWC) and integer labels.
-``import tfuq.data`` needs numpy only (it runs on a Raspberry Pi); PIL is imported to read
+``import tfuq.data.datasets`` needs numpy only (it runs on a Raspberry Pi); PIL is imported to read
 folders, tensorflow-datasets to read ``cifar100`` specs, SciPy by the corruptions.
 
 Dataset specs, as the command line takes them (:func:`load_spec`):
@@ -10,11 +10,11 @@ Dataset specs, as the command line takes them (:func:`load_spec`):
     CIFAR-100 through ``tfds.load("cifar100")`` (downloaded on first use); tfds slicing such
     as ``cifar100:train[:10%]`` works.
 ``cifar100_corrupted/<corruption>_<severity>:test``
-    CIFAR-100-C through the :mod:`tfuq.cifar100_corrupted` tfds builder: the official files
+    CIFAR-100-C through the :mod:`tfuq.data.cifar100_corrupted` tfds builder: the official files
     when they are in the manual download folder, else generated from the CIFAR-100 test split.
 ``cifar100_corrupted/<corruption>_<severity>:<spec>``
     any other spec (``npz:...``, ``folder:...``, ``cifar100:...``) corrupted here with
-    :func:`tfuq.corruptions.corrupt`, e.g. ``cifar100_corrupted/fog_3:npz:test.npz``.
+    :func:`tfuq.data.corruptions.corrupt`, e.g. ``cifar100_corrupted/fog_3:npz:test.npz``.
 ``npz:path.npz``
     ``x``: uint8 ``(N, H, W, 3)`` images, optionally ``y``: integer labels and ``label_names``
     (or ``fine_names``, as the CIFAR-100 files do).
@@ -23,8 +23,8 @@ Dataset specs, as the command line takes them (:func:`load_spec`):
 
 Example::
 
-    >>> from tfuq import data
-    >>> data.parse_spec("cifar100_corrupted/fog_3:npz:test.npz")
+    >>> from tfuq.data import datasets
+    >>> datasets.parse_spec("cifar100_corrupted/fog_3:npz:test.npz")
     Spec(source='npz', target='test.npz', corruption='fog', severity=3)
 """
 
@@ -38,14 +38,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from tfuq.data.common import CIFAR100_LABELS, DataError, check_images, check_labels
+
 __all__ = [
-    "CIFAR100_LABELS",
-    "DataError",
     "LabelledImages",
     "Spec",
     "balanced_indices",
-    "check_images",
-    "check_labels",
     "load_folder",
     "load_npz",
     "load_spec",
@@ -54,58 +52,11 @@ __all__ = [
     "resize",
 ]
 
-# CIFAR-100 fine labels in label order (Krizhevsky, 2009; tfds "cifar100" feature "label").
-# fmt: off
-CIFAR100_LABELS: tuple[str, ...] = (
-    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle",
-    "bottle", "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle",
-    "caterpillar", "cattle", "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch",
-    "crab", "crocodile", "cup", "dinosaur", "dolphin", "elephant", "flatfish", "forest", "fox",
-    "girl", "hamster", "house", "kangaroo", "keyboard", "lamp", "lawn_mower", "leopard", "lion",
-    "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain", "mouse", "mushroom",
-    "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree",
-    "plain", "plate", "poppy", "porcupine", "possum", "rabbit", "raccoon", "ray", "road",
-    "rocket", "rose", "sea", "seal", "shark", "shrew", "skunk", "skyscraper", "snail", "snake",
-    "spider", "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank",
-    "telephone", "television", "tiger", "tractor", "train", "trout", "tulip", "turtle",
-    "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm",
-)
-# fmt: on
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
 _LOCAL_SOURCES = ("npz", "folder")
 _CIFAR100_SPLITS = ("train", "test")
-
-
-class DataError(ValueError):
-    """Data the user gave cannot be used: missing file, wrong shape or dtype, bad labels."""
-
-
-def check_images(images: np.ndarray, what: str = "images") -> np.ndarray:
-    """Return ``images`` unchanged if it is a non-empty uint8 ``(N, H, W, 3)`` array."""
-    images = np.asarray(images)
-    if images.dtype != np.uint8:
-        raise DataError(f"{what} must be uint8 pixels, got {images.dtype}")
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise DataError(f"{what} must be (N, H, W, 3) RGB, got shape {images.shape}")
-    if len(images) == 0:
-        raise DataError(f"{what} hold zero samples")
-    return images
-
-
-def check_labels(labels: np.ndarray, count: int, classes: int | None = None) -> np.ndarray:
-    """Return ``labels`` as int64 after checking length, integrality and range."""
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or len(labels) != count:
-        raise DataError(f"labels must be a vector of {count} entries, got shape {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(f"labels must be integers, got {labels.dtype}")
-    if count and labels.min() < 0:
-        raise DataError(f"labels must be non-negative, found {labels.min()}")
-    if classes is not None and count and labels.max() >= classes:
-        raise DataError(f"label {labels.max()} is out of range for {classes} classes")
-    return labels.astype(np.int64)
 
 
 def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
@@ -160,7 +111,7 @@ class Spec:
     ``source`` is ``cifar100``, ``cifar100_corrupted`` (the tfds builder), ``npz`` or
     ``folder``; ``target`` the split or path. ``corruption``/``severity`` are set for
     ``cifar100_corrupted/...`` specs, applied by tfds for ``source="cifar100_corrupted"`` and
-    here, by :func:`tfuq.corruptions.corrupt`, for the other sources.
+    here, by :func:`tfuq.data.corruptions.corrupt`, for the other sources.
     """
 
     source: str
@@ -187,7 +138,7 @@ def parse_spec(spec: str) -> Spec:
         )
     source, _, target = spec.partition(":")
     if source.startswith("cifar100_corrupted/") or source == "cifar100_corrupted":
-        from tfuq.corruptions import parse_config_name
+        from tfuq.data.corruptions import parse_config_name
 
         config = source.partition("/")[2]
         if not config:
@@ -261,7 +212,7 @@ def load_spec(
     elif parsed.source == "cifar100":
         loaded = _load_cifar100("cifar100", parsed.target, data_dir, download)
     elif parsed.source == "cifar100_corrupted":
-        import tfuq.cifar100_corrupted  # noqa: F401  (registers the builder with tfds)
+        import tfuq.data.cifar100_corrupted  # noqa: F401  (registers the builder with tfds)
 
         loaded = _load_cifar100(
             f"cifar100_corrupted/{parsed.config}", parsed.target, data_dir, download
@@ -272,7 +223,7 @@ def load_spec(
     images = loaded.images if keep is None else loaded.images[keep]
     labels = loaded.labels if keep is None or loaded.labels is None else loaded.labels[keep]
     if parsed.corruption is not None and parsed.source != "cifar100_corrupted":
-        from tfuq.corruptions import corrupt
+        from tfuq.data.corruptions import corrupt
 
         index = np.arange(len(loaded.images)) if keep is None else keep
         images = corrupt(
@@ -379,7 +330,7 @@ def representative(
     """A class-balanced, seeded draw of ``count`` images for int8 calibration.
 
     The images come from the spec (by default the CIFAR-100 training split) and are drawn by
-    :func:`balanced_indices`, so any prefix is balanced as well (``tfuq.convert`` calibrates
+    :func:`balanced_indices`, so any prefix is balanced as well (``tfuq.build.convert`` calibrates
     on the first images and checks on the rest). A spec without labels (an ``.npz`` without
     ``y``) gives a seeded uniform draw.
 

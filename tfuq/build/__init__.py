@@ -1,0 +1,11 @@
+"""The build side: TensorFlow and Keras. Everything that makes a tfuq model file.
+
+- :mod:`tfuq.build.layers`: :class:`~tfuq.build.layers.MCDropout`, dropout at inference too.
+- :mod:`tfuq.build.models`: backbones with an MC-dropout head.
+- :mod:`tfuq.build.train`: fine-tuning, early stopping, distribution strategies.
+- :mod:`tfuq.build.qat`: quantization-aware training through tfmot.
+- :mod:`tfuq.build.export`: the masked one-invoke graph (and the in-graph and deterministic forms).
+- :mod:`tfuq.build.convert`: full-integer int8 TFLite with a self-check and the carried config.
+
+Importing this package imports nothing heavy; its modules import TensorFlow and Keras.
+"""
