@@ -9,7 +9,8 @@
 # root). Any kotlinc, JUnit 4 and Android org.json work: set KOTLINC, JUNIT_JAR, HAMCREST_JAR,
 # ORG_JSON_JAR to use others.
 # Also honoured: TFUQ_VECTORS (default: the repository's tests/vectors), TFUQ_MODEL (a real
-# `tfuq convert` output to read as well), UQCORE_BUILD (default: uqcore/build/kotlinc).
+# `tfuq convert` output to read as well), UQCORE_BUILD (default: uqcore/build/kotlinc),
+# TFUQ_FUZZ_CASES and TFUQ_FUZZ_SEED (the model-file fuzzer's budget, default 4000, and seed).
 # Ends with the line "N passed, N failed, N skipped"; exits non-zero on any failure.
 set -euo pipefail
 
@@ -104,6 +105,7 @@ classes=$(cd "$here/src/test/kotlin" && find . -name '*Test.kt' | sed -e 's|^\./
 echo "== running $(echo "$classes" | wc -l) test classes against $vectors"
 status=0
 java -Dtfuq.vectors="$vectors" -Dtfuq.packedModel="$packed" -Dtfuq.model="${TFUQ_MODEL:-}" \
+    -Dtfuq.fuzz.cases="${TFUQ_FUZZ_CASES:-}" -Dtfuq.fuzz.seed="${TFUQ_FUZZ_SEED:-}" \
     -cp "$build/main:$build/tests.jar:$orgjson:$junit:$hamcrest" tfuq.uqcore.RunTests $classes > "$build/results.txt" 2>&1 || status=$?
 # The counting line must be the last one CI sees, so the runtime goes before it.
 grep -v -E '^[0-9]+ passed, [0-9]+ failed' "$build/results.txt" || true
