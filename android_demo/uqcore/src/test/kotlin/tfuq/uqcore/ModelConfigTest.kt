@@ -30,6 +30,19 @@ class ModelConfigTest {
     }
 
     @Test
+    fun theFuzzersAbsoluteOffsetFileHasPythonsLayout() {
+        val bytes = ModelFixtures.absoluteOffsetsModelFile(config)
+        val eocd = ModelFixtures.lastIndexOf(bytes, 0x06054b50)
+        val directory = ModelFixtures.lastIndexOf(bytes, 0x02014b50)
+        // Offsets from the start of the whole file: the directory is where the end record says,
+        // and the entry's local header where the directory says.
+        assertEquals(directory.toLong(), ModelFixtures.u32(bytes, eocd + 16))
+        assertEquals(ModelFixtures.flatbuffer.size.toLong(), ModelFixtures.u32(bytes, directory + 42))
+        assertEquals(0x04034b50L, ModelFixtures.u32(bytes, ModelFixtures.flatbuffer.size))
+        assertEquals(4, ModelFile.readConfig(bytes, "absolute").passes)
+    }
+
+    @Test
     fun valuesOfTheWrongTypeAreNotCoerced() {
         // org.json's getInt would read "32" as 32 and 32.5 as 32; a model file saying either is wrong.
         assertEquals("m.tflite: tfuq.json.input.height: expected an integer, got \"32\"", refused(edit("\"height\": 32", "\"height\": \"32\"")))
