@@ -17,6 +17,10 @@ kotlin {
 }
 
 dependencies {
+    // tfuq.json is read with org.json, which Android's framework provides to the app (so it is
+    // never packaged); the JVM tests get the same implementation from this jar.
+    compileOnly(libs.android.json)
+    testImplementation(libs.android.json)
     testImplementation(libs.junit)
 }
 

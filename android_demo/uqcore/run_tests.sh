@@ -4,10 +4,13 @@
 #
 #   bash android_demo/uqcore/run_tests.sh
 #
-# Installs Debian's kotlin (1.3.31) and junit4 when kotlinc or JUnit is missing (CI runs as
-# root). Any kotlinc and JUnit 4 work: set KOTLINC, JUNIT_JAR, HAMCREST_JAR to use others.
+# Installs Debian's kotlin (1.3.31), junit4 and libandroid-json-java (org.json as Android's
+# framework has it, which the core parses tfuq.json with) when one is missing (CI runs as
+# root). Any kotlinc, JUnit 4 and Android org.json work: set KOTLINC, JUNIT_JAR, HAMCREST_JAR,
+# ORG_JSON_JAR to use others.
 # Also honoured: TFUQ_VECTORS (default: the repository's tests/vectors), TFUQ_MODEL (a real
-# `tfuq convert` output to read as well), UQCORE_BUILD (default: uqcore/build/kotlinc).
+# `tfuq convert` output to read as well), UQCORE_BUILD (default: uqcore/build/kotlinc),
+# TFUQ_FUZZ_CASES and TFUQ_FUZZ_SEED (the model-file fuzzer's budget, default 4000, and seed).
 # Ends with the line "N passed, N failed, N skipped"; exits non-zero on any failure.
 set -euo pipefail
 
@@ -25,23 +28,25 @@ find_hamcrest() {
 
 junit="${JUNIT_JAR:-/usr/share/java/junit4.jar}"
 hamcrest="${HAMCREST_JAR:-$(find_hamcrest)}"
+orgjson="${ORG_JSON_JAR:-/usr/share/java/com.android.json.jar}"
 kotlinc="${KOTLINC:-$(command -v kotlinc || true)}"
-if [ -z "$kotlinc" ] || [ ! -f "$junit" ] || [ -z "$hamcrest" ]; then
+if [ -z "$kotlinc" ] || [ ! -f "$junit" ] || [ -z "$hamcrest" ] || [ ! -f "$orgjson" ]; then
     if [ "$(id -u)" != 0 ]; then
-        echo "run_tests.sh: kotlinc or JUnit 4 is missing; run as root to let it apt-get install kotlin junit4," \
-             "or set KOTLINC, JUNIT_JAR and HAMCREST_JAR" >&2
+        echo "run_tests.sh: kotlinc, JUnit 4 or org.json is missing; run as root to let it apt-get install" \
+             "kotlin junit4 libandroid-json-java, or set KOTLINC, JUNIT_JAR, HAMCREST_JAR and ORG_JSON_JAR" >&2
         exit 2
     fi
-    echo "installing kotlin and junit4 with apt-get" >&2
+    echo "installing kotlin, junit4 and libandroid-json-java with apt-get" >&2
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kotlin junit4 >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kotlin junit4 libandroid-json-java >/dev/null
     kotlinc="${KOTLINC:-$(command -v kotlinc || true)}"
     junit="${JUNIT_JAR:-/usr/share/java/junit4.jar}"
     hamcrest="${HAMCREST_JAR:-$(find_hamcrest)}"
+    orgjson="${ORG_JSON_JAR:-/usr/share/java/com.android.json.jar}"
 fi
 if [ -z "$kotlinc" ]; then echo "run_tests.sh: no kotlinc after installing kotlin" >&2; exit 2; fi
-for jar in "$junit" "$hamcrest"; do
-    if [ ! -f "$jar" ]; then echo "run_tests.sh: JUnit jar ${jar:-(hamcrest)} not found" >&2; exit 2; fi
+for jar in "$junit" "$hamcrest" "$orgjson"; do
+    if [ ! -f "$jar" ]; then echo "run_tests.sh: jar ${jar:-(hamcrest)} not found" >&2; exit 2; fi
 done
 if [ ! -f "$vectors/README.md" ]; then
     echo "run_tests.sh: $vectors is not the shared vectors folder (no README.md)" >&2
@@ -52,12 +57,13 @@ rm -rf "$build"
 mkdir -p "$build"
 echo "== $("$kotlinc" -version 2>&1 | grep -i kotlin | head -n 1)"
 
-# The main sources compile alone first, so a test-only dependency cannot creep into the core.
+# The main sources compile alone first (with org.json, which Android provides), so a
+# test-only dependency cannot creep into the core.
 echo "== compiling uqcore"
-"$kotlinc" "$here/src/main/kotlin" -d "$build/main"
+"$kotlinc" -cp "$orgjson" "$here/src/main/kotlin" -d "$build/main"
 echo "== compiling its tests"
 # -include-runtime puts the Kotlin stdlib in the jar: no hunting for it per kotlinc install.
-"$kotlinc" -cp "$build/main:$junit:$hamcrest" "$here/src/test/kotlin" -include-runtime -d "$build/tests.jar"
+"$kotlinc" -cp "$build/main:$orgjson:$junit:$hamcrest" "$here/src/test/kotlin" -include-runtime -d "$build/tests.jar"
 
 # A model file packed by the repository's own Python code (tfuq/runtime/modelfile.py needs only the
 # standard library), so the reader is tested against Python's zip layout, not only the JDK's.
@@ -99,7 +105,8 @@ classes=$(cd "$here/src/test/kotlin" && find . -name '*Test.kt' | sed -e 's|^\./
 echo "== running $(echo "$classes" | wc -l) test classes against $vectors"
 status=0
 java -Dtfuq.vectors="$vectors" -Dtfuq.packedModel="$packed" -Dtfuq.model="${TFUQ_MODEL:-}" \
-    -cp "$build/main:$build/tests.jar:$junit:$hamcrest" tfuq.uqcore.RunTests $classes > "$build/results.txt" 2>&1 || status=$?
+    -Dtfuq.fuzz.cases="${TFUQ_FUZZ_CASES:-}" -Dtfuq.fuzz.seed="${TFUQ_FUZZ_SEED:-}" \
+    -cp "$build/main:$build/tests.jar:$orgjson:$junit:$hamcrest" tfuq.uqcore.RunTests $classes > "$build/results.txt" 2>&1 || status=$?
 # The counting line must be the last one CI sees, so the runtime goes before it.
 grep -v -E '^[0-9]+ passed, [0-9]+ failed' "$build/results.txt" || true
 echo "uqcore: run_tests.sh took $(( $(date +%s) - started )) s"

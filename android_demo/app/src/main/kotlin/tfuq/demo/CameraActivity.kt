@@ -52,17 +52,42 @@ class CameraActivity : AppCompatActivity() {
     private fun startCamera() {
         val providerFuture = ProcessCameraProvider.getInstance(this)
         providerFuture.addListener({
-            val provider = providerFuture.get()
-            val preview = Preview.Builder().build()
-            preview.setSurfaceProvider(binding.preview.surfaceProvider)
-            val imageCapture = ImageCapture.Builder()
-                .setCaptureMode(ImageCapture.CAPTURE_MODE_MINIMIZE_LATENCY)
-                .setTargetRotation(binding.preview.display?.rotation ?: 0)
-                .build()
-            provider.unbindAll()
-            provider.bindToLifecycle(this, CameraSelector.DEFAULT_BACK_CAMERA, preview, imageCapture)
-            capture = imageCapture
+            try {
+                bind(providerFuture.get())
+            } catch (error: Exception) {
+                // The provider failed to start, the camera is in use or was disconnected, or
+                // CameraX refused the use cases: report it and go back to the photo picker.
+                giveUp(getString(R.string.camera_failed, error.cause?.message ?: error.message ?: error.toString()))
+            }
         }, ContextCompat.getMainExecutor(this))
+    }
+
+    private fun bind(provider: ProcessCameraProvider) {
+        // Tablets and Chromebooks may have only a front camera, some devices none at all.
+        val selector = when {
+            provider.hasCamera(CameraSelector.DEFAULT_BACK_CAMERA) -> CameraSelector.DEFAULT_BACK_CAMERA
+            provider.hasCamera(CameraSelector.DEFAULT_FRONT_CAMERA) -> CameraSelector.DEFAULT_FRONT_CAMERA
+            else -> {
+                giveUp(getString(R.string.no_camera))
+                return
+            }
+        }
+        val preview = Preview.Builder().build()
+        preview.setSurfaceProvider(binding.preview.surfaceProvider)
+        val imageCapture = ImageCapture.Builder()
+            .setCaptureMode(ImageCapture.CAPTURE_MODE_MINIMIZE_LATENCY)
+            .setTargetRotation(binding.preview.display?.rotation ?: 0)
+            .build()
+        provider.unbindAll()
+        provider.bindToLifecycle(this, selector, preview, imageCapture)
+        capture = imageCapture
+    }
+
+    /** Says why there is no camera and returns to the main screen, where a photo can be picked. */
+    private fun giveUp(message: String) {
+        Toast.makeText(this, message, Toast.LENGTH_LONG).show()
+        setResult(Activity.RESULT_CANCELED)
+        finish()
     }
 
     private fun takePhoto() {

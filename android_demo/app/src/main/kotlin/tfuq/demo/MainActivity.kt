@@ -1,5 +1,6 @@
 package tfuq.demo
 
+import android.content.pm.PackageManager
 import android.os.Bundle
 import android.view.LayoutInflater
 import androidx.activity.result.PickVisualMediaRequest
@@ -45,6 +46,8 @@ class MainActivity : AppCompatActivity() {
             pickPhoto.launch(PickVisualMediaRequest(PickVisualMedia.ImageOnly))
         }
         binding.take.setOnClickListener { takePhoto.launch(Unit) }
+        // No camera at all: picking from the gallery is the way in.
+        binding.take.isVisible = packageManager.hasSystemFeature(PackageManager.FEATURE_CAMERA_ANY)
         binding.toolbar.setOnMenuItemClickListener { item ->
             if (item.itemId == R.id.action_settings) {
                 SettingsSheet().show(supportFragmentManager, SettingsSheet.TAG)

@@ -3,6 +3,7 @@ package tfuq.demo
 import android.app.Application
 import android.graphics.Bitmap
 import android.net.Uri
+import android.os.Build
 import androidx.lifecycle.AndroidViewModel
 import androidx.lifecycle.viewModelScope
 import kotlinx.coroutines.CancellationException
@@ -18,6 +19,7 @@ import tfuq.uqcore.Classifier
 import tfuq.uqcore.ModelConfig
 import tfuq.uqcore.RunSettings
 import java.io.FileNotFoundException
+import java.io.IOException
 import java.util.concurrent.Executors
 
 /** What the screen shows. */
@@ -55,17 +57,23 @@ class MainViewModel(application: Application) : AndroidViewModel(application) {
 
     init {
         viewModelScope.launch {
+            val app = getApplication<Application>()
             val loaded = withContext(inference) {
                 try {
-                    val m = LiteRtModel.fromAsset(getApplication<Application>())
+                    val m = LiteRtModel.fromAsset(app)
                     model = m
                     classifier = Classifier(m.config, m)
                     ModelState.Ready(m.config, m.source, m.classes)
                 } catch (missing: FileNotFoundException) {
                     ModelState.Missing
-                } catch (error: IllegalArgumentException) {
-                    ModelState.Failed(error.message ?: error.toString())
-                } catch (error: IllegalStateException) {
+                } catch (error: IOException) {
+                    ModelState.Failed(app.getString(R.string.model_unreadable, error.message ?: error.toString()))
+                } catch (error: LinkageError) {
+                    // UnsatisfiedLinkError (no LiteRT library for this ABI), or the class that
+                    // loads it failing to initialise: the app stays up and says so.
+                    ModelState.Failed(app.getString(R.string.no_native_library, Build.SUPPORTED_ABIS.joinToString(", "), error.message ?: error.toString()))
+                } catch (error: RuntimeException) {
+                    // ModelFileException and the interpreter's IllegalArgumentException among them.
                     ModelState.Failed(error.message ?: error.toString())
                 }
             }

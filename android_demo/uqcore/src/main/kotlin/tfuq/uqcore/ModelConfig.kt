@@ -65,12 +65,25 @@ class ModelConfig(
         const val FORMAT = "tfuq-model"
         const val FORMAT_VERSION = 1
 
+        /** The most elements a mask (or an image's pixels) may have: a bound on what one invoke allocates. */
+        const val MAX_ELEMENTS = 1L shl 28
+
+        // Stops once past the bound, so a shape of huge dimensions cannot overflow a Long.
+        private fun boundedCount(shape: IntArray): Long {
+            var count = 1L
+            for (d in shape) {
+                count *= d.toLong()
+                if (count > MAX_ELEMENTS) return count
+            }
+            return count
+        }
+
         /** Parse and validate `tfuq.json` text; [name] (the file) prefixes every message. */
         fun parse(text: String, name: String): ModelConfig {
             val json = try {
                 Json.parseObject(text, ModelFile.CONFIG_NAME)
             } catch (error: JsonException) {
-                throw ModelFileException("$name: ${ModelFile.CONFIG_NAME} is not valid JSON (${error.message})", error)
+                throw ModelFileException("$name: ${error.message}", error)
             }
             return try {
                 fromJson(json, name)
@@ -82,7 +95,7 @@ class ModelConfig(
         }
 
         private fun fromJson(json: JsonObject, name: String): ModelConfig {
-            if (!json.has("format") || json.map["format"] != FORMAT) {
+            if (json.raw("format") != FORMAT) {
                 throw ModelFileException("$name: ${ModelFile.CONFIG_NAME} is not a tfuq model configuration (format is not \"$FORMAT\")")
             }
             val version = if (json.has("format_version")) json.int("format_version") else 0
@@ -107,7 +120,10 @@ class ModelConfig(
                 pixelFormat = inputJson.string("pixel_format"),
                 dtype = inputJson.string("dtype")
             )
-            if (input.height < 1 || input.width < 1) throw IllegalArgumentException("input is ${input.height}x${input.width}, not an image size")
+            // The bound keeps height * width * 3 bytes, and every buffer sized from it, within an Int.
+            if (input.height < 1 || input.width < 1 || input.height.toLong() * input.width > MAX_ELEMENTS / 4) {
+                throw IllegalArgumentException("input is ${input.height}x${input.width}, not an image size")
+            }
             // The app feeds RGB bytes; another layout would run but silently classify garbage.
             if (input.channels != 3 || input.pixelFormat != "RGB" || input.dtype != "uint8") {
                 throw IllegalArgumentException(
@@ -125,12 +141,22 @@ class ModelConfig(
                             "${layer.path}.shape is ${Mask.shapeText(shape)}; a masked model's mask is (passes=$passes, *features)"
                         )
                     }
+                    if (boundedCount(shape) > MAX_ELEMENTS) {
+                        throw IllegalArgumentException("${layer.path}.shape ${Mask.shapeText(shape)} has more than $MAX_ELEMENTS elements")
+                    }
                     MaskSpec(layer.string("layer"), layer.string("input"), shape, rate)
                 } else {
                     MaskSpec(layer.string("layer"), null, null, rate)
                 }
             }
             if (mode == Mode.MASKED && mcDropout.isEmpty()) throw IllegalArgumentException("mc_dropout lists no layer")
+            // One tensor per name: a mask fed twice, or over the image, would leave an input unfed.
+            val taken = HashSet<String>()
+            taken.add(input.name)
+            for (layer in mcDropout) {
+                val maskInput = layer.input ?: continue
+                if (!taken.add(maskInput)) throw IllegalArgumentException("mc_dropout names input \"$maskInput\" twice, or as the image input")
+            }
 
             val schemeJson = json.obj("seed_scheme")
             val scheme = SeedScheme(schemeJson.string("name"), schemeJson.int("version"), schemeJson.int("keep_bits"))

@@ -10,6 +10,12 @@ enum class TensorType(val bytes: Int, val min: Int, val max: Int) {
     FLOAT32(4, 0, 0);
 
     val isQuantized: Boolean get() = this != FLOAT32
+
+    companion object {
+        /** The type an interpreter names [typeName] (LiteRT's `DataType` names), for tensor [tensor]. */
+        fun of(typeName: String, tensor: String): TensorType = values().firstOrNull { it.name == typeName }
+            ?: throw ModelFileException("tensor $tensor is $typeName; tfuq models use uint8, int8 or float32")
+    }
 }
 
 /**
@@ -37,6 +43,10 @@ class TensorQuantization(val type: TensorType, val scale: Double, val zeroPoint:
 
     companion object {
         fun float32(): TensorQuantization = TensorQuantization(TensorType.FLOAT32, 0.0, 0)
+
+        /** As an interpreter reports a tensor: a float tensor's scale and zero point are ignored. */
+        fun of(type: TensorType, scale: Double, zeroPoint: Int): TensorQuantization =
+            if (type.isQuantized) TensorQuantization(type, scale, zeroPoint) else float32()
     }
 }
 
