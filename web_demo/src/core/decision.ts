@@ -98,3 +98,30 @@ export function decide(probabilities: readonly (readonly number[])[], rule: Rule
   const accept = HIGHER_IS_CONFIDENT[checked.score] ? value >= checked.threshold : value <= checked.threshold;
   return { accept, predicted: summary.predicted, aggregate: summary, rival: null };
 }
+
+const SCORE_TITLES: Record<Score, string> = {
+  max_probability: "Max probability",
+  predictive_entropy: "Predictive entropy",
+  mutual_information: "Mutual information",
+  variation_ratio: "Variation ratio",
+};
+
+/** Why, in one sentence for under the headline: the same sentences as the Android app's. */
+export function explain(decision: Decision, rule: Rule, name: (index: number) => string): string {
+  const fmt = (x: number) => x.toFixed(3);
+  const summary = decision.aggregate;
+  const predicted = decision.predicted;
+  if (rule.rule === "interval") {
+    const lower = summary.lower[predicted];
+    if (decision.rival === null) return `${name(predicted)} is the only class.`;
+    const rivalUpper = summary.upper[decision.rival];
+    if (decision.accept) {
+      return `The interval of ${name(predicted)} (lower ${fmt(lower)}) is clear of every other class (highest upper ${fmt(rivalUpper)}, ${name(decision.rival)}).`;
+    }
+    return `The intervals of ${name(predicted)} (lower ${fmt(lower)}) and ${name(decision.rival)} (upper ${fmt(rivalUpper)}) overlap.`;
+  }
+  const higher = HIGHER_IS_CONFIDENT[rule.score];
+  const side = higher ? (decision.accept ? "at or above" : "below") : decision.accept ? "at or below" : "above";
+  const which = rule.calibration ? "the calibrated threshold" : "the threshold";
+  return `${SCORE_TITLES[rule.score]} ${fmt(summary[rule.score])} is ${side} ${which} ${fmt(rule.threshold)}.`;
+}
