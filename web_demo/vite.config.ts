@@ -4,8 +4,8 @@ import { defineConfig } from "vite";
 
 // LiteRT.js loads its WebAssembly at run time from a URL: copy the package's files into
 // public/ (git-ignored) so the dev server and the build serve them beside the page.
-const wasmSource = resolve(__dirname, "node_modules/@litertjs/core/wasm");
-const wasmTarget = resolve(__dirname, "public/litert-wasm");
+const wasmSource = resolve(import.meta.dirname, "node_modules/@litertjs/core/wasm");
+const wasmTarget = resolve(import.meta.dirname, "public/litert-wasm");
 mkdirSync(wasmTarget, { recursive: true });
 cpSync(wasmSource, wasmTarget, { recursive: true });
 
