@@ -34,6 +34,7 @@ interface Photo {
 }
 
 interface PageResult {
+  photo: string;
   seed: string;
   passes: number;
   rule: Rule;
@@ -173,7 +174,9 @@ function classify(): Promise<void> {
 }
 
 async function classifyNow(): Promise<void> {
-  if (!file || !runner || !photo) return;
+  // What this run uses, fixed now: a new photo or model arriving meanwhile queues another run.
+  const current = photo;
+  if (!file || !runner || !current) return;
   clearError();
   setState("running");
   try {
@@ -186,7 +189,7 @@ async function classifyNow(): Promise<void> {
     const rule = currentRule();
 
     let start = performance.now();
-    const input = photoToInput(photo.rgba, photo.width, photo.height, config.input.height, config.input.width);
+    const input = photoToInput(current.rgba, current.width, current.height, config.input.height, config.input.width);
     const photoMs = performance.now() - start;
 
     start = performance.now();
@@ -209,6 +212,7 @@ async function classifyNow(): Promise<void> {
     const headline = decision.accept ? name(decision.predicted) : "Not sure";
     const reason = explain(decision, rule, name);
     page.result = {
+      photo: current.name,
       seed: seed.toString(),
       passes: passesWanted,
       rule,
@@ -225,7 +229,7 @@ async function classifyNow(): Promise<void> {
       accelerator: runner.accelerator,
       threads: runner.threads,
     };
-    render(input, decision, rule, page.result);
+    render(input, decision, rule, page.result, current);
     setState("done");
   } catch (error) {
     showError((error as Error).message);
@@ -236,7 +240,7 @@ async function classifyNow(): Promise<void> {
 const fmt = (x: number) => x.toFixed(3);
 const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
 
-function render(input: Uint8Array, decision: Decision, rule: Rule, result: PageResult): void {
+function render(input: Uint8Array, decision: Decision, rule: Rule, result: PageResult, shown: Photo): void {
   if (!file) return;
   const config = file.config;
   const canvas = $<HTMLCanvasElement>("crop");
@@ -288,7 +292,7 @@ function render(input: Uint8Array, decision: Decision, rule: Rule, result: PageR
   $("footer").textContent =
     `${result.passes} of ${config.passes} passes · seed ${result.seed} · rule ${ruleText(rule)} · invoke ${result.invokeMs.toFixed(2)} ms ` +
     `(${result.accelerator}, ${threads}, all passes) · masks ${result.masksMs.toFixed(2)} ms · photo rule ${result.photoMs.toFixed(2)} ms ` +
-    `(${PHOTO_RULE.name} v${PHOTO_RULE.version}, ${photo?.width}×${photo?.height} → ${config.input.height}×${config.input.width})`;
+    `(${PHOTO_RULE.name} v${PHOTO_RULE.version}, ${shown.width}×${shown.height} → ${config.input.height}×${config.input.width})`;
   $("result").hidden = false;
 }
 

@@ -93,11 +93,11 @@ describe.skipIf(!haveChromium)("the page in headless Chromium against tfuq's Pyt
     await page.dispatchEvent("#seed", "change");
     await page.setInputFiles("#photo-file", join(DEMO, photo));
     await page.waitForFunction(
-      (s) => {
+      ([p, s]) => {
         const t = (window as any).tfuq;
-        return t.state === "error" || (t.state === "done" && t.result?.seed === s);
+        return t.state === "error" || (t.state === "done" && t.result?.photo === p && t.result?.seed === s);
       },
-      seed,
+      [photo, seed],
       { timeout: 30_000 },
     );
     return page.evaluate(() => (window as any).tfuq);
