@@ -1,14 +1,19 @@
-// What BigInt costs for the masks: `npm run bench`. The demo model draws 30 x (32 + 16) = 1,440
-// mask elements per run; a wider model, 30 x (512 + 256) = 23,040.
+// What the masks cost: `npm run bench`. The demo model draws 30 x (32 + 16) = 1,440 mask elements
+// per run; a wider head, 30 x (512 + 256) = 23,040. The page uses the 32-bit form.
 import { bench, describe } from "vitest";
-import { masksFor } from "../src/core";
+import { layerMask, layerMaskBigInt, passSeeds } from "../src/core";
 
-const SEED = 18446744073709551615n;
-describe("masksFor (BigInt, splitmix64-counter v1)", () => {
-  bench("demo model: T=30, layers 32 + 16 (1,440 elements)", () => {
-    masksFor(SEED, 30, [{ shape: [32], rate: 0.2 }, { shape: [16], rate: 0.3 }]);
+const SEEDS = passSeeds(18446744073709551615n, 30);
+for (const [name, widths] of [
+  ["demo model: T=30, layers 32 + 16 (1,440 elements)", [32, 16]],
+  ["wider head: T=30, layers 512 + 256 (23,040 elements)", [512, 256]],
+] as const) {
+  describe(name, () => {
+    bench("32-bit halves (layerMask)", () => {
+      widths.forEach((width, layer) => layerMask(SEEDS, layer, [width], 0.5));
+    });
+    bench("BigInt (layerMaskBigInt)", () => {
+      widths.forEach((width, layer) => layerMaskBigInt(SEEDS, layer, [width], 0.5));
+    });
   });
-  bench("wider model: T=30, layers 512 + 256 (23,040 elements)", () => {
-    masksFor(SEED, 30, [{ shape: [512], rate: 0.5 }, { shape: [256], rate: 0.5 }]);
-  });
-});
+}

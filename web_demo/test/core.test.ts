@@ -12,6 +12,9 @@ import {
   decide,
   dequantize,
   explain,
+  layerMask,
+  layerMaskBigInt,
+  mix,
   quantize,
   roundHalfEven,
   splitModelFile,
@@ -132,5 +135,22 @@ describe("the sentence under the headline (the Android app's)", () => {
     const rule = { rule: "threshold", score: "mutual_information", threshold: 0.05, calibration: { method: "sgr" } } as const;
     const d = decide([[1, 0, 0], [0, 1, 0]], rule);
     expect(explain(d, rule, name)).toBe("Mutual information 0.693 is above the calibrated threshold 0.050.");
+  });
+});
+
+describe("masks: the 32-bit element loop against the BigInt form", () => {
+  it("agrees on keys across the whole 64-bit range, all rates' ends", () => {
+    // Keys that exercise carries between the halves: 0, all ones, just below 2^32 and 2^64, and pseudo-random ones.
+    const keys = [0n, 2n ** 64n - 1n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 63n, 0x9e3779b97f4a7c15n];
+    let x = 0x1234567890abcdefn;
+    for (let i = 0; i < 40; i++) {
+      x = mix(x + 0x9e3779b97f4a7c15n) & (2n ** 64n - 1n);
+      keys.push(x);
+    }
+    for (const rate of [0.01, 0.3, 0.5, 0.99]) {
+      const fast = layerMask(keys, 2, [7, 19], rate);
+      const plain = layerMaskBigInt(keys, 2, [7, 19], rate);
+      expect(Buffer.from(fast).equals(Buffer.from(plain)), `rate ${rate}`).toBe(true);
+    }
   });
 });
