@@ -27,6 +27,8 @@ const TOLERANCE = 1 / 256;
 const FLAGS = [
   "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
   "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  // A synthetic webcam, granted without a prompt, for the webcam test.
+  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
 ];
 
 interface Reference {
@@ -142,6 +144,18 @@ describe.skipIf(!haveChromium)("the page in headless Chromium against tfuq's Pyt
     await page.setInputFiles("#model-file", bad);
     await page.waitForFunction(() => (window as any).tfuq.state === "error", null, { timeout: 30_000 });
     expect(await page.textContent("#error")).toBe("bad.tflite carries no tfuq configuration (truncated, or not made by `tfuq convert`)");
+  });
+
+  it("classifies a webcam frame (Chromium's synthetic camera)", async () => {
+    await page.click("#camera");
+    await page.waitForSelector("#snap", { state: "visible", timeout: 30_000 });
+    await page.waitForFunction(() => (document.getElementById("video") as HTMLVideoElement).videoWidth > 0, null, { timeout: 30_000 });
+    await page.click("#snap");
+    await page.waitForFunction(() => (window as any).tfuq.state === "done" && (window as any).tfuq.result?.photo === "webcam frame", null, { timeout: 30_000 });
+    const state = await page.evaluate(() => (window as any).tfuq);
+    expect(state.result.input.length).toBe(16 * 16 * 3);
+    expect(state.result.probabilities.length).toBe(30);
+    expect(await page.textContent("#headline")).toBe(state.result.headline);
   });
 
   it("keeps a screenshot of the result screen", async () => {
