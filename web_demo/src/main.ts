@@ -35,6 +35,8 @@ interface Photo {
 
 interface PageResult {
   photo: string;
+  /** `[height, width]` of the decoded photo, after EXIF orientation. */
+  photoSize: [number, number];
   seed: string;
   passes: number;
   rule: Rule;
@@ -213,6 +215,7 @@ async function classifyNow(): Promise<void> {
     const reason = explain(decision, rule, name);
     page.result = {
       photo: current.name,
+      photoSize: [current.height, current.width],
       seed: seed.toString(),
       passes: passesWanted,
       rule,

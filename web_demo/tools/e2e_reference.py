@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -40,13 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     height, width, _ = model.input_shape
     results = []
     for path in args.photos:
-        rgba = np.asarray(Image.open(path).convert("RGBA"))
+        # EXIF orientation applied first, as the page's createImageBitmap(imageOrientation: "from-image").
+        rgba = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGBA"))
         image = photo_rule(rgba, height, width)
         for seed in args.seeds:
             probabilities = model.run(image, seed=int(seed))[:, 0]  # (passes, classes)
             decision = abstain.decide(probabilities, model.config["decision"])
             results.append({
                 "photo": Path(path).name,
+                "photo_size": [int(rgba.shape[0]), int(rgba.shape[1])],
                 "seed": seed,
                 "input_base64": base64.b64encode(image.tobytes()).decode(),
                 # float32 values written exactly: every float32 is a double, repr round-trips.
