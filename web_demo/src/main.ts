@@ -66,7 +66,14 @@ const page = {
 let file: ModelFile | null = null;
 let runner: TfuqRunner | null = null;
 let photo: Photo | null = null;
-let running: Promise<void> = Promise.resolve();
+// Opening a model, compiling and classifying run one at a time, in order: a run never sees a
+// model that is being replaced or freed.
+let queue: Promise<unknown> = Promise.resolve();
+function enqueue<T>(task: () => Promise<T>): Promise<T> {
+  const next = queue.then(task, task);
+  queue = next.catch(() => undefined);
+  return next;
+}
 
 function setState(state: string): void {
   page.state = state;
@@ -171,8 +178,7 @@ function fromDrawable(source: CanvasImageSource, width: number, height: number, 
 
 // -- running -------------------------------------------------------------------------------
 function classify(): Promise<void> {
-  running = running.then(classifyNow, classifyNow);
-  return running;
+  return enqueue(classifyNow);
 }
 
 async function classifyNow(): Promise<void> {
@@ -304,9 +310,12 @@ async function takeFile(blob: File): Promise<void> {
   try {
     clearError();
     if (blob.name.toLowerCase().endsWith(".tflite")) {
-      setState("loading");
-      await openModel(new Uint8Array(await blob.arrayBuffer()), blob.name);
-      setState("ready");
+      const bytes = new Uint8Array(await blob.arrayBuffer());
+      await enqueue(async () => {
+        setState("loading");
+        await openModel(bytes, blob.name);
+        setState("ready");
+      });
     } else {
       photo = await decodePhoto(blob, blob.name);
     }
@@ -397,7 +406,7 @@ async function main(): Promise<void> {
   for (const id of ["accelerator", "threads"]) {
     $(id).addEventListener("change", async () => {
       try {
-        await compile();
+        await enqueue(compile);
         await classify();
       } catch (error) {
         showError((error as Error).message);

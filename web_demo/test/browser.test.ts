@@ -139,6 +139,18 @@ describe.skipIf(!haveChromium)("the page in headless Chromium against tfuq's Pyt
     }
   }
 
+  it("with 2 XNNPACK threads (the threaded build, cross-origin isolated): the same probabilities", async () => {
+    expect(await page.evaluate(() => crossOriginIsolated), "tfuq serve-demo's headers").toBe(true);
+    expect(await page.$$eval("#threads option", (options) => options.length)).toBe(await page.evaluate(() => navigator.hardwareConcurrency));
+    if ((await page.evaluate(() => navigator.hardwareConcurrency)) < 2) return; // one core: nothing more to choose
+    await page.selectOption("#threads", "2");
+    const reference = references.find((r) => r.photo === "orange.png" && r.seed === "12345")!;
+    const state = await classify("orange.png", "12345");
+    expect(state.result.threads).toBe(2);
+    expect(state.result.probabilities).toEqual(reference.probabilities);
+    await page.selectOption("#threads", "1");
+  });
+
   it("a damaged model file gets a one-line message, not a result", async () => {
     const bad = join(mkdtempSync(join(tmpdir(), "tfuq-bad-")), "bad.tflite");
     const data = readFileSync(join(DEMO, "model.tflite"));
