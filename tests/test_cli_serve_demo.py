@@ -71,3 +71,11 @@ def test_bad_input_is_one_line_and_exit_2(site, tmp_path, capsys, change, messag
     err = capsys.readouterr().err
     assert message in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_help_has_an_example():
+    result = subprocess.run(
+        [sys.executable, "-m", "tfuq.cli.main", "serve-demo", "--help"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    )
+    assert "example:" in result.stdout and "tfuq serve-demo --model model.tflite" in result.stdout
