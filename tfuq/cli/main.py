@@ -22,7 +22,10 @@ def _commands() -> dict[str, object]:
         for m in pkgutil.iter_modules(sys.modules["tfuq.cli"].__path__)
         if not m.name.startswith("_") and m.name != "main"
     ]
-    return {name: importlib.import_module(f"tfuq.cli.{name}") for name in sorted(names)}
+    # A module serve_demo.py is the command serve-demo.
+    return {
+        name.replace("_", "-"): importlib.import_module(f"tfuq.cli.{name}") for name in sorted(names)
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,19 @@
+// What the masks cost: `npm run bench`. The demo model draws 30 x (32 + 16) = 1,440 mask elements
+// per run; a wider head, 30 x (512 + 256) = 23,040. The page uses the 32-bit form.
+import { bench, describe } from "vitest";
+import { layerMask, layerMaskBigInt, passSeeds } from "../src/core";
+
+const SEEDS = passSeeds(18446744073709551615n, 30);
+for (const [name, widths] of [
+  ["demo model: T=30, layers 32 + 16 (1,440 elements)", [32, 16]],
+  ["wider head: T=30, layers 512 + 256 (23,040 elements)", [512, 256]],
+] as const) {
+  describe(name, () => {
+    bench("32-bit halves (layerMask)", () => {
+      widths.forEach((width, layer) => layerMask(SEEDS, layer, [width], 0.5));
+    });
+    bench("BigInt (layerMaskBigInt)", () => {
+      widths.forEach((width, layer) => layerMaskBigInt(SEEDS, layer, [width], 0.5));
+    });
+  });
+}

@@ -1,0 +1,201 @@
+/**
+ * The configuration a tfuq model file carries, read as `tfuq/runtime/modelfile.py` reads it.
+ *
+ * A tfuq `.tflite` is a TFLite flatbuffer followed by a zip archive holding `tfuq.json`, with
+ * entry offsets counted from the start of the file. fflate extracts the entry; the flatbuffer is
+ * everything before the archive's first local header (found in the central directory).
+ */
+
+import { unzipSync } from "fflate";
+import { type Rule, checkRule } from "./decision";
+import { KEEP_BITS, type MaskLayer, SCHEME, SCHEME_VERSION } from "./masks";
+
+export const CONFIG_NAME = "tfuq.json";
+export const FORMAT = "tfuq-model";
+export const FORMAT_VERSION = 1;
+
+export class ModelFileError extends Error {}
+
+export interface InputSpec {
+  name: string;
+  height: number;
+  width: number;
+  channels: number;
+}
+
+export interface MaskSpec {
+  layer: string;
+  input: string;
+  /** `(passes, *features)` */
+  shape: number[];
+  rate: number;
+}
+
+export interface ModelConfig {
+  mode: "masked" | "deterministic" | "in-graph";
+  passes: number;
+  labels: string[];
+  input: InputSpec;
+  outputName: string;
+  mcDropout: MaskSpec[];
+  decision: Rule;
+  /** Everything the file carries, for display. */
+  json: Record<string, unknown>;
+}
+
+export interface ModelFile {
+  flatbuffer: Uint8Array;
+  config: ModelConfig;
+}
+
+const EOCD_SIGNATURE = 0x06054b50;
+const CENTRAL_SIGNATURE = 0x02014b50;
+
+/** Offset of the first local header the central directory names (where the zip starts). */
+function archiveStart(data: Uint8Array, name: string): number {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  // The end-of-central-directory record is 22 bytes plus a comment of at most 65535.
+  const lowest = Math.max(0, data.length - 22 - 0xffff);
+  for (let at = data.length - 22; at >= lowest; at--) {
+    if (view.getUint32(at, true) !== EOCD_SIGNATURE) continue;
+    const entries = view.getUint16(at + 10, true);
+    let cursor = view.getUint32(at + 16, true);
+    let start = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < entries; i++) {
+      if (cursor + 46 > data.length || view.getUint32(cursor, true) !== CENTRAL_SIGNATURE) break;
+      start = Math.min(start, view.getUint32(cursor + 42, true));
+      cursor += 46 + view.getUint16(cursor + 28, true) + view.getUint16(cursor + 30, true) + view.getUint16(cursor + 32, true);
+    }
+    if (Number.isFinite(start)) return start;
+    break;
+  }
+  throw new ModelFileError(`${name} carries no tfuq configuration (truncated, or not made by \`tfuq convert\`)`);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function field<T>(json: Record<string, unknown>, key: string, kind: "string" | "number" | "object" | "array", where: string): T {
+  const value = json[key];
+  const ok =
+    kind === "array" ? Array.isArray(value) : kind === "object" ? isObject(value) : typeof value === kind;
+  if (!ok) throw new ModelFileError(`${where}.${key} must be ${kind === "array" || kind === "object" ? "an" : "a"} ${kind}, got ${JSON.stringify(value)}`);
+  return value as T;
+}
+
+function positiveInt(value: unknown, what: string): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
+    throw new ModelFileError(`${what} must be a positive integer, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** Validate a parsed `tfuq.json`; `name` (the file) prefixes every message. */
+export function parseConfig(json: unknown, name: string): ModelConfig {
+  try {
+    if (!isObject(json) || json.format !== FORMAT) {
+      throw new ModelFileError(`${CONFIG_NAME} is not a tfuq model configuration (format is not "${FORMAT}")`);
+    }
+    const version = typeof json.format_version === "number" ? json.format_version : 0;
+    if (version > FORMAT_VERSION) {
+      throw new ModelFileError(`configuration version ${version} is newer than this page understands (${FORMAT_VERSION})`);
+    }
+    const mode = (json.mode ?? "masked") as ModelConfig["mode"];
+    if (!["masked", "deterministic", "in-graph"].includes(mode)) throw new ModelFileError(`unknown mode ${JSON.stringify(mode)}`);
+    if (mode === "in-graph") throw new ModelFileError("an in-graph model draws its own masks; this page runs masked or deterministic models");
+    const passes = positiveInt(json.passes, "passes");
+    const labels = (json.labels ?? []) as unknown[];
+    if (!Array.isArray(labels) || labels.some((l) => typeof l !== "string")) throw new ModelFileError("labels must be a list of strings");
+    const input = field<Record<string, unknown>>(json, "input", "object", "tfuq.json");
+    const spec: InputSpec = {
+      name: field<string>(input, "name", "string", "input"),
+      height: positiveInt(input.height, "input.height"),
+      width: positiveInt(input.width, "input.width"),
+      channels: positiveInt(input.channels, "input.channels"),
+    };
+    if (spec.channels !== 3 || input.pixel_format !== "RGB" || input.dtype !== "uint8") {
+      throw new ModelFileError(`input takes ${spec.channels}-channel ${String(input.pixel_format)} ${String(input.dtype)}; this page feeds 3-channel RGB uint8`);
+    }
+    const output = field<Record<string, unknown>>(json, "output", "object", "tfuq.json");
+    const mcDropout: MaskSpec[] = [];
+    if (mode === "masked") {
+      const layers = field<unknown[]>(json, "mc_dropout", "array", "tfuq.json");
+      if (layers.length === 0) throw new ModelFileError("mc_dropout lists no layer");
+      layers.forEach((layer, i) => {
+        if (!isObject(layer)) throw new ModelFileError(`mc_dropout[${i}] must be an object`);
+        const rate = layer.rate;
+        if (typeof rate !== "number" || !(rate > 0 && rate < 1)) throw new ModelFileError(`mc_dropout[${i}].rate must be in (0, 1), got ${JSON.stringify(rate)}`);
+        const shape = field<unknown[]>(layer, "shape", "array", `mc_dropout[${i}]`);
+        if (shape.length < 2 || shape[0] !== passes || shape.some((d) => typeof d !== "number" || !Number.isInteger(d) || d < 1)) {
+          throw new ModelFileError(`mc_dropout[${i}].shape is ${JSON.stringify(shape)}; a masked model's mask is (passes=${passes}, *features)`);
+        }
+        mcDropout.push({
+          layer: String(layer.layer ?? `layer_${i}`),
+          input: field<string>(layer, "input", "string", `mc_dropout[${i}]`),
+          shape: shape as number[],
+          rate,
+        });
+      });
+      const scheme = field<Record<string, unknown>>(json, "seed_scheme", "object", "tfuq.json");
+      if (scheme.name !== SCHEME || scheme.version !== SCHEME_VERSION || scheme.keep_bits !== KEEP_BITS) {
+        throw new ModelFileError(
+          `seed scheme ${String(scheme.name)} v${String(scheme.version)} (${String(scheme.keep_bits)} bits) is not the one this page implements (${SCHEME} v${SCHEME_VERSION}, ${KEEP_BITS} bits)`,
+        );
+      }
+    }
+    let decision: Rule;
+    try {
+      decision = checkRule(json.decision ?? { rule: "interval", conf_factor: 1.0 });
+    } catch (error) {
+      throw new ModelFileError(`decision: ${(error as Error).message}`);
+    }
+    return {
+      mode,
+      passes,
+      labels: labels as string[],
+      input: spec,
+      outputName: field<string>(output, "name", "string", "output"),
+      mcDropout,
+      decision,
+      json,
+    };
+  } catch (error) {
+    if (error instanceof ModelFileError) throw new ModelFileError(`${name}: ${error.message}`);
+    throw error;
+  }
+}
+
+/** Split a tfuq model file into its flatbuffer and its checked configuration. */
+export function splitModelFile(data: Uint8Array, name = "model"): ModelFile {
+  if (data.length < 8 || String.fromCharCode(...data.subarray(4, 8)) !== "TFL3") {
+    throw new ModelFileError(`${name} is not a TFLite flatbuffer (no TFL3 identifier)`);
+  }
+  const start = archiveStart(data, name);
+  let entry: Uint8Array | undefined;
+  try {
+    entry = unzipSync(data, { filter: (file) => file.name === CONFIG_NAME })[CONFIG_NAME];
+  } catch {
+    entry = undefined;
+  }
+  if (entry === undefined) {
+    throw new ModelFileError(`${name} carries no tfuq configuration (truncated, or not made by \`tfuq convert\`)`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(entry));
+  } catch {
+    throw new ModelFileError(`${name}: tfuq configuration is not valid JSON`);
+  }
+  return { flatbuffer: data.subarray(0, start), config: parseConfig(json, name) };
+}
+
+/** The mask layers of a masked model, for `masksFor`: one pass's shape and the rate. */
+export function maskLayers(config: ModelConfig): MaskLayer[] {
+  return config.mcDropout.map((spec) => ({ shape: spec.shape.slice(1), rate: spec.rate }));
+}
+
+/** A class's name: its label, or `class_i` as `tfuq convert` names unlabelled classes. */
+export function label(config: ModelConfig, index: number): string {
+  return config.labels[index] ?? `class_${index}`;
+}

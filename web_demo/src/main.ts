@@ -1,0 +1,418 @@
+/**
+ * The page: load a tfuq model (the bundled one, `?model=URL`, or a dropped/picked file), turn a
+ * photo or webcam frame into the model input with the photo rule, draw the masks for the seed,
+ * run the one invoke, aggregate, decide, and show why. All numbers come from `./core`; this
+ * file only wires the DOM to it.
+ *
+ * For tests and scripts the page publishes its state on `window.tfuq` and `body[data-state]`
+ * (`loading`, `ready`, `running`, `done`, `error`).
+ */
+
+import {
+  type Decision,
+  type ModelFile,
+  PHOTO_RULE,
+  type Rule,
+  SCORES,
+  type Score,
+  checkSeed,
+  decide,
+  explain,
+  label,
+  maskLayers,
+  masksFor,
+  photoToInput,
+  splitModelFile,
+} from "./core";
+import { type Accelerator, TfuqRunner, initLiteRt, threadsAvailable, webGpuAvailable } from "./runner";
+
+interface Photo {
+  rgba: Uint8ClampedArray;
+  width: number;
+  height: number;
+  name: string;
+}
+
+interface PageResult {
+  photo: string;
+  /** `[height, width]` of the decoded photo, after EXIF orientation. */
+  photoSize: [number, number];
+  seed: string;
+  passes: number;
+  rule: Rule;
+  input: number[];
+  probabilities: number[][];
+  accept: boolean;
+  predicted: number;
+  label: string;
+  headline: string;
+  reason: string;
+  invokeMs: number;
+  masksMs: number;
+  photoMs: number;
+  accelerator: Accelerator;
+  threads: number;
+}
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const page = {
+  state: "loading" as string,
+  error: null as string | null,
+  modelName: "",
+  result: null as PageResult | null,
+};
+(window as unknown as { tfuq: typeof page }).tfuq = page;
+
+let file: ModelFile | null = null;
+let runner: TfuqRunner | null = null;
+let photo: Photo | null = null;
+// Opening a model, compiling and classifying run one at a time, in order: a run never sees a
+// model that is being replaced or freed.
+let queue: Promise<unknown> = Promise.resolve();
+function enqueue<T>(task: () => Promise<T>): Promise<T> {
+  const next = queue.then(task, task);
+  queue = next.catch(() => undefined);
+  return next;
+}
+
+function setState(state: string): void {
+  page.state = state;
+  document.body.dataset.state = state;
+}
+
+function showError(message: string): void {
+  page.error = message;
+  $("error").textContent = message;
+  $("error").hidden = false;
+  setState("error");
+}
+
+function clearError(): void {
+  page.error = null;
+  $("error").hidden = true;
+}
+
+// -- model ---------------------------------------------------------------------------------
+async function openModel(bytes: Uint8Array, name: string): Promise<void> {
+  const next = splitModelFile(bytes, name);
+  if (next.config.mode !== "masked" && next.config.mode !== "deterministic") throw new Error(`${name}: mode ${next.config.mode} is not supported here`);
+  file = next;
+  page.modelName = name;
+  const passes = $<HTMLInputElement>("passes");
+  passes.max = String(file.config.passes);
+  passes.value = String(file.config.passes);
+  $<HTMLSelectElement>("rule").value = "model";
+  syncParameter();
+  await compile();
+  const c = file.config;
+  const labels = runner ? Array.from({ length: runner.classes }, (_, i) => label(c, i)).join(", ") : "";
+  $("model-line").textContent = `${name}: ${c.passes} passes, input ${c.input.height}×${c.input.width}, classes ${labels}; rule ${ruleText(c.decision)}.`;
+}
+
+async function compile(): Promise<void> {
+  if (!file) return;
+  runner?.delete();
+  runner = null;
+  const accelerator = $<HTMLSelectElement>("accelerator").value as Accelerator;
+  const threads = Number($<HTMLSelectElement>("threads").value) || 1;
+  runner = await TfuqRunner.create(file, accelerator, threads);
+}
+
+function ruleText(rule: Rule): string {
+  if (rule.rule === "interval") return `interval, mean ± ${rule.conf_factor}·std`;
+  const sign = rule.score === "max_probability" ? "≥" : "≤";
+  return `${rule.score.replace(/_/g, " ")} ${sign} ${rule.threshold}${rule.calibration ? " (calibrated)" : ""}`;
+}
+
+// -- settings ------------------------------------------------------------------------------
+const DEFAULT_THRESHOLDS: Record<Score, number> = { max_probability: 0.9, predictive_entropy: 0.5, mutual_information: 0.1, variation_ratio: 0.2 };
+
+function syncParameter(): void {
+  const choice = $<HTMLSelectElement>("rule").value;
+  const parameter = $<HTMLInputElement>("parameter");
+  const own = file?.config.decision;
+  parameter.disabled = choice === "model";
+  if (choice === "model") {
+    $("parameter-label").textContent = own?.rule === "interval" ? "Z" : "t";
+    parameter.value = own ? String(own.rule === "interval" ? own.conf_factor : own.threshold) : "1";
+  } else if (choice === "interval") {
+    $("parameter-label").textContent = "Z";
+    parameter.value = String(own?.rule === "interval" ? own.conf_factor : 1);
+  } else {
+    $("parameter-label").textContent = "t";
+    const score = choice as Score;
+    parameter.value = String(own?.rule === "threshold" && own.score === score ? own.threshold : DEFAULT_THRESHOLDS[score]);
+  }
+}
+
+function currentRule(): Rule {
+  const choice = $<HTMLSelectElement>("rule").value;
+  if (!file) throw new Error("no model loaded");
+  if (choice === "model") return file.config.decision;
+  const value = Number($<HTMLInputElement>("parameter").value);
+  if (!Number.isFinite(value)) throw new Error("the rule's parameter must be a number");
+  if (choice === "interval") {
+    if (value < 0) throw new Error("Z must be non-negative");
+    return { rule: "interval", conf_factor: value };
+  }
+  if (!SCORES.includes(choice as Score)) throw new Error(`unknown rule ${choice}`);
+  return { rule: "threshold", score: choice as Score, threshold: value };
+}
+
+// -- photos --------------------------------------------------------------------------------
+async function decodePhoto(source: Blob, name: string): Promise<Photo> {
+  // EXIF orientation applied, no colour management and no premultiplication: the decoded
+  // pixels that Pillow's Image.open gives for the same file.
+  const bitmap = await createImageBitmap(source, { imageOrientation: "from-image", colorSpaceConversion: "none", premultiplyAlpha: "none" });
+  return fromDrawable(bitmap, bitmap.width, bitmap.height, name);
+}
+
+function fromDrawable(source: CanvasImageSource, width: number, height: number, name: string): Photo {
+  // Drawn 1:1 (no scaling by the canvas); the resize is the photo rule's, in the core.
+  const canvas = new OffscreenCanvas(width, height);
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  if (!context) throw new Error("this browser gives no 2D canvas");
+  context.drawImage(source, 0, 0);
+  return { rgba: context.getImageData(0, 0, width, height).data, width, height, name };
+}
+
+// -- running -------------------------------------------------------------------------------
+function classify(): Promise<void> {
+  return enqueue(classifyNow);
+}
+
+async function classifyNow(): Promise<void> {
+  // What this run uses, fixed now: a new photo or model arriving meanwhile queues another run.
+  const current = photo;
+  if (!file || !runner || !current) return;
+  clearError();
+  setState("running");
+  try {
+    const config = file.config;
+    const seed = checkSeed($<HTMLInputElement>("seed").value);
+    const passesWanted = Number($<HTMLInputElement>("passes").value);
+    if (!Number.isInteger(passesWanted) || passesWanted < 1 || passesWanted > config.passes) {
+      throw new Error(`passes must be an integer from 1 to the model's ${config.passes}`);
+    }
+    const rule = currentRule();
+
+    let start = performance.now();
+    const input = photoToInput(current.rgba, current.width, current.height, config.input.height, config.input.width);
+    const photoMs = performance.now() - start;
+
+    start = performance.now();
+    const feeds: Record<string, Uint8Array> = {};
+    if (config.mode === "masked") {
+      const masks = masksFor(seed, config.passes, maskLayers(config));
+      config.mcDropout.forEach((spec, i) => {
+        feeds[spec.input] = masks[i];
+      });
+    }
+    const masksMs = performance.now() - start;
+
+    const { probabilities: rows, invokeMs } = await runner.run(input, feeds);
+    // A deterministic model gives one row: every pass is that row, as in tfuq's Python runtime.
+    const all = rows.length === 1 ? Array.from({ length: config.passes }, () => rows[0]) : rows;
+    // The pass seeds are a counter-based stream: the first k rows are what a k-pass run gives.
+    const probabilities = all.slice(0, passesWanted);
+    const decision = decide(probabilities, rule);
+    const name = (i: number) => label(config, i);
+    const headline = decision.accept ? name(decision.predicted) : "Not sure";
+    const reason = explain(decision, rule, name);
+    page.result = {
+      photo: current.name,
+      photoSize: [current.height, current.width],
+      seed: seed.toString(),
+      passes: passesWanted,
+      rule,
+      input: Array.from(input),
+      probabilities,
+      accept: decision.accept,
+      predicted: decision.predicted,
+      label: name(decision.predicted),
+      headline,
+      reason,
+      invokeMs,
+      masksMs,
+      photoMs,
+      accelerator: runner.accelerator,
+      threads: runner.threads,
+    };
+    render(input, decision, rule, page.result, current);
+    setState("done");
+  } catch (error) {
+    showError((error as Error).message);
+  }
+}
+
+// -- drawing -------------------------------------------------------------------------------
+const fmt = (x: number) => x.toFixed(3);
+const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
+
+function render(input: Uint8Array, decision: Decision, rule: Rule, result: PageResult, shown: Photo): void {
+  if (!file) return;
+  const config = file.config;
+  const canvas = $<HTMLCanvasElement>("crop");
+  canvas.width = config.input.width;
+  canvas.height = config.input.height;
+  const pixels = new ImageData(config.input.width, config.input.height);
+  for (let i = 0; i < config.input.width * config.input.height; i++) {
+    pixels.data.set([input[i * 3], input[i * 3 + 1], input[i * 3 + 2], 255], i * 4);
+  }
+  canvas.getContext("2d")?.putImageData(pixels, 0, 0);
+
+  const headline = $("headline");
+  headline.textContent = result.headline;
+  headline.classList.toggle("unsure", !decision.accept);
+  $("reason").textContent = result.reason;
+
+  const summary = decision.aggregate;
+  const z = rule.rule === "interval" ? rule.conf_factor : summary.confFactor;
+  $("interval-hint").textContent = `top ${Math.min(5, summary.mean.length)} by mean; bar = mean, whisker = mean ± ${z}·std`;
+  const order = summary.mean.map((_, i) => i).sort((a, b) => summary.mean[b] - summary.mean[a] || a - b).slice(0, 5);
+  const clamp = (x: number) => Math.min(100, Math.max(0, x * 100));
+  $("classes").replaceChildren(
+    ...order.map((c) => {
+      const row = document.createElement("div");
+      row.className = c === decision.predicted ? "cls top" : "cls";
+      const lower = summary.lower[c];
+      const upper = summary.upper[c];
+      row.innerHTML = `<span class="name"></span><div class="track"><div class="bar" style="width:${clamp(summary.mean[c])}%"></div><div class="whisker" style="left:${clamp(lower)}%;width:${clamp(upper) - clamp(lower)}%"></div></div><span class="numbers">${pct(summary.mean[c])} [${pct(lower)}, ${pct(upper)}]</span>`;
+      (row.querySelector(".name") as HTMLElement).textContent = label(config, c);
+      return row;
+    }),
+  );
+
+  const scores: [string, number][] = [
+    ["max probability", summary.max_probability],
+    ["predictive entropy (nats)", summary.predictive_entropy],
+    ["mutual information (nats)", summary.mutual_information],
+    ["expected entropy (nats)", summary.expected_entropy],
+    ["variation ratio", summary.variation_ratio],
+  ];
+  $("scores").replaceChildren(
+    ...scores.map(([name, value]) => {
+      const tr = document.createElement("tr");
+      tr.innerHTML = `<td>${name}</td><td>${fmt(value)}</td>`;
+      return tr;
+    }),
+  );
+  const threads = result.threads === 1 ? "1 thread" : `${result.threads} threads`;
+  $("footer").textContent =
+    `${result.passes} of ${config.passes} passes · seed ${result.seed} · rule ${ruleText(rule)} · invoke ${result.invokeMs.toFixed(2)} ms ` +
+    `(${result.accelerator}, ${threads}, all passes) · masks ${result.masksMs.toFixed(2)} ms · photo rule ${result.photoMs.toFixed(2)} ms ` +
+    `(${PHOTO_RULE.name} v${PHOTO_RULE.version}, ${shown.width}×${shown.height} → ${config.input.height}×${config.input.width})`;
+  $("result").hidden = false;
+}
+
+// -- wiring --------------------------------------------------------------------------------
+async function takeFile(blob: File): Promise<void> {
+  try {
+    clearError();
+    if (blob.name.toLowerCase().endsWith(".tflite")) {
+      const bytes = new Uint8Array(await blob.arrayBuffer());
+      await enqueue(async () => {
+        setState("loading");
+        await openModel(bytes, blob.name);
+        setState("ready");
+      });
+    } else {
+      photo = await decodePhoto(blob, blob.name);
+    }
+    await classify();
+  } catch (error) {
+    showError((error as Error).message);
+  }
+}
+
+async function startCamera(): Promise<void> {
+  const video = $<HTMLVideoElement>("video");
+  try {
+    video.srcObject = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
+    await video.play();
+    video.hidden = false;
+    $("snap").hidden = false;
+  } catch (error) {
+    showError(`no webcam: ${(error as Error).message}`);
+  }
+}
+
+function snap(): void {
+  const video = $<HTMLVideoElement>("video");
+  if (!video.videoWidth) return;
+  photo = fromDrawable(video, video.videoWidth, video.videoHeight, "webcam frame");
+  void classify();
+}
+
+async function setUpAccelerators(): Promise<void> {
+  const threads = $<HTMLSelectElement>("threads");
+  const most = threadsAvailable() ? Math.max(1, navigator.hardwareConcurrency || 1) : 1;
+  threads.replaceChildren(
+    ...Array.from({ length: most }, (_, i) => {
+      const option = document.createElement("option");
+      option.value = option.textContent = String(i + 1);
+      return option;
+    }),
+  );
+  threads.disabled = most === 1;
+  threads.title = threadsAvailable() ? "" : "threads need a cross-origin-isolated page (tfuq serve-demo sends the headers)";
+  const gpu = $<HTMLSelectElement>("accelerator").querySelector('option[value="webgpu"]') as HTMLOptionElement;
+  gpu.disabled = !(await webGpuAvailable());
+  if (gpu.disabled) gpu.textContent = "WebGPU (not available in this browser)";
+}
+
+async function main(): Promise<void> {
+  const params = new URLSearchParams(location.search);
+  if (params.has("seed")) $<HTMLInputElement>("seed").value = params.get("seed") as string;
+  await setUpAccelerators();
+  await initLiteRt(new URL("litert-wasm/", location.href).href);
+  const modelUrl = new URL(params.get("model") ?? "model.tflite", location.href);
+  try {
+    const response = await fetch(modelUrl);
+    if (!response.ok) throw new Error(`no model at ${modelUrl.pathname} (HTTP ${response.status}); open one with "Open a model"`);
+    await openModel(new Uint8Array(await response.arrayBuffer()), decodeURIComponent(modelUrl.pathname.split("/").pop() || "model.tflite"));
+    setState("ready");
+  } catch (error) {
+    showError((error as Error).message);
+  }
+
+  $<HTMLInputElement>("photo-file").addEventListener("change", (e) => {
+    const f = (e.target as HTMLInputElement).files?.[0];
+    if (f) void takeFile(f);
+  });
+  $<HTMLInputElement>("model-file").addEventListener("change", (e) => {
+    const f = (e.target as HTMLInputElement).files?.[0];
+    if (f) void takeFile(f);
+  });
+  const drop = $("drop");
+  drop.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    drop.classList.add("over");
+  });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    const f = e.dataTransfer?.files?.[0];
+    if (f) void takeFile(f);
+  });
+  $("camera").addEventListener("click", () => void startCamera());
+  $("snap").addEventListener("click", snap);
+  for (const id of ["seed", "passes", "parameter"]) $(id).addEventListener("change", () => void classify());
+  $("rule").addEventListener("change", () => {
+    syncParameter();
+    void classify();
+  });
+  for (const id of ["accelerator", "threads"]) {
+    $(id).addEventListener("change", async () => {
+      try {
+        await enqueue(compile);
+        await classify();
+      } catch (error) {
+        showError((error as Error).message);
+      }
+    });
+  }
+}
+
+void main().catch((error) => showError(`the page could not start: ${(error as Error).message}`));

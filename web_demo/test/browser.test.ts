@@ -1,0 +1,187 @@
+// End to end in headless Chromium: the built page, served by `tfuq serve-demo` on 127.0.0.1, loads
+// the demo model and photos; its model input, probabilities and decision for each seed are
+// compared with tfuq's Python runtime (`tfuq.load(model).run(image, seed)`) on the same file.
+//
+// Needs Chromium (CHROMIUM, else /usr/bin/chromium) and a Python with the repository's tfuq and
+// TensorFlow (see ./python.ts); skips with a message when Chromium is missing.
+// TFUQ_UPDATE_SCREENSHOT=1 rewrites docs/result_screen*.png.
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { type BrowserContext, type Page, chromium } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { REPO, python } from "./python";
+
+const HERE = resolve(__dirname, "..");
+// The Python children's TensorFlow start-up chatter is not the test's output.
+const QUIET = { ...process.env, TF_CPP_MIN_LOG_LEVEL: "3", ABSL_MIN_LOG_LEVEL: "3" };
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const DEMO = join(HERE, ".cache", "demo");
+const PHOTOS = ["red.png", "orange.png", "yellow-wide.png", "rotated.jpg"];
+const SEEDS = ["0", "12345", "18446744073709551615"];
+// One step of the model's int8 output (scale 1/256): the most the probabilities may differ by.
+// Measured here: 0 (bit-identical) over 4 photos x 3 seeds; README.md records it.
+const TOLERANCE = 1 / 256;
+const FLAGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  // A synthetic webcam, granted without a prompt, for the webcam test.
+  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+];
+
+interface Reference {
+  photo: string;
+  photo_size: [number, number];
+  seed: string;
+  input_base64: string;
+  probabilities: number[][];
+  accept: boolean;
+  predicted: number;
+}
+
+const haveChromium = existsSync(CHROMIUM);
+if (!haveChromium) console.warn(`SKIPPED the browser test: no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM)`);
+
+describe.skipIf(!haveChromium)("the page in headless Chromium against tfuq's Python runtime", () => {
+  let server: ChildProcess;
+  let context: BrowserContext;
+  let page: Page;
+  let url: string;
+  let references: Reference[];
+  let profile: string;
+  const measured: number[] = [];
+  const invokeMs: number[] = [];
+
+  beforeAll(async () => {
+    execFileSync("npx", ["vite", "build", "--logLevel", "warn"], { cwd: HERE, stdio: "inherit" });
+    execFileSync(python(), [join(HERE, "tools", "make_demo_model.py"), "--out", DEMO], { cwd: REPO, env: QUIET, stdio: ["ignore", "ignore", "inherit"] });
+    const out = join(mkdtempSync(join(tmpdir(), "tfuq-e2e-")), "reference.json");
+    execFileSync(python(), [join(HERE, "tools", "e2e_reference.py"), join(DEMO, "model.tflite"), out, ...PHOTOS.map((p) => join(DEMO, p)), "--seeds", ...SEEDS], {
+      cwd: REPO,
+      env: QUIET,
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+    references = JSON.parse(readFileSync(out, "utf8")).results;
+
+    server = spawn(python(), ["-m", "tfuq.cli.main", "serve-demo", "--model", join(DEMO, "model.tflite"), "--port", "0", "--json"], {
+      cwd: REPO,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const firstLine = await new Promise<string>((done, fail) => {
+      const lines = createInterface({ input: server.stdout! });
+      lines.once("line", done);
+      server.once("exit", (code) => fail(new Error(`tfuq serve-demo exited with ${code}`)));
+    });
+    url = JSON.parse(firstLine).url;
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+
+    profile = mkdtempSync(join(tmpdir(), "tfuq-chromium-"));
+    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: { width: 1100, height: 640 } });
+    page = await context.newPage();
+    await page.goto(url);
+    await page.waitForFunction(() => ["ready", "error"].includes(document.body.dataset.state ?? ""), null, { timeout: 60_000 });
+    expect(await page.evaluate(() => (window as any).tfuq.error)).toBeNull();
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    server?.kill();
+    if (profile) rmSync(profile, { recursive: true, force: true });
+    if (measured.length) {
+      const sorted = [...invokeMs].sort((a, b) => a - b);
+      console.log(
+        `largest |page - Python| probability difference: ${Math.max(...measured)} over ${measured.length} runs; ` +
+          `invoke ${sorted[Math.floor(sorted.length / 2)].toFixed(3)} ms median (${sorted[0].toFixed(3)} to ${sorted.at(-1)!.toFixed(3)})`,
+      );
+    }
+  });
+
+  async function classify(photo: string, seed: string) {
+    await page.fill("#seed", seed);
+    await page.dispatchEvent("#seed", "change");
+    await page.setInputFiles("#photo-file", join(DEMO, photo));
+    await page.waitForFunction(
+      ([p, s]) => {
+        const t = (window as any).tfuq;
+        return t.state === "error" || (t.state === "done" && t.result?.photo === p && t.result?.seed === s);
+      },
+      [photo, seed],
+      { timeout: 30_000 },
+    );
+    return page.evaluate(() => (window as any).tfuq);
+  }
+
+  for (const photo of PHOTOS) {
+    for (const seed of SEEDS) {
+      it(`${photo}, seed ${seed}: same input bytes, probabilities and decision as Python`, async () => {
+        const reference = references.find((r) => r.photo === photo && r.seed === seed)!;
+        const state = await classify(photo, seed);
+        expect(state.error).toBeNull();
+        const result = state.result;
+        expect(result.photoSize, "decoded size, EXIF orientation applied").toEqual(reference.photo_size);
+        expect(Buffer.from(result.input).toString("base64"), "model input (photo rule)").toBe(reference.input_base64);
+        expect(result.probabilities.length).toBe(reference.probabilities.length);
+        let largest = 0;
+        result.probabilities.forEach((row: number[], p: number) =>
+          row.forEach((value, c) => {
+            largest = Math.max(largest, Math.abs(value - reference.probabilities[p][c]));
+          }),
+        );
+        measured.push(largest);
+        invokeMs.push(result.invokeMs);
+        expect(largest).toBeLessThanOrEqual(TOLERANCE);
+        expect([result.accept, result.predicted]).toEqual([reference.accept, reference.predicted]);
+        const headline = await page.textContent("#headline");
+        expect(headline).toBe(reference.accept ? result.label : "Not sure");
+      });
+    }
+  }
+
+  it("with 2 XNNPACK threads (the threaded build, cross-origin isolated): the same probabilities", async () => {
+    expect(await page.evaluate(() => crossOriginIsolated), "tfuq serve-demo's headers").toBe(true);
+    expect(await page.$$eval("#threads option", (options) => options.length)).toBe(await page.evaluate(() => navigator.hardwareConcurrency));
+    if ((await page.evaluate(() => navigator.hardwareConcurrency)) < 2) return; // one core: nothing more to choose
+    await page.selectOption("#threads", "2");
+    const reference = references.find((r) => r.photo === "orange.png" && r.seed === "12345")!;
+    const state = await classify("orange.png", "12345");
+    expect(state.result.threads).toBe(2);
+    expect(state.result.probabilities).toEqual(reference.probabilities);
+    await page.selectOption("#threads", "1");
+  });
+
+  it("a damaged model file gets a one-line message, not a result", async () => {
+    const bad = join(mkdtempSync(join(tmpdir(), "tfuq-bad-")), "bad.tflite");
+    const data = readFileSync(join(DEMO, "model.tflite"));
+    writeFileSync(bad, data.subarray(0, data.length - 30));
+    await page.setInputFiles("#model-file", bad);
+    await page.waitForFunction(() => (window as any).tfuq.state === "error", null, { timeout: 30_000 });
+    expect(await page.textContent("#error")).toBe("bad.tflite carries no tfuq configuration (truncated, or not made by `tfuq convert`)");
+  });
+
+  it("classifies a webcam frame (Chromium's synthetic camera)", async () => {
+    await page.click("#camera");
+    await page.waitForSelector("#snap", { state: "visible", timeout: 30_000 });
+    await page.waitForFunction(() => (document.getElementById("video") as HTMLVideoElement).videoWidth > 0, null, { timeout: 30_000 });
+    await page.click("#snap");
+    await page.waitForFunction(() => (window as any).tfuq.state === "done" && (window as any).tfuq.result?.photo === "webcam frame", null, { timeout: 30_000 });
+    const state = await page.evaluate(() => (window as any).tfuq);
+    expect(state.result.input.length).toBe(16 * 16 * 3);
+    expect(state.result.probabilities.length).toBe(30);
+    expect(await page.textContent("#headline")).toBe(state.result.headline);
+  });
+
+  it("keeps a screenshot of the result screen", async () => {
+    await page.goto(url);
+    await page.waitForFunction(() => (window as any).tfuq.state === "ready", null, { timeout: 60_000 });
+    const target = process.env.TFUQ_UPDATE_SCREENSHOT ? join(HERE, "docs") : mkdtempSync(join(tmpdir(), "tfuq-shot-"));
+    mkdirSync(target, { recursive: true });
+    for (const [photo, name] of [["orange.png", "result_screen.png"], ["red.png", "result_screen_red.png"]]) {
+      const state = await classify(photo, "0");
+      expect(state.result.headline).toBe(photo === "orange.png" ? "Not sure" : "red");
+      await page.screenshot({ path: join(target, name) });
+      expect(existsSync(join(target, name))).toBe(true);
+    }
+  });
+});

@@ -1,0 +1,156 @@
+// The core's own cases beyond the shared vectors: the model file reader (on files packed by
+// tfuq's Python modelfile.py, an independent writer), seeds, quantization and the sentences.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import {
+  ModelFileError,
+  type TensorInfo,
+  checkSeed,
+  decide,
+  dequantize,
+  explain,
+  layerMask,
+  layerMaskBigInt,
+  mix,
+  quantize,
+  roundHalfEven,
+  splitModelFile,
+} from "../src/core";
+import { REPO, python } from "./python";
+
+const CONFIG = {
+  mode: "masked",
+  passes: 2,
+  labels: ["cat", "dog"],
+  input: { name: "image", height: 4, width: 4, channels: 3, pixel_format: "RGB", dtype: "uint8" },
+  output: { name: "output_0" },
+  mc_dropout: [{ layer: "mc_dropout", input: "mask_0", shape: [2, 8], rate: 0.5 }],
+  seed_scheme: { name: "splitmix64-counter", version: 1, keep_bits: 24 },
+  decision: { rule: "threshold", score: "max_probability", threshold: 0.8 },
+};
+const FLATBUFFER = Buffer.concat([Buffer.from([16, 0, 0, 0]), Buffer.from("TFL3"), Buffer.alloc(24, 7)]);
+
+/** A model file written by tfuq's own modelfile.pack (stored or deflated). */
+function packed(config: object, compression = "ZIP_STORED"): Uint8Array {
+  const out = join(mkdtempSync(join(tmpdir(), "tfuq-pack-")), "model.tflite");
+  const script = `
+import io, json, sys, zipfile
+from tfuq.runtime import modelfile
+flatbuffer = bytes.fromhex(sys.argv[1]); config = json.loads(sys.argv[2])
+if sys.argv[4] == "ZIP_STORED":
+    data = modelfile.pack(flatbuffer, config)
+else:
+    buffer = io.BytesIO(); buffer.write(flatbuffer)
+    with zipfile.ZipFile(buffer, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("tfuq.json", json.dumps({"format": "tfuq-model", "format_version": 1, **config}))
+    data = buffer.getvalue()
+open(sys.argv[3], "wb").write(data)
+`;
+  execFileSync(python(), ["-c", script, FLATBUFFER.toString("hex"), JSON.stringify(config), out, compression], { cwd: REPO });
+  return new Uint8Array(readFileSync(out));
+}
+
+describe("model file", () => {
+  it("splits a file packed by tfuq: the flatbuffer before the zip, the configuration in it", () => {
+    const file = splitModelFile(packed(CONFIG), "m.tflite");
+    expect(Buffer.from(file.flatbuffer).equals(FLATBUFFER)).toBe(true);
+    expect(file.config.labels).toEqual(["cat", "dog"]);
+    expect(file.config.mcDropout).toEqual([{ layer: "mc_dropout", input: "mask_0", shape: [2, 8], rate: 0.5 }]);
+    expect(file.config.decision).toEqual({ rule: "threshold", score: "max_probability", threshold: 0.8 });
+  });
+  it("reads a deflated entry too", () => {
+    const file = splitModelFile(packed(CONFIG, "ZIP_DEFLATED"), "m.tflite");
+    expect(Buffer.from(file.flatbuffer).equals(FLATBUFFER)).toBe(true);
+    expect(file.config.passes).toBe(2);
+  });
+  it("refuses a truncated file in one line", () => {
+    const data = packed(CONFIG);
+    expect(() => splitModelFile(data.subarray(0, data.length - 10), "m.tflite")).toThrow(
+      new ModelFileError("m.tflite carries no tfuq configuration (truncated, or not made by `tfuq convert`)"),
+    );
+  });
+  it("refuses a file that is not a flatbuffer", () => {
+    expect(() => splitModelFile(new TextEncoder().encode("<html>not found</html>"), "x")).toThrow("x is not a TFLite flatbuffer (no TFL3 identifier)");
+  });
+  it("refuses a plain TFLite file without configuration", () => {
+    expect(() => splitModelFile(new Uint8Array(FLATBUFFER), "plain.tflite")).toThrow("plain.tflite carries no tfuq configuration");
+  });
+  it("refuses another seed scheme, naming both", () => {
+    const data = packed({ ...CONFIG, seed_scheme: { name: "philox", version: 1, keep_bits: 24 } });
+    expect(() => splitModelFile(data, "m")).toThrow("m: seed scheme philox v1 (24 bits) is not the one this page implements (splitmix64-counter v1, 24 bits)");
+  });
+  it("refuses masks whose first axis is not the passes", () => {
+    const data = packed({ ...CONFIG, mc_dropout: [{ layer: "d", input: "mask_0", shape: [3, 8], rate: 0.5 }] });
+    expect(() => splitModelFile(data, "m")).toThrow("m: mc_dropout[0].shape is [3,8]; a masked model's mask is (passes=2, *features)");
+  });
+  it("refuses a bad rule", () => {
+    const data = packed({ ...CONFIG, decision: { rule: "threshold", score: "margin", threshold: 1 } });
+    expect(() => splitModelFile(data, "m")).toThrow('m: decision: threshold rule score must be one of max_probability, predictive_entropy, mutual_information, variation_ratio, got "margin"');
+  });
+});
+
+describe("seeds", () => {
+  it("takes every unsigned 64-bit value, as text", () => {
+    expect(checkSeed("18446744073709551615")).toBe(2n ** 64n - 1n);
+    expect(checkSeed(" 42 ")).toBe(42n);
+  });
+  it.each(["-1", "18446744073709551616", "1.5", "abc", ""])("refuses %j", (seed) => {
+    expect(() => checkSeed(seed)).toThrow(RangeError);
+  });
+});
+
+describe("quantization as tfuq/runtime/interpreter.py", () => {
+  const uint8 = (scale: number, zeroPoint = 0): TensorInfo => ({ name: "x", type: "uint8", shape: [], scale, zeroPoint });
+  it("rounds half to even like np.round", () => {
+    expect([0.5, 1.5, 2.5, -0.5, -1.5, 2.4999].map((x) => roundHalfEven(x) + 0)).toEqual([0, 2, 2, 0, -2, 2]);
+    expect(Array.from(quantize([0.5, 1.5, 2.5, 300, -4], uint8(1)))).toEqual([0, 2, 2, 255, 0]);
+  });
+  it("feeds a 0/1 mask at the masks' scale 1/255 (as float32) as 0 and 255", () => {
+    expect(Array.from(quantize([0, 1], uint8(Math.fround(1 / 255))))).toEqual([0, 255]);
+  });
+  it("reads int8 probabilities with scale 1/256 and zero point -128", () => {
+    const info: TensorInfo = { name: "y", type: "int8", shape: [], scale: 1 / 256, zeroPoint: -128 };
+    const bytes = new Uint8Array(new Int8Array([-128, 0, 127]).buffer);
+    expect(Array.from(dequantize(bytes, info))).toEqual([0, 0.5, 255 / 256]);
+  });
+});
+
+describe("the sentence under the headline (the Android app's)", () => {
+  const name = (i: number) => ["cat", "dog", "fox"][i];
+  it("interval, clear", () => {
+    const rule = { rule: "interval", conf_factor: 1 } as const;
+    const d = decide([[0.75, 0.25, 0], [0.75, 0.25, 0]], rule);
+    expect(explain(d, rule, name)).toBe("The interval of cat (lower 0.750) is clear of every other class (highest upper 0.250, dog).");
+  });
+  it("interval, overlapping: mean 0.5/0.5 std 0.25", () => {
+    const rule = { rule: "interval", conf_factor: 1 } as const;
+    const d = decide([[0.75, 0.25, 0], [0.25, 0.75, 0]], rule);
+    expect(d.accept).toBe(false);
+    expect(explain(d, rule, name)).toBe("The intervals of cat (lower 0.250) and dog (upper 0.750) overlap.");
+  });
+  it("calibrated threshold", () => {
+    const rule = { rule: "threshold", score: "mutual_information", threshold: 0.05, calibration: { method: "sgr" } } as const;
+    const d = decide([[1, 0, 0], [0, 1, 0]], rule);
+    expect(explain(d, rule, name)).toBe("Mutual information 0.693 is above the calibrated threshold 0.050.");
+  });
+});
+
+describe("masks: the 32-bit element loop against the BigInt form", () => {
+  it("agrees on keys across the whole 64-bit range, all rates' ends", () => {
+    // Keys that exercise carries between the halves: 0, all ones, just below 2^32 and 2^64, and pseudo-random ones.
+    const keys = [0n, 2n ** 64n - 1n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 63n, 0x9e3779b97f4a7c15n];
+    let x = 0x1234567890abcdefn;
+    for (let i = 0; i < 40; i++) {
+      x = mix(x + 0x9e3779b97f4a7c15n) & (2n ** 64n - 1n);
+      keys.push(x);
+    }
+    for (const rate of [0.01, 0.3, 0.5, 0.99]) {
+      const fast = layerMask(keys, 2, [7, 19], rate);
+      const plain = layerMaskBigInt(keys, 2, [7, 19], rate);
+      expect(Buffer.from(fast).equals(Buffer.from(plain)), `rate ${rate}`).toBe(true);
+    }
+  });
+});

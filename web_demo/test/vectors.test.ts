@@ -1,0 +1,114 @@
+// The shared vectors in tests/vectors/ (the files pytest and the Kotlin tests read, never a copy):
+// masks bit-identical, aggregates within the file's tolerance, decisions equal, photo bytes equal.
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { describe, expect, it } from "vitest";
+import { type Rule, aggregate, decide, dropThreshold, masksFor, mix, passSeeds, photoToInput } from "../src/core";
+import { python } from "./python";
+
+const VECTORS = resolve(process.env.TFUQ_VECTORS ?? join(__dirname, "..", "..", "tests", "vectors"));
+const load = (name: string) => JSON.parse(readFileSync(join(VECTORS, name), "utf8"));
+
+type Nested = number[][][];
+/** `(passes, batch, classes)` to one `(passes, classes)` list per image. */
+const perImage = (p: Nested) => p[0].map((_, b) => p.map((pass) => pass[b]));
+
+describe("masks.json", () => {
+  const vectors = load("masks.json");
+  it("names the scheme this core implements", () => {
+    expect([vectors.scheme, vectors.version]).toEqual(["splitmix64-counter", 1]);
+  });
+  it.each(vectors.mix as { input: string; output: string }[])("mix($input)", ({ input, output }) => {
+    expect(mix(BigInt(input)).toString()).toBe(output);
+  });
+  for (const c of vectors.cases) {
+    it(`${c.name}: pass seeds, thresholds and every mask bit`, () => {
+      expect(passSeeds(c.seed, c.passes).map(String)).toEqual(c.pass_seeds);
+      for (const layer of c.layers) expect(dropThreshold(layer.rate)).toBe(layer.threshold);
+      const masks = masksFor(c.seed, c.passes, c.layers);
+      expect(masks.map((m) => m.join(""))).toEqual(c.masks);
+    });
+  }
+});
+
+describe("aggregate.json", () => {
+  const vectors = load("aggregate.json");
+  const tolerance: number = vectors.tolerance;
+  for (const c of vectors.cases) {
+    it(c.name, () => {
+      perImage(c.probabilities).forEach((image, b) => {
+        const got = aggregate(image, c.conf_factor);
+        const e = c.expected;
+        expect(got.predicted).toBe(e.predicted[b]);
+        for (const key of ["max_probability", "predictive_entropy", "expected_entropy", "mutual_information", "variation_ratio"] as const) {
+          expect(Math.abs(got[key] - e[key][b]), key).toBeLessThanOrEqual(tolerance);
+        }
+        for (const key of ["mean", "std", "lower", "upper"] as const) {
+          got[key].forEach((value, k) => expect(Math.abs(value - e[key][b][k]), `${key}[${k}]`).toBeLessThanOrEqual(tolerance));
+        }
+      });
+    });
+  }
+});
+
+describe("decisions.json", () => {
+  const vectors = load("decisions.json");
+  for (const c of vectors.cases) {
+    it(c.name, () => {
+      const got = perImage(c.probabilities).map((image) => decide(image, c.rule as Rule));
+      expect(got.map((d) => d.accept)).toEqual(c.expected.accept);
+      expect(got.map((d) => d.predicted)).toEqual(c.expected.predicted);
+    });
+  }
+});
+
+interface PhotoCase {
+  name: string;
+  source_height: number;
+  source_width: number;
+  source_rgba_base64: string;
+  target_height: number;
+  target_width: number;
+  expected_rgb_base64: string;
+}
+
+function photoCases(): { source: string; cases: PhotoCase[] } {
+  const shared = join(VECTORS, "photos.json");
+  if (existsSync(shared)) return { source: shared, cases: checkedRule(load("photos.json")) };
+  // Until the shared file lands: the same format from Pillow, written by a test-only helper.
+  const out = join(mkdtempSync(join(tmpdir(), "tfuq-photos-")), "photos.json");
+  execFileSync(python(), [join(__dirname, "..", "tools", "photo_vectors.py"), out]);
+  return { source: "tools/photo_vectors.py (Pillow)", cases: checkedRule(JSON.parse(readFileSync(out, "utf8"))) };
+}
+
+function checkedRule(vectors: { rule: { name: string; version: number }; cases: PhotoCase[] }): PhotoCase[] {
+  expect(vectors.rule).toEqual({ name: "center-crop-bilinear", version: 1 });
+  return vectors.cases;
+}
+
+describe("photo rule center-crop-bilinear v1", () => {
+  let source = "";
+  let cases: PhotoCase[] = [];
+  let problem: Error | null = null;
+  try {
+    ({ source, cases } = photoCases());
+  } catch (error) {
+    problem = error as Error;
+  }
+  it(`has cases (${source || "none"})`, () => {
+    if (problem) throw new Error(`no photo cases: ${problem.message.split("\n")[0]} (set TFUQ_PYTHON to a Python with Pillow)`);
+    expect(cases.length).toBeGreaterThan(0);
+  });
+  for (const c of cases) {
+    it(`${c.name}: every byte equals Pillow's`, () => {
+      const rgba = Buffer.from(c.source_rgba_base64, "base64");
+      const got = photoToInput(new Uint8Array(rgba), c.source_width, c.source_height, c.target_height, c.target_width);
+      const expected = new Uint8Array(Buffer.from(c.expected_rgb_base64, "base64"));
+      expect(got.length).toBe(expected.length);
+      const wrong = got.reduce((n, v, i) => n + (v !== expected[i] ? 1 : 0), 0);
+      expect(wrong, "bytes that differ").toBe(0);
+    });
+  }
+});

@@ -1,0 +1,64 @@
+"""Test-only: what tfuq's Python runtime says about photos, for the browser test to compare with.
+
+    python web_demo/tools/e2e_reference.py MODEL.tflite OUT.json PHOTO.png [...] --seeds 0 12345
+
+For each photo and seed: the model input from the photo rule (Pillow's decoding and resize, as
+`photo_vectors.py` computes it), the probabilities of `tfuq.load(MODEL).run(input, seed)`
+(float32, `(passes, classes)`), and the decision of the model's own rule by
+`tfuq.runtime.abstain.decide`. Run from the repository root so its `tfuq` is imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parents[1]))  # this checkout's tfuq, not another installed one
+from photo_vectors import expected as photo_rule  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("out")
+    parser.add_argument("photos", nargs="+")
+    parser.add_argument("--seeds", nargs="+", default=["0"])
+    args = parser.parse_args(argv)
+
+    import tfuq
+    from tfuq.runtime import abstain
+
+    model = tfuq.load(args.model)
+    height, width, _ = model.input_shape
+    results = []
+    for path in args.photos:
+        # EXIF orientation applied first, as the page's createImageBitmap(imageOrientation: "from-image").
+        rgba = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGBA"))
+        image = photo_rule(rgba, height, width)
+        for seed in args.seeds:
+            probabilities = model.run(image, seed=int(seed))[:, 0]  # (passes, classes)
+            decision = abstain.decide(probabilities, model.config["decision"])
+            results.append({
+                "photo": Path(path).name,
+                "photo_size": [int(rgba.shape[0]), int(rgba.shape[1])],
+                "seed": seed,
+                "input_base64": base64.b64encode(image.tobytes()).decode(),
+                # float32 values written exactly: every float32 is a double, repr round-trips.
+                "probabilities": probabilities.astype(np.float64).tolist(),
+                "accept": bool(decision.accept),
+                "predicted": int(decision.predicted),
+            })
+    Path(args.out).write_text(json.dumps({"model": args.model, "results": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
