@@ -17,11 +17,12 @@ Rule ``center-crop-bilinear`` version 1, carried in ``tfuq.json`` as
    ``W * h_m > H * w_m`` (wider), ``ch = H``, ``cw = max(1, (H * w_m + h_m // 2) // h_m)``,
    ``x0 = (W - cw) // 2``, ``y0 = 0``; else ``cw = W``,
    ``ch = max(1, (W * h_m + w_m // 2) // w_m)``, ``y0 = (H - ch) // 2``, ``x0 = 0``.
-3. **Resize** the crop to ``(h_m, w_m)`` exactly as Pillow's
-   ``Image.resize((w_m, h_m), Image.BILINEAR)`` does for 8-bit RGB (libImaging/Resample.c): a
-   triangle filter whose support grows with the downscale factor (antialiased), coefficients
-   normalised and rounded to 22-bit fixed point, a horizontal pass rounded to uint8, then a
-   vertical one. No resize when the crop already has the model's size.
+3. **Resize** the crop to ``(h_m, w_m)`` with Pillow's 8-bit ``BILINEAR`` filter
+   (libImaging/Resample.c): a triangle filter whose support grows with the downscale factor
+   (antialiased), coefficients normalised and rounded to 22-bit fixed point, a horizontal pass
+   rounded to uint8, then a vertical one, always in that order (what one
+   ``Image.resize((w_m, h_m), Image.BILINEAR)`` call does up to Pillow 12). No pass along an
+   axis whose size already matches.
 
 Steps 1-3 are integer arithmetic on 8-bit RGBA (:func:`prepare`), so a language that has the
 pixels gets the same bytes: ``tests/vectors/photos.json`` holds cases, and the Kotlin core
@@ -156,9 +157,24 @@ def prepare(rgba: np.ndarray, size: tuple[int, int], rule: PhotoRule = RULE) -> 
     rgb = np.ascontiguousarray(over_white(pixels))
     if rgb.shape[:2] == (target_height, target_width):
         return rgb.copy() if rgb is rgba else rgb
-    image = _pil().Image
-    resized = image.fromarray(rgb).resize((target_width, target_height), image.Resampling.BILINEAR)
-    return np.asarray(resized, dtype=np.uint8)
+    return _resize(rgb, target_height, target_width)
+
+
+def _resize(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Step 3 with Pillow, one axis per call, so the horizontal pass always comes first.
+
+    One ``resize`` call would be the same on Pillow up to 12, but Pillow 13 does the vertical
+    pass first when the height shrinks much more than the width (python-pillow/Pillow#9549),
+    and the intermediate rounding to uint8 then differs. A call that changes only one axis
+    runs only that pass, in any version.
+    """
+    pil = _pil().Image
+    image = pil.fromarray(rgb)
+    if image.width != width:
+        image = image.resize((width, image.height), pil.Resampling.BILINEAR)
+    if image.height != height:
+        image = image.resize((width, height), pil.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
 
 
 def _check_size(size) -> tuple[int, int]:
