@@ -253,8 +253,9 @@ def decode(source: str | os.PathLike | bytes) -> np.ndarray:
         raise PhotoError("is a directory, not an image") from None
     except pil.UnidentifiedImageError:
         raise PhotoError("not an image Pillow can read") from None
-    except (pil.Image.DecompressionBombError, pil.Image.DecompressionBombWarning) as error:
-        raise PhotoError(f"too many pixels: {error}") from None
+    except (pil.Image.DecompressionBombError, pil.Image.DecompressionBombWarning):
+        # Pillow's own limits (89 and 179 million pixels by default) are above ours.
+        raise PhotoError(f"too many pixels, more than the {MAX_PIXELS:,} a photo may have") from None
     except MemoryError:
         raise PhotoError("not enough memory to decode it") from None
     except Exception as error:  # noqa: BLE001  Pillow raises many types on corrupt files
