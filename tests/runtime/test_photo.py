@@ -277,6 +277,14 @@ def test_read_equals_prepare_on_the_decoded_pixels(tmp_path):
     want = make_vectors.reference_photo(rgba, 7, 5)
     assert np.array_equal(photo.read(path, (7, 5)), want)
     assert np.array_equal(photo.read(path.read_bytes(), (7, 5)), want)
+    # An RGB file takes Pillow's own crop and resize (no numpy copy): the same bytes.
+    opaque = rgba.copy()
+    opaque[..., 3] = 255
+    Image.fromarray(opaque[..., :3]).save(path)
+    for size in ((7, 5), (40, 9), (23, 31), (3, 30)):
+        assert np.array_equal(photo.read(path, size), make_vectors.reference_photo(opaque, *size))
+        assert np.array_equal(photo.read(path, size, photo.STRETCH),
+                              photo.prepare(opaque, size, photo.STRETCH))
 
 
 # -- fuzzing ----------------------------------------------------------------------------------------

@@ -168,13 +168,16 @@ def _resize(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     and the intermediate rounding to uint8 then differs. A call that changes only one axis
     runs only that pass, in any version.
     """
+    return np.asarray(_resize_image(_pil().Image.fromarray(rgb), height, width), dtype=np.uint8)
+
+
+def _resize_image(image, height: int, width: int):
     pil = _pil().Image
-    image = pil.fromarray(rgb)
     if image.width != width:
         image = image.resize((width, image.height), pil.Resampling.BILINEAR)
     if image.height != height:
         image = image.resize((width, height), pil.Resampling.BILINEAR)
-    return np.asarray(image, dtype=np.uint8)
+    return image
 
 
 def _check_size(size) -> tuple[int, int]:
@@ -232,6 +235,13 @@ def decode(source: str | os.PathLike | bytes) -> np.ndarray:
         PhotoError: no such file, not an image, truncated or corrupt, more than
             :data:`MAX_PIXELS` pixels, zero-size, or a pixel mode the rule refuses.
     """
+    return _decode(source, None, RULE)
+
+
+def _decode(source, size: tuple[int, int] | None, rule: PhotoRule) -> np.ndarray:
+    """:func:`decode`, or with ``size`` the whole rule. An RGB photo (most JPEGs: opaque,
+    so step 1 changes nothing) is cropped and resized by Pillow on its own pixels, without a
+    copy into numpy of the full-size image: the same bytes, about twice as fast for 12 MP."""
     pil = _pil()
     opened = io.BytesIO(source) if isinstance(source, bytes | bytearray | memoryview) else source
     try:
@@ -243,7 +253,9 @@ def decode(source: str | os.PathLike | bytes) -> np.ndarray:
             with pil.Image.open(opened) as image:
                 width, height = image.size
                 _check_pixels(width, height)
-                upright = pil.ImageOps.exif_transpose(image)
+                upright = _upright(image)
+                if size is not None and upright.mode == "RGB":
+                    return _prepare_rgb_image(upright, size, rule)
                 pixels = to_rgba(upright)
     except PhotoError:
         raise
@@ -262,7 +274,22 @@ def decode(source: str | os.PathLike | bytes) -> np.ndarray:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise PhotoError(f"cannot decode: {reason}") from None
     _check_pixels(pixels.shape[1], pixels.shape[0])
-    return pixels
+    return pixels if size is None else prepare(pixels, size, rule)
+
+
+def _prepare_rgb_image(image, size: tuple[int, int], rule: PhotoRule) -> np.ndarray:
+    target_height, target_width = size
+    if rule.crop:
+        top, left, height, width = crop_box(image.height, image.width, target_height, target_width)
+        image = image.crop((left, top, left + width, top + height))
+    return np.asarray(_resize_image(image, target_height, target_width), dtype=np.uint8)
+
+
+def _upright(image):
+    """The image turned by its EXIF orientation (exif_transpose copies even when upright)."""
+    if image.getexif().get(0x0112, 1) in (2, 3, 4, 5, 6, 7, 8):
+        return _pil().ImageOps.exif_transpose(image)
+    return image
 
 
 def _check_pixels(width: int, height: int) -> None:
@@ -284,7 +311,6 @@ def read(
     Raises:
         PhotoError: the file cannot be decoded (see :func:`decode`), or a bad size.
     """
-    pixels = decode(source)
     if size is None:
-        return np.ascontiguousarray(over_white(pixels))
-    return prepare(pixels, size, rule)
+        return np.ascontiguousarray(over_white(decode(source)))
+    return _decode(source, _check_size(size), rule)
