@@ -120,6 +120,13 @@ def test_a_wide_image_is_cropped_not_stretched():
     assert (stretched[:, 0] == 0).all()  # the stretch rule squeezes the black sides in
 
 
+def test_prepare_never_returns_a_view_of_its_input():
+    pixels = np.zeros((10, 4, 3), np.uint8)  # a row crop alone would be a contiguous view
+    for size in ((4, 4), (10, 4)):
+        photo.prepare(pixels, size)[:] = 9
+        assert pixels.max() == 0
+
+
 def test_prepare_rejects_bad_arrays_and_sizes():
     for bad in (np.zeros((4, 4, 4), np.float32), np.zeros((4, 4), np.uint8),
                 np.zeros((0, 4, 4), np.uint8), np.zeros((4, 4, 2), np.uint8)):

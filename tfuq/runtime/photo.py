@@ -156,7 +156,7 @@ def prepare(rgba: np.ndarray, size: tuple[int, int], rule: PhotoRule = RULE) -> 
     # Compositing is per pixel, so doing it after the crop gives the same bytes, sooner.
     rgb = np.ascontiguousarray(over_white(pixels))
     if rgb.shape[:2] == (target_height, target_width):
-        return rgb.copy() if rgb is rgba else rgb
+        return rgb.copy() if np.may_share_memory(rgb, np.asarray(rgba)) else rgb
     return _resize(rgb, target_height, target_width)
 
 
