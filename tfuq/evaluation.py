@@ -104,7 +104,8 @@ def run_passes(model, images: np.ndarray, seed: int = 0, progress: bool = False)
     from tfuq.runtime import photo
 
     images = data.check_images(images)
-    images = data.resize(images, model.input_shape[:2], photo.rule_of(model.config))
+    if images.shape[1:3] != tuple(model.input_shape[:2]):
+        images = data.resize(images, model.input_shape[:2], photo.rule_of(model.config))
     out = np.empty((model.passes, len(images), model.classes), dtype=np.float32)
     starts = range(0, len(images), _CHUNK)
     bar = None
