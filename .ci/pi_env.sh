@@ -22,18 +22,20 @@ echo "== pi: models and expected outputs from the main environment ($main_python
     exit 1
 }
 
-echo "== pi: clean venv $pi_venv with pip install \".[pi]\" (+ pytest and pillow for the tests)"
+echo "== pi: clean venv $pi_venv with pip install \".[pi]\" (+ pytest and hypothesis for the tests)"
 rm -rf "$pi_venv"
 python3.11 -m venv "$pi_venv"
-# pytest runs the tests; Pillow decodes images for `tfuq predict` (Raspberry Pi OS ships it).
-"$pi_venv/bin/pip" install --quiet ".[pi]" pytest pillow
+# The pi extra alone must give a working `tfuq predict`: Pillow comes with it, not from here.
+"$pi_venv/bin/pip" install --quiet ".[pi]" pytest hypothesis
 "$pi_venv/bin/python" - <<'PY'
 import importlib.metadata as m
 print("pi venv: " + ", ".join(f"{p} {m.version(p)}" for p in ("tfuq", "numpy", "tflite-runtime", "ai-edge-litert", "pillow")))
+import PIL.Image  # noqa: F401  (the extra brought it)
 PY
 
 echo "== pi: tests in $pi_venv"
 # -o pythonpath= and the venv's own pytest: the installed tfuq is tested, not the source tree.
 TFUQ_PI_FIXTURES="$fixtures" TFUQ_PI_EXPECT_INSTALLED=1 \
     "$pi_venv/bin/pytest" tests/pi tests/runtime/test_vectors.py tests/runtime/test_masks.py tests/runtime/test_boundary.py \
+    tests/runtime/test_photo.py \
     -o pythonpath= -p no:cacheprovider -q

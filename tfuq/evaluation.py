@@ -97,11 +97,15 @@ def _per_image(summary: Aggregate, decision: abstain.Decision, prefix: str) -> d
 def run_passes(model, images: np.ndarray, seed: int = 0, progress: bool = False) -> np.ndarray:
     """All MC passes of ``model`` (a :class:`tfuq.runtime.Model`) on ``images``.
 
-    Images of another size than the model's input are resized (which needs TensorFlow).
+    Images of another size than the model's input are brought to it by the photo rule the
+    model carries (centre crop, bilinear: :mod:`tfuq.runtime.photo`; needs Pillow).
     Returns float32 ``(passes, batch, classes)``.
     """
+    from tfuq.runtime import photo
+
     images = data.check_images(images)
-    images = data.resize(images, model.input_shape[:2])
+    if images.shape[1:3] != tuple(model.input_shape[:2]):
+        images = data.resize(images, model.input_shape[:2], photo.rule_of(model.config))
     out = np.empty((model.passes, len(images), model.classes), dtype=np.float32)
     starts = range(0, len(images), _CHUNK)
     bar = None

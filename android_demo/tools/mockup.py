@@ -4,8 +4,8 @@
         --image /tmp/tfuq-demo/red.png --image /tmp/tfuq-demo/orange.png \\
         --out android_demo/docs/result_screen.png
 
-Each photo goes the way the app sends it (centre crop to the model's aspect ratio, resize,
-raw RGB pixels), through ``tfuq.load(...).run`` with the run seed, then ``tfuq.runtime.aggregate`` and
+Each photo goes the way the app sends it (the photo rule of ``tfuq.runtime.photo``: centre
+crop to the model's aspect ratio, Pillow's bilinear, raw RGB pixels), through ``tfuq.load(...).run`` with the run seed, then ``tfuq.runtime.aggregate`` and
 ``tfuq.runtime.abstain.decide`` with the rule the model file carries. The screen layout follows
 ``app/src/main/res/layout/activity_main.xml``; the sentences follow ``Decision.explain`` in
 ``uqcore``. The latency shown is this machine's invoke, not a phone's.
@@ -23,6 +23,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 
 SCALE = 2  # drawn at twice the size, then halved: smoother text and bars
+PREVIEW_SIZE = 720  # longest side of the preview, as in ImagePrep.kt
 WIDTH, HEIGHT = 420, 780
 COLOURS = {
     "background": (255, 251, 254),
@@ -59,21 +60,16 @@ def font(size: int, bold: bool = False):
 
 
 def prepare(path: Path, height: int, width: int) -> tuple[object, np.ndarray]:
-    """Centre crop to the input's aspect ratio and resize, as the app's ImagePrep does."""
+    """The model input by the photo rule, as the app's ImagePrep makes it (uqcore's
+    PhotoRule, bit for bit), and the same crop at screen size for the preview."""
     from PIL import Image
 
-    image = Image.open(path).convert("RGB")
-    w, h = image.size
-    if w * height > h * width:
-        cw, ch = round(h * width / height), h
-    else:
-        cw, ch = w, round(w * height / width)
-    left, top = (w - cw) // 2, (h - ch) // 2
-    crop = image.crop((left, top, left + cw, top + ch))
-    pixels = np.asarray(
-        crop.resize((width, height), Image.BILINEAR, reducing_gap=2.0), dtype=np.uint8
-    )
-    return crop, pixels
+    from tfuq.runtime import photo
+
+    pixels = photo.read(path, (height, width))
+    preview = photo.read(path, (PREVIEW_SIZE * height // max(height, width),
+                                PREVIEW_SIZE * width // max(height, width)))
+    return Image.fromarray(preview), pixels
 
 
 def explain(

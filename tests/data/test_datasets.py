@@ -182,10 +182,32 @@ def test_corrupted_npz_spec_corrupts_each_image_by_its_index(tmp_path):
 
 
 def test_size_resizes_any_source(tmp_path):
-    pytest.importorskip("tensorflow")
+    pytest.importorskip("PIL")
     make_npz(tmp_path / "d.npz", count=3)
     loaded = load_spec(f"npz:{tmp_path / 'd.npz'}", size=(16, 24))
     assert loaded.images.shape == (3, 16, 24, 3) and loaded.images.dtype == np.uint8
+
+
+def test_arrays_and_the_same_pictures_as_files_give_the_same_input(tmp_path):
+    # One photo rule for both: an .npz image and that image saved as a PNG in a folder.
+    from PIL import Image
+
+    from tfuq.runtime import photo
+
+    arrays = make_npz(tmp_path / "d.npz", count=2)
+    (tmp_path / "photos" / "any").mkdir(parents=True)
+    for index, image in enumerate(arrays["x"]):
+        Image.fromarray(image).save(tmp_path / "photos" / "any" / f"{index}.png")
+    from_arrays = load_spec(f"npz:{tmp_path / 'd.npz'}", size=(12, 20)).images
+    from_files = load_spec(f"folder:{tmp_path / 'photos'}", size=(12, 20)).images
+    assert np.array_equal(from_arrays, from_files)
+    assert np.array_equal(from_arrays[0], photo.read(tmp_path / "photos" / "any" / "0.png", (12, 20)))
+
+
+def test_resize_crops_to_the_aspect_ratio_instead_of_stretching():
+    wide = np.zeros((1, 10, 30, 3), np.uint8)
+    wide[:, :, 10:20] = (0, 200, 0)  # a green square between black sides
+    assert (data.resize(wide, (5, 5)) == (0, 200, 0)).all()
 
 
 # -- folders ---------------------------------------------------------------------------------
@@ -200,6 +222,7 @@ def make_folder(root: Path) -> Path:
     Image.new("RGB", (40, 30), (255, 0, 0)).save(root / "cat" / "a.png")
     Image.new("RGB", (40, 30), (0, 0, 255)).save(root / "cat" / "b.PNG")
     Image.new("L", (20, 20), 77).save(root / "dog" / "c.png")  # greyscale becomes RGB
+    Image.new("RGBA", (40, 30), (0, 0, 0, 0)).save(root / "dog" / "d.png")  # over white
     (root / "dog" / "notes.txt").write_text("not an image")
     (root / "dog" / ".hidden.png").write_bytes(b"junk")
     return root
@@ -208,13 +231,14 @@ def make_folder(root: Path) -> Path:
 def test_folder_spec_reads_one_class_per_subfolder(tmp_path):
     root = make_folder(tmp_path / "photos")
     loaded = load_spec(f"folder:{root}", size=(32, 32))
-    assert loaded.images.shape == (3, 32, 32, 3) and loaded.images.dtype == np.uint8
-    assert loaded.labels.tolist() == [0, 0, 1]
+    assert loaded.images.shape == (4, 32, 32, 3) and loaded.images.dtype == np.uint8
+    assert loaded.labels.tolist() == [0, 0, 1, 1]
     assert loaded.label_names == ["cat", "dog"]
     # flat colours survive a bilinear resize unchanged
     assert (loaded.images[0] == (255, 0, 0)).all()
     assert (loaded.images[1] == (0, 0, 255)).all()
     assert (loaded.images[2] == 77).all()
+    assert (loaded.images[3] == 255).all()  # transparent black shows as white
 
 
 def test_folder_errors(tmp_path):

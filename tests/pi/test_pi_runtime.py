@@ -112,8 +112,16 @@ def predict(args: list[str], stdin: str | None = None) -> subprocess.CompletedPr
                           text=True, timeout=300)
 
 
+def needs_pillow():
+    """Pillow comes with the pi extra: in the pi venv its absence fails, elsewhere it skips."""
+    if os.environ.get("TFUQ_PI_EXPECT_INSTALLED"):
+        import PIL.Image  # noqa: F401
+    else:
+        pytest.importorskip("PIL")
+
+
 def test_predict_on_the_pi_backend(expected):
-    pytest.importorskip("PIL")
+    needs_pillow()
     count = len(expected["images"])
     paths = [str(FIXTURES / f"image_{i}.png") for i in range(count)]
     seed = seeds(expected)[1]
@@ -136,7 +144,7 @@ def test_predict_on_the_pi_backend(expected):
 
 
 def test_predict_reads_paths_from_stdin_and_text_lines():
-    pytest.importorskip("PIL")
+    needs_pillow()
     paths = [str(FIXTURES / f"image_{i}.png") for i in range(3)]
     result = predict([str(model_path("deterministic")), "-", "--backend", "tflite_runtime"],
                      stdin="\n".join(paths) + "\n")
@@ -153,3 +161,24 @@ def test_predict_missing_interpreter_message():
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tfuq predict: error: backend tensorflow is not installed")
+
+
+def test_predict_crops_a_photo_by_the_carried_rule(tmp_path):
+    """A wide photo, cropped and resized on the Pi as anywhere else (photos.json holds the
+    rule's bytes; tests/runtime/test_vectors.py checks this environment's Pillow on them)."""
+    needs_pillow()
+    from PIL import Image
+
+    from tfuq.runtime import photo
+
+    model = tfuq.load(model_path("masked"), backend="tflite_runtime")
+    height, width, _ = model.input_shape
+    assert photo.rule_of(model.config) is photo.CENTER_CROP
+    rng = np.random.default_rng(0)
+    path = tmp_path / "wide.jpg"
+    Image.fromarray(rng.integers(0, 256, (height * 3, width * 5, 3), dtype=np.uint8)).save(path)
+    result = predict([str(model_path("masked")), str(path), "--json", "--backend", "tflite_runtime"])
+    assert result.returncode == 0, result.stderr
+    passes = model.run(photo.read(path, (height, width)), seed=0)
+    assert json.loads(result.stdout)["probability"] == pytest.approx(
+        float(passes.astype(np.float64).mean(0).max()), abs=1e-12)

@@ -1,10 +1,12 @@
 """The language-neutral vectors in tests/vectors, which the Kotlin core reads too.
 
 Masks are checked against a SplitMix64 written here with plain Python integers (not
-tfuq.runtime.masks); aggregates and decisions against tfuq. The files must also be exactly what
-make_vectors.py writes today, so they cannot drift from their generator.
+tfuq.runtime.masks); aggregates and decisions against tfuq; photos against tfuq.runtime.photo
+(Pillow's resize; make_vectors.py holds the plain reference they came from). The files must
+also be exactly what make_vectors.py writes today, so they cannot drift from their generator.
 """
 
+import base64
 import importlib.util
 import json
 import math
@@ -13,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfuq.runtime import abstain, masks
+from tfuq.runtime import abstain, masks, photo
 from tfuq.runtime.aggregate import aggregate
 
 VECTORS = Path(__file__).parents[1] / "vectors"
@@ -149,3 +151,35 @@ def test_vector_files_are_up_to_date_with_make_vectors():
     for name, text in module.build().items():
         assert (VECTORS / name).read_text() == text, (
             f"{name} is stale: run python tests/vectors/make_vectors.py")
+
+
+# -- photos ----------------------------------------------------------------------------------
+PHOTOS = load("photos.json")
+
+
+def _decode(text: str, shape: tuple[int, ...]) -> np.ndarray:
+    data = np.frombuffer(base64.b64decode(text), dtype=np.uint8)
+    assert -1 in shape or data.size == math.prod(shape)
+    return data.reshape(shape)
+
+
+def test_photos_file_names_the_rule_and_covers_the_cases():
+    assert PHOTOS["rule"] == photo.RULE.to_json() == {"name": "center-crop-bilinear", "version": 1}
+    cases = PHOTOS["cases"]
+    wider = [c for c in cases if c["source_width"] * c["target_height"]
+             > c["source_height"] * c["target_width"]]
+    taller = [c for c in cases if c["source_width"] * c["target_height"]
+              < c["source_height"] * c["target_width"]]
+    upscale = [c for c in cases if c["target_height"] > c["source_height"]]
+    alpha = [c for c in cases
+             if set(_decode(c["source_rgba_base64"], (-1,))[3::4].tolist()) - {255}]
+    assert wider and taller and upscale and alpha and len(cases) >= 10
+
+
+@pytest.mark.parametrize("case", PHOTOS["cases"], ids=lambda case: case["name"])
+def test_photo_vectors(case):
+    pytest.importorskip("PIL")
+    rgba = _decode(case["source_rgba_base64"], (case["source_height"], case["source_width"], 4))
+    want = _decode(case["expected_rgb_base64"], (case["target_height"], case["target_width"], 3))
+    got = photo.prepare(rgba, (case["target_height"], case["target_width"]))
+    assert got.dtype == np.uint8 and np.array_equal(got, want)

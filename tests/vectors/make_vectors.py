@@ -1,4 +1,4 @@
-"""Write the language-neutral test vectors: masks.json, aggregate.json, decisions.json.
+"""Write the language-neutral test vectors: masks.json, aggregate.json, decisions.json, photos.json.
 
 The only way these files are made (see README.md beside this script for their format):
 
@@ -11,11 +11,15 @@ must agree with ``tfuq.runtime.aggregate`` / ``tfuq.runtime.abstain`` to 1e-12 b
 so the files are never just a copy of the code they test. Decision cases whose outcome could
 flip by rounding are refused unless the case is marked exact (binary fractions with a
 power-of-two pass count, where every operation is exact in IEEE doubles).
+Photos (the ``center-crop-bilinear`` v1 rule) come from :func:`reference_photo`, plain Python
+integers and floats written from the rule's text and Pillow's ``Resample.c``, and must equal
+``tfuq.runtime.photo.prepare`` (which resizes with Pillow) byte for byte.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import math
 import random
@@ -27,7 +31,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # run from a checkout without installing
 
-from tfuq.runtime import abstain, masks  # noqa: E402
+from tfuq.runtime import abstain, masks, photo  # noqa: E402
 from tfuq.runtime import aggregate as tfuq_aggregate  # noqa: E402
 
 # JSON readers compare doubles within this (summation order differs between languages).
@@ -273,6 +277,140 @@ def build_decisions() -> dict:
     return {"cases": cases}
 
 
+# -- photos ----------------------------------------------------------------------------------
+PRECISION_BITS = 22  # Pillow's fixed point for 8-bit resampling: 32 - 8 - 2
+
+
+def _triangle(x: float) -> float:
+    x = -x if x < 0.0 else x
+    return 1.0 - x if x < 1.0 else 0.0
+
+
+def reference_coefficients(in_size: int, out_size: int) -> list[tuple[int, list[int]]]:
+    """Per output index: (first input index, fixed-point weights), as Pillow's
+    ``precompute_coeffs`` + ``normalize_coeffs_8bpc`` compute them for BILINEAR.
+
+    Every float operation is a double, in Pillow's order; ``int()`` truncates toward zero as
+    C's cast does.
+    """
+    scale = float(in_size) / out_size
+    filterscale = max(scale, 1.0)
+    support = 1.0 * filterscale
+    rows = []
+    for xx in range(out_size):
+        center = 0.0 + (xx + 0.5) * scale
+        ss = 1.0 / filterscale
+        xmin = max(0, int(center - support + 0.5))
+        xmax = min(in_size, int(center + support + 0.5)) - xmin
+        weights = [_triangle((x + xmin - center + 0.5) * ss) for x in range(xmax)]
+        total = 0.0
+        for w in weights:
+            total += w
+        if total != 0.0:
+            weights = [w / total for w in weights]
+        fixed = [int(0.5 + w * (1 << PRECISION_BITS)) if w >= 0
+                 else int(-0.5 + w * (1 << PRECISION_BITS)) for w in weights]
+        rows.append((xmin, fixed))
+    return rows
+
+
+def _clip8(accumulated: int) -> int:
+    return min(255, max(0, accumulated >> PRECISION_BITS))
+
+
+def reference_resize(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Pillow's 8-bit BILINEAR resize of uint8 ``(H, W, 3)`` to ``(height, width, 3)``, in
+    integers: horizontal pass rounded to uint8, then vertical."""
+    source = rgb.astype(np.int64)
+    half = 1 << (PRECISION_BITS - 1)
+    across = np.empty((source.shape[0], width, 3), dtype=np.int64)
+    for xx, (xmin, weights) in enumerate(reference_coefficients(source.shape[1], width)):
+        total = half + sum(source[:, xmin + x] * k for x, k in enumerate(weights))
+        across[:, xx] = np.clip(total >> PRECISION_BITS, 0, 255)
+    out = np.empty((height, width, 3), dtype=np.int64)
+    for yy, (ymin, weights) in enumerate(reference_coefficients(source.shape[0], height)):
+        total = half + sum(across[ymin + y] * k for y, k in enumerate(weights))
+        out[yy] = np.clip(total >> PRECISION_BITS, 0, 255)
+    return out.astype(np.uint8)
+
+
+def reference_photo(rgba: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The ``center-crop-bilinear`` v1 rule's steps 1-3, from its text: alpha over white,
+    centre crop, Pillow's bilinear."""
+    source_height, source_width = rgba.shape[:2]
+    flat = np.empty((source_height, source_width, 3), dtype=np.int64)
+    for y in range(source_height):
+        for x in range(source_width):
+            a = int(rgba[y, x, 3])
+            for c in range(3):
+                flat[y, x, c] = (int(rgba[y, x, c]) * a + 255 * (255 - a) + 127) // 255
+    if source_width * height > source_height * width:
+        crop_height = source_height
+        crop_width = max(1, (source_height * width + height // 2) // height)
+        top, left = 0, (source_width - crop_width) // 2
+    else:
+        crop_width = source_width
+        crop_height = max(1, (source_width * height + width // 2) // width)
+        top, left = (source_height - crop_height) // 2, 0
+    crop = flat[top : top + crop_height, left : left + crop_width].astype(np.uint8)
+    return reference_resize(crop, height, width)
+
+
+def _photo(seed: int, height: int, width: int, alpha: str = "opaque") -> np.ndarray:
+    """A small RGBA test picture: a gradient with noise, so crops and weights show."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:height, 0:width]
+    base = np.stack([xs * 255 // max(1, width - 1), ys * 255 // max(1, height - 1),
+                     (xs + ys) * 127 // max(1, width + height - 2)], axis=-1)
+    noisy = np.clip(base + rng.integers(-40, 41, base.shape), 0, 255)
+    if alpha == "opaque":
+        a = np.full((height, width, 1), 255)
+    elif alpha == "mixed":  # every kind: transparent, opaque and in between
+        a = rng.integers(0, 256, (height, width, 1))
+        a.flat[0], a.flat[-1] = 0, 255
+    else:
+        raise ValueError(alpha)
+    return np.concatenate([noisy, a], axis=-1).astype(np.uint8)
+
+
+# (name, source height, width, target height, width, seed, alpha)
+PHOTO_CASES = [
+    ("wider than the model: columns cropped, downscale by 7/3", 6, 14, 3, 3, 1, "opaque"),
+    ("taller than the model: rows cropped", 13, 5, 4, 4, 2, "opaque"),
+    ("same aspect ratio: no crop, downscale by 2.5", 10, 15, 4, 6, 3, "opaque"),
+    ("upscale (scale below 1: plain bilinear)", 3, 4, 7, 9, 4, "opaque"),
+    ("upscale of a wide image into a tall input", 4, 9, 8, 5, 5, "opaque"),
+    ("downscale by a non-integer factor in both axes", 17, 23, 5, 7, 6, "opaque"),
+    ("downscale by 11/4 and 13/5", 11, 13, 4, 5, 7, "opaque"),
+    ("already the model's size: steps 1-2 only", 5, 6, 5, 6, 8, "opaque"),
+    ("one pixel to many", 1, 1, 3, 4, 9, "opaque"),
+    ("many to one pixel", 7, 9, 1, 1, 10, "opaque"),
+    ("one-pixel-high strip for a tall input: crop width rounds to 0, kept at 1", 1, 5, 3, 1, 11,
+     "opaque"),
+    ("semi-transparent pixels over white", 8, 8, 4, 4, 12, "mixed"),
+    ("semi-transparent, cropped and upscaled", 5, 7, 6, 6, 13, "mixed"),
+    ("odd crop offset: (W - cw) is odd", 4, 11, 4, 4, 14, "opaque"),
+]
+
+
+def _b64(array: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(array, dtype=np.uint8).tobytes()).decode("ascii")
+
+
+def build_photos() -> dict:
+    cases = []
+    for name, height, width, target_height, target_width, seed, alpha in PHOTO_CASES:
+        rgba = _photo(seed, height, width, alpha)
+        expected = reference_photo(rgba, target_height, target_width)
+        got = photo.prepare(rgba, (target_height, target_width))
+        if not np.array_equal(got, expected):
+            raise SystemExit(f"{name}: tfuq.runtime.photo and the reference disagree")
+        cases.append({"name": name, "source_height": height, "source_width": width,
+                      "source_rgba_base64": _b64(rgba), "target_height": target_height,
+                      "target_width": target_width, "expected_rgb_base64": _b64(expected)})
+    return {"rule": photo.RULE.to_json(), "cases": cases}
+
+
 # -- files -------------------------------------------------------------------------------------
 def render(payload: dict) -> str:
     return json.dumps(payload, indent=1) + "\n"
@@ -284,6 +422,7 @@ def build() -> dict[str, str]:
         "masks.json": render(build_masks()),
         "aggregate.json": render(build_aggregate()),
         "decisions.json": render(build_decisions()),
+        "photos.json": render(build_photos()),
     }
 
 

@@ -6,8 +6,9 @@
 Needs TensorFlow (the ``convert`` extra). The steps:
 
 1. ``tfuq.build.export`` rewrites the model (masked: masks as inputs, trunk once; or in-graph).
-2. The TFLite converter quantizes it to int8 with a representative dataset: images resized
-   to the model input, and for the masked form, masks drawn with the runtime's generator.
+2. The TFLite converter quantizes it to int8 with a representative dataset: images brought
+   to the model input by the photo rule (``tfuq.runtime.photo``, carried in the file as
+   ``input.photo_rule``), and for the masked form, masks drawn with the runtime's generator.
    Input is uint8 RGB pixels, output int8 probabilities.
 3. The flatbuffer is read back and every tensor checked to be integer (masked form).
 4. A self-check runs Keras and TFLite on held-out images and compares them.
@@ -30,7 +31,7 @@ import numpy as np
 from tfuq.build import export
 from tfuq.data.common import DataError, check_images
 from tfuq.data.datasets import load_npz, resize
-from tfuq.runtime import graph, masks, modelfile
+from tfuq.runtime import graph, masks, modelfile, photo
 
 MODES = ("masked", "in-graph", "deterministic")
 DEFAULT_DECISION = {"rule": "interval", "conf_factor": 1.0}
@@ -175,7 +176,8 @@ def convert(
         model: a functional Keras model (or Sequential) with one RGB input that takes raw
             pixels 0-255 (preprocessing inside), a softmax output, and MCDropout layers.
         representative: uint8 NHWC images: an array, an ``.npz`` path (array ``x``) or an
-            iterable of images or batches. Resized to the model input as needed.
+            iterable of images or batches. Brought to the model input by the photo rule
+            (centre crop, bilinear) when their size differs.
         passes: MC passes T that one invoke returns.
         mode: ``masked`` (masks as inputs, one invoke), ``in-graph`` (RANDOM_UNIFORM,
             one invoke per pass) or ``deterministic`` (MCDropout off: one pass, the baseline).
@@ -256,6 +258,7 @@ def convert(
             "pixel_format": "RGB",
             "dtype": "uint8",
             "preprocessing": "inside the model: feed raw pixels 0-255",
+            "photo_rule": photo.RULE.to_json(),
         },
         "output": {"name": output_name, "kind": "probabilities", "layout": "(passes, classes)"},
         "mc_dropout": [

@@ -34,7 +34,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="where to write the .tflite")
     parser.add_argument(
         "--representative", required=True, metavar="NPZ",
-        help=".npz with x: uint8 (N, H, W, 3) images, resized to the model input as needed",
+        help=".npz with x: uint8 (N, H, W, 3) images, brought to the model input by the photo "
+             "rule (centre crop, bilinear) when their size differs",
     )
     parser.add_argument("--recipe", metavar="TOML", help="conversion recipe, e.g. converters/resnet50.toml")
     parser.add_argument("--passes", type=int, help=f"MC passes per invoke (default {DEFAULTS['passes']})")

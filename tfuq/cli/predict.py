@@ -1,6 +1,7 @@
-"""Predict or abstain, image by image: decode each image with Pillow, resize it to the model
-input, run all MC passes with one interpreter kept loaded, and print one line per image: the
-label, or "not sure" and why, with the top probability, an uncertainty score and the latency.
+"""Predict or abstain, image by image: decode each image with Pillow, make it the model input
+by the photo rule the model carries (centre crop, then resize: tfuq.runtime.photo), run all
+MC passes with one interpreter kept loaded, and print one line per image: the label, or
+"not sure" and why, with the top probability, an uncertainty score and the latency.
 
 IMAGE may be "-" to read image paths from standard input, one per line, as they arrive.
 --watch DIR polls a folder and decides on each new image (a file counts once its size and
@@ -74,32 +75,16 @@ def add_arguments(parser) -> None:
 
 
 # -- images ----------------------------------------------------------------------------------
-def decode(path: str | os.PathLike, height: int, width: int):
-    """An image file as uint8 RGB ``(height, width, 3)``: EXIF orientation applied, then a
-    bilinear resize of the whole image (no crop) with Pillow.
+def decode(path: str | os.PathLike, height: int, width: int, rule=None):
+    """An image file as the model's uint8 RGB input ``(height, width, 3)``, by the photo rule
+    (default ``center-crop-bilinear`` v1; see :mod:`tfuq.runtime.photo`).
 
     Raises:
-        ValueError: the file cannot be read or is not an image Pillow can decode.
+        tfuq.runtime.photo.PhotoError (a ValueError): the file cannot become a model input.
     """
-    import numpy as np
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from tfuq.runtime import photo
 
-    try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            image = image.convert("RGB")
-            if image.size != (width, height):
-                image = image.resize((width, height), Image.Resampling.BILINEAR)
-            return np.asarray(image, dtype=np.uint8)
-    except FileNotFoundError:
-        raise ValueError("no such file") from None
-    except IsADirectoryError:
-        raise ValueError("is a directory, not an image") from None
-    except UnidentifiedImageError:
-        raise ValueError("not an image Pillow can read") from None
-    except (OSError, SyntaxError, Image.DecompressionBombError) as error:
-        # Truncated or corrupt files surface as OSError (or SyntaxError for some formats).
-        raise ValueError(f"cannot decode: {error}") from None
+    return photo.read(path, (height, width), photo.RULE if rule is None else rule)
 
 
 # -- one decision ----------------------------------------------------------------------------
@@ -111,7 +96,7 @@ class Predictor:
     """
 
     def __init__(self, model, rule: dict, seed: int, score: str | None = None):
-        from tfuq.runtime import abstain, masks
+        from tfuq.runtime import abstain, masks, photo
 
         self.model = model
         self.rule = rule
@@ -120,6 +105,7 @@ class Predictor:
         self.rule_text = abstain.describe_rule(rule)
         height, width, _ = model.input_shape
         self.size = (height, width)
+        self.photo_rule = photo.rule_of(model.config)  # what the model file says
         self._masks = model.masks(self.seed) if model.mode == "masked" else {}
 
     def label(self, index: int) -> str:
@@ -154,7 +140,7 @@ class Predictor:
         from tfuq.runtime import abstain
 
         start = time.perf_counter()
-        image = decode(path, *self.size)
+        image = decode(path, *self.size, self.photo_rule)
         decoded = time.perf_counter()
         probabilities = self.passes(image)
         ran = time.perf_counter()
@@ -287,8 +273,8 @@ def _check_args(args) -> None:
     if args.watch and not Path(args.watch).is_dir():
         raise CliError(f"--watch: not a folder: {args.watch}")
     if importlib.util.find_spec("PIL") is None:
-        raise CliError("`tfuq predict` needs Pillow to decode images: pip install pillow "
-                       "(Raspberry Pi OS: sudo apt install python3-pil)")
+        raise CliError("`tfuq predict` needs Pillow to decode images: pip install 'tfuq[pi]' "
+                       "or pip install pillow")
 
 
 def run(args) -> int:
@@ -299,9 +285,15 @@ def run(args) -> int:
         model = runtime.load(args.model, threads=args.threads, backend=args.backend)
     except ImportError as error:  # the interpreter package asked for is not installed
         raise CliError(str(error)) from None
-    predictor = Predictor(model, rule_from_args(args, model.config), args.seed, args.score)
+    from tfuq.runtime.photo import PhotoError
+
+    try:
+        predictor = Predictor(model, rule_from_args(args, model.config), args.seed, args.score)
+    except PhotoError as error:
+        raise CliError(f"{args.model}: {error}") from None
     info(f"{args.model}: {model.classes} classes, {model.passes} passes ({model.mode}), "
-         f"rule {predictor.rule_text}, seed {predictor.seed}, {model.backend}"
+         f"rule {predictor.rule_text}, photos {predictor.photo_rule}, seed {predictor.seed}, "
+         f"{model.backend}"
          + (f", {args.threads} threads" if args.threads else ""))
     watched = None
     if args.watch:  # what is in the folder now is not new; taken before saying "watching"

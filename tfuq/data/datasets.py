@@ -1,8 +1,9 @@
 """Datasets: specs, ``.npz`` files, folders of images, representative draws.
 
 Everything here works on uint8 RGB images in ``(N, H, W, 3)`` (NHWC) and integer labels.
-``import tfuq.data.datasets`` needs numpy only (it runs on a Raspberry Pi); PIL is imported to read
-folders, tensorflow-datasets to read ``cifar100`` specs, SciPy by the corruptions.
+``import tfuq.data.datasets`` needs numpy only (it runs on a Raspberry Pi); Pillow is imported to
+read folders and to resize (by the photo rule of :mod:`tfuq.runtime.photo`, for arrays and photos
+alike), tensorflow-datasets to read ``cifar100`` specs, SciPy by the corruptions.
 
 Dataset specs, as the command line takes them (:func:`load_spec`):
 
@@ -19,7 +20,7 @@ Dataset specs, as the command line takes them (:func:`load_spec`):
     ``x``: uint8 ``(N, H, W, 3)`` images, optionally ``y``: integer labels and ``label_names``
     (or ``fine_names``, as the CIFAR-100 files do).
 ``folder:path/``
-    one subfolder per class (sorted names are the labels), images read with PIL.
+    one subfolder per class (sorted names are the labels), images read by the photo rule.
 
 Example::
 
@@ -39,6 +40,7 @@ from typing import NamedTuple
 import numpy as np
 
 from tfuq.data.common import CIFAR100_LABELS, DataError, check_images, check_labels
+from tfuq.runtime import photo
 
 __all__ = [
     "LabelledImages",
@@ -81,19 +83,24 @@ def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, li
     return images, labels, None if names is None else [str(n) for n in names]
 
 
-def resize(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of uint8 NHWC images to ``(height, width)``; a no-op at that size."""
+def resize(
+    images: np.ndarray, size: tuple[int, int], rule: photo.PhotoRule = photo.RULE
+) -> np.ndarray:
+    """uint8 NHWC images brought to ``(height, width)`` by the photo rule, image by image:
+    centre crop to the aspect ratio, then Pillow's bilinear (:mod:`tfuq.runtime.photo`), so an
+    array and the same picture saved as a file give the model the same input. ``rule`` is the
+    model's (``photo.rule_of(model.config)``; the default is the current rule). A no-op at
+    that size. Needs Pillow.
+    """
+    images = np.asarray(images)
     if images.shape[1:3] == tuple(size):
         return images
+    target = _check_size(size)
     try:
-        import tensorflow as tf
-    except ImportError:
-        raise DataError(
-            f"images are {images.shape[1:3]}, the model takes {tuple(size)}: resize them first "
-            "(resizing here needs tensorflow)"
-        ) from None
-    resized = tf.image.resize(images.astype(np.float32), size, method="bilinear")
-    return np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8)
+        return np.stack([photo.prepare(image, target, rule) for image in images]) if len(images) else (
+            np.zeros((0, *target, 3), np.uint8))
+    except photo.PhotoError as error:
+        raise DataError(f"cannot resize images {images.shape[1:3]} to {target}: {error}") from None
 
 
 class LabelledImages(NamedTuple):
@@ -183,7 +190,8 @@ def load_spec(
             ``"cifar100_corrupted/fog_3:test"`` or ``"cifar100_corrupted/fog_3:npz:test.npz"``.
         limit: keep at most this many images, a seeded uniform draw without replacement kept
             in the original order (files sorted by class stay sorted, but hold all classes).
-        size: ``(height, width)`` to resize to; folders need it when their images differ in size.
+        size: ``(height, width)`` to bring images to by the photo rule (centre crop, bilinear);
+            folders need it when their images differ in size.
             Corruptions are applied before resizing, at the size the data comes in.
         seed: seeds the ``limit`` draw and corruptions applied here. Image ``i`` of the source
             always gets the same corruption, whatever ``limit`` keeps; with the default 0 a
@@ -237,9 +245,11 @@ def load_spec(
 def load_folder(path: str | os.PathLike, size: tuple[int, int] | None = None) -> LabelledImages:
     """Read a folder with one subfolder of images per class; labels follow sorted folder names.
 
-    Images are read with PIL, turned upright by their EXIF orientation, converted to RGB and,
-    when ``size`` (``(height, width)``) is given, resized bilinearly. Hidden files and files
-    whose suffix is not an image suffix (``.png``, ``.jpg``, ...) are skipped.
+    Images become model inputs by the photo rule (:mod:`tfuq.runtime.photo`, as ``tfuq
+    predict`` reads them): decoded with Pillow, turned upright by their EXIF orientation,
+    alpha over white and, when ``size`` (``(height, width)``) is given, centre-cropped to its
+    aspect ratio and resized bilinearly. Hidden files and files whose suffix is not an image
+    suffix (``.png``, ``.jpg``, ...) are skipped.
 
     Raises:
         DataError: no such folder, no class subfolders, a class without images, an unreadable
@@ -251,10 +261,6 @@ def load_folder(path: str | os.PathLike, size: tuple[int, int] | None = None) ->
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise DataError(f"{root} has no class subfolders (expected {root}/<class>/<image>)")
-    try:
-        from PIL import Image, ImageOps
-    except ImportError:
-        raise DataError("reading image folders needs Pillow: pip install pillow") from None
     target = None if size is None else _check_size(size)
     images, labels = [], []
     for label, folder in enumerate(classes):
@@ -267,13 +273,9 @@ def load_folder(path: str | os.PathLike, size: tuple[int, int] | None = None) ->
             raise DataError(f"class folder {folder} holds no images")
         for file in files:
             try:
-                with Image.open(file) as opened:
-                    picture = ImageOps.exif_transpose(opened).convert("RGB")
-            except (OSError, ValueError) as error:
+                images.append(photo.read(file, target))
+            except photo.PhotoError as error:
                 raise DataError(f"cannot read image {file}: {error}") from error
-            if target is not None and picture.size != (target[1], target[0]):
-                picture = picture.resize((target[1], target[0]), Image.Resampling.BILINEAR)
-            images.append(np.asarray(picture, dtype=np.uint8))
             labels.append(label)
     shapes = {image.shape for image in images}
     if len(shapes) > 1:

@@ -10,6 +10,7 @@ Nothing in this folder imports TensorFlow, Keras, TensorFlow Datasets, or anythi
 - :mod:`tfuq.runtime.aggregate`: mean, spread, entropy, mutual information over the passes.
 - :mod:`tfuq.runtime.abstain`: the decision rules and SGR calibration.
 - :mod:`tfuq.runtime.metrics`: selective risk, AURC, AUROC, ECE and friends.
+- :mod:`tfuq.runtime.photo`: the photo rule, from an image file to the model's input (Pillow).
 """
 
 from tfuq.runtime.interpreter import Model, interpreter_class, load

@@ -2,62 +2,96 @@ package tfuq.demo
 
 import android.content.ContentResolver
 import android.graphics.Bitmap
-import android.graphics.ColorSpace
 import android.graphics.ImageDecoder
 import android.net.Uri
+import java.io.IOException
+import java.nio.ByteBuffer
+import tfuq.uqcore.ArgbRows
 import tfuq.uqcore.InputSpec
-import tfuq.uqcore.Pixels
+import tfuq.uqcore.PhotoRule
 
 /** A photo made ready for the model: what the screen shows and what the model takes. */
 class PreparedImage(
-    /** The centre crop the model sees, at display size. */
+    /** The centre crop the model sees, at display size, made by the same rule. */
     val preview: Bitmap,
     /** RGB bytes `(height, width, 3)` at the model's input size, raw 0-255. */
     val pixels: ByteArray
 )
 
 /**
- * Photo -> model input: decode (EXIF rotation applied, sRGB), centre-crop to the input's aspect
- * ratio (the geometry lives in uqcore's [Pixels], tested on the JVM), downscale, pack RGB.
+ * Photo -> model input by the photo rule `center-crop-bilinear` v1, as `tfuq predict` does on a
+ * Pi: the platform decodes (EXIF orientation applied by [ImageDecoder] itself, so no
+ * ExifInterface; colour profile ignored; full resolution), and uqcore's [PhotoRule] does the
+ * rest in integers (alpha over white, centre crop, Pillow's bilinear), bit for bit as Python.
+ * Android's own bitmap scaling is not used: it filters differently, so the same photo would
+ * give other pixels, and other decisions, than on a Pi.
  */
 object ImagePrep {
     /** Longest side of the preview the screen shows. */
     private const val PREVIEW_SIZE = 720
 
     fun prepare(resolver: ContentResolver, uri: Uri, input: InputSpec): PreparedImage {
-        val wanted = maxOf(input.width, input.height, PREVIEW_SIZE)
+        val decoded = decode(resolver, uri)
+        val rows = rowsOf(decoded)
+        val pixels = PhotoRule.prepare(rows, decoded.width, decoded.height, input.width, input.height)
+        // The preview goes through the same rule at screen size: what you see is what the
+        // model saw, only larger.
+        val previewWidth = if (input.width >= input.height) PREVIEW_SIZE else maxOf(1, PREVIEW_SIZE * input.width / input.height)
+        val previewHeight = if (input.width >= input.height) maxOf(1, PREVIEW_SIZE * input.height / input.width) else PREVIEW_SIZE
+        val shown = PhotoRule.prepare(rows, decoded.width, decoded.height, previewWidth, previewHeight)
+        decoded.recycle()
+        return PreparedImage(toBitmap(shown, previewWidth, previewHeight), pixels)
+    }
+
+    private fun decode(resolver: ContentResolver, uri: Uri): Bitmap {
         val decoded = ImageDecoder.decodeBitmap(ImageDecoder.createSource(resolver, uri)) { decoder, info, _ ->
-            // Software pixels, because getPixels cannot read a hardware bitmap; sRGB, because
-            // that is what the training images were.
+            val width = info.size.width.toLong()
+            val height = info.size.height.toLong()
+            if (width * height > PhotoRule.MAX_PIXELS) {
+                throw IOException("${width}x$height is more than the ${PhotoRule.MAX_PIXELS} pixels a photo may have")
+            }
+            // Software pixels, readable by copyPixelsToBuffer; unpremultiplied, so alpha is
+            // composited by the rule's integers, not rounded by premultiplication first. No
+            // target colour space: the stored values are taken as they are (the rule ignores
+            // colour profiles, as Pillow does).
             decoder.allocator = ImageDecoder.ALLOCATOR_SOFTWARE
-            decoder.setTargetColorSpace(ColorSpace.get(ColorSpace.Named.SRGB))
-            // A 12-megapixel photo need not be decoded whole to make a 224-pixel input.
-            val shorter = minOf(info.size.width, info.size.height)
-            decoder.setTargetSampleSize(maxOf(1, shorter / wanted))
+            decoder.isUnpremultipliedRequired = true
         }
-        val crop = Pixels.centerCrop(decoded.width, decoded.height, input.width, input.height)
-        val cropped = Bitmap.createBitmap(decoded, crop.left, crop.top, crop.width, crop.height)
-        val preview = scaleDown(cropped, PREVIEW_SIZE, PREVIEW_SIZE * crop.height / crop.width)
-        val modelInput = toArgb8888(scaleDown(cropped, input.width, input.height))
-        val argb = IntArray(input.width * input.height)
-        modelInput.getPixels(argb, 0, input.width, 0, 0, input.width, input.height)
-        return PreparedImage(preview, Pixels.argbToRgb(argb))
+        // 16-bit images decode to RGBA_F16; the platform converts them to 8 bits (rounding,
+        // where Pillow keeps the high byte: such photos may differ by one level).
+        return if (decoded.config == Bitmap.Config.ARGB_8888) decoded else decoded.copy(Bitmap.Config.ARGB_8888, false)
     }
 
     /**
-     * Scales to exactly [width] x [height]. Large reductions go by halvings first: one bilinear
-     * step from 3000 to 32 pixels would sample a few source pixels and alias; halving averages
-     * them.
+     * The bitmap's stored bytes, row by row. copyPixelsToBuffer copies them as they are (R, G,
+     * B, A per pixel for ARGB_8888), where getPixels would convert a non-sRGB bitmap to sRGB.
      */
-    private fun scaleDown(source: Bitmap, width: Int, height: Int): Bitmap {
-        var current = source
-        while (current.width >= 2 * width && current.height >= 2 * height) {
-            current = Bitmap.createScaledBitmap(current, current.width / 2, current.height / 2, true)
+    private fun rowsOf(bitmap: Bitmap): ArgbRows {
+        val buffer = ByteBuffer.allocateDirect(bitmap.rowBytes * bitmap.height)
+        bitmap.copyPixelsToBuffer(buffer)
+        val stride = bitmap.rowBytes
+        return object : ArgbRows {
+            override fun row(y: Int, into: IntArray) {
+                var at = y * stride
+                for (x in 0 until bitmap.width) {
+                    val r = buffer.get(at).toInt() and 0xFF
+                    val g = buffer.get(at + 1).toInt() and 0xFF
+                    val b = buffer.get(at + 2).toInt() and 0xFF
+                    val a = buffer.get(at + 3).toInt() and 0xFF
+                    into[x] = (a shl 24) or (r shl 16) or (g shl 8) or b
+                    at += 4
+                }
+            }
         }
-        return if (current.width == width && current.height == height) current
-        else Bitmap.createScaledBitmap(current, width, height, true)
     }
 
-    private fun toArgb8888(bitmap: Bitmap): Bitmap =
-        if (bitmap.config == Bitmap.Config.ARGB_8888) bitmap else bitmap.copy(Bitmap.Config.ARGB_8888, false)
+    private fun toBitmap(rgb: ByteArray, width: Int, height: Int): Bitmap {
+        val argb = IntArray(width * height) { i ->
+            val r = rgb[3 * i].toInt() and 0xFF
+            val g = rgb[3 * i + 1].toInt() and 0xFF
+            val b = rgb[3 * i + 2].toInt() and 0xFF
+            (0xFF shl 24) or (r shl 16) or (g shl 8) or b
+        }
+        return Bitmap.createBitmap(argb, width, height, Bitmap.Config.ARGB_8888)
+    }
 }

@@ -1,0 +1,186 @@
+package tfuq.uqcore
+
+/**
+ * A source of decoded pixels, one row at a time, so a 12-megapixel photo need not sit in one
+ * `IntArray`: on Android, rows of a software `Bitmap`.
+ */
+interface ArgbRows {
+    /** Writes row [y] (`0 <= y < height`) of the image into [into] as `width` packed,
+     *  non-premultiplied ARGB ints (`Bitmap.getPixels` order). */
+    fun row(y: Int, into: IntArray)
+}
+
+/**
+ * The photo rule `center-crop-bilinear` version 1, steps 1-3, bit for bit as
+ * `tfuq/runtime/photo.py` (Pillow) computes them; checked on `tests/vectors/photos.json`.
+ *
+ * From 8-bit RGBA pixels (decoded, EXIF orientation applied, colour profile ignored) to the
+ * model's RGB bytes `(targetHeight, targetWidth, 3)`:
+ * 1. alpha over white: `c' = (c * a + 255 * (255 - a) + 127) / 255`;
+ * 2. centre crop to the model's aspect ratio ([cropRect]);
+ * 3. Pillow's 8-bit BILINEAR resize (`libImaging/Resample.c`): a triangle filter whose
+ *    support grows with the downscale factor, weights normalised and rounded to 22-bit fixed
+ *    point, a horizontal pass rounded to 0..255, then a vertical pass.
+ *
+ * Pure Kotlin with integer and IEEE double arithmetic only (the JVM and ART compute doubles
+ * exactly as C does), so it runs the same in the JVM tests and on a phone.
+ */
+object PhotoRule {
+    const val NAME = "center-crop-bilinear"
+    const val VERSION = 1
+
+    /** Photos above this many pixels are refused from their header (as in Python). */
+    const val MAX_PIXELS = 1L shl 26
+
+    private const val PRECISION_BITS = 22
+    private const val HALF = 1 shl (PRECISION_BITS - 1)
+
+    /** Step 2: the centred crop of a [sourceWidth] x [sourceHeight] image with the aspect
+     *  ratio of a [targetWidth] x [targetHeight] input. */
+    fun cropRect(sourceWidth: Int, sourceHeight: Int, targetWidth: Int, targetHeight: Int): CropRect {
+        if (sourceWidth < 1 || sourceHeight < 1 || targetWidth < 1 || targetHeight < 1) {
+            throw IllegalArgumentException("sizes must be positive: ${sourceWidth}x$sourceHeight to ${targetWidth}x$targetHeight")
+        }
+        val w = sourceWidth.toLong()
+        val h = sourceHeight.toLong()
+        return if (w * targetHeight > h * targetWidth) {
+            val cropWidth = Math.max(1L, (h * targetWidth + targetHeight / 2) / targetHeight).toInt()
+            CropRect((sourceWidth - cropWidth) / 2, 0, cropWidth, sourceHeight)
+        } else {
+            val cropHeight = Math.max(1L, (w * targetHeight + targetWidth / 2) / targetWidth).toInt()
+            CropRect(0, (sourceHeight - cropHeight) / 2, sourceWidth, cropHeight)
+        }
+    }
+
+    /** Step 1 for one channel value [c] under alpha [a] (both 0..255). */
+    fun overWhite(c: Int, a: Int): Int = (c * a + 255 * (255 - a) + 127) / 255
+
+    /** Steps 1-3 on a whole image given as packed ARGB ints, row-major. */
+    fun prepare(argb: IntArray, width: Int, height: Int, targetWidth: Int, targetHeight: Int): ByteArray {
+        if (argb.size.toLong() != width.toLong() * height) {
+            throw IllegalArgumentException("${argb.size} pixels for a ${width}x$height image")
+        }
+        return prepare(object : ArgbRows {
+            override fun row(y: Int, into: IntArray) = System.arraycopy(argb, y * width, into, 0, width)
+        }, width, height, targetWidth, targetHeight)
+    }
+
+    /** Steps 1-3 on RGBA bytes (R, G, B, A per pixel, row-major), the vectors' format. */
+    fun prepareRgba(rgba: ByteArray, width: Int, height: Int, targetWidth: Int, targetHeight: Int): ByteArray {
+        if (rgba.size.toLong() != width.toLong() * height * 4) {
+            throw IllegalArgumentException("${rgba.size} bytes for a ${width}x$height RGBA image")
+        }
+        val argb = IntArray(width * height) { i ->
+            val r = rgba[4 * i].toInt() and 0xFF
+            val g = rgba[4 * i + 1].toInt() and 0xFF
+            val b = rgba[4 * i + 2].toInt() and 0xFF
+            val a = rgba[4 * i + 3].toInt() and 0xFF
+            (a shl 24) or (r shl 16) or (g shl 8) or b
+        }
+        return prepare(argb, width, height, targetWidth, targetHeight)
+    }
+
+    /**
+     * Steps 1-3 reading only the rows of the crop from [rows]: RGB bytes
+     * `(targetHeight, targetWidth, 3)`, raw 0-255, the way a tfuq model takes them.
+     */
+    fun prepare(rows: ArgbRows, width: Int, height: Int, targetWidth: Int, targetHeight: Int): ByteArray {
+        val crop = cropRect(width, height, targetWidth, targetHeight)
+        val across = Coefficients.of(crop.width, targetWidth)
+        val row = IntArray(width)
+        val flat = IntArray(crop.width * 3)
+        // The horizontal pass, row by row of the crop: composited, then resampled across.
+        val wide = IntArray(crop.height * targetWidth * 3)
+        for (y in 0 until crop.height) {
+            rows.row(crop.top + y, row)
+            for (x in 0 until crop.width) {
+                val p = row[crop.left + x]
+                val a = (p ushr 24) and 0xFF
+                flat[3 * x] = overWhite((p shr 16) and 0xFF, a)
+                flat[3 * x + 1] = overWhite((p shr 8) and 0xFF, a)
+                flat[3 * x + 2] = overWhite(p and 0xFF, a)
+            }
+            val base = y * targetWidth * 3
+            if (crop.width == targetWidth) {
+                System.arraycopy(flat, 0, wide, base, flat.size)
+            } else {
+                for (xx in 0 until targetWidth) {
+                    val start = across.start[xx]
+                    val offset = xx * across.size
+                    for (c in 0 until 3) {
+                        var sum = HALF
+                        for (k in 0 until across.count[xx]) sum += flat[3 * (start + k) + c] * across.weights[offset + k]
+                        wide[base + 3 * xx + c] = clip8(sum)
+                    }
+                }
+            }
+        }
+        val out = ByteArray(targetHeight * targetWidth * 3)
+        if (crop.height == targetHeight) {
+            for (i in wide.indices) out[i] = wide[i].toByte()
+            return out
+        }
+        val down = Coefficients.of(crop.height, targetHeight)
+        val stride = targetWidth * 3
+        for (yy in 0 until targetHeight) {
+            val start = down.start[yy]
+            val offset = yy * down.size
+            for (i in 0 until stride) {
+                var sum = HALF
+                for (k in 0 until down.count[yy]) sum += wide[(start + k) * stride + i] * down.weights[offset + k]
+                out[yy * stride + i] = clip8(sum).toByte()
+            }
+        }
+        return out
+    }
+
+    private fun clip8(sum: Int): Int {
+        val value = sum shr PRECISION_BITS
+        return if (value < 0) 0 else if (value > 255) 255 else value
+    }
+
+    /** Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for BILINEAR, in its order. */
+    internal class Coefficients(val size: Int, val start: IntArray, val count: IntArray, val weights: IntArray) {
+        companion object {
+            fun of(inSize: Int, outSize: Int): Coefficients {
+                val scale = inSize.toDouble() / outSize
+                val filterScale = if (scale < 1.0) 1.0 else scale
+                val support = 1.0 * filterScale
+                val size = Math.ceil(support).toInt() * 2 + 1
+                val start = IntArray(outSize)
+                val count = IntArray(outSize)
+                val weights = IntArray(outSize * size)
+                val exact = DoubleArray(size)
+                for (xx in 0 until outSize) {
+                    val center = 0.0 + (xx + 0.5) * scale
+                    val ss = 1.0 / filterScale
+                    // Double.toInt() truncates toward zero, as C's (int) cast does.
+                    var xmin = (center - support + 0.5).toInt()
+                    if (xmin < 0) xmin = 0
+                    var xmax = (center + support + 0.5).toInt()
+                    if (xmax > inSize) xmax = inSize
+                    xmax -= xmin
+                    var total = 0.0
+                    for (x in 0 until xmax) {
+                        val w = triangle((x + xmin - center + 0.5) * ss)
+                        exact[x] = w
+                        total += w
+                    }
+                    for (x in 0 until xmax) {
+                        val w = if (total != 0.0) exact[x] / total else exact[x]
+                        weights[xx * size + x] = if (w < 0) (-0.5 + w * (1 shl PRECISION_BITS)).toInt()
+                        else (0.5 + w * (1 shl PRECISION_BITS)).toInt()
+                    }
+                    start[xx] = xmin
+                    count[xx] = xmax
+                }
+                return Coefficients(size, start, count, weights)
+            }
+
+            private fun triangle(t: Double): Double {
+                val x = if (t < 0.0) -t else t
+                return if (x < 1.0) 1.0 - x else 0.0
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+package tfuq.uqcore
+
+import org.junit.Assert.assertArrayEquals
+import org.junit.Assert.assertEquals
+import org.junit.Assert.assertThrows
+import org.junit.Test
+import java.util.Base64
+
+/** tests/vectors/photos.json: the Kotlin photo rule must give Python's (Pillow's) bytes exactly. */
+class PhotoRuleTest {
+    private class PhotoCase(
+        val name: String, val width: Int, val height: Int, val rgba: ByteArray,
+        val targetWidth: Int, val targetHeight: Int, val expected: ByteArray
+    )
+
+    private val vectors = SharedVectors.load("photos.json")
+
+    // The only place that reads the JSON, so a change of JSON library touches these lines alone.
+    private fun cases(): List<PhotoCase> = SharedVectors.cases(vectors).map { case ->
+        val decoder = Base64.getDecoder()
+        PhotoCase(
+            case.string("name"), case.int("source_width"), case.int("source_height"),
+            decoder.decode(case.string("source_rgba_base64")), case.int("target_width"),
+            case.int("target_height"), decoder.decode(case.string("expected_rgb_base64"))
+        )
+    }
+
+    @Test
+    fun ruleIsTheOneImplemented() {
+        val rule = vectors.obj("rule")
+        assertEquals(PhotoRule.NAME, rule.string("name"))
+        assertEquals(PhotoRule.VERSION, rule.int("version"))
+    }
+
+    @Test
+    fun everyVectorMatchesPythonByteForByte() {
+        val check = Mismatches("photos.json")
+        val all = cases()
+        if (all.size < 10) throw AssertionError("photos.json has only ${all.size} cases")
+        for (case in all) {
+            check.exact(case.name, "source bytes", case.width * case.height * 4, case.rgba.size)
+            val got = PhotoRule.prepareRgba(case.rgba, case.width, case.height, case.targetWidth, case.targetHeight)
+            check.exact(case.name, "length", case.expected.size, got.size)
+            val differing = case.expected.indices.filter { it < got.size && got[it] != case.expected[it] }
+            check.exact(case.name, "differing bytes", "none",
+                if (differing.isEmpty()) "none" else "${differing.size}, first at ${differing[0]}")
+        }
+        check.assertNone()
+    }
+
+    @Test
+    fun rowsFromASourceGiveTheSameBytesAsAWholeArray() {
+        val case = cases().first { it.rgba.size > 64 }
+        val argb = IntArray(case.width * case.height) { i ->
+            val b = { k: Int -> case.rgba[4 * i + k].toInt() and 0xFF }
+            (b(3) shl 24) or (b(0) shl 16) or (b(1) shl 8) or b(2)
+        }
+        val read = ArrayList<Int>()
+        val rows = object : ArgbRows {
+            override fun row(y: Int, into: IntArray) {
+                read.add(y)
+                System.arraycopy(argb, y * case.width, into, 0, case.width)
+            }
+        }
+        val crop = PhotoRule.cropRect(case.width, case.height, case.targetWidth, case.targetHeight)
+        assertArrayEquals(case.expected, PhotoRule.prepare(rows, case.width, case.height, case.targetWidth, case.targetHeight))
+        assertEquals((crop.top until crop.top + crop.height).toList(), read)  // only the crop's rows
+    }
+
+    @Test
+    fun alphaOverWhiteByHand() {
+        assertEquals(255, PhotoRule.overWhite(10, 0))
+        assertEquals(10, PhotoRule.overWhite(10, 255))
+        assertEquals(127, PhotoRule.overWhite(0, 128))    // (255 * 127 + 127) / 255 = 32512 / 255
+        assertEquals(177, PhotoRule.overWhite(100, 128))  // 45312 / 255
+    }
+
+    @Test
+    fun cropsByHand() {
+        assertEquals(CropRect(50, 0, 300, 300), PhotoRule.cropRect(400, 300, 224, 224))
+        assertEquals(CropRect(0, 50, 300, 300), PhotoRule.cropRect(300, 400, 224, 224))
+        assertEquals(CropRect(0, 0, 400, 300), PhotoRule.cropRect(400, 300, 40, 30))
+        assertEquals(CropRect(2, 0, 1, 1), PhotoRule.cropRect(5, 1, 1, 3))  // rounds to 0, kept at 1
+        assertEquals(CropRect(2, 0, 5, 7), PhotoRule.cropRect(10, 7, 2, 3))
+        // 100000 x 100000 overflows Int products: Long arithmetic keeps the crop right.
+        assertEquals(CropRect(0, 0, 100000, 100000), PhotoRule.cropRect(100000, 100000, 50000, 50000))
+        assertThrows(IllegalArgumentException::class.java) { PhotoRule.cropRect(0, 10, 1, 1) }
+    }
+
+    @Test
+    fun halvingTwoByTwoByHand() {
+        // Both weights are 2^21: pairs average as (p + q + 1) / 2; rows 0|255 -> 128 and 255|255.
+        val white = 0xFFFFFFFF.toInt()
+        val argb = intArrayOf(0xFF000000.toInt(), white, white, white)
+        val got = PhotoRule.prepare(argb, 2, 2, 1, 1)
+        assertArrayEquals(byteArrayOf(192.toByte(), 192.toByte(), 192.toByte()), got)
+    }
+}

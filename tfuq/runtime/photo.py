@@ -1,0 +1,316 @@
+"""From a photo to the model's input: one rule, the same in Python, Kotlin and the web demo.
+
+Rule ``center-crop-bilinear`` version 1, carried in ``tfuq.json`` as
+``input.photo_rule = {"name": "center-crop-bilinear", "version": 1}``:
+
+0. **Decode** (Pillow here; first frame of an animation). Files above :data:`MAX_PIXELS`
+   (2**26 = 67,108,864 pixels, e.g. 8192x8192) are refused from their header, before any
+   pixel is decoded. EXIF orientation is applied (``ImageOps.exif_transpose``). Every pixel
+   mode becomes 8-bit RGBA: palette expanded (with its transparency), grey (``L``, ``LA``,
+   ``1``) replicated to R, G and B, 16-bit samples reduced to their high byte (``>> 8``; mode
+   ``I`` is clipped to 0..65535 first; Pillow itself keeps the high byte of 16-bit RGB(A)
+   PNGs), CMYK and other colour modes converted as Pillow's ``convert("RGB")`` does, opaque.
+   32-bit float images (mode ``F``) are refused. **Colour profiles are ignored**: the stored
+   values are taken as sRGB, as training pipelines (``tf.io.decode_image``, CIFAR) take them.
+1. **Alpha over white**, in integers: ``c' = (c * a + 255 * (255 - a) + 127) // 255``.
+2. **Centre crop** to the model's aspect ratio ``w_m : h_m``, for a ``W x H`` image: if
+   ``W * h_m > H * w_m`` (wider), ``ch = H``, ``cw = max(1, (H * w_m + h_m // 2) // h_m)``,
+   ``x0 = (W - cw) // 2``, ``y0 = 0``; else ``cw = W``,
+   ``ch = max(1, (W * h_m + w_m // 2) // w_m)``, ``y0 = (H - ch) // 2``, ``x0 = 0``.
+3. **Resize** the crop to ``(h_m, w_m)`` with Pillow's 8-bit ``BILINEAR`` filter
+   (libImaging/Resample.c): a triangle filter whose support grows with the downscale factor
+   (antialiased), coefficients normalised and rounded to 22-bit fixed point, a horizontal pass
+   rounded to uint8, then a vertical one, always in that order (what one
+   ``Image.resize((w_m, h_m), Image.BILINEAR)`` call does up to Pillow 12). No pass along an
+   axis whose size already matches.
+
+Steps 1-3 are integer arithmetic on 8-bit RGBA (:func:`prepare`), so a language that has the
+pixels gets the same bytes: ``tests/vectors/photos.json`` holds cases, and the Kotlin core
+(``android_demo/uqcore``, ``PhotoRule.kt``) and the pytest suite check them. Decoding (step 0)
+is where platforms may differ: lossy formats (JPEG) are not decoded bit-exactly alike by
+every decoder.
+
+Models converted before the rule existed carry no ``photo_rule``; :func:`rule_of` reads them
+as :data:`STRETCH`, what ``tfuq predict`` did then: steps 0, 1 and 3 on the whole image,
+stretched to the input size.
+
+Needs numpy; Pillow is imported when a photo is decoded or resized.
+
+    >>> from tfuq.runtime import photo
+    >>> pixels = photo.read("cat.jpg", (224, 224))        # doctest: +SKIP
+    >>> pixels.shape, pixels.dtype                         # doctest: +SKIP
+    ((224, 224, 3), dtype('uint8'))
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+MAX_PIXELS = 2**26
+
+
+class PhotoError(ValueError):
+    """A photo that cannot become a model input (unreadable, too large, unknown rule)."""
+
+
+@dataclass(frozen=True)
+class PhotoRule:
+    """How a photo becomes the model's input; ``crop`` is False for the pre-rule stretch."""
+
+    name: str
+    version: int
+    crop: bool
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "version": self.version}
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+CENTER_CROP = PhotoRule("center-crop-bilinear", 1, crop=True)
+#: Models without ``input.photo_rule`` (converted before it existed): the whole image stretched.
+STRETCH = PhotoRule("stretch (no photo_rule in the model)", 0, crop=False)
+RULE = CENTER_CROP
+_KNOWN = {(CENTER_CROP.name, CENTER_CROP.version): CENTER_CROP}
+
+
+def rule_of(config: dict) -> PhotoRule:
+    """The photo rule a model configuration (``tfuq.json``) names.
+
+    No ``input.photo_rule`` gives :data:`STRETCH`; a rule this tfuq does not know raises.
+
+    Raises:
+        PhotoError: ``photo_rule`` is malformed or names an unknown rule or version.
+    """
+    spec = (config.get("input") or {}).get("photo_rule") if isinstance(config, dict) else None
+    if spec is None:
+        return STRETCH
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or (
+        isinstance(spec.get("version"), bool) or not isinstance(spec.get("version"), int)
+    ):
+        raise PhotoError(f"input.photo_rule must be {{'name': str, 'version': int}}, got {spec!r}")
+    rule = _KNOWN.get((spec["name"], spec["version"]))
+    if rule is None:
+        known = ", ".join(str(r) for r in _KNOWN.values())
+        raise PhotoError(f"unknown photo rule {spec['name']} v{spec['version']}; this tfuq "
+                         f"knows {known} (upgrade tfuq)")
+    return rule
+
+
+# -- geometry and pixels (steps 1-3) ---------------------------------------------------------
+def crop_box(height: int, width: int, target_height: int, target_width: int) -> tuple[int, int, int, int]:
+    """``(top, left, crop_height, crop_width)``: the centred crop of step 2.
+
+    Example:
+        >>> crop_box(300, 400, 224, 224)  # a 4:3 photo for a square input
+        (0, 50, 300, 300)
+    """
+    if width * target_height > height * target_width:
+        crop_width = max(1, (height * target_width + target_height // 2) // target_height)
+        return 0, (width - crop_width) // 2, height, crop_width
+    crop_height = max(1, (width * target_height + target_width // 2) // target_width)
+    return (height - crop_height) // 2, 0, crop_height, width
+
+
+def over_white(pixels: np.ndarray) -> np.ndarray:
+    """Step 1: uint8 RGBA ``(H, W, 4)`` composited over white, uint8 RGB ``(H, W, 3)``.
+
+    RGB input is returned as is (opaque); ``(c * 255 + 127) // 255 == c``, so opaque
+    pixels keep their values either way.
+    """
+    if pixels.shape[-1] == 3:
+        return pixels
+    alpha = pixels[..., 3:]
+    if alpha.size == 0 or int(alpha.min()) == 255:
+        return np.ascontiguousarray(pixels[..., :3])
+    colour = pixels[..., :3].astype(np.uint32)
+    alpha = alpha.astype(np.uint32)
+    return ((colour * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
+
+
+def prepare(rgba: np.ndarray, size: tuple[int, int], rule: PhotoRule = RULE) -> np.ndarray:
+    """Steps 1-3 of the rule: uint8 RGBA (or opaque RGB) ``(H, W, 4|3)`` to uint8 RGB
+    ``(height, width, 3)`` for ``size = (height, width)``.
+
+    Raises:
+        PhotoError: not a uint8 ``(H, W, 3 or 4)`` array of at least one pixel, a bad size,
+            or no Pillow to resize with.
+    """
+    pixels = np.asarray(rgba)
+    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
+        raise PhotoError(f"pixels must be uint8 (H, W, 4) RGBA or (H, W, 3) RGB, got "
+                         f"{pixels.dtype} {pixels.shape}")
+    height, width = pixels.shape[:2]
+    if height < 1 or width < 1:
+        raise PhotoError(f"the image is empty ({width}x{height} pixels)")
+    target_height, target_width = _check_size(size)
+    if rule.crop:
+        top, left, crop_height, crop_width = crop_box(height, width, target_height, target_width)
+        pixels = pixels[top : top + crop_height, left : left + crop_width]
+    # Compositing is per pixel, so doing it after the crop gives the same bytes, sooner.
+    rgb = np.ascontiguousarray(over_white(pixels))
+    if rgb.shape[:2] == (target_height, target_width):
+        return rgb.copy() if np.may_share_memory(rgb, np.asarray(rgba)) else rgb
+    return _resize(rgb, target_height, target_width)
+
+
+def _resize(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Step 3 with Pillow, one axis per call, so the horizontal pass always comes first.
+
+    One ``resize`` call would be the same on Pillow up to 12, but Pillow 13 does the vertical
+    pass first when the height shrinks much more than the width (python-pillow/Pillow#9549),
+    and the intermediate rounding to uint8 then differs. A call that changes only one axis
+    runs only that pass, in any version.
+    """
+    return np.asarray(_resize_image(_pil().Image.fromarray(rgb), height, width), dtype=np.uint8)
+
+
+def _resize_image(image, height: int, width: int):
+    pil = _pil().Image
+    if image.width != width:
+        image = image.resize((width, image.height), pil.Resampling.BILINEAR)
+    if image.height != height:
+        image = image.resize((width, height), pil.Resampling.BILINEAR)
+    return image
+
+
+def _check_size(size) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise PhotoError(f"size must be (height, width), got {size!r}") from None
+    if height < 1 or width < 1:
+        raise PhotoError(f"size must be positive, got {size!r}")
+    return height, width
+
+
+# -- decoding (step 0) -----------------------------------------------------------------------
+def _pil():
+    try:
+        import PIL.Image
+        import PIL.ImageOps
+    except ImportError:
+        raise PhotoError("reading photos needs Pillow: pip install pillow "
+                         "(or pip install 'tfuq[pi]')") from None
+    return PIL
+
+
+_SIXTEEN_BIT = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+# Modes Pillow's convert("RGBA") expands as the rule says: grey replicated, palette (and its
+# transparency) looked up, alpha kept.
+_TO_RGBA = frozenset({"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX"})
+
+
+def to_rgba(image) -> np.ndarray:
+    """A decoded, upright PIL image as uint8 ``(H, W, 4)`` RGBA (or ``(H, W, 3)`` for plain
+    RGB, which is opaque), by the rule's step 0."""
+    mode = image.mode
+    if mode == "RGB":
+        return np.asarray(image, dtype=np.uint8)
+    if mode in _SIXTEEN_BIT:
+        values = np.asarray(image).astype(np.int64)
+        grey = (np.clip(values, 0, 65535) >> 8).astype(np.uint8)
+        return np.stack([grey, grey, grey, np.full_like(grey, 255)], axis=-1)
+    if mode == "F":
+        raise PhotoError("32-bit float pixels (mode F) are not a photo")
+    if mode in _TO_RGBA:
+        return np.asarray(image.convert("RGBA"), dtype=np.uint8)
+    try:  # CMYK, YCbCr, LAB, HSV: Pillow's own conversion, opaque
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except ValueError:
+        raise PhotoError(f"pixel mode {mode} cannot be converted to RGB") from None
+
+
+def decode(source: str | os.PathLike | bytes) -> np.ndarray:
+    """Step 0: a photo file (path or bytes) as uint8 RGBA ``(H, W, 4)`` or opaque RGB
+    ``(H, W, 3)``, upright.
+
+    Raises:
+        PhotoError: no such file, not an image, truncated or corrupt, more than
+            :data:`MAX_PIXELS` pixels, zero-size, or a pixel mode the rule refuses.
+    """
+    return _decode(source, None, RULE)
+
+
+def _decode(source, size: tuple[int, int] | None, rule: PhotoRule) -> np.ndarray:
+    """:func:`decode`, or with ``size`` the whole rule. An RGB photo (most JPEGs: opaque,
+    so step 1 changes nothing) is cropped and resized by Pillow on its own pixels, without a
+    copy into numpy of the full-size image: the same bytes, about twice as fast for 12 MP."""
+    pil = _pil()
+    opened = io.BytesIO(source) if isinstance(source, bytes | bytearray | memoryview) else source
+    try:
+        with warnings.catch_warnings():
+            # EXIF or metadata Pillow cannot parse is skipped (with a warning nobody reads);
+            # a decompression bomb is an error at any size Pillow would warn about.
+            warnings.simplefilter("ignore")
+            warnings.simplefilter("error", pil.Image.DecompressionBombWarning)
+            with pil.Image.open(opened) as image:
+                width, height = image.size
+                _check_pixels(width, height)
+                upright = _upright(image)
+                if size is not None and upright.mode == "RGB":
+                    return _prepare_rgb_image(upright, size, rule)
+                pixels = to_rgba(upright)
+    except PhotoError:
+        raise
+    except FileNotFoundError:
+        raise PhotoError("no such file") from None
+    except IsADirectoryError:
+        raise PhotoError("is a directory, not an image") from None
+    except pil.UnidentifiedImageError:
+        raise PhotoError("not an image Pillow can read") from None
+    except (pil.Image.DecompressionBombError, pil.Image.DecompressionBombWarning):
+        # Pillow's own limits (89 and 179 million pixels by default) are above ours.
+        raise PhotoError(f"too many pixels, more than the {MAX_PIXELS:,} a photo may have") from None
+    except MemoryError:
+        raise PhotoError("not enough memory to decode it") from None
+    except Exception as error:  # noqa: BLE001  Pillow raises many types on corrupt files
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise PhotoError(f"cannot decode: {reason}") from None
+    _check_pixels(pixels.shape[1], pixels.shape[0])
+    return pixels if size is None else prepare(pixels, size, rule)
+
+
+def _prepare_rgb_image(image, size: tuple[int, int], rule: PhotoRule) -> np.ndarray:
+    target_height, target_width = size
+    if rule.crop:
+        top, left, height, width = crop_box(image.height, image.width, target_height, target_width)
+        image = image.crop((left, top, left + width, top + height))
+    return np.asarray(_resize_image(image, target_height, target_width), dtype=np.uint8)
+
+
+def _upright(image):
+    """The image turned by its EXIF orientation (exif_transpose copies even when upright)."""
+    if image.getexif().get(0x0112, 1) in (2, 3, 4, 5, 6, 7, 8):
+        return _pil().ImageOps.exif_transpose(image)
+    return image
+
+
+def _check_pixels(width: int, height: int) -> None:
+    if width < 1 or height < 1:
+        raise PhotoError(f"the image is empty ({width}x{height} pixels)")
+    if width * height > MAX_PIXELS:
+        raise PhotoError(f"{width}x{height} is {width * height:,} pixels, more than the "
+                         f"{MAX_PIXELS:,} a photo may have")
+
+
+def read(
+    source: str | os.PathLike | bytes, size: tuple[int, int] | None, rule: PhotoRule = RULE
+) -> np.ndarray:
+    """A photo file as the model's input: uint8 RGB ``(height, width, 3)`` for
+    ``size = (height, width)``, by ``rule`` (default: ``center-crop-bilinear`` v1).
+
+    ``size=None`` gives the whole upright photo over white at its own size (steps 0-1).
+
+    Raises:
+        PhotoError: the file cannot be decoded (see :func:`decode`), or a bad size.
+    """
+    if size is None:
+        return np.ascontiguousarray(over_white(decode(source)))
+    return _decode(source, _check_size(size), rule)
