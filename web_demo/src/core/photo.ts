@@ -4,8 +4,9 @@
  *
  * 1. Alpha over white, in integers: `c' = (c*a + 255*(255 - a) + 127) // 255`.
  * 2. Centre crop to the model's aspect ratio (`h_m x w_m`): when `W*h_m > H*w_m` the crop is
- *    `ch = H`, `cw = (H*w_m + h_m//2) // h_m`, `x0 = (W - cw)//2`, `y0 = 0`; otherwise `cw = W`,
- *    `ch = (W*h_m + w_m//2) // w_m`, `y0 = (H - ch)//2`, `x0 = 0`.
+ *    `ch = H`, `cw = max(1, (H*w_m + h_m//2) // h_m)`, `x0 = (W - cw)//2`, `y0 = 0`; otherwise
+ *    `cw = W`, `ch = max(1, (W*h_m + w_m//2) // w_m)`, `y0 = (H - ch)//2`, `x0 = 0` (a crop is
+ *    never empty: a 1-pixel strip keeps 1 pixel).
  * 3. Resize the crop to `h_m x w_m` as Pillow's `Image.resize((w_m, h_m), Image.BILINEAR)` does
  *    for 8-bit RGB (`libImaging/Resample.c`): a triangle filter whose support grows with the
  *    downscale factor, coefficients in 22-bit fixed point, the horizontal pass first (rounded to
@@ -26,10 +27,10 @@ export interface Crop {
 /** The centre crop of a `width x height` picture with the model input's aspect ratio. */
 export function centerCrop(width: number, height: number, targetHeight: number, targetWidth: number): Crop {
   if (width * targetHeight > height * targetWidth) {
-    const cw = Math.floor((height * targetWidth + Math.floor(targetHeight / 2)) / targetHeight);
+    const cw = Math.max(1, Math.floor((height * targetWidth + Math.floor(targetHeight / 2)) / targetHeight));
     return { x0: Math.floor((width - cw) / 2), y0: 0, width: cw, height };
   }
-  const ch = Math.floor((width * targetHeight + Math.floor(targetWidth / 2)) / targetWidth);
+  const ch = Math.max(1, Math.floor((width * targetHeight + Math.floor(targetWidth / 2)) / targetWidth));
   return { x0: 0, y0: Math.floor((height - ch) / 2), width, height: ch };
 }
 
