@@ -127,13 +127,14 @@ def test_every_shipped_recipe_loads():
     from pathlib import Path
 
     from tfuq.cli.convert import DEFAULTS, load_recipe
+    from tfuq.runtime import abstain
 
     recipes = sorted((Path(__file__).parents[1] / "converters").glob("*.toml"))
     assert {p.stem for p in recipes} >= {"resnet50", "efficientnetb0", "mobilenetv2", "mobilenetv3small", "small_cnn"}
     for path in recipes:
         options = load_recipe(str(path))
         assert set(options) == set(DEFAULTS) | {"decision"}, path.name
-        assert options["decision"]["rule"] == "interval"
+        assert abstain.check_rule(options["decision"]) == abstain.DEFAULT_RULE, path.name
 
 
 def test_recipe_with_a_typo_is_refused(tmp_path):

@@ -281,7 +281,7 @@ def _all_cases(mixed: list, votes: list) -> list[tuple[str, dict, list, bool]]:
         [[0.75, 0.125, 0.125]] * 2,           # confident: both accept
         [[0.5, 0.25, 0.25]] * 2,              # max_probability exactly 0.5: the floor accepts
         [[0.75, 0.25, 0.0], [0.5, 0.5, 0.0]],  # lower[0] = upper[1] = 0.5: the interval refuses
-        [[0.75, 0.25, 0.0], [0.25, 0.75, 0.0]],  # both refuse: the first part is named
+        [[0.625, 0.375, 0.0], [0.125, 0.375, 0.5]],  # a tie at .375 < .5: both refuse
     )
     # Seven classes as the widest image; pad the others with zeros.
     edges = [[image + [0.0] * (7 - len(image)) for image in row] for row in edges]

@@ -28,12 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from tfuq.build import export
-from tfuq.runtime import graph, masks, modelfile
+from tfuq.runtime import abstain, graph, masks, modelfile
 from tfuq.data.common import DataError, check_images
 from tfuq.data.datasets import load_npz, resize
 
 MODES = ("masked", "in-graph", "deterministic")
-DEFAULT_DECISION = {"rule": "interval", "conf_factor": 1.0}
+DEFAULT_DECISION = abstain.DEFAULT_RULE  # interval (Z = 1) and max_probability >= 0.5
 
 
 class ConversionError(ValueError):
@@ -270,7 +270,7 @@ def convert(
             "keep_bits": masks.KEEP_BITS,
             "mask_values": "0 or 1; the model scales kept units by 1/(1-rate)",
         },
-        "decision": dict(decision or DEFAULT_DECISION),
+        "decision": abstain.check_rule(decision or DEFAULT_DECISION),
         "source": {
             "keras_model": model.name,
             "tensorflow": tf.__version__,
