@@ -255,7 +255,9 @@ def run(args) -> int:
         with tempfile.TemporaryDirectory() as scratch:
             training.save_model(result.model, os.path.join(scratch, out.name))
         return 0
-    training.save_model(result.model, out)
+    # The dataset's class names travel in the .keras, so `tfuq convert` puts them in tfuq.json.
+    names = loaded.label_names if loaded.label_names and len(loaded.label_names) == classes else None
+    training.save_model(result.model, out, class_names=names)
     history = training.save_history(
         result,
         training.history_path(out),
