@@ -83,7 +83,7 @@ class DecisionTest {
         val c = rule("""{"rule": "threshold", "score": "predictive_entropy", "threshold": 0.5, "calibration": {"n": 2000}}""")
         assertTrue((c as DecisionRule.Threshold).calibrated)
         val unknownRule = assertThrows(IllegalArgumentException::class.java) { rule("""{"rule": "vote"}""") }
-        assertEquals("decision: unknown rule \"vote\"; one of interval, threshold", unknownRule.message)
+        assertEquals("decision: unknown rule \"vote\"; one of interval, threshold, all", unknownRule.message)
         val unknownScore = assertThrows(IllegalArgumentException::class.java) {
             rule("""{"rule": "threshold", "score": "margin", "threshold": 1}""")
         }
