@@ -42,9 +42,13 @@ def test_convert_then_inspect(files, capsys):
     status, text, _ = run_cli(["inspect", out], capsys)
     assert status == 0
     assert "full-integer: yes" in text and "red, green, blue, yellow" in text
+    assert "decision: interval (Z = 1) and max_probability >= 0.5" in text
     status, text, _ = run_cli(["inspect", out, "--json"], capsys)
     described = json.loads(text)
     assert described["config"]["passes"] == 5
+    assert described["config"]["decision"] == {"rule": "all", "rules": [
+        {"rule": "interval", "conf_factor": 1.0},
+        {"rule": "threshold", "score": "max_probability", "threshold": 0.5}]}
     assert described["inputs"]["mask_0"]["shape"] == [5, 32]
     assert described["operators"]["SOFTMAX"] == 1
 
