@@ -144,6 +144,21 @@ def test_calibrate_writes_the_rule_that_evaluate_then_uses(tiny_tflite, hard_dat
     assert report["selective_risk"] == pytest.approx(calibration["selective_risk"])
 
 
+def test_evaluate_combined_and_interval_rules(tiny_tflite, hard_data, capsys):
+    from tfuq.runtime import abstain
+
+    passes = tfuq.load(tiny_tflite).run(np.load(hard_data / "test.npz")["x"], seed=0)
+    coverage = {}
+    for extra in (["--rule", "combined", "--threshold", "0.9"], ["--rule", "interval"], []):
+        assert cli("evaluate", tiny_tflite, "--data", hard_data / "test.npz", *extra, "--json", "-") == 0
+        report = json.loads(capsys.readouterr().out)
+        coverage[extra[1] if extra else "model"] = report["coverage"]
+        assert report["coverage"] == pytest.approx(abstain.decide(passes, report["rule"]).accept.mean())
+    assert report["rule"] == abstain.DEFAULT_RULE  # what the model carries
+    # The floor can only take away from what the interval rule accepts.
+    assert coverage["combined"] <= coverage["model"] <= coverage["interval"]
+
+
 def test_calibrate_within_the_default_keeps_the_interval_part(tiny_tflite, hard_data, tmp_path, capsys):
     from tfuq.runtime import abstain
 
