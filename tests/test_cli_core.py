@@ -42,9 +42,13 @@ def test_convert_then_inspect(files, capsys):
     status, text, _ = run_cli(["inspect", out], capsys)
     assert status == 0
     assert "full-integer: yes" in text and "red, green, blue, yellow" in text
+    assert "decision: interval (Z = 1) and max_probability >= 0.5" in text
     status, text, _ = run_cli(["inspect", out, "--json"], capsys)
     described = json.loads(text)
     assert described["config"]["passes"] == 5
+    assert described["config"]["decision"] == {"rule": "all", "rules": [
+        {"rule": "interval", "conf_factor": 1.0},
+        {"rule": "threshold", "score": "max_probability", "threshold": 0.5}]}
     assert described["inputs"]["mask_0"]["shape"] == [5, 32]
     assert described["operators"]["SOFTMAX"] == 1
 
@@ -127,13 +131,14 @@ def test_every_shipped_recipe_loads():
     from pathlib import Path
 
     from tfuq.cli.convert import DEFAULTS, load_recipe
+    from tfuq.runtime import abstain
 
     recipes = sorted((Path(__file__).parents[1] / "converters").glob("*.toml"))
     assert {p.stem for p in recipes} >= {"resnet50", "efficientnetb0", "mobilenetv2", "mobilenetv3small", "small_cnn"}
     for path in recipes:
         options = load_recipe(str(path))
         assert set(options) == set(DEFAULTS) | {"decision"}, path.name
-        assert options["decision"]["rule"] == "interval"
+        assert abstain.check_rule(options["decision"]) == abstain.DEFAULT_RULE, path.name
 
 
 def test_recipe_with_a_typo_is_refused(tmp_path):

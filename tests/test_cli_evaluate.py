@@ -144,6 +144,43 @@ def test_calibrate_writes_the_rule_that_evaluate_then_uses(tiny_tflite, hard_dat
     assert report["selective_risk"] == pytest.approx(calibration["selective_risk"])
 
 
+def test_evaluate_combined_and_interval_rules(tiny_tflite, hard_data, capsys):
+    from tfuq.runtime import abstain
+
+    passes = tfuq.load(tiny_tflite).run(np.load(hard_data / "test.npz")["x"], seed=0)
+    coverage = {}
+    for extra in (["--rule", "combined", "--threshold", "0.9"], ["--rule", "interval"], []):
+        assert cli("evaluate", tiny_tflite, "--data", hard_data / "test.npz", *extra, "--json", "-") == 0
+        report = json.loads(capsys.readouterr().out)
+        coverage[extra[1] if extra else "model"] = report["coverage"]
+        assert report["coverage"] == pytest.approx(abstain.decide(passes, report["rule"]).accept.mean())
+    assert report["rule"] == abstain.DEFAULT_RULE  # what the model carries
+    # The floor can only take away from what the interval rule accepts.
+    assert coverage["combined"] <= coverage["model"] <= coverage["interval"]
+
+
+def test_calibrate_within_the_default_keeps_the_interval_part(tiny_tflite, hard_data, tmp_path, capsys):
+    from tfuq.runtime import abstain
+
+    model = tmp_path / "model.tflite"
+    shutil.copy(tiny_tflite, model)
+    assert cli("calibrate", model, "--data", hard_data / "test.npz", "--target-risk", "0.2",
+               "--within", "default", "--score", "mutual_information") == 0
+    assert "within interval (Z = 1) and max_probability >= 0.5" in capsys.readouterr().out
+    decision = tfuq.read_config(model)["decision"]
+    assert decision["rule"] == "all"
+    assert decision["rules"][:2] == abstain.DEFAULT_RULE["rules"]
+    assert decision["rules"][2]["score"] == "mutual_information"
+    # The combined rule's numbers on the calibration images, recomputed from the passes.
+    passes = tfuq.load(model).run(np.load(hard_data / "test.npz")["x"], seed=0)
+    labels = np.load(hard_data / "test.npz")["y"]
+    accept = abstain.decide(passes, decision).accept
+    calibration = decision["calibration"]
+    assert accept.mean() == pytest.approx(calibration["coverage"])
+    assert (passes.mean(0).argmax(-1) != labels)[accept].sum() == calibration["errors"]
+    assert calibration["risk_bound"] < 0.2
+
+
 def test_calibrate_infeasible_exits_2_and_writes_nothing(tiny_tflite, hard_data, tmp_path, capsys):
     model = tmp_path / "model.tflite"
     shutil.copy(tiny_tflite, model)

@@ -55,7 +55,13 @@ def test_decisions_equal_the_runtime_and_the_carried_rule(fixture, pictures, req
     status, out, _ = run_cli(["predict", model_path, *paths, "--json", "--seed", 7], capsys)
     assert status == 0
     got = records(out)
-    passes, decision = expected(model_path, images, 7, {"rule": "interval", "conf_factor": 1.0})
+    # tfuq convert's default: interval (Z = 1) and max_probability >= 0.5.
+    rule = {"rule": "all", "rules": [{"rule": "interval", "conf_factor": 1.0},
+                                     {"rule": "threshold", "score": "max_probability", "threshold": 0.5}]}
+    import tfuq
+
+    assert tfuq.read_config(model_path)["decision"] == rule
+    passes, decision = expected(model_path, images, 7, rule)
     mean = passes.mean(axis=0)
     assert [r["path"] for r in got] == [str(p) for p in paths]
     assert [r["predicted"] for r in got] == mean.argmax(-1).tolist()
@@ -84,6 +90,27 @@ def test_abstentions_say_why(pictures, tiny_tflite, capsys):
         if not record["accept"]:
             assert record["why"].startswith(f"the interval of {record['predicted_label']} overlaps ")
             assert record["why"].endswith("(Z = 100)") and record["label"] is None
+
+
+def test_combined_rule_names_the_part_that_refused(pictures, tiny_tflite, capsys):
+    paths, images, _ = pictures
+    # A floor no probability reaches: every image the interval part accepts is refused by the
+    # floor; the others by the interval part, which comes first.
+    status, out, _ = run_cli(["predict", tiny_tflite, *paths, "--json", "--rule", "combined",
+                              "--threshold", 1.01, "--conf-factor", 0.5], capsys)
+    assert status == 0
+    _, interval = expected(tiny_tflite, images, 0, {"rule": "interval", "conf_factor": 0.5})
+    got = records(out)
+    assert not any(r["accept"] for r in got) and interval.accept.any()
+    for record, clear in zip(got, interval.accept.tolist(), strict=True):
+        if clear:
+            assert record["why"].startswith("max_probability ") and record["why"].endswith("is below 1.01")
+        else:
+            assert record["why"].startswith("the interval of ") and record["why"].endswith("(Z = 0.5)")
+    # --rule interval is the paper's rule alone: it accepts what its intervals clear.
+    status, out, _ = run_cli(["predict", tiny_tflite, *paths, "--json", "--rule", "interval",
+                              "--conf-factor", 0.5], capsys)
+    assert [r["accept"] for r in records(out)] == interval.accept.tolist()
 
 
 def test_threshold_rule_uncertainty_is_its_score(pictures, tiny_tflite, capsys):
@@ -144,6 +171,7 @@ def test_bad_images_are_reported_and_the_rest_still_decided(pictures, tiny_tflit
     (["x.png", "--threshold", "0.5"], "--threshold needs --rule threshold"),
     (["x.png", "--conf-factor", "2"], "--conf-factor needs --rule interval"),
     (["x.png", "--rule", "threshold", "--score", "max_probability"], "needs --score and --threshold"),
+    (["x.png", "--rule", "combined", "--score", "mutual_information"], "combined with --score mutual_information needs --threshold"),
     (["x.png", "--max-images", "0"], "--max-images must be at least 1"),
     (["x.png", "--timeout", "5"], "--timeout bounds --watch"),
     (["--watch", "/nonexistent/folder"], "not a folder"),

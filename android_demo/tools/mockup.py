@@ -131,11 +131,17 @@ def screen(model, path: Path, seed: int, model_name: str):
     start = time.perf_counter()
     probabilities = model.run_with_masks(pixels, masks)  # (passes, classes)
     invoke_ms = (time.perf_counter() - start) * 1e3
-    conf_factor = float(rule.get("conf_factor", 1.0))
+    conf_factor = abstain.rule_conf_factor(abstain.check_rule(rule))
     summary = aggregate.aggregate(probabilities, conf_factor)
     decision = abstain.decide(summary, rule)
     accept = bool(decision.accept)
     predicted = int(decision.predicted)
+    # An "all" rule is explained, as uqcore does, by its first refusing part (or its last part
+    # when all accept; uqcore then says every part's sentence, too long for this card).
+    shown = rule
+    if rule["rule"] == "all":
+        failed = int(decision.failed_part)
+        shown = rule["rules"][failed if failed >= 0 else -1]
 
     s = SCALE
     image = Image.new("RGB", (WIDTH * s, HEIGHT * s), COLOURS["background"])
@@ -150,11 +156,15 @@ def screen(model, path: Path, seed: int, model_name: str):
         font=font(13),
         fill=COLOURS["button"],
     )
-    if rule["rule"] == "interval":
-        rule_text = f"interval, Z = {conf_factor:.2f}"
-    else:
-        rule_text = f"{SCORE_TITLES[rule['score']]} {'≥' if rule['score'] == 'max_probability' else '≤'} {rule['threshold']:.3f}"
-    subtitle = f"{model_name} · {model.passes} passes · {len(labels)} classes · {rule_text}"
+    def rule_text(part: dict) -> str:
+        if part["rule"] == "all":
+            return " and ".join(rule_text(p) for p in part["rules"])
+        if part["rule"] == "interval":
+            return f"interval, Z = {part['conf_factor']:.2f}"
+        sign = "≥" if part["score"] == "max_probability" else "≤"
+        return f"{SCORE_TITLES[part['score']]} {sign} {part['threshold']:.3f}"
+
+    subtitle = f"{model_name} · {model.passes} passes · {len(labels)} classes · {rule_text(rule)}"
     draw.text((x0, 62 * s), subtitle, font=font(10), fill=COLOURS["muted"])
 
     y = 86 * s
@@ -164,7 +174,7 @@ def screen(model, path: Path, seed: int, model_name: str):
     y += photo_h + 12 * s
 
     card_lines = wrap(
-        draw, explain(rule, summary, accept, labels, conf_factor), x1 - x0 - 32 * s, font(12)
+        draw, explain(shown, summary, accept, labels, conf_factor), x1 - x0 - 32 * s, font(12)
     )
     card_h = (16 + 34 + 4 + 17 * len(card_lines) + 14) * s
     draw.rounded_rectangle(

@@ -72,7 +72,10 @@ def test_configuration_is_carried(tiny_tflite):
     assert [(m["input"], m["shape"], m["rate"]) for m in config["mc_dropout"]] == [
         ("mask_0", [8, 32], 0.2), ("mask_1", [8, 16], 0.3)]
     assert config["seed_scheme"]["name"] == "splitmix64-counter"
-    assert config["decision"] == {"rule": "interval", "conf_factor": 1.0}
+    # The default rule: the paper's interval rule and a floor on the top probability.
+    assert config["decision"] == {"rule": "all", "rules": [
+        {"rule": "interval", "conf_factor": 1.0},
+        {"rule": "threshold", "score": "max_probability", "threshold": 0.5}]}
 
 
 def test_image_input_takes_raw_pixels(tiny_tflite):

@@ -268,3 +268,107 @@ def test_bad_calibration_labels_are_rejected(labels, message):
 def test_calibration_needs_a_batch():
     with pytest.raises(ValueError, match="batch"):
         abstain.calibrate(np.full((2, 2), 0.5), np.zeros(1, dtype=int), target_risk=0.1)
+
+
+# -- the all rule ----------------------------------------------------------------------------
+def test_all_rule_refuses_the_improbable_prediction_the_interval_rule_accepts():
+    # A white image on a 1000-class model (issue 10): the same passes every time, top class
+    # 0.024, every other (1 - 0.024) / 999 ~ 0.00098. Std 0, so the intervals are points and
+    # 0.024 > 0.00098: the interval rule accepts; 0.024 < 0.5: the floor refuses.
+    white = np.full((2, 1, 1000), (1 - 0.024) / 999)
+    white[:, 0, 7] = 0.024
+    assert abstain.decide(white, abstain.INTERVAL_RULE).accept.tolist() == [True]
+    decision = abstain.decide(white, abstain.DEFAULT_RULE)
+    assert decision.accept.tolist() == [False] and decision.predicted.tolist() == [7]
+    assert decision.failed_part.tolist() == [1]  # the floor, the rule's second part
+
+
+def test_all_rule_accepts_a_confident_image_both_parts_accept():
+    # mean (.85, .075, .075), std (.05, .025, .025): [.8, .9] clears .1; .85 >= .5.
+    confident = images([[0.9, 0.05, 0.05], [0.8, 0.1, 0.1]])
+    decision = abstain.decide(confident, abstain.DEFAULT_RULE)
+    assert decision.accept.tolist() == [True] and decision.failed_part.tolist() == [-1]
+    assert abstain.decide(confident, abstain.INTERVAL_RULE).failed_part is None
+
+
+def test_all_rule_names_the_first_part_that_refuses_and_ties_accept():
+    probabilities = images(
+        [[0.5, 0.25, 0.25], [0.5, 0.25, 0.25]],  # max probability exactly 0.5: the floor accepts
+        [[0.75, 0.25, 0.0], [0.5, 0.5, 0.0]],    # lower[0] = upper[1] = .5: the interval refuses
+        [[0.625, 0.375, 0.0], [0.125, 0.375, 0.5]],  # mean (.375, .375, .25): both refuse
+    )
+    forward = abstain.decide(probabilities, abstain.DEFAULT_RULE)
+    assert forward.accept.tolist() == [True, False, False]
+    assert forward.failed_part.tolist() == [-1, 0, 0]
+    floor_first = abstain.all_rule(abstain.DEFAULT_RULE["rules"][1], abstain.INTERVAL_RULE)
+    assert abstain.decide(probabilities, floor_first).failed_part.tolist() == [-1, 1, 0]
+    one_image = abstain.decide(probabilities[:, 1], abstain.DEFAULT_RULE)
+    assert one_image.failed_part.shape == () and int(one_image.failed_part) == 0
+
+
+def test_all_rule_aggregates_with_its_interval_parts_width():
+    rule = abstain.all_rule(abstain.threshold_rule("max_probability", 0.1), abstain.interval_rule(2.5))
+    assert abstain.rule_conf_factor(rule) == 2.5
+    assert abstain.decide(images([[0.6, 0.4]]), rule).aggregate.conf_factor == 2.5
+    assert abstain.describe_rule(abstain.DEFAULT_RULE) == (
+        "interval (Z = 1) and max_probability >= 0.5")
+
+
+@pytest.mark.parametrize(
+    "rule, message",
+    [
+        ({"rule": "all"}, "needs 'rules', a list"),
+        ({"rule": "all", "rules": {"rule": "interval", "conf_factor": 1}}, "needs 'rules', a list"),
+        ({"rule": "all", "rules": []}, "1 to 8 rules, got 0"),
+        ({"rule": "all", "rules": [abstain.INTERVAL_RULE] * 9}, "1 to 8 rules, got 9"),
+        ({"rule": "all", "rules": [abstain.DEFAULT_RULE]}, "part 0: 'all' cannot be a part"),
+        ({"rule": "all", "rules": [abstain.INTERVAL_RULE, {"rule": "interval"}]},
+         "part 1: interval rule needs 'conf_factor'"),
+        ({"rule": "all", "rules": [{"rule": "threshold", "score": "max_probability",
+                                    "threshold": "0.5"}]}, "part 0: threshold must be a number"),
+        ({"rule": "all", "rules": ["interval"]}, "part 0: a decision rule is a dict"),
+    ],
+)
+def test_malformed_all_rules_are_rejected_in_one_line(rule, message):
+    with pytest.raises(abstain.RuleError, match=message) as error:
+        abstain.check_rule(rule)
+    assert "\n" not in str(error.value)
+
+
+def test_sgr_within_the_interval_rule_on_a_hand_made_set():
+    # Two classes, T = 2, label 0 for all. 200 correct images at (.99, .01) every pass; 100
+    # wrong ones at (.4, .6) every pass (intervals are points: accepted by the interval
+    # rule); 100 wrong ones whose passes disagree, (1, 0) and (.2, .8): mean (.6, .4), std .4,
+    # [.2, 1] overlaps [0, .8], so the interval rule refuses them. Within it, SGR sees
+    # m = 300 images, k = ceil(log2 300) = 9 steps, and takes the 200 at .99 with no error.
+    sure = np.tile([[0.99, 0.01]], (2, 200, 1))
+    wrong = np.tile([[0.4, 0.6]], (2, 100, 1))
+    split = np.stack([np.tile([1.0, 0.0], (100, 1)), np.tile([0.2, 0.8], (100, 1))])
+    probabilities = np.concatenate([sure, wrong, split], axis=1)
+    labels = np.zeros(400, dtype=np.int64)
+    result = abstain.calibrate(probabilities, labels, target_risk=0.05, confidence=0.9,
+                               within=abstain.INTERVAL_RULE)
+    assert result.feasible and result.steps == 9 and result.n == 400
+    assert (result.threshold, result.accepted, result.errors) == (0.99, 200, 0)
+    assert result.coverage == 0.5
+    assert result.risk_bound == pytest.approx(1 - (0.1 / 9) ** (1 / 200), abs=1e-12)
+    rule = result.to_rule()
+    assert abstain.check_rule(rule)["rules"] == [
+        abstain.INTERVAL_RULE, abstain.threshold_rule("max_probability", 0.99)]
+    assert rule["calibration"]["n"] == 400
+    assert abstain.decide(probabilities, rule).accept.sum() == 200
+    # Within the default, the floor .5 is implied by >= .99 and dropped; an entropy
+    # threshold does not imply it, so there it stays.
+    within_default = abstain.calibrate(probabilities, labels, target_risk=0.05, within=abstain.DEFAULT_RULE)
+    assert within_default.to_rule()["rules"] == rule["rules"]
+    entropy = abstain.calibrate(probabilities, labels, target_risk=0.05,
+                                score="predictive_entropy", within=abstain.DEFAULT_RULE).to_rule()
+    assert [part.get("score") for part in entropy["rules"]] == [
+        None, "max_probability", "predictive_entropy"]
+
+
+def test_sgr_within_a_rule_that_accepts_nothing_says_so():
+    split = np.stack([np.tile([1.0, 0.0], (10, 1)), np.tile([0.0, 1.0], (10, 1))])
+    with pytest.raises(abstain.InfeasibleError, match="accepts none of the 10"):
+        abstain.calibrate(split, np.zeros(10, dtype=np.int64), target_risk=0.1,
+                          within=abstain.INTERVAL_RULE)

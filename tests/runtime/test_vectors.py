@@ -131,6 +131,8 @@ def test_decision_vectors(case):
     decision = abstain.decide(np.asarray(case["probabilities"], dtype=np.float64), case["rule"])
     assert decision.accept.tolist() == case["expected"]["accept"]
     assert decision.predicted.tolist() == case["expected"]["predicted"]
+    if "failed_part" in case["expected"]:
+        assert decision.failed_part.tolist() == case["expected"]["failed_part"]
 
 
 def test_decision_vectors_cover_every_rule_and_score():
@@ -139,6 +141,9 @@ def test_decision_vectors_cover_every_rule_and_score():
     assert {rule.get("score") for rule in rules} >= {
         "max_probability", "predictive_entropy", "mutual_information", "variation_ratio"}
     assert any("calibration" in rule for rule in rules)
+    failed = [f for case in DECISIONS["cases"] if case["rule"]["rule"] == "all"
+              for f in case["expected"]["failed_part"]]
+    assert {-1, 0, 1, 2} <= set(failed)  # accepted, and each position of a part refusing
     outcomes = [a for case in DECISIONS["cases"] for a in case["expected"]["accept"]]
     assert True in outcomes and False in outcomes
 

@@ -180,6 +180,16 @@ def build_aggregate() -> dict:
 
 
 # -- decisions ---------------------------------------------------------------------------------
+def reference_all(probabilities: list, rule: dict) -> tuple[list[bool], list[int], list[float], list[int]]:
+    """An ``all`` rule: ``(accept, predicted, margins of every part, failed_part)``."""
+    outcomes = [reference_decision(probabilities, part) for part in rule["rules"]]
+    predicted = outcomes[0][1]
+    failed = [next((i for i, outcome in enumerate(outcomes) if not outcome[0][b]), -1)
+              for b in range(len(predicted))]
+    margins = [m for outcome in outcomes for m in outcome[2]]
+    return [f < 0 for f in failed], predicted, margins, failed
+
+
 def reference_decision(probabilities: list, rule: dict) -> tuple[list[bool], list[int], list[float]]:
     """``(accept, predicted, margin)``; the margin is the distance to the rule's boundary."""
     summary = reference(probabilities, rule.get("conf_factor", 1.0))
@@ -259,21 +269,66 @@ def _decision_cases() -> list[tuple[str, dict, list, bool]]:
           "calibration": {"method": "sgr", "target_risk": 0.05, "confidence": 0.9,
                           "risk_bound": 0.048, "coverage": 0.62, "n": 2000}},
          mixed, False),
+        *_all_cases(mixed, votes),
+    ]
+
+
+INTERVAL = {"rule": "interval", "conf_factor": 1.0}
+FLOOR = {"rule": "threshold", "score": "max_probability", "threshold": 0.5}
+
+
+def _all_cases(mixed: list, votes: list) -> list[tuple[str, dict, list, bool]]:
+    """Cases of the ``all`` rule; exact ones use binary fractions and constant or T=2 passes."""
+    default = {"rule": "all", "rules": [INTERVAL, FLOOR]}
+    edges = _images(
+        [[0.25] + [0.125] * 6] * 2,           # every class improbable: interval yes, floor no
+        [[0.75, 0.125, 0.125]] * 2,           # confident: both accept
+        [[0.5, 0.25, 0.25]] * 2,              # max_probability exactly 0.5: the floor accepts
+        [[0.75, 0.25, 0.0], [0.5, 0.5, 0.0]],  # lower[0] = upper[1] = 0.5: the interval refuses
+        [[0.625, 0.375, 0.0], [0.125, 0.375, 0.5]],  # a tie at .375 < .5: both refuse
+    )
+    # Seven classes as the widest image; pad the others with zeros.
+    edges = [[image + [0.0] * (7 - len(image)) for image in row] for row in edges]
+    wide = _rng_probabilities(11, 4, 6, 12, 0.1)  # 12 classes, none above 0.41: the blind spot
+    return [
+        ("all: interval and max_probability >= 0.5 (the default) at its edges", default, edges, True),
+        ("all: the parts in the other order name the other part", {"rule": "all", "rules": [FLOOR, INTERVAL]},
+         edges, True),
+        ("all: the default on a random batch", default, _rng_probabilities(3, 8, 6, 5, 4.0), False),
+        ("all: the default on 12 improbable classes", default, wide, False),
+        ("all: interval Z=1 and mutual_information <= 0.0002 on 12 classes",
+         {"rule": "all", "rules": [INTERVAL,
+                                   {"rule": "threshold", "score": "mutual_information", "threshold": 0.0002}]},
+         wide, False),
+        ("all: one part behaves as that part", {"rule": "all", "rules": [
+            {"rule": "threshold", "score": "variation_ratio", "threshold": 0.5}]}, votes, True),
+        ("all: three parts, calibrated (the calibration dict is ignored)",
+         {"rule": "all", "rules": [INTERVAL,
+                                   {"rule": "threshold", "score": "max_probability", "threshold": 0.4},
+                                   {"rule": "threshold", "score": "predictive_entropy", "threshold": 0.9}],
+          "calibration": {"method": "sgr", "target_risk": 0.05, "confidence": 0.9,
+                          "risk_bound": 0.048, "coverage": 0.62, "n": 2000}},
+         mixed, False),
     ]
 
 
 def build_decisions() -> dict:
     cases = []
     for name, rule, probabilities, exact in _decision_cases():
-        accept, predicted, margins = reference_decision(probabilities, rule)
+        expected = {}
+        if rule["rule"] == "all":
+            accept, predicted, margins, expected["failed_part"] = reference_all(probabilities, rule)
+        else:
+            accept, predicted, margins = reference_decision(probabilities, rule)
         close = [m for m in margins if abs(m) < MARGIN]
         if close and not (exact and all(m == 0 for m in close)):
             raise SystemExit(f"{name}: a decision is within {MARGIN} of its boundary ({close})")
         got = abstain.decide(np.asarray(probabilities, dtype=np.float64), rule)
-        if got.accept.tolist() != accept or got.predicted.tolist() != predicted:
+        if got.accept.tolist() != accept or got.predicted.tolist() != predicted or (
+                "failed_part" in expected and got.failed_part.tolist() != expected["failed_part"]):
             raise SystemExit(f"{name}: tfuq.runtime.abstain and the reference disagree")
         cases.append({"name": name, "rule": rule, "probabilities": probabilities,
-                      "expected": {"accept": accept, "predicted": predicted}})
+                      "expected": {"accept": accept, "predicted": predicted, **expected}})
     return {"cases": cases}
 
 

@@ -21,6 +21,8 @@ import os
 import sys
 import tempfile
 import time
+import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -401,8 +403,16 @@ def history_path(model_path: str | os.PathLike) -> Path:
     return path.with_name(f"{path.stem}.history.json")
 
 
-def save_model(model, path: str | os.PathLike) -> Path:
-    """Save a ``.keras`` file atomically: a temporary ``.keras`` beside it, then a rename."""
+CLASS_NAMES_MEMBER = "tfuq_labels.txt"
+
+
+def save_model(model, path: str | os.PathLike, class_names: Sequence[str] | None = None) -> Path:
+    """Save a ``.keras`` file atomically: a temporary ``.keras`` beside it, then a rename.
+
+    ``class_names`` (one per output class) are stored in the ``.keras`` zip as
+    ``tfuq_labels.txt``, one per line; Keras ignores the extra member and ``tfuq convert``
+    carries the names into the model file (see :func:`class_names_of`).
+    """
     path = Path(path)
     if path.suffix != ".keras":
         raise TrainError(f"the model file name must end in .keras, got {path.name}")
@@ -414,12 +424,31 @@ def save_model(model, path: str | os.PathLike) -> Path:
     os.close(handle)
     try:
         model.save(tmp)
+        if class_names is not None:
+            names = [str(name) for name in class_names]
+            classes = int(model.output.shape[-1])
+            if len(names) != classes or any("\n" in name or not name.strip() for name in names):
+                raise TrainError(f"{len(names)} class names for {classes} classes (or an empty or multi-line name)")
+            with zipfile.ZipFile(tmp, "a") as archive:
+                archive.writestr(CLASS_NAMES_MEMBER, "\n".join(names) + "\n")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     return path
+
+
+def class_names_of(path: str | os.PathLike) -> list[str] | None:
+    """The class names :func:`save_model` stored in a ``.keras`` file, or None."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if CLASS_NAMES_MEMBER not in archive.namelist():
+                return None
+            text = archive.read(CLASS_NAMES_MEMBER).decode("utf-8")
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError):
+        return None
+    return [line for line in text.splitlines() if line.strip()]
 
 
 def save_history(result: TrainResult, path: str | os.PathLike, **extra) -> Path:

@@ -70,21 +70,38 @@ def info(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+RULE_CHOICES = ("model", "interval", "threshold", "combined")
+RULE_HELP = ("decision rule: the model's own (default), interval (the paper's), threshold, or "
+             "combined (interval and a threshold, default max_probability >= 0.5)")
+
+
 def rule_from_args(args, config: dict) -> dict:
     """The decision rule ``--rule/--conf-factor/--score/--threshold`` ask for.
 
-    ``--rule model`` takes the rule the model file carries (``config`` is its configuration).
+    ``--rule model`` takes the rule the model file carries (``config`` is its configuration);
+    ``--rule combined`` is the interval rule (``--conf-factor``, default 1) and a threshold
+    (``--score``, default max_probability; ``--threshold``, default 0.5): ``tfuq convert``'s
+    default when given no options.
     """
     from tfuq.runtime import abstain
 
-    if args.rule != "threshold" and args.threshold is not None:
-        raise CliError("--threshold needs --rule threshold")
-    if args.rule != "interval" and args.conf_factor is not None:
-        raise CliError("--conf-factor needs --rule interval")
+    if args.rule not in ("threshold", "combined") and args.threshold is not None:
+        raise CliError("--threshold needs --rule threshold or combined")
+    if args.rule not in ("interval", "combined") and args.conf_factor is not None:
+        raise CliError("--conf-factor needs --rule interval or combined")
     if args.rule == "model":
         return abstain.check_rule(config.get("decision") or abstain.DEFAULT_RULE)
     if args.rule == "interval":
         return abstain.interval_rule(1.0 if args.conf_factor is None else args.conf_factor)
+    if args.rule == "combined":
+        score = args.score or "max_probability"
+        if args.threshold is None and score != "max_probability":
+            raise CliError(f"--rule combined with --score {score} needs --threshold")
+        return abstain.all_rule(
+            abstain.interval_rule(1.0 if args.conf_factor is None else args.conf_factor),
+            abstain.threshold_rule(
+                score, abstain.DEFAULT_FLOOR if args.threshold is None else args.threshold),
+        )
     if args.score is None or args.threshold is None:
         raise CliError("--rule threshold needs --score and --threshold")
     return abstain.threshold_rule(args.score, args.threshold)

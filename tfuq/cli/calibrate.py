@@ -8,8 +8,16 @@ search over thresholds with a Clopper-Pearson bound and a union bound over its s
 tfuq.runtime.abstain.calibrate for the exact guarantee). Use images the model was not trained on. When
 the target cannot be guaranteed with the images given, it says why, writes nothing and exits 2.
 
+--within keeps a rule in front of the threshold: `interval` (the paper's rule, Z = 1) or
+`default` (tfuq convert's default, the interval rule and max_probability >= 0.5). The search
+then runs over the images that rule accepts and writes the combined rule; the guarantee is on
+the error rate among images the combined rule accepts. A calibrated threshold alone (the
+default, --within none) already refuses images whose top probability is low when the target
+risk is low; --within default keeps the floor whatever the target.
+
 example:
   tfuq calibrate model.tflite --data cal.npz --target-risk 0.05 --confidence 0.9
+  tfuq calibrate model.tflite --data cal.npz --target-risk 0.05 --within default
   tfuq calibrate model.tflite --data cal.npz --target-risk 0.02 --score mutual_information \\
       --dry-run --json -
 """
@@ -18,8 +26,10 @@ from __future__ import annotations
 
 from tfuq.cli._common import CliError, emit_json, info
 from tfuq.cli.evaluate import load_images
-from tfuq.runtime.aggregate import SCORES  # numpy only
+from tfuq.runtime import abstain  # numpy only
+from tfuq.runtime.aggregate import SCORES
 
+WITHIN = {"none": None, "interval": abstain.INTERVAL_RULE, "default": abstain.DEFAULT_RULE}
 HELP = "calibrate an abstention threshold with a risk guarantee and store it in the model"
 
 
@@ -34,6 +44,9 @@ def add_arguments(parser) -> None:
                         help="probability that the guarantee holds, 1 - delta (default 0.9)")
     parser.add_argument("--score", choices=SCORES, default="max_probability",
                         help="uncertainty score to threshold (default max_probability)")
+    parser.add_argument("--within", choices=tuple(WITHIN), default="none",
+                        help="a rule the threshold is combined with: none (default), interval "
+                        "(Z = 1) or default (interval and max_probability >= 0.5)")
     parser.add_argument("--seed", type=int, default=0, help="MC run seed (default 0)")
     parser.add_argument("--threads", type=int, help="interpreter threads")
     parser.add_argument("--limit", type=int, metavar="N",
@@ -44,7 +57,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from tfuq import evaluation, runtime
-    from tfuq.runtime import abstain, modelfile
+    from tfuq.runtime import modelfile
 
     for name, value in (("--target-risk", args.target_risk), ("--confidence", args.confidence)):
         if not 0.0 < value < 1.0:
@@ -59,7 +72,7 @@ def run(args) -> int:
     probabilities = evaluation.run_passes(model, images, seed=args.seed, progress=True)
     result = abstain.calibrate(
         probabilities, labels, target_risk=args.target_risk, confidence=args.confidence,
-        score=args.score,
+        score=args.score, within=WITHIN[args.within],
     )
     payload = {
         "model": args.model,

@@ -2,8 +2,12 @@
 
 The file takes uint8 RGB pixels and one 0/1 mask per MCDropout layer, returns all MC passes
 in one invoke, and carries its own configuration (labels, passes, masks, seed scheme,
-decision rule). After conversion a self-check compares Keras and TFLite on held-out images;
-the command exits 1 when top-1 agreement falls below --min-agreement.
+decision rule). After conversion a self-check compares Keras and TFLite on held-out images
+with the same masks. It gates the decision tfuq makes, the MC-mean top-1: the share of images
+whose int8 MC-mean top-1 is Keras' MC-mean top-1 (for models of 200+ classes, one of Keras'
+top k = min(5, classes // 100), so near-ties between similar classes do not fail it); when the
+.npz has labels y, int8 accuracy must also be within 5 points of Keras'. It reports single-pass
+agreement and top-5 overlap too. The command exits 1 when the check fails.
 
 example:
   tfuq convert model.keras --out model.tflite --passes 30 --representative data.npz
@@ -42,8 +46,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--mode", choices=("masked", "in-graph", "deterministic"), help="masked (default): masks as inputs, one invoke; in-graph: the paper's RANDOM_UNIFORM form, one invoke per pass; deterministic: MCDropout off, the one-pass baseline")
     parser.add_argument("--calibration-samples", type=int, help=f"images for int8 calibration (default {DEFAULTS['calibration_samples']})")
     parser.add_argument("--check-samples", type=int, help=f"held-out images for the self-check, 0 skips it (default {DEFAULTS['check_samples']})")
-    parser.add_argument("--min-agreement", type=float, help=f"self-check threshold on Keras/TFLite top-1 agreement (default {DEFAULTS['min_agreement']})")
-    parser.add_argument("--labels", metavar="TXT", help="class names, one per line (default: names in the .npz, else class_0 ...)")
+    parser.add_argument("--min-agreement", type=float, help=f"self-check threshold on Keras/TFLite MC-mean top-1 agreement (near-ties allowed for 200+ classes; default {DEFAULTS['min_agreement']})")
+    parser.add_argument("--labels", metavar="TXT", help="class names, one per line (default: the names stored in the .keras by tfuq train/pretrained, else those in the .npz, else class_0 ...)")
     parser.add_argument("--json", metavar="PATH", help="write the conversion report as JSON ('-' for stdout)")
 
 
@@ -79,15 +83,17 @@ def run(args) -> int:
     from tfuq import data
 
     # Cheap checks first: bad data fails before TensorFlow takes seconds to load.
-    images, _, npz_names = data.load_npz(args.representative)
+    images, image_labels, npz_names = data.load_npz(args.representative)
     names = None
     if args.labels:
         names = [line.strip() for line in Path(args.labels).read_text().splitlines() if line.strip()]
     quiet_tensorflow()
     from tfuq.build import convert
+    from tfuq.build.train import class_names_of
 
     info(f"loading {args.model}")
     model = convert.load_keras_model(args.model)
+    names = names or class_names_of(args.model)
     info(f"converting ({options['mode']}, {options['passes']} passes)")
     result = convert.convert(
         model,
@@ -95,6 +101,7 @@ def run(args) -> int:
         labels=names or npz_names,
         decision=options.get("decision"),
         progress=True,
+        representative_labels=image_labels,
         **{k: options[k] for k in DEFAULTS},
     )
     result.save(out)
@@ -116,10 +123,16 @@ def run(args) -> int:
         check = result.check
         report["self_check"] = vars(check) | {"passed": check.passed}
         verdict = "ok" if check.passed else "FAILED"
+        within = "MC-mean top-1 agreement" if check.tie_k == 1 else f"MC-mean top-1 within Keras' top {check.tie_k}"
+        accuracy = (
+            f", accuracy Keras {check.keras_accuracy:.1%} vs int8 {check.tflite_accuracy:.1%}"
+            if check.keras_accuracy is not None else ""
+        )
         info(
             f"self-check on {check.images} {'held-out ' if check.held_out else ''}images: "
-            f"top-1 agreement {check.agreement:.1%} (threshold {check.min_agreement:.0%}), "
-            f"mean |p_keras - p_tflite| {check.mean_abs_diff:.4f}: {verdict}"
+            f"{within} {check.agreement:.1%} (threshold {check.min_agreement:.0%}){accuracy}; "
+            f"exact MC-mean top-1 {check.mean_top1_agreement:.1%}, single-pass {check.pass_agreement:.1%}, "
+            f"top-5 overlap {check.top5_overlap:.1%}, mean |p_keras - p_tflite| {check.mean_abs_diff:.4f}: {verdict}"
         )
         status = 0 if check.passed else EXIT_CHECK_FAILED
     if args.json:

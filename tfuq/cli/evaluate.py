@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tfuq.cli._common import CliError, emit_json, info, rule_from_args
+from tfuq.cli._common import RULE_CHOICES, RULE_HELP, CliError, emit_json, info, rule_from_args
 from tfuq.runtime.aggregate import SCORES  # numpy only
 
 HELP = "measure a model's predictions and abstentions on labelled images"
@@ -31,8 +31,7 @@ def add_arguments(parser) -> None:
                         "dataset spec such as cifar100:test or folder:photos/")
     parser.add_argument("--ood", metavar="DATA",
                         help="out-of-distribution images, .npz or spec (labels are ignored)")
-    parser.add_argument("--rule", choices=("model", "interval", "threshold"), default="model",
-                        help="decision rule: the model's own (default), interval or threshold")
+    parser.add_argument("--rule", choices=RULE_CHOICES, default="model", help=RULE_HELP)
     parser.add_argument("--conf-factor", type=float,
                         help="Z of the interval rule mean +/- Z * std (default 1.0)")
     parser.add_argument("--score", choices=SCORES,

@@ -12,6 +12,16 @@ import os
 
 from tfuq.cli._common import emit_json
 
+
+def _describe(rule) -> str:
+    """``interval (Z = 1) and max_probability >= 0.5``, or the raw value if it is malformed."""
+    from tfuq.runtime import abstain
+
+    try:
+        return abstain.describe_rule(rule)
+    except abstain.RuleError:
+        return f"{rule!r} (not a valid rule)"
+
 HELP = "show a tfuq model's configuration, tensors and operators"
 
 
@@ -65,7 +75,7 @@ def run(args) -> int:
     print(f"  mode {config['mode']}, {config['passes']} passes, seed scheme "
           f"{config['seed_scheme']['name']} v{config['seed_scheme']['version']}")
     print(f"  labels: {shown}")
-    print(f"  decision: {config['decision']}")
+    print(f"  decision: {_describe(config['decision'])}")
     for layer in config.get("mc_dropout", []):
         print(f"  MC dropout {layer['layer']}: rate {layer['rate']}" + (f", mask input {layer['input']} {tuple(layer['shape'])}" if "input" in layer else ""))
     for kind in ("inputs", "outputs"):

@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tfuq.cli._common import CliError, info, rule_from_args
+from tfuq.cli._common import RULE_CHOICES, RULE_HELP, CliError, info, rule_from_args
 
 HELP = "predict or abstain on image files, a stream of paths or a watched folder"
 
@@ -53,8 +53,7 @@ def add_arguments(parser) -> None:
                         help="interpreter package (default: the first installed of "
                              "ai_edge_litert, tflite_runtime, tensorflow)")
     rules = parser.add_argument_group("decision rule (default: the one the model carries)")
-    rules.add_argument("--rule", choices=("model", "interval", "threshold"), default="model",
-                       help="the model's own rule (default), interval or threshold")
+    rules.add_argument("--rule", choices=RULE_CHOICES, default="model", help=RULE_HELP)
     rules.add_argument("--conf-factor", type=float,
                        help="Z of the interval rule mean +/- Z * std (default 1.0)")
     rules.add_argument("--score", choices=SCORE_CHOICES,
@@ -117,23 +116,28 @@ class Predictor:
             return self.model.run(image, seed=self.seed)[:, 0]
         return self.model.run_with_masks(self.model.check_images(image)[0], self._masks)
 
-    def why(self, summary) -> str:
-        """Why the rule abstained on one image (``summary`` without a batch axis)."""
-        from tfuq.runtime.abstain import HIGHER_IS_CONFIDENT
+    def why(self, summary, rule: dict | None = None) -> str:
+        """Why ``rule`` (the predictor's) abstained on one image (``summary`` without a batch
+        axis); for an ``all`` rule, why its first refusing part did."""
+        from tfuq.runtime.abstain import HIGHER_IS_CONFIDENT, decide
 
-        if self.rule["rule"] == "threshold":
-            name, limit = self.rule["score"], self.rule["threshold"]
+        rule = self.rule if rule is None else rule
+        if rule["rule"] == "all":
+            failed = int(decide(summary, rule).failed_part)
+            return self.why(summary, rule["rules"][failed])
+        if rule["rule"] == "threshold":
+            name, limit = rule["score"], rule["threshold"]
             value = float(summary.score(name))
             side = "below" if HIGHER_IS_CONFIDENT[name] else "above"
             return f"{name} {value:.4g} is {side} {limit:.4g}"
         top = int(summary.predicted)
-        lower, upper = summary.interval(self.rule["conf_factor"])
+        lower, upper = summary.interval(rule["conf_factor"])
         rivals = [c for c in range(len(upper)) if c != top and upper[c] >= lower[top]]
         rivals.sort(key=lambda c: -summary.mean[c])
         named = ", ".join(self.label(c) for c in rivals[:3])
         more = f" and {len(rivals) - 3} more" if len(rivals) > 3 else ""
         return (f"the interval of {self.label(top)} overlaps {named}{more} "
-                f"(Z = {self.rule['conf_factor']:g})")
+                f"(Z = {rule['conf_factor']:g})")
 
     def __call__(self, path: str) -> dict:
         """Decode, run and decide one image file; the record printed for it."""

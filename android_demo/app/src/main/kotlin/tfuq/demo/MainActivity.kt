@@ -139,6 +139,7 @@ class MainActivity : AppCompatActivity() {
     private fun percent(value: Double) = String.format(Locale.ROOT, "%.1f%%", 100 * value)
 
     private fun describe(rule: DecisionRule): String = when (rule) {
+        is DecisionRule.All -> rule.parts.joinToString(" and ") { describe(it) }
         is DecisionRule.Interval -> getString(R.string.rule_interval, String.format(Locale.ROOT, "%.2f", rule.confFactor))
         is DecisionRule.Threshold -> getString(
             R.string.rule_threshold,

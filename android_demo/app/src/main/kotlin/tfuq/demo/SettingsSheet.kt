@@ -54,6 +54,8 @@ class SettingsSheet : BottomSheetDialogFragment() {
             config.decision -> binding.ruleGroup.check(R.id.rule_model)
             is DecisionRule.Interval -> binding.ruleGroup.check(R.id.rule_interval)
             is DecisionRule.Threshold -> binding.ruleGroup.check(R.id.rule_threshold)
+            // Only a model file carries an all rule (the sheet builds single rules).
+            is DecisionRule.All -> binding.ruleGroup.check(R.id.rule_model)
         }
         binding.confFactor.value = onGrid(current.rule.confFactor)
         val threshold = (current.rule as? DecisionRule.Threshold) ?: (config.decision as? DecisionRule.Threshold)

@@ -29,6 +29,9 @@ enum class Score(val key: String, val title: String, val higherMeansConfident: B
  *   greater than `upper[c]` of every other class (always accept with one class).
  * - `{"rule": "threshold", "score": S, "threshold": t}`: accept when S >= t for
  *   `max_probability`, when S <= t for the other scores.
+ * - `{"rule": "all", "rules": [part, ...]}`: accept only when every part (1 to 8 interval or
+ *   threshold rules, no nesting) accepts; the first part that refuses is the reason. tfuq
+ *   convert's default is `interval (Z = 1)` and `max_probability >= 0.5`.
  */
 sealed class DecisionRule {
     /** The interval width the screen shows: the rule's own for [Interval]. */
@@ -70,15 +73,48 @@ sealed class DecisionRule {
         override fun toString(): String = "${score.key} ${if (score.higherMeansConfident) ">=" else "<="} $threshold"
     }
 
+    /** Accept when every one of [parts] accepts. Its interval width is its first interval part's. */
+    class All(val parts: List<DecisionRule>, val calibrated: Boolean = false) : DecisionRule() {
+        init {
+            if (parts.isEmpty() || parts.size > MAX_PARTS) throw IllegalArgumentException("all rule needs 1 to $MAX_PARTS rules, got ${parts.size}")
+            for (part in parts) if (part is All) throw IllegalArgumentException("an all rule cannot hold another all rule")
+        }
+
+        override val confFactor: Double
+            get() = parts.firstOrNull { it is Interval }?.confFactor ?: Aggregation.DEFAULT_CONF_FACTOR
+
+        override fun toJson(): String = "{\"rule\": \"all\", \"rules\": [${parts.joinToString(", ") { it.toJson() }}]}"
+        override fun equals(other: Any?): Boolean = other is All && other.parts == parts && other.calibrated == calibrated
+        override fun hashCode(): Int = parts.hashCode()
+        override fun toString(): String = parts.joinToString(" and ")
+    }
+
     companion object {
         const val INTERVAL = "interval"
         const val THRESHOLD = "threshold"
+        const val ALL = "all"
+        const val MAX_PARTS = 8
+
+        /** tfuq convert's default: the paper's interval rule and a floor on the top probability. */
+        val DEFAULT: DecisionRule = All(listOf(Interval(1.0), Threshold(Score.MAX_PROBABILITY, 0.5)))
 
         /** Read a rule from its JSON object; keys other than the rule's own are ignored. */
         fun fromJson(json: JsonObject): DecisionRule {
             val where = if (json.path.length == 0) "decision" else json.path
             return try {
                 when (val rule = json.string("rule")) {
+                    ALL -> {
+                        val parts = json.array("rules")
+                        if (parts.size < 1 || parts.size > MAX_PARTS) throw IllegalArgumentException("all rule needs 1 to $MAX_PARTS rules, got ${parts.size}")
+                        All(List(parts.size) { index ->
+                            val part = parts.obj(index)
+                            val kind = part.string("rule")
+                            if (kind != INTERVAL && kind != THRESHOLD) {
+                                throw IllegalArgumentException("all rule part $index: \"$kind\" cannot be a part; one of $INTERVAL, $THRESHOLD (no nesting)")
+                            }
+                            fromJson(part)
+                        }, calibrated = json.objOrNull("calibration") != null)
+                    }
                     INTERVAL -> Interval(json.double("conf_factor"))
                     THRESHOLD -> Threshold(
                         Score.fromKey(json.string("score")),
@@ -87,7 +123,7 @@ sealed class DecisionRule {
                         // tfuq's calibrate() adds this block; the decision itself ignores it.
                         calibrated = json.objOrNull("calibration") != null
                     )
-                    else -> throw IllegalArgumentException("unknown rule \"$rule\"; one of $INTERVAL, $THRESHOLD")
+                    else -> throw IllegalArgumentException("unknown rule \"$rule\"; one of $INTERVAL, $THRESHOLD, $ALL")
                 }
             } catch (error: JsonException) {
                 throw error
@@ -107,6 +143,9 @@ sealed class Reason {
 
     /** Threshold rule: the score's value and the threshold it was held against. */
     class ScoreVersusThreshold(val score: Score, val value: Double, val threshold: Double, val calibrated: Boolean) : Reason()
+
+    /** All rule: each part's reason, and the index of the first part that refused (-1: none did). */
+    class AllOf(val parts: List<Decision>, val failedPart: Int) : Reason()
 }
 
 /** Accept (show [predicted]) or abstain ("Not sure"), for one image. */
@@ -119,6 +158,10 @@ class Decision(val accept: Boolean, val predicted: Int, val rule: DecisionRule, 
     fun explain(labels: List<String>): String {
         fun name(cls: Int) = if (cls in labels.indices) labels[cls] else "class_$cls"
         return when (reason) {
+            // Abstaining names the part that refused; accepting, every part had its say.
+            is Reason.AllOf ->
+                if (reason.failedPart >= 0) reason.parts[reason.failedPart].explain(labels)
+                else reason.parts.joinToString(" ") { it.explain(labels) }
             is Reason.Intervals ->
                 if (reason.rival < 0) {
                     "${name(predicted)} is the only class."
@@ -149,6 +192,11 @@ object Decisions {
     fun decide(summary: ImageSummary, rule: DecisionRule): Decision {
         val predicted = summary.predicted
         return when (rule) {
+            is DecisionRule.All -> {
+                val parts = rule.parts.map { decide(summary, it) }
+                val failed = parts.indexOfFirst { !it.accept }
+                Decision(failed < 0, predicted, rule, Reason.AllOf(parts, failed))
+            }
             is DecisionRule.Interval -> {
                 // Bounds use the rule's conf_factor, whatever width the summary was made with.
                 val lower = summary.lower(predicted, rule.confFactor)

@@ -83,7 +83,7 @@ class DecisionTest {
         val c = rule("""{"rule": "threshold", "score": "predictive_entropy", "threshold": 0.5, "calibration": {"n": 2000}}""")
         assertTrue((c as DecisionRule.Threshold).calibrated)
         val unknownRule = assertThrows(IllegalArgumentException::class.java) { rule("""{"rule": "vote"}""") }
-        assertEquals("decision: unknown rule \"vote\"; one of interval, threshold", unknownRule.message)
+        assertEquals("decision: unknown rule \"vote\"; one of interval, threshold, all", unknownRule.message)
         val unknownScore = assertThrows(IllegalArgumentException::class.java) {
             rule("""{"rule": "threshold", "score": "margin", "threshold": 1}""")
         }
@@ -98,5 +98,39 @@ class DecisionTest {
         for (r in listOf(DecisionRule.Interval(1.5), DecisionRule.Threshold(Score.VARIATION_RATIO, 0.25))) {
             assertEquals(r, rule(r.toJson()))
         }
+    }
+
+    // Four classes, passes constant: mean (0.25, 0.25, 0.25, 0.25) is a tie; (0.4, 0.2, 0.2, 0.2)
+    // has std 0, so its intervals are points and the interval rule accepts a 40% prediction.
+    private val improbable = McProbabilities.fromNested(listOf(
+        listOf(listOf(0.4, 0.2, 0.2, 0.2)), listOf(listOf(0.4, 0.2, 0.2, 0.2))
+    ))
+
+    @Test
+    fun allRuleRefusesWhatTheIntervalRuleAcceptsOnImprobableClasses() {
+        assertTrue(Decisions.decide(improbable, DecisionRule.Interval(1.0))[0].accept)
+        val d = Decisions.decide(improbable, DecisionRule.DEFAULT)[0]
+        assertFalse(d.accept)
+        assertEquals(1, (d.reason as Reason.AllOf).failedPart)
+        assertEquals("Max probability 0.400 is below the threshold 0.500.", d.explain(listOf()))
+        // Mean (0.7, 0.3), std 0.05: 0.65 > 0.35 and 0.7 >= 0.5, both parts accept.
+        val ok = Decisions.decide(confident, DecisionRule.DEFAULT)[0]
+        assertTrue(ok.accept)
+        assertEquals(-1, (ok.reason as Reason.AllOf).failedPart)
+    }
+
+    @Test
+    fun allRuleReadsAndRefusesBadForms() {
+        val r = rule("""{"rule": "all", "rules": [{"rule": "interval", "conf_factor": 2}, {"rule": "threshold", "score": "max_probability", "threshold": 0.5}]}""")
+        assertEquals(DecisionRule.All(listOf(DecisionRule.Interval(2.0), DecisionRule.Threshold(Score.MAX_PROBABILITY, 0.5))), r)
+        assertEquals(2.0, r.confFactor, 0.0)
+        assertEquals(r, rule(r.toJson()))
+        val nested = assertThrows(IllegalArgumentException::class.java) {
+            rule("""{"rule": "all", "rules": [{"rule": "all", "rules": []}]}""")
+        }
+        assertEquals("decision: all rule part 0: \"all\" cannot be a part; one of interval, threshold (no nesting)", nested.message)
+        val empty = assertThrows(IllegalArgumentException::class.java) { rule("""{"rule": "all", "rules": []}""") }
+        assertEquals("decision: all rule needs 1 to 8 rules, got 0", empty.message)
+        assertThrows(IllegalArgumentException::class.java) { rule("""{"rule": "all", "rules": {"rule": "interval"}}""") }
     }
 }

@@ -22,6 +22,14 @@ class DecisionVectorsTest {
                 check.exact(name, "accept[$b] ($rule)", accept[b], decision.accept)
                 check.exact(name, "predicted[$b]", predicted[b], decision.predicted)
             }
+            val failed = expected.arrayOrNull("failed_part")?.ints()
+            if (failed != null) {
+                for ((b, decision) in decisions.withIndex()) {
+                    if (b >= failed.size) break
+                    val reason = decision.reason as? Reason.AllOf
+                    check.exact(name, "failed_part[$b]", failed[b], reason?.failedPart ?: -2)
+                }
+            }
         }
         check.assertNone()
     }
@@ -34,7 +42,7 @@ class DecisionVectorsTest {
             val rule = case.obj("rule")
             seen.add(if (rule.string("rule") == DecisionRule.THRESHOLD) rule.string("score") else rule.string("rule"))
         }
-        val wanted = listOf(DecisionRule.INTERVAL) + Score.values().map { it.key }
+        val wanted = listOf(DecisionRule.INTERVAL, DecisionRule.ALL) + Score.values().map { it.key }
         val missing = wanted.filter { it !in seen }
         if (missing.isNotEmpty()) throw AssertionError("decisions.json has no case for: ${missing.joinToString(", ")}")
     }

@@ -190,7 +190,7 @@ class ModelFileTest {
         assertTrue(withConfig(config.replace("\"RGB\"", "\"BGR\"")).contains("this reader handles 3-channel RGB uint8"))
         assertTrue(withConfig(config.replace("\"rate\": 0.5", "\"rate\": 1.5")).contains("mc_dropout[1].rate must be in (0, 1)"))
         assertTrue(withConfig(config.replace("\"mode\": \"masked\"", "\"mode\": \"magic\"")).contains("mode \"magic\""))
-        assertEquals("m.tflite: tfuq.json.decision: unknown rule \"vote\"; one of interval, threshold",
+        assertEquals("m.tflite: tfuq.json.decision: unknown rule \"vote\"; one of interval, threshold, all",
             withConfig(config.replace("\"rule\": \"threshold\"", "\"rule\": \"vote\"")))
     }
 
