@@ -19,9 +19,10 @@ from tfuq.build.layers import MCDropout  # noqa: E402
 
 PASSES = 8
 # int8 against float Keras, same masks, MC mean of 8 passes over 24 held-out images. Measured
-# (2026-11-30): top-1 agreement 1.0 for every form; mean |dp| 0.002-0.006, max 0.04.
+# (2026-11-30, 2-core machine shared by 8 jobs): top-1 agreement 1.0 for each form; mean |dp| of
+# the MC mean 0.0008-0.0013, largest single difference 0.008.
 MIN_MC_AGREEMENT = 0.95
-MEAN_TOLERANCE = 0.015
+MEAN_TOLERANCE = 0.01
 
 
 def softmax(logits):

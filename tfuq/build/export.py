@@ -400,7 +400,7 @@ def _choose(functional, mc_dropout: str, mc_layers: Sequence[str] | None) -> tup
                 f"the model has no tfuq.MCDropout layer; --mc-dropout dropout samples its dropout layers ({_describe(ordinary)})"
             )
         raise ExportError(
-            "the model has no dropout layer to sample; add an MC-dropout head with "
+            "the model has no tfuq.MCDropout and no Keras dropout layer to sample; add an MC-dropout head with "
             "`tfuq attach MODEL --rate 0.2 --data train.npz --out mc.keras`"
         )
     if chosen:
@@ -423,6 +423,74 @@ def _activation_name(layer) -> str | None:
         return "softmax"
     activation = getattr(layer, "activation", None)
     return getattr(activation, "__name__", None)
+
+
+def image_size(model, input_size: tuple[int, int] | None = None) -> tuple[int, int]:
+    """(height, width) a one-image, one-output classifier takes; ``input_size`` for a dynamic one.
+
+    Raises ExportError, in one line that says what to change, for anything else.
+    """
+    functional = _functional(model)
+    if len(functional.inputs) != 1:
+        names = ", ".join(t.name for t in functional.inputs)
+        raise ExportError(
+            f"the model takes {len(functional.inputs)} inputs ({names}); tfuq feeds one RGB image: "
+            "export a model with the image input only"
+        )
+    if len(functional.outputs) != 1:
+        raise ExportError(
+            f"the model has {len(functional.outputs)} outputs; tfuq needs one class-probability "
+            "output: export a model with that output only"
+        )
+    shape = tuple(functional.inputs[0].shape[1:])
+    if len(shape) != 3 or shape[-1] != 3:
+        raise ExportError(f"the model input must be an RGB image (H, W, 3) in channels-last order, got {shape}")
+    if None in shape[:2]:
+        if input_size is None:
+            raise ExportError(
+                f"the model input size is not fixed {shape}: give the size it was trained at, e.g. --input-size 224"
+            )
+        height, width = (int(v) for v in input_size)
+    else:
+        height, width = int(shape[0]), int(shape[1])
+        if input_size is not None and tuple(int(v) for v in input_size) != (height, width):
+            raise ExportError(f"the model input is fixed at {height}x{width}; drop --input-size")
+    if height < 1 or width < 1:
+        raise ExportError(f"--input-size must be positive, got {height}x{width}")
+    return height, width
+
+
+def rebuild(functional, inputs, replace, inline: set[int], skipped: list[str], size=None):
+    """Run ``functional``'s graph on ``inputs`` for inference, swapping layers on the way.
+
+    ``replace(operation, tensor)`` returns the new output for an operation it swaps, else
+    None. Nested models that hold a layer whose id is in ``inline`` are inlined so their
+    layers can be swapped; data augmentation layers are left out (their names go to
+    ``skipped``); every other layer is called with ``training=False``.
+    """
+
+    def call(operation, *args, **kwargs):
+        swapped = replace(operation, args[0])
+        if swapped is not None:
+            return swapped
+        if isinstance(operation, keras.Model) and any(
+            id(layer) in inline for layer in operation._flatten_layers(include_self=False, recursive=True)
+        ):
+            return _functional(operation)._run_through_graph(args[0], call_fn=call)
+        if type(operation).__name__ in _AUGMENTATION:
+            skipped.append(operation.name)
+            return args[0]
+        if isinstance(operation, keras.layers.Layer) and "training" not in kwargs:
+            # Keras 3.15's image preprocessing layers default to training=True when called
+            # without it; the deployed graph is inference.
+            kwargs["training"] = False
+        return operation(*args, **kwargs)
+
+    try:
+        return functional._run_through_graph(inputs, call_fn=call)
+    except ValueError as error:
+        where = f" at {size[0]}x{size[1]}" if size else ""
+        raise ExportError(f"cannot run the model graph{where}: {str(error).splitlines()[0]}") from error
 
 
 def prepare(
@@ -453,32 +521,7 @@ def prepare(
         ExportError: one line saying what to change.
     """
     functional = _functional(model)
-    if len(functional.inputs) != 1:
-        names = ", ".join(t.name for t in functional.inputs)
-        raise ExportError(
-            f"the model takes {len(functional.inputs)} inputs ({names}); tfuq feeds one RGB image: "
-            "export a model with the image input only"
-        )
-    if len(functional.outputs) != 1:
-        raise ExportError(
-            f"the model has {len(functional.outputs)} outputs; tfuq needs one class-probability "
-            "output: export a model with that output only"
-        )
-    shape = tuple(functional.inputs[0].shape[1:])
-    if len(shape) != 3 or shape[-1] != 3:
-        raise ExportError(f"the model input must be an RGB image (H, W, 3) in channels-last order, got {shape}")
-    if None in shape[:2]:
-        if input_size is None:
-            raise ExportError(
-                f"the model input size is not fixed {shape}: give the size it was trained at, e.g. --input-size 224"
-            )
-        height, width = (int(v) for v in input_size)
-    else:
-        height, width = int(shape[0]), int(shape[1])
-        if input_size is not None and tuple(int(v) for v in input_size) != (height, width):
-            raise ExportError(f"the model input is fixed at {height}x{width}; drop --input-size")
-    if height < 1 or width < 1:
-        raise ExportError(f"--input-size must be positive, got {height}x{width}")
+    height, width = image_size(functional, input_size)
     chosen, notes = _choose(functional, mc_dropout, mc_layers)
     chosen_ids = {id(layer) for layer in chosen}
 
@@ -486,31 +529,17 @@ def prepare(
     first = preprocessing.layer()(image) if preprocessing is not None else image
     replaced, augmentation = {}, []
 
-    def call(operation, *args, **kwargs):
-        if id(operation) in chosen_ids:
-            if id(operation) not in replaced:
-                replaced[id(operation)] = MCDropout(
-                    operation.rate, seed=operation.seed, noise_shape=_spatial_noise_shape(operation),
-                    name=operation.name,
-                )
-            return replaced[id(operation)](args[0])
-        if isinstance(operation, keras.Model) and any(
-            id(layer) in chosen_ids for layer in operation._flatten_layers(include_self=False, recursive=True)
-        ):
-            return _functional(operation)._run_through_graph(args[0], call_fn=call)
-        if type(operation).__name__ in _AUGMENTATION:
-            augmentation.append(operation.name)
-            return args[0]
-        if isinstance(operation, keras.layers.Layer) and "training" not in kwargs:
-            # Keras 3.15's image preprocessing layers default to training=True when called
-            # without it; the deployed graph is inference.
-            kwargs["training"] = False
-        return operation(*args, **kwargs)
+    def replace(operation, inputs):
+        if id(operation) not in chosen_ids:
+            return None
+        if id(operation) not in replaced:
+            replaced[id(operation)] = MCDropout(
+                operation.rate, seed=operation.seed, noise_shape=_spatial_noise_shape(operation),
+                name=operation.name,
+            )
+        return replaced[id(operation)](inputs)
 
-    try:
-        raw = functional._run_through_graph(first, call_fn=call)
-    except ValueError as error:
-        raise ExportError(f"cannot run the model graph at {height}x{width}: {str(error).splitlines()[0]}") from error
+    raw = rebuild(functional, first, replace, chosen_ids, augmentation, (height, width))
     if len(raw.shape) != 2:
         raise ExportError(f"the model output must be (batch, classes), got {tuple(raw.shape)}")
     classes = int(raw.shape[-1])
