@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from tfuq.build import export
-from tfuq.runtime import graph, masks, modelfile
 from tfuq.data.common import DataError, check_images
 from tfuq.data.datasets import load_npz, resize
+from tfuq.runtime import graph, masks, modelfile
 
 MODES = ("masked", "in-graph", "deterministic")
 DEFAULT_DECISION = {"rule": "interval", "conf_factor": 1.0}

@@ -243,7 +243,8 @@ class Preprocessing:
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
     ) -> Preprocessing | None:
-        """From ``--input-range`` (``0,1``, ``-1,1``, ``LOW,HIGH``, ``caffe``, ``imagenet``) and
+        """From ``--input-range`` (``0,1``, ``-1,1`` or ``tf``, ``LOW,HIGH``, ``caffe``, ``imagenet``
+        or ``torch``) and
         per-channel ``--mean``/``--std``, in the units of that range (raw pixels by default).
 
         ``caffe`` is keras.applications' caffe mode (RGB to BGR, minus the ImageNet mean in
@@ -255,6 +256,8 @@ class Preprocessing:
         """
         if input_range is None and mean is None and std is None:
             return None
+        # keras.applications' preprocess_input modes by name: tf is [-1, 1], torch is imagenet.
+        input_range = {"tf": "-1,1", "torch": "imagenet"}.get(input_range, input_range)
         if input_range in ("caffe", "imagenet"):
             if mean is not None or std is not None:
                 raise ExportError(f"--input-range {input_range} fixes the mean and std; drop --mean/--std")

@@ -35,8 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tfuq.data.common import check_images, check_labels
 from tfuq.build.train import TrainError, _dataset, stratified_split
+from tfuq.data.common import check_images, check_labels
 
 
 @dataclass

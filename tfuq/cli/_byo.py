@@ -10,9 +10,10 @@ def add_input_arguments(parser) -> None:
     """``--input-range``, ``--mean``, ``--std``, ``--input-size``."""
     parser.add_argument(
         "--input-range", metavar="RANGE",
-        help="what the model expects when its preprocessing is outside the graph: 0,1 or -1,1 "
-        "(or LOW,HIGH), caffe (BGR, minus the ImageNet mean) or imagenet ([0,1], ImageNet "
-        "mean/std); folded into the file, which still takes raw pixels (default: raw pixels 0-255)",
+        help="what the model expects when its preprocessing is outside the graph: 0,1, -1,1 "
+        "(write --input-range=-1,1, or tf), LOW,HIGH, caffe (BGR, minus the ImageNet mean) or "
+        "imagenet ([0,1], ImageNet mean/std; or torch), as keras.applications' preprocess_input "
+        "modes; folded into the model, which still takes raw pixels (default: raw pixels 0-255)",
     )
     parser.add_argument("--mean", metavar="R,G,B", help="per-channel mean subtracted, in the units of --input-range (default 0-255)")
     parser.add_argument("--std", metavar="R,G,B", help="per-channel standard deviation divided by, in the same units")
