@@ -292,6 +292,11 @@ def test_refusals_say_what_to_change():
     with pytest.raises(export.ExportError, match=r"RGB image \(H, W, 3\)"):
         export.prepare(gray)
 
+    multi_label = keras.Model(plain_in, keras.layers.Dense(3, activation="sigmoid")(
+        keras.layers.Dropout(0.5)(keras.layers.Flatten()(plain_in))))
+    with pytest.raises(export.ExportError, match="multi-label"):
+        export.prepare(multi_label)
+
     class Net(keras.Model):
         def call(self, x):
             return x

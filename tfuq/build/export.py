@@ -547,6 +547,11 @@ def prepare(
         raise ExportError(f"the model output must be (batch, classes), got {tuple(raw.shape)}")
     classes = int(raw.shape[-1])
     activation = _activation_name(_output_layer(functional))
+    if activation == "sigmoid" and classes > 1:
+        raise ExportError(
+            f"the model ends in a sigmoid over {classes} units (multi-label); tfuq picks one class "
+            "of many: export a softmax (or logits with --add-softmax) output"
+        )
     if add_softmax:
         if activation in ("softmax", "sigmoid"):
             raise ExportError(f"the model already ends in {activation}; drop --add-softmax")
