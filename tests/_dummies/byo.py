@@ -79,8 +79,13 @@ def nested(size: int = tiny.SIZE, seed: int = 0):
     return keras.Model(inputs, head(backbone(inputs)), name="nested")
 
 
-def fit(model, epochs: int = 25, logits: bool = False, binary: bool = False):
-    """Fit on 256 easy images scaled to [-1, 1] outside the model; returns the model."""
+def caffe(images: np.ndarray) -> np.ndarray:
+    """Raw RGB pixels to keras.applications' caffe input: BGR minus the ImageNet mean."""
+    return images[..., ::-1].astype("float32") - np.array([103.939, 116.779, 123.68], "float32")
+
+
+def fit(model, epochs: int = 25, logits: bool = False, binary: bool = False, preprocess=scaled):
+    """Fit on 256 easy images preprocessed outside the model ([-1, 1] unless told); returns it."""
     import keras
 
     x, y = tiny.images(256, seed=1)
@@ -90,5 +95,5 @@ def fit(model, epochs: int = 25, logits: bool = False, binary: bool = False):
     else:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=logits)
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=loss)
-    model.fit(scaled(x), y, epochs=epochs, batch_size=32, verbose=0)
+    model.fit(preprocess(x), y, epochs=epochs, batch_size=32, verbose=0)
     return model

@@ -153,6 +153,14 @@ def test_nested_converts_and_agrees(nested_model, tmp_path):
     convert_and_compare(nested_model, tmp_path, preprocessing=export.Preprocessing.from_options("-1,1"))
 
 
+def test_caffe_preprocessing_converts_and_agrees(tmp_path):
+    """BGR and mean subtraction folded in: a model trained on caffe input takes raw RGB."""
+    model = byo.fit(byo.nested(seed=1), preprocess=byo.caffe)
+    model.name = "caffe_nested"
+    _, path = convert_and_compare(model, tmp_path, preprocessing=export.Preprocessing.from_options("caffe"))
+    assert "BGR" in tfuq.read_config(path)["input"]["preprocessing"]
+
+
 def test_keras_applications_backbone_runs_once():
     base = keras.applications.MobileNetV2(
         include_top=False, weights=None, input_shape=(32, 32, 3), alpha=0.35, pooling="avg"
