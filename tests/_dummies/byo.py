@@ -35,7 +35,7 @@ def keras_io(size: int = tiny.SIZE, classes: int = 4, seed: int = 0):
     residual = layers.Conv2D(16, 1, strides=2, padding="same")(previous)
     x = layers.add([x, residual])
     x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dropout(0.25)(x)
+    x = layers.Dropout(0.25, name="dropout")(x)  # named: Keras numbers default names per session
     outputs = layers.Dense(classes, activation=None)(x)
     return keras.Model(inputs, outputs, name="keras_io")
 

@@ -8,7 +8,7 @@ state it (--input-range/--mean/--std): it is folded in, and the written model ta
 
 example:
   tfuq attach model.keras --rate 0.2 --data train.npz --out mc.keras --epochs 5
-  tfuq attach keras_io.keras --rate 0.2 --data train.npz --out mc.keras --input-range -1,1 --json -
+  tfuq attach keras_io.keras --rate 0.2 --data train.npz --out mc.keras --input-range=-1,1 --json -
   tfuq convert mc.keras --out mc.tflite --representative train.npz --add-softmax
 """
 

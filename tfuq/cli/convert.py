@@ -14,7 +14,7 @@ the command exits 1 when top-1 agreement falls below --min-agreement.
 example:
   tfuq convert model.keras --out model.tflite --passes 30 --representative data.npz
   tfuq convert keras_io.keras --out model.tflite --representative data.npz \
-      --mc-dropout dropout --input-range -1,1 --add-softmax
+      --mc-dropout dropout --input-range=-1,1 --add-softmax
   tfuq convert model.keras --out model.tflite --recipe converters/resnet50.toml --json -
 """
 
