@@ -77,6 +77,7 @@ def _bad_convert(files, tmp_path):
         ("bad range", [*base, "--input-range", "0..1"], "LOW,HIGH"),
         ("bad size", [*base, "--input-size", "big"], "N or HxW"),
         ("no dropout", [files / "plain.keras", "--out", out, "--representative", rep], "tfuq attach"),
+        ("saved model folder", [files, "--out", out, "--representative", rep], "model.save('model.keras')"),
     ]
 
 

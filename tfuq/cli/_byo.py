@@ -20,6 +20,20 @@ def add_input_arguments(parser) -> None:
     parser.add_argument("--input-size", metavar="HxW", help="image size for a model whose input size is not fixed, e.g. 224 or 160x192")
 
 
+def check_model_path(text: str) -> None:
+    """A readable message for the model files people have that Keras 3 cannot load."""
+    from pathlib import Path
+
+    path = Path(text)
+    if path.is_dir():
+        raise CliError(
+            f"{path} is a folder (a TensorFlow SavedModel?); tfuq reads .keras or .h5 files: "
+            "load the model in Keras and save it with model.save('model.keras')"
+        )
+    if not path.is_file():
+        raise CliError(f"model file not found: {path}")
+
+
 def _numbers(text: str | None, flag: str) -> list[float] | None:
     if text is None:
         return None

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tfuq.cli._byo import add_input_arguments, input_size, preprocessing
+from tfuq.cli._byo import add_input_arguments, check_model_path, input_size, preprocessing
 from tfuq.cli._common import CliError, emit_json, info, quiet_tensorflow, require
 
 HELP = "add an MC-dropout head to a trained classifier and fine-tune the head"
@@ -63,8 +63,7 @@ def run(args) -> int:
         raise CliError(f"--val-split must be in [0, 1), got {args.val_split}")
     if args.limit is not None and args.limit < 1:
         raise CliError(f"--limit must be at least 1, got {args.limit}")
-    if not Path(args.model).is_file():
-        raise CliError(f"model file not found: {args.model}")
+    check_model_path(args.model)
     size = input_size(args.input_size)
     from tfuq import data
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from tfuq.cli._byo import add_input_arguments, input_size, preprocessing
+from tfuq.cli._byo import add_input_arguments, check_model_path, input_size, preprocessing
 from tfuq.cli._common import EXIT_CHECK_FAILED, CliError, emit_json, info, quiet_tensorflow, require
 
 HELP = "convert a Keras classifier with (MC) dropout to a full-integer tfuq .tflite"
@@ -92,8 +92,7 @@ def run(args) -> int:
             options[key] = getattr(args, key)
     if options["passes"] < 1:
         raise CliError(f"--passes must be at least 1, got {options['passes']}")
-    if not Path(args.model).is_file():
-        raise CliError(f"model file not found: {args.model}")
+    check_model_path(args.model)
     mc_layers = [n.strip() for n in args.mc_layers.split(",") if n.strip()] if args.mc_layers else None
     if args.mc_layers is not None and not mc_layers:
         raise CliError("--mc-layers needs at least one layer name")
