@@ -49,3 +49,17 @@ def test_keras_round_trip_without_custom_objects(tmp_path):
 def test_rate_outside_open_unit_interval_is_rejected(rate):
     with pytest.raises(ValueError, match="rate"):
         MCDropout(rate)
+
+
+def test_noise_shape_drops_whole_channels_and_round_trips(tmp_path):
+    layer = MCDropout(0.5, seed=2, noise_shape=(None, 1, 1, None))
+    out = np.asarray(layer(np.ones((3, 5, 5, 40), dtype="float32")))
+    # Each (image, channel) is all 0 or all 2: one draw per channel, as SpatialDropout2D.
+    per_channel = out.reshape(3, 25, 40)
+    assert (per_channel.min(1) == per_channel.max(1)).all()
+    assert 0 < (per_channel[:, 0] == 0).mean() < 1
+    inputs = keras.Input((5, 5, 4))
+    keras.Model(inputs, layer(inputs)).save(tmp_path / "n.keras")
+    loaded = keras.models.load_model(tmp_path / "n.keras").layers[-1]
+    assert loaded.noise_shape == (None, 1, 1, None)
+    assert MCDropout.from_config({"rate": 0.2, "name": "old"}).noise_shape is None  # older files

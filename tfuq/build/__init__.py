@@ -4,7 +4,9 @@
 - :mod:`tfuq.build.models`: backbones with an MC-dropout head.
 - :mod:`tfuq.build.train`: fine-tuning, early stopping, distribution strategies.
 - :mod:`tfuq.build.qat`: quantization-aware training through tfmot.
-- :mod:`tfuq.build.export`: the masked one-invoke graph (and the in-graph and deterministic forms).
+- :mod:`tfuq.build.export`: a user's classifier into tfuq's form (Keras dropout as MC dropout,
+  folded preprocessing), then the masked one-invoke graph (and the in-graph and deterministic forms).
+- :mod:`tfuq.build.attach`: an MC-dropout head for a trained classifier without dropout.
 - :mod:`tfuq.build.convert`: full-integer int8 TFLite with a self-check and the carried config.
 
 Importing this package imports nothing heavy; its modules import TensorFlow and Keras.

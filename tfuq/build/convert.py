@@ -5,7 +5,10 @@
 
 Needs TensorFlow (the ``convert`` extra). The steps:
 
-1. ``tfuq.build.export`` rewrites the model (masked: masks as inputs, trunk once; or in-graph).
+1. ``tfuq.build.export`` brings the model into tfuq's form (Keras dropout layers as MC
+   dropout, preprocessing stated outside the graph folded in, a softmax added to logits; see
+   :func:`tfuq.build.export.prepare`), then rewrites it (masked: masks as inputs, trunk once;
+   or in-graph).
 2. The TFLite converter quantizes it to int8 with a representative dataset: images brought
    to the model input by the photo rule (``tfuq.runtime.photo``, carried in the file as
    ``input.photo_rule``), and for the masked form, masks drawn with the runtime's generator.
@@ -50,7 +53,7 @@ def _tf():
 
 
 def load_keras_model(path: str | os.PathLike):
-    """Load a ``.keras`` file; MCDropout is registered, so no custom_objects are needed."""
+    """Load a ``.keras`` or ``.h5`` file; MCDropout is registered, so no custom_objects are needed."""
     import keras
 
     import tfuq.build.layers  # noqa: F401  (registers MCDropout)
@@ -189,12 +192,17 @@ def convert(
     progress: bool = False,
     representative_labels: np.ndarray | None = None,
     max_accuracy_drop: float = 0.05,
+    mc_dropout: str = "auto",
+    mc_layers: list[str] | None = None,
+    preprocessing: export.Preprocessing | None = None,
+    input_size: tuple[int, int] | None = None,
+    add_softmax: bool = False,
 ) -> Conversion:
     """Convert a Keras model with MCDropout layers to a full-integer tfuq model.
 
     Args:
-        model: a functional Keras model (or Sequential) with one RGB input that takes raw
-            pixels 0-255 (preprocessing inside), a softmax output, and MCDropout layers.
+        model: a functional Keras model (or Sequential, nested models inside are fine) with
+            one RGB input and one classifier output, with MCDropout or Keras dropout layers.
         representative: uint8 NHWC images: an array, an ``.npz`` path (array ``x``) or an
             iterable of images or batches. Brought to the model input by the photo rule
             (centre crop, bilinear) when their size differs.
@@ -212,6 +220,8 @@ def convert(
             representative only); the self-check then also compares accuracy.
         max_accuracy_drop: with labels, the self-check fails when TFLite's MC-mean
             accuracy on the held-out images is more than this below Keras'.
+        mc_dropout, mc_layers, preprocessing, input_size, add_softmax: how the model is
+            brought into tfuq's form; see :func:`tfuq.build.export.prepare`.
     """
     tf = _tf()
     if mode not in MODES:
@@ -223,6 +233,11 @@ def convert(
     if calibration_samples < 1:
         raise ConversionError(f"calibration samples must be at least 1, got {calibration_samples}")
     try:
+        prepared = export.prepare(
+            model, mc_dropout=mc_dropout, mc_layers=mc_layers, preprocessing=preprocessing,
+            input_size=input_size, add_softmax=add_softmax,
+        )
+        model = prepared.model
         height, width, _ = export.image_shape(model)
         masked, specs = export.build_masked(model, passes)
     except export.ExportError as error:
@@ -235,6 +250,10 @@ def convert(
                 f"{representative_labels.shape[0] if representative_labels.ndim else 0} labels "
                 f"for {len(images)} representative images"
             )
+    try:
+        export.check_output(prepared, images)
+    except export.ExportError as error:
+        raise ConversionError(str(error)) from error
     # Held-out images for the self-check come first, so calibration never starves the check.
     order = np.random.default_rng(0).permutation(len(images))
     checked = min(check_samples, len(images) // 4)
@@ -291,7 +310,9 @@ def convert(
             "channels": 3,
             "pixel_format": "RGB",
             "dtype": "uint8",
-            "preprocessing": "inside the model: feed raw pixels 0-255",
+            "preprocessing": "inside the model: feed raw pixels 0-255"
+            if prepared.preprocessing is None
+            else f"folded into the model ({prepared.preprocessing.description}): feed raw pixels 0-255",
             "photo_rule": photo.RULE.to_json(),
         },
         "output": {"name": output_name, "kind": "probabilities", "layout": "(passes, classes)"},
@@ -321,6 +342,7 @@ def convert(
             model, masked, result.to_bytes(), held_out, min_agreement, held_out_ok=not notes,
             labels=held_out_labels, max_accuracy_drop=max_accuracy_drop,
         )
+    result.notes[:0] = prepared.notes
     return result
 
 

@@ -1,8 +1,12 @@
-"""The Monte-Carlo dropout layer (needs Keras; the runtime never imports this module)."""
+"""The Monte-Carlo dropout layer and the folded input preprocessing (need Keras; the runtime
+never imports this module)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import keras
+import numpy as np
 
 
 @keras.saving.register_keras_serializable(package="tfuq")
@@ -20,6 +24,10 @@ class MCDropout(keras.layers.Layer):
     Args:
         rate: fraction of units to drop, in (0, 1).
         seed: optional integer seed for reproducible sampling in tests.
+        noise_shape: as for ``keras.layers.Dropout``: the shape of the mask, ``None`` entries
+            taken from the input, ``1`` entries shared. ``(None, 1, 1, None)`` drops whole
+            channels of an image feature map (``SpatialDropout2D``); ``tfuq convert`` then makes
+            one mask value per channel and pass.
 
     Example:
         >>> layer = MCDropout(0.5, seed=1)
@@ -28,19 +36,34 @@ class MCDropout(keras.layers.Layer):
         True
     """
 
-    def __init__(self, rate: float, seed: int | None = None, **kwargs):
+    def __init__(
+        self,
+        rate: float,
+        seed: int | None = None,
+        noise_shape: Sequence[int | None] | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if not isinstance(rate, int | float) or not 0.0 < float(rate) < 1.0:
             raise ValueError(f"MCDropout rate must be in (0, 1), got {rate!r}")
         self.rate = float(rate)
         self.seed = seed
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True
         self.built = True
 
     def call(self, inputs, training=None):
         # ``training`` is accepted and ignored on purpose: sampling happens in every mode.
-        return keras.random.dropout(inputs, self.rate, seed=self.seed_generator)
+        return keras.random.dropout(
+            inputs, self.rate, noise_shape=self._noise_shape(inputs), seed=self.seed_generator
+        )
+
+    def _noise_shape(self, inputs):
+        if self.noise_shape is None:
+            return None
+        shape = keras.ops.shape(inputs)
+        return tuple(shape[i] if d is None else d for i, d in enumerate(self.noise_shape))
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -50,4 +73,68 @@ class MCDropout(keras.layers.Layer):
             **super().get_config(),
             "rate": self.rate,
             "seed": self.seed,
+            "noise_shape": None if self.noise_shape is None else list(self.noise_shape),
+        }
+
+
+@keras.saving.register_keras_serializable(package="tfuq")
+class PixelPreprocessing(keras.layers.Layer):
+    """Raw RGB pixels 0-255 to what a model expects: ``out[..., c] = x[..., order[c]] * scale[c] + offset[c]``.
+
+    ``tfuq convert`` puts it in front of a model whose preprocessing happened outside the graph,
+    so the converted file still takes raw pixels. It runs as one 1x1 convolution (one int8
+    ``CONV_2D`` after conversion; its per-channel weights hold each scale exactly).
+
+    Args:
+        scale: per output channel, three floats.
+        offset: per output channel, three floats.
+        channel_order: ``"RGB"``, or ``"BGR"`` for models trained on BGR images (caffe).
+
+    Example:
+        >>> layer = PixelPreprocessing([1 / 127.5] * 3, [-1.0] * 3)   # [-1, 1]
+        >>> [round(float(v), 3) for v in layer(np.array([[[[0.0, 127.5, 255.0]]]]))[0, 0, 0]]
+        [-1.0, 0.0, 1.0]
+    """
+
+    def __init__(
+        self,
+        scale: Sequence[float],
+        offset: Sequence[float],
+        channel_order: str = "RGB",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.scale = [float(v) for v in scale]
+        self.offset = [float(v) for v in offset]
+        if len(self.scale) != 3 or len(self.offset) != 3:
+            raise ValueError("PixelPreprocessing needs three scales and three offsets")
+        if not all(np.isfinite(self.scale + self.offset)) or 0.0 in self.scale:
+            raise ValueError(f"scales must be finite and non-zero, got {self.scale}")
+        if channel_order not in ("RGB", "BGR"):
+            raise ValueError(f"channel_order must be RGB or BGR, got {channel_order!r}")
+        self.channel_order = channel_order
+        self.built = True
+
+    def kernel(self) -> np.ndarray:
+        """The (1, 1, 3, 3) convolution kernel: a scaled permutation."""
+        order = [0, 1, 2] if self.channel_order == "RGB" else [2, 1, 0]
+        kernel = np.zeros((1, 1, 3, 3), np.float32)
+        for out, source in enumerate(order):
+            kernel[0, 0, source, out] = self.scale[out]
+        return kernel
+
+    def call(self, inputs):
+        inputs = keras.ops.cast(inputs, self.compute_dtype)
+        outputs = keras.ops.conv(inputs, keras.ops.convert_to_tensor(self.kernel()), padding="valid")
+        return outputs + keras.ops.convert_to_tensor(np.asarray(self.offset, np.float32))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "scale": self.scale,
+            "offset": self.offset,
+            "channel_order": self.channel_order,
         }

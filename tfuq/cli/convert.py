@@ -1,4 +1,10 @@
-"""Convert a Keras model with tfuq.MCDropout layers to one full-integer TFLite file.
+"""Convert a Keras classifier with MC dropout to one full-integer TFLite file.
+
+The model is a .keras or .h5 file, functional or Sequential (a backbone model inside is fine).
+Its tfuq.MCDropout layers sample; a model without any has its Keras Dropout and
+SpatialDropout layers sample instead (--mc-dropout and --mc-layers choose). Preprocessing done
+outside the model is stated with --input-range/--mean/--std and folded in; a logits output
+gets --add-softmax.
 
 The file takes uint8 RGB pixels and one 0/1 mask per MCDropout layer, returns all MC passes
 in one invoke, and carries its own configuration (labels, passes, masks, seed scheme,
@@ -11,6 +17,8 @@ agreement and top-5 overlap too. The command exits 1 when the check fails.
 
 example:
   tfuq convert model.keras --out model.tflite --passes 30 --representative data.npz
+  tfuq convert keras_io.keras --out model.tflite --representative data.npz \
+      --mc-dropout dropout --input-range=-1,1 --add-softmax
   tfuq convert model.keras --out model.tflite --recipe converters/resnet50.toml --json -
 """
 
@@ -19,9 +27,10 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+from tfuq.cli._byo import add_input_arguments, check_model_path, input_size, preprocessing
 from tfuq.cli._common import EXIT_CHECK_FAILED, CliError, emit_json, info, quiet_tensorflow, require
 
-HELP = "convert a Keras MC-dropout model to a full-integer tfuq .tflite"
+HELP = "convert a Keras classifier with (MC) dropout to a full-integer tfuq .tflite"
 
 # Options a recipe may set; command-line flags given explicitly win over the recipe.
 DEFAULTS = {
@@ -34,7 +43,7 @@ DEFAULTS = {
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("model", help="Keras model file (.keras) with tfuq.MCDropout layers")
+    parser.add_argument("model", help="Keras model file (.keras or .h5) with tfuq.MCDropout or Keras dropout layers")
     parser.add_argument("--out", required=True, help="where to write the .tflite")
     parser.add_argument(
         "--representative", required=True, metavar="NPZ",
@@ -48,6 +57,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--check-samples", type=int, help=f"held-out images for the self-check, 0 skips it (default {DEFAULTS['check_samples']})")
     parser.add_argument("--min-agreement", type=float, help=f"self-check threshold on Keras/TFLite MC-mean top-1 agreement (near-ties allowed for 200+ classes; default {DEFAULTS['min_agreement']})")
     parser.add_argument("--labels", metavar="TXT", help="class names, one per line (default: the names stored in the .keras by tfuq train/pretrained, else those in the .npz, else class_0 ...)")
+    parser.add_argument(
+        "--mc-dropout", choices=("auto", "dropout", "mcdropout"), default="auto",
+        help="which dropout layers sample: auto (default) = the tfuq.MCDropout layers, or every Keras "
+        "Dropout/SpatialDropout when there is none; dropout = both; mcdropout = tfuq.MCDropout only",
+    )
+    parser.add_argument("--mc-layers", metavar="NAMES", help="comma-separated names of the Keras dropout layers that sample (instead of --mc-dropout)")
+    add_input_arguments(parser)
+    parser.add_argument("--add-softmax", action="store_true", help="the model outputs logits: append a softmax (one logit z: two classes [1 - sigmoid(z), sigmoid(z)])")
     parser.add_argument("--json", metavar="PATH", help="write the conversion report as JSON ('-' for stdout)")
 
 
@@ -80,6 +97,13 @@ def run(args) -> int:
             options[key] = getattr(args, key)
     if options["passes"] < 1:
         raise CliError(f"--passes must be at least 1, got {options['passes']}")
+    check_model_path(args.model)
+    mc_layers = [n.strip() for n in args.mc_layers.split(",") if n.strip()] if args.mc_layers else None
+    if args.mc_layers is not None and not mc_layers:
+        raise CliError("--mc-layers needs at least one layer name")
+    if mc_layers and args.mc_dropout != "auto":
+        raise CliError("give --mc-layers or --mc-dropout, not both")
+    size = input_size(args.input_size)
     from tfuq import data
 
     # Cheap checks first: bad data fails before TensorFlow takes seconds to load.
@@ -90,6 +114,8 @@ def run(args) -> int:
     quiet_tensorflow()
     from tfuq.build import convert
     from tfuq.build.train import class_names_of
+
+    stated = preprocessing(args)
 
     info(f"loading {args.model}")
     model = convert.load_keras_model(args.model)
@@ -102,6 +128,11 @@ def run(args) -> int:
         decision=options.get("decision"),
         progress=True,
         representative_labels=image_labels,
+        mc_dropout=args.mc_dropout,
+        mc_layers=mc_layers,
+        preprocessing=stated,
+        input_size=size,
+        add_softmax=args.add_softmax,
         **{k: options[k] for k in DEFAULTS},
     )
     result.save(out)
@@ -114,6 +145,8 @@ def run(args) -> int:
         "full_integer": result.summary.full_integer,
         "operators": dict(result.summary.operators),
         "notes": result.notes,
+        "mc_dropout": [m["layer"] for m in result.config["mc_dropout"]],
+        "preprocessing": result.config["input"]["preprocessing"],
     }
     info(f"wrote {out} ({size / 1e6:.2f} MB, {'full-integer' if result.summary.full_integer else 'NOT full-integer: ' + '; '.join(result.summary.problems)})")
     for note in result.notes:
