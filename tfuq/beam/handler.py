@@ -8,7 +8,7 @@ a dict of plain values that JSON and Parquet hold::
     key          16 hex digits: tfuq.runtime.masks.image_key of the pixels
     set, id, order, label
     seed         the run seed the image's masks came from (a decimal string: uint64)
-    predicted    argmax of the MC mean;  accept  the rule's decision (bool)
+    predicted    argmax of the MC mean, predicted_label its name;  accept  the rule's decision
     mean, std    per class, float64 (MC outputs are (passes, classes) per image)
     max_probability, predictive_entropy, expected_entropy, mutual_information, variation_ratio
     passes       (with keep_passes) the (passes, classes) float32 probabilities, as lists
@@ -41,6 +41,9 @@ class LoadedModel:
         self.model = model
         self.lock = threading.Lock()
         self.shared_masks: dict[int, dict[str, np.ndarray]] = {}
+
+    def label(self, index: int) -> str:
+        return self.model.labels[index] if self.model.labels else f"class_{index}"
 
     def passes(self, image: np.ndarray, seed: int) -> np.ndarray:
         """``(passes, classes)`` float32 probabilities of one image under run seed ``seed``."""
@@ -130,6 +133,7 @@ class TfuqModelHandler(ModelHandler[dict, dict, LoadedModel]):
             "label": None if label is None else int(label),
             "seed": str(seed),
             "predicted": int(summary.predicted),
+            "predicted_label": model.label(int(summary.predicted)),
             "accept": bool(decision.accept),
             "mean": summary.mean.tolist(),
             "std": summary.std.tolist(),

@@ -42,9 +42,9 @@ def sources(spec: str, size: tuple[int, int], set_name: str = "data",
     from tfuq.data.corruptions import CORRUPTIONS, SEVERITIES, config_name
 
     source, _, target = spec.partition(":")
-    if not target or spec.endswith(".npz") or source not in (
-        "npz", "cifar100", "tfrecord", "folder", "files"
-    ) and not source.startswith("cifar100_corrupted"):
+    known = source in ("npz", "cifar100", "tfrecord", "folder", "files") or source.startswith(
+        "cifar100_corrupted")
+    if not (known and target):
         if spec.endswith(".npz") or Path(spec).is_file():
             source, target = "npz", spec
         else:
@@ -82,8 +82,9 @@ def pipeline_options(runner: str, extra: Sequence[str] = ()):
     if runner not in RUNNERS:
         raise ValueError(f"unknown runner {runner!r}; choose one of {', '.join(RUNNERS)}")
     flags = [f"--runner={RUNNERS[runner]}", *extra]
-    if runner == "direct" and not any(f.startswith("--direct_num_workers") for f in extra):
-        flags.append("--direct_num_workers=0")  # one worker per core
+    if runner == "direct" and not any(f.startswith("--direct_") for f in extra):
+        # one worker process per core; say --direct_running_mode=in_memory for one process
+        flags += ["--direct_num_workers=0", "--direct_running_mode=multi_processing"]
     return PipelineOptions(flags)
 
 
@@ -94,6 +95,7 @@ def _parquet_schema(keep_passes: bool):
     fields = [
         ("key", pa.string()), ("set", pa.string()), ("id", pa.string()), ("order", pa.string()),
         ("label", pa.int64()), ("seed", pa.string()), ("predicted", pa.int64()),
+        ("predicted_label", pa.string()),
         ("accept", pa.bool_()), ("mean", pa.list_(pa.float64())), ("std", pa.list_(pa.float64())),
         *[(name, pa.float64()) for name in SCORES], ("expected_entropy", pa.float64()),
     ]

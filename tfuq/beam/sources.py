@@ -41,10 +41,17 @@ class SourceError(ValueError):
 def decode_photo(path: str, height: int, width: int) -> np.ndarray:
     """An image file as the model's uint8 ``(height, width, 3)`` input.
 
-    The one place the pipelines decode a file; it uses the rule ``tfuq predict`` uses.
+    The one place the pipelines decode a file; it uses the rule ``tfuq predict`` uses. Paths
+    with a scheme (``gs://``, ``s3://``, ...) are read through Beam's FileSystems.
     """
     from tfuq.cli.predict import decode
 
+    if "://" in path:
+        try:
+            with FileSystems.open(path, compression_type="uncompressed") as handle:
+                return decode(io.BytesIO(handle.read()), height, width)
+        except OSError as error:
+            raise ValueError(f"cannot read: {error}") from None
     return decode(path, height, width)
 
 
@@ -241,7 +248,7 @@ class ReadTfds(beam.PTransform):
 
 # -- image files ------------------------------------------------------------------------------
 def image_files(location: str, labelled: bool = False) -> tuple[list[tuple[str, int | None]], list[str]]:
-    """``([(path, label or None)], class names)`` for a folder or a glob of image files."""
+    """``([(path, label or None)], class names)`` for a folder, a file or a glob of image files."""
     if any(char in location for char in "*?["):
         paths = [p for p in match(location) if Path(p).suffix.lower() in IMAGE_SUFFIXES]
         if labelled:
@@ -250,8 +257,10 @@ def image_files(location: str, labelled: bool = False) -> tuple[list[tuple[str, 
             raise SourceError(f"no image files match {location}")
         return [(p, None) for p in paths], []
     root = Path(location)
+    if root.is_file() and not labelled:
+        return [(location, None)], []
     if not root.is_dir():
-        raise SourceError(f"not a folder: {location}")
+        raise SourceError(f"not a folder, file or glob pattern: {location}")
     if not labelled:
         paths = sorted(str(p) for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not paths:
