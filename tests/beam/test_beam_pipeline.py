@@ -101,3 +101,25 @@ def test_a_records_folder_that_holds_files_is_refused_and_a_failed_run_leaves_no
     with pytest.raises(Exception, match="the model takes"):
         _records(tiny_tflite, bad, tmp_path / "out", IN_MEMORY, 4, "shared")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "full"]
+
+
+def test_a_worker_runs_the_pipeline_without_importing_tensorflow(tiny_tflite, shards, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder, _, _ = shards
+    code = (
+        "import json, sys\n"
+        "from tfuq.beam import pipeline\n"
+        f"data = pipeline.sources('npz:{folder}/part-*.npz', (16, 16))\n"
+        f"pipeline.run({tiny_tflite!r}, data, {str(tmp_path / 'r')!r}, options="
+        f"pipeline.pipeline_options('direct', {IN_MEMORY!r}), seeding='per-image')\n"
+        "records = pipeline.read_records(" + repr(str(tmp_path / "r")) + ")\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('tensorflow', 'keras', 'tensorflow_datasets', 'tf_keras'))\n"
+        "print(json.dumps([len(records), heavy]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[2], check=True)
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [48, []]
