@@ -103,7 +103,7 @@ class TfuqModelHandler(ModelHandler[dict, dict, LoadedModel]):
     def load_model(self) -> LoadedModel:
         from tfuq import runtime
 
-        with FileSystems.open(self.model_path) as handle:
+        with FileSystems.open(self.model_path, compression_type="uncompressed") as handle:
             content = handle.read()
         model = runtime.load(content, threads=self.threads, backend=self.backend)
         model.path = self.model_path

@@ -17,7 +17,6 @@ tables per severity and per corruption), ``tfrecord:<glob>`` (tfds-written files
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import shutil
@@ -117,17 +116,29 @@ def _write(records, folder: str, fmt: str, keep_passes: bool):
 
 def read_records(folder: str | os.PathLike) -> list[dict]:
     """Every record in ``folder`` (JSONL or Parquet shards), sorted by set, then source order."""
+    import io
+
+    from apache_beam.io.filesystems import FileSystems
+
     folder = os.fspath(folder)
     records = []
-    for path in sorted(glob.glob(os.path.join(folder, f"{_PREFIX}-*.jsonl"))):
-        with open(path) as lines:
-            records += [json.loads(line) for line in lines if line.strip()]
-    parquet = sorted(glob.glob(os.path.join(folder, f"{_PREFIX}-*.parquet")))
+
+    def shards(suffix: str) -> list[str]:
+        pattern = FileSystems.join(folder, f"{_PREFIX}-*{suffix}")
+        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+
+    def content(path: str) -> bytes:
+        with FileSystems.open(path, compression_type="uncompressed") as handle:
+            return handle.read()
+
+    for path in shards(".jsonl"):
+        records += [json.loads(line) for line in content(path).decode().splitlines() if line.strip()]
+    parquet = shards(".parquet")
     if parquet:
         import pyarrow.parquet as pq
 
         for path in parquet:
-            records += pq.read_table(path).to_pylist()
+            records += pq.read_table(io.BytesIO(content(path))).to_pylist()
     if not records:
         raise ValueError(f"no records in {folder}")
     records.sort(key=lambda r: (r["set"], r["order"], r["key"]))
@@ -234,6 +245,20 @@ def format_tables(tables: dict) -> str:
 
 
 # -- running ---------------------------------------------------------------------------------
+def load_model(path: str, threads: int | None = None, backend: str = "auto"):
+    """:func:`tfuq.load` for any path Beam's FileSystems read (``gs://...`` too)."""
+    from tfuq import runtime
+
+    if "://" not in path:
+        return runtime.load(path, threads=threads, backend=backend)
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(path, compression_type="uncompressed") as handle:
+        model = runtime.load(handle.read(), threads=threads, backend=backend)
+    model.path = path
+    return model
+
+
 def run(
     model_path: str,
     data: Sequence[tuple[str, object]],
@@ -297,10 +322,13 @@ def run(
         if local:
             shutil.rmtree(target, ignore_errors=True)
         raise
+    from apache_beam.io.filesystems import FileSystems
+
     found = []
-    for path in sorted(glob.glob(os.path.join(errors_folder, "errors-*.jsonl"))):
-        with open(path) as lines:
-            found += [json.loads(line) for line in lines if line.strip()]
+    pattern = FileSystems.join(errors_folder, "errors-*.jsonl")
+    for match in sorted(FileSystems.match([pattern])[0].metadata_list, key=lambda m: m.path):
+        with FileSystems.open(match.path, compression_type="uncompressed") as handle:
+            found += [json.loads(line) for line in handle.read().decode().splitlines() if line.strip()]
     if local:
         shutil.rmtree(errors_folder, ignore_errors=True)
         if Path(records).exists():

@@ -85,7 +85,7 @@ class _NpzExamples(beam.DoFn):
         self.set_name, self.size = set_name, size
 
     def process(self, path: str) -> Iterator[dict]:
-        with FileSystems.open(path) as handle:
+        with FileSystems.open(path, compression_type="uncompressed") as handle:
             content = handle.read()
         with np.load(io.BytesIO(content), allow_pickle=False) as data:
             if "x" not in data:

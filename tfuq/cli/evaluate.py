@@ -155,7 +155,6 @@ def run_beam(args) -> int:
     """``tfuq evaluate --runner``: the Beam pipeline, then the records merged into the report."""
     import shlex
 
-    from tfuq import runtime
     from tfuq.cli._common import require
 
     require("apache_beam", "beam", "evaluate --runner")
@@ -169,7 +168,7 @@ def run_beam(args) -> int:
     if args.batch_size is not None and args.batch_size < 1:
         raise CliError(f"--batch-size must be at least 1, got {args.batch_size}")
     check_outputs(args)
-    model = runtime.load(args.model, threads=args.threads)
+    model = pipeline.load_model(args.model, args.threads)
     rule = rule_from_args(args, model.config)
     size = model.input_shape[:2]
     try:

@@ -363,7 +363,6 @@ def run_beam(args) -> int:
     from tfuq.cli._common import require
 
     require("apache_beam", "beam", "predict --runner")
-    from tfuq import runtime
     from tfuq.beam import pipeline
     from tfuq.beam.sources import ReadImageFiles, SourceError
 
@@ -374,7 +373,7 @@ def run_beam(args) -> int:
     if args.max_images is not None or args.timeout is not None:
         raise CliError("--max-images and --timeout bound a stream; --runner reads everything")
     try:
-        model = runtime.load(args.model, threads=args.threads, backend=args.backend)
+        model = pipeline.load_model(args.model, args.threads, args.backend)
     except ImportError as error:
         raise CliError(str(error)) from None
     rule = rule_from_args(args, model.config)
