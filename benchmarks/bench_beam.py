@@ -11,8 +11,10 @@ times, at two data sizes:
   records written and merged into the report (:func:`tfuq.beam.pipeline.run` + ``merge``).
 
 From the two sizes: a fixed cost (start-up, the intercept) and a cost per image (the slope);
-the Beam overhead per image is a runner's slope minus the one-process slope. Prints a
-Markdown table and, with --json, the raw times. A benchmark, not a test.
+the Beam overhead per image is a runner's slope minus the one-process slope. Both in wall-clock
+time (the best of --repeats runs) and in CPU time (user + system of this process and of the
+worker processes it waited for), which a loaded machine inflates much less. Prints Markdown
+tables and, with --json, the raw times. A benchmark, not a test.
 
     python benchmarks/bench_beam.py                        # small_cnn, 400 and 2,000 images
     python benchmarks/bench_beam.py --backbone efficientnetb0 --sizes 40 200
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -66,30 +69,37 @@ def shards(folder: Path, count: int, size: int) -> Path:
     return target
 
 
-def time_one_process(model_path: str, folder: Path, count: int, threads: int) -> float:
+def _cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def time_one_process(model_path: str, folder: Path, count: int, threads: int) -> tuple[float, float]:
     from tfuq import evaluation, runtime
 
     with np.load(folder / f"all{count}.npz") as data:
         images, labels = data["x"], data["y"]
     model = runtime.load(model_path, threads=threads)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu()
     evaluation.evaluate(model, images, labels, seed=0)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _cpu() - cpu
 
 
-def time_beam(model_path: str, data: Path, flags: list[str], threads: int, out: Path) -> float:
+def time_beam(model_path: str, data: Path, flags: list[str], threads: int,
+              out: Path) -> tuple[float, float]:
     from tfuq import runtime
     from tfuq.beam import pipeline
 
     model = runtime.load(model_path)
     shutil.rmtree(out, ignore_errors=True)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu()
     sources = pipeline.sources(f"npz:{data}/part-*.npz", model.input_shape[:2])
     pipeline.run(model_path, sources, str(out), options=pipeline.pipeline_options("direct", flags),
                  rule=model.config["decision"], threads=threads)
     records = pipeline.read_records(out)
     pipeline.merge(records, model.config["decision"], passes=model.passes)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _cpu() - cpu
 
 
 def main(argv=None) -> int:
@@ -99,6 +109,7 @@ def main(argv=None) -> int:
     parser.add_argument("--passes", type=int, default=30)
     parser.add_argument("--sizes", type=int, nargs=2, default=(400, 2000), metavar=("SMALL", "LARGE"))
     parser.add_argument("--threads", type=int, default=1, help="interpreter threads per worker")
+    parser.add_argument("--repeats", type=int, default=2, help="runs per figure (best is kept)")
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args(argv)
     size = args.size or (32 if args.backbone == "small_cnn" else 224)
@@ -107,29 +118,38 @@ def main(argv=None) -> int:
         model_path = make_model(args.backbone, size, folder, args.passes)
         data = {count: shards(folder, count, size) for count in args.sizes}
         load_before = os.getloadavg()
-        times = {"one process": {c: time_one_process(model_path, folder, c, args.threads)
-                                 for c in args.sizes}}
+        def best(run) -> tuple[float, float]:
+            results = [run() for _ in range(args.repeats)]
+            return min(r[0] for r in results), min(r[1] for r in results)
+
+        times = {"one process": {c: best(lambda c=c: time_one_process(
+            model_path, folder, c, args.threads)) for c in args.sizes}}
         for name, flags in RUNNERS.items():
-            times[name] = {c: time_beam(model_path, data[c], flags, args.threads, folder / "out")
-                           for c in args.sizes}
+            times[name] = {c: best(lambda c=c, flags=flags: time_beam(
+                model_path, data[c], flags, args.threads, folder / "out")) for c in args.sizes}
         load_after = os.getloadavg()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     small, large = args.sizes
-    base_slope = (times["one process"][large] - times["one process"][small]) / (large - small)
     print(f"{args.backbone} {size}x{size}, T={args.passes}, {args.threads} interpreter thread(s) "
-          f"per worker; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after")
-    print(f"| how | {small} images (s) | {large} images (s) | images/s at {large} | "
-          "fixed cost (s) | ms per image | Beam overhead per image (ms) |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+          f"per worker, best of {args.repeats}; load average {load_before[0]:.1f} before, "
+          f"{load_after[0]:.1f} after")
     summary = {}
-    for name, by_count in times.items():
-        slope = (by_count[large] - by_count[small]) / (large - small)
-        fixed = by_count[small] - slope * small
-        overhead = "" if name == "one process" else f"{(slope - base_slope) * 1e3:.2f}"
-        print(f"| {name} | {by_count[small]:.2f} | {by_count[large]:.2f} | "
-              f"{large / by_count[large]:.0f} | {fixed:.2f} | {slope * 1e3:.2f} | {overhead} |")
-        summary[name] = {"seconds": by_count, "per_image_ms": slope * 1e3, "fixed_s": fixed}
+    for kind, column in (("wall-clock", 0), ("CPU", 1)):
+        pick = {name: {c: t[column] for c, t in by_count.items()} for name, by_count in times.items()}
+        base = (pick["one process"][large] - pick["one process"][small]) / (large - small)
+        print(f"\n{kind} time\n")
+        print(f"| how | {small} images (s) | {large} images (s) | images/s at {large} | "
+              "fixed cost (s) | ms per image | Beam overhead per image (ms) |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for name, by_count in pick.items():
+            slope = (by_count[large] - by_count[small]) / (large - small)
+            fixed = by_count[small] - slope * small
+            overhead = "" if name == "one process" else f"{(slope - base) * 1e3:.2f}"
+            print(f"| {name} | {by_count[small]:.2f} | {by_count[large]:.2f} | "
+                  f"{large / by_count[large]:.0f} | {fixed:.2f} | {slope * 1e3:.2f} | {overhead} |")
+            summary.setdefault(name, {})[kind] = {
+                "seconds": by_count, "per_image_ms": slope * 1e3, "fixed_s": fixed}
     if args.json:
         Path(args.json).write_text(json.dumps({"backbone": args.backbone, "size": size,
                                                "passes": args.passes, "load": [load_before, load_after],
