@@ -45,16 +45,20 @@ class LoadedModel:
     def label(self, index: int) -> str:
         return self.model.labels[index] if self.model.labels else f"class_{index}"
 
-    def passes(self, image: np.ndarray, seed: int) -> np.ndarray:
-        """``(passes, classes)`` float32 probabilities of one image under run seed ``seed``."""
+    def passes(self, image: np.ndarray, seed: int, keep_masks: bool = False) -> np.ndarray:
+        """``(passes, classes)`` float32 probabilities of one image under run seed ``seed``.
+
+        ``keep_masks`` keeps the seed's masks for the next image (shared seeding: one draw
+        per worker process instead of one per image).
+        """
         model = self.model
         with self.lock:
             if model.mode == "masked":
                 feeds = self.shared_masks.get(seed)
                 if feeds is None:
                     feeds = model.masks(seed)
-                    if len(self.shared_masks) < 4:  # shared seeding: one draw per worker
-                        self.shared_masks[seed] = feeds
+                    if keep_masks:
+                        self.shared_masks = {seed: feeds}
                 return model.run_with_masks(image, feeds)
             return model.run(image, seed)[:, 0]
 
@@ -120,8 +124,9 @@ class TfuqModelHandler(ModelHandler[dict, dict, LoadedModel]):
     def record(self, example: dict, model: LoadedModel, rule: dict) -> dict[str, Any]:
         """The record of one example (see the module docstring)."""
         image = model.model.check_images(example["image"])[0]
-        seed = self.seed if self.seeding == "shared" else masks.image_seed(self.seed, image)
-        probabilities = model.passes(image, seed)
+        shared = self.seeding == "shared"
+        seed = self.seed if shared else masks.image_seed(self.seed, image)
+        probabilities = model.passes(image, seed, keep_masks=shared)
         summary = aggregate(probabilities, rule.get("conf_factor", 1.0))
         decision = abstain.decide(summary, rule)
         label = example.get("label")
