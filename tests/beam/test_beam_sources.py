@@ -125,3 +125,43 @@ def test_sources_fail_in_one_line_before_the_pipeline(tmp_path):
         pipeline.sources("cifar100:test", (16, 16), data_dir=str(tmp_path))
     with pytest.raises(SourceError, match="is not one of"):
         pipeline.sources("svhn:test", (16, 16))
+
+
+def test_a_cifar100_c_set_prepared_by_the_tfuq_builder_reads_back_pixel_for_pixel(
+        tiny_tflite, tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    import tfuq.data.cifar100_corrupted  # noqa: F401  (registers the builder)
+
+    rng = np.random.default_rng(5)
+    per_severity = 6
+    stacked = rng.integers(0, 256, (5 * per_severity, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 100, per_severity).astype(np.uint8)
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    np.save(manual / "contrast.npy", stacked)
+    np.save(manual / "labels.npy", labels)
+    builder = tfds.builder("cifar100_corrupted/contrast_2", data_dir=tmp_path / "tfds")
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual))
+
+    data = pipeline.sources("cifar100_corrupted/contrast_2:test", (32, 32),
+                            data_dir=str(tmp_path / "tfds"))
+    # the tiny model takes 16x16: the source refuses to resize, in one line
+    with pytest.raises(Exception, match="the model takes"):
+        pipeline.run(tiny_tflite, pipeline.sources(
+            "cifar100_corrupted/contrast_2:test", (16, 16), data_dir=str(tmp_path / "tfds")),
+            str(tmp_path / "refused"), options=pipeline.pipeline_options("direct", IN_MEMORY))
+    # read the examples the source yields, without a model
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that
+
+    severity_2 = stacked[per_severity : 2 * per_severity]
+    expected = sorted((f"{masks.image_key(image):016x}", int(label))
+                      for image, label in zip(severity_2, labels, strict=True))
+
+    def check(examples):
+        got = sorted((f"{masks.image_key(e['image']):016x}", e["label"]) for e in examples)
+        assert got == expected
+
+    with beam.Pipeline(options=pipeline.pipeline_options("direct", IN_MEMORY)) as root:
+        examples = root | data[0][1]
+        assert_that(examples, lambda found: check(list(found)))
