@@ -114,8 +114,22 @@ def _write(records, folder: str, fmt: str, keep_passes: bool):
         prefix, _parquet_schema(keep_passes), file_name_suffix=".parquet")
 
 
+def _compact(records: list[dict]) -> list[dict]:
+    # 100 classes as two lists of Python floats cost ~7 KB per record, as arrays ~2 KB: the
+    # difference between 5 GB and 1.5 GB for the full CIFAR-100-C evaluation.
+    for record in records:
+        record["mean"] = np.asarray(record["mean"], dtype=np.float64)
+        record["std"] = np.asarray(record["std"], dtype=np.float64)
+        if record.get("passes") is not None:
+            record["passes"] = np.asarray(record["passes"], dtype=np.float32)
+    return records
+
+
 def read_records(folder: str | os.PathLike) -> list[dict]:
-    """Every record in ``folder`` (JSONL or Parquet shards), sorted by set, then source order."""
+    """Every record in ``folder`` (JSONL or Parquet shards), sorted by set, then source order.
+
+    ``mean`` and ``std`` (and ``passes``) come back as numpy arrays.
+    """
     import io
 
     from apache_beam.io.filesystems import FileSystems
@@ -132,13 +146,14 @@ def read_records(folder: str | os.PathLike) -> list[dict]:
             return handle.read()
 
     for path in shards(".jsonl"):
-        records += [json.loads(line) for line in content(path).decode().splitlines() if line.strip()]
+        records += _compact(
+            [json.loads(line) for line in content(path).decode().splitlines() if line.strip()])
     parquet = shards(".parquet")
     if parquet:
         import pyarrow.parquet as pq
 
         for path in parquet:
-            records += pq.read_table(io.BytesIO(content(path))).to_pylist()
+            records += _compact(pq.read_table(io.BytesIO(content(path))).to_pylist())
     if not records:
         raise ValueError(f"no records in {folder}")
     records.sort(key=lambda r: (r["set"], r["order"], r["key"]))
@@ -147,8 +162,8 @@ def read_records(folder: str | os.PathLike) -> list[dict]:
 
 def _aggregate(records: list[dict], conf_factor: float) -> Aggregate:
     """The :class:`Aggregate` the records carry, as :func:`aggregate` computed it per image."""
-    mean = np.array([r["mean"] for r in records], dtype=np.float64)
-    std = np.array([r["std"] for r in records], dtype=np.float64)
+    mean = np.stack([np.asarray(r["mean"], dtype=np.float64) for r in records])
+    std = np.stack([np.asarray(r["std"], dtype=np.float64) for r in records])
     spread = conf_factor * std
     return Aggregate(
         mean=mean,
