@@ -77,12 +77,16 @@ def test_a_record_holds_what_the_runtime_computes_for_the_image(tiny_tflite, sha
         assert record["accept"] == bool(abstain.decide(summary, rule).accept)
 
 
-def test_the_merged_report_equals_summarize_on_the_passes(tiny_tflite, shards, tmp_path):
+@pytest.mark.parametrize("kind", ["masked", "in-graph"])
+def test_the_merged_report_equals_summarize_on_the_passes(request, shards, tmp_path, kind):
     from tfuq import evaluation
 
+    model_path = request.getfixturevalue("tiny_tflite" if kind == "masked" else
+                                         "tiny_in_graph_tflite")
     folder, images, labels = shards
-    records = _records(tiny_tflite, folder, tmp_path / "r", IN_MEMORY, 3, "shared")
-    model = runtime.load(tiny_tflite)
+    records = _records(model_path, folder, tmp_path / "r", IN_MEMORY, 3, "shared")
+    model = runtime.load(model_path)
+    assert model.mode == kind
     rule = abstain.interval_rule(0.5)
     merged = pipeline.merge(records, rule, passes=model.passes).report
     direct = evaluation.summarize(model.run(images, seed=5), labels, rule).report
