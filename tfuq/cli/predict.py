@@ -18,7 +18,7 @@ example:
 With --runner the images (folders, glob patterns, bucket globs such as gs://b/photos/*.jpg) go
 through an Apache Beam pipeline instead (pip install 'tfuq[beam]'), one record per image
 written to --records as sharded JSONL or Parquet:
-  tfuq predict model.tflite 'archive/**/*.jpg' --runner direct --records decisions/
+  tfuq predict model.tflite archive/ --runner direct --records decisions/   # recursively
   tfuq predict model.tflite 'gs://bucket/uploads/*.jpg' --runner dataflow --records gs://bucket/out \\
       --pipeline-options='--project=P --region=europe-west1 --temp_location=gs://bucket/tmp'
 """
