@@ -8,6 +8,8 @@ The folders say what each part may import:
   conversion.
 - ``tfuq/data/``: dataset specs, ``.npz`` and folders, corruptions, the CIFAR-100-C builder.
 - ``tfuq/evaluation.py``, ``tfuq/demo.py`` and ``tfuq/cli/`` sit above the three.
+- ``tfuq/beam/``: Apache Beam batch inference and evaluation (numpy, an interpreter, Beam and
+  Pillow; no TensorFlow), imported only when a pipeline runs.
 
 ``import tfuq`` needs numpy only. The public names below are served lazily, so the
 interpreter package is imported when a model is loaded, and TensorFlow/Keras only when

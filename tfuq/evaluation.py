@@ -54,7 +54,7 @@ class Evaluation:
     report: dict
     rule: dict
     labels: np.ndarray  # (batch,)
-    probabilities: np.ndarray  # (passes, batch, classes)
+    probabilities: np.ndarray | None  # (passes, batch, classes); None when built from records
     summary: Aggregate
     decision: abstain.Decision
     ood_probabilities: np.ndarray | None = None
@@ -64,13 +64,15 @@ class Evaluation:
     def arrays(self) -> dict[str, np.ndarray]:
         """Per-image arrays to save: enough to recompute every number of the report."""
         arrays = {
-            "probabilities": self.probabilities,
             "labels": self.labels,
             "rule": np.array(json.dumps(self.rule, sort_keys=True)),
         }
+        if self.probabilities is not None:
+            arrays["probabilities"] = self.probabilities
         arrays.update(_per_image(self.summary, self.decision, ""))
         if self.ood_summary is not None:
-            arrays["ood_probabilities"] = self.ood_probabilities
+            if self.ood_probabilities is not None:
+                arrays["ood_probabilities"] = self.ood_probabilities
             arrays.update(_per_image(self.ood_summary, self.ood_decision, "ood_"))
         return arrays
 
@@ -94,15 +96,26 @@ def _per_image(summary: Aggregate, decision: abstain.Decision, prefix: str) -> d
 
 
 # -- running -----------------------------------------------------------------------------------
-def run_passes(model, images: np.ndarray, seed: int = 0, progress: bool = False) -> np.ndarray:
+SEEDINGS = ("shared", "per-image")
+
+
+def run_passes(
+    model, images: np.ndarray, seed: int = 0, progress: bool = False, seeding: str = "shared"
+) -> np.ndarray:
     """All MC passes of ``model`` (a :class:`tfuq.runtime.Model`) on ``images``.
 
-    Images of another size than the model's input are brought to it by the photo rule the
-    model carries (centre crop, bilinear: :mod:`tfuq.runtime.photo`; needs Pillow).
-    Returns float32 ``(passes, batch, classes)``.
+    ``seeding="shared"`` gives every image the masks of run seed ``seed`` (as ``tfuq
+    predict`` does); ``"per-image"`` gives each image the seed
+    :func:`tfuq.runtime.masks.image_seed` derives from ``seed`` and its pixels (as the
+    Beam pipelines of :mod:`tfuq.beam` do). Either way an image's result does not depend on
+    the images around it. Images of another size than the model's input are brought to it by
+    the photo rule the model carries (centre crop, bilinear: :mod:`tfuq.runtime.photo`; needs
+    Pillow). Returns float32 ``(passes, batch, classes)``.
     """
-    from tfuq.runtime import photo
+    from tfuq.runtime import masks, photo
 
+    if seeding not in SEEDINGS:
+        raise ValueError(f"unknown seeding {seeding!r}; choose one of {', '.join(SEEDINGS)}")
     images = data.check_images(images)
     if images.shape[1:3] != tuple(model.input_shape[:2]):
         images = data.resize(images, model.input_shape[:2], photo.rule_of(model.config))
@@ -116,7 +129,11 @@ def run_passes(model, images: np.ndarray, seed: int = 0, progress: bool = False)
     try:
         for start in starts:
             chunk = images[start : start + _CHUNK]
-            out[:, start : start + len(chunk)] = model.run(chunk, seed=seed)
+            if seeding == "shared":
+                out[:, start : start + len(chunk)] = model.run(chunk, seed=seed)
+            else:
+                seeds = [masks.image_seed(seed, image) for image in chunk]
+                out[:, start : start + len(chunk)] = model.run_each(chunk, seeds)
             if bar is not None:
                 bar.update(len(chunk))
     finally:
@@ -135,6 +152,7 @@ def evaluate(
     seed: int = 0,
     score: str | None = None,
     progress: bool = False,
+    seeding: str = "shared",
 ) -> Evaluation:
     """Run ``model`` on labelled images (and optional OOD images) and report its decisions.
 
@@ -149,6 +167,8 @@ def evaluate(
         score: the uncertainty score for the headline AURC/AUROC/FPR95 (default: the
             rule's score, else max_probability); every score is in ``report["scores"]``.
         progress: show a progress bar on stderr.
+        seeding: ``shared`` (one run seed's masks for every image) or ``per-image`` (see
+            :func:`run_passes`).
     """
     from tfuq import runtime
 
@@ -156,10 +176,12 @@ def evaluate(
         model = runtime.load(model)
     if rule is None:
         rule = model.config.get("decision") or abstain.DEFAULT_RULE
-    probabilities = run_passes(model, images, seed, progress)
-    ood = None if ood_images is None else run_passes(model, ood_images, seed, progress)
+    probabilities = run_passes(model, images, seed, progress, seeding)
+    ood = None if ood_images is None else run_passes(model, ood_images, seed, progress, seeding)
     result = summarize(probabilities, labels, rule, ood, score=score)
-    result.report.update({"seed": int(seed), "model": getattr(model, "path", None)})
+    result.report.update(
+        {"seed": int(seed), "seeding": seeding, "model": getattr(model, "path", None)}
+    )
     return result
 
 
@@ -197,6 +219,34 @@ def summarize(
             f"probabilities must be (passes, batch, classes), got shape {np.shape(probabilities)}"
         )
     summary = aggregate(probabilities, rule.get("conf_factor", 1.0))
+    ood_summary = None
+    if ood_probabilities is not None:
+        if np.ndim(ood_probabilities) != 3:
+            raise ValueError("OOD probabilities must be (passes, batch, classes)")
+        ood_summary = aggregate(ood_probabilities, rule.get("conf_factor", 1.0))
+    result = summarize_aggregates(summary, labels, rule, ood_summary, score=score)
+    result.probabilities = np.asarray(probabilities)
+    if ood_probabilities is not None:
+        result.ood_probabilities = np.asarray(ood_probabilities)
+    return result
+
+
+def summarize_aggregates(
+    summary: Aggregate,
+    labels: np.ndarray,
+    rule: dict,
+    ood_summary: Aggregate | None = None,
+    *,
+    score: str | None = None,
+) -> Evaluation:
+    """The report of :func:`summarize` from per-image summaries already aggregated.
+
+    What batch pipelines use: their records carry each image's mean, std and scores, not the
+    passes, and an image's :class:`Aggregate` is the same alone as in a batch, so the
+    numbers equal those of :func:`summarize` on the passes. The result's ``probabilities``
+    are None.
+    """
+    rule = abstain.check_rule(rule)
     labels = data.check_labels(labels, len(summary.predicted), summary.classes)
     if score is None:
         score = rule.get("score", "max_probability")
@@ -227,11 +277,8 @@ def summarize(
         "score": score,
         "scores": {},
     }
-    ood_summary = ood_decision = None
-    if ood_probabilities is not None:
-        if np.ndim(ood_probabilities) != 3:
-            raise ValueError("OOD probabilities must be (passes, batch, classes)")
-        ood_summary = aggregate(ood_probabilities, rule.get("conf_factor", 1.0))
+    ood_decision = None
+    if ood_summary is not None:
         if ood_summary.classes != summary.classes or ood_summary.passes != summary.passes:
             raise ValueError("OOD probabilities must have the same passes and classes")
         ood_decision = abstain.decide(ood_summary, rule)
@@ -255,10 +302,9 @@ def summarize(
         report=report,
         rule=rule,
         labels=labels,
-        probabilities=np.asarray(probabilities),
+        probabilities=None,
         summary=summary,
         decision=decision,
-        ood_probabilities=None if ood_probabilities is None else np.asarray(ood_probabilities),
         ood_summary=ood_summary,
         ood_decision=ood_decision,
     )

@@ -183,3 +183,17 @@ def test_bad_conf_factor_is_rejected(conf_factor):
 def test_unknown_score_is_rejected():
     with pytest.raises(ValueError, match="unknown score"):
         aggregate(np.ones((2, 1, 1))).score("confidence")
+
+
+def test_an_image_alone_gets_the_same_bits_as_in_a_batch():
+    # np.mean(axis=0) once summed (passes, 1) pairwise and (passes, batch) in order, so
+    # expected entropy moved in the last bit with the batch; batch inference needs equality.
+    rng = np.random.default_rng(7)
+    passes = rng.dirichlet(np.full(10, 0.3), size=(30, 40)).astype(np.float32)
+    batched = aggregate(passes)
+    for index in range(passes.shape[1]):
+        for alone in (aggregate(passes[:, index]), aggregate(passes[:, index : index + 1])):
+            for field in ("mean", "std", "expected_entropy", "mutual_information",
+                          "predictive_entropy", "variation_ratio"):
+                got = np.reshape(getattr(alone, field), np.shape(getattr(batched, field)[index]))
+                assert np.array_equal(got, getattr(batched, field)[index]), field

@@ -124,3 +124,14 @@ def test_import_tfuq_and_run_without_tensorflow(tiny_tflite):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ai_edge_litert"
+
+
+def test_run_each_gives_every_image_its_own_seed(model, tiny_images):
+    images, _ = tiny_images
+    seeds = [3, 2**64 - 1, 3, 40]
+    out = model.run_each(images[:4], seeds)
+    for index, seed in enumerate(seeds):
+        np.testing.assert_array_equal(out[:, index], model.run(images[index], seed)[:, 0])
+    assert not np.array_equal(out[:, 0], model.run(images[0], 40)[:, 0])
+    with pytest.raises(ValueError, match="2 seeds for 4 images"):
+        model.run_each(images[:4], [1, 2])

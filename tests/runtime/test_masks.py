@@ -82,3 +82,23 @@ def test_bad_rates_are_rejected(rate):
 def test_zero_passes_rejected():
     with pytest.raises(ValueError, match="passes"):
         masks.pass_seeds(0, 0)
+
+
+def test_image_seed_follows_its_definition_by_hand():
+    import hashlib
+
+    image = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    data = (2).to_bytes(4, "little") + (3).to_bytes(4, "little") + (3).to_bytes(4, "little")
+    key = int.from_bytes(hashlib.blake2b(data + bytes(range(18)), digest_size=8).digest(), "little")
+    assert masks.image_key(image) == key
+    mask64 = 2**64 - 1
+
+    def splitmix_first(state):  # SplitMix64's first output, in Python integers
+        z = (state + 0x9E3779B97F4A7C15) & mask64
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask64
+        return z ^ (z >> 31)
+
+    for seed in (0, 7, 2**64 - 1):
+        assert masks.image_seed(seed, image) == splitmix_first(seed ^ key)
+    assert masks.image_seed(0, image) != masks.image_seed(0, image[::-1].copy())

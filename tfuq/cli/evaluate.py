@@ -12,6 +12,14 @@ example:
       --save-passes passes.npz --report report/
   tfuq evaluate model.tflite --data test.npz --rule threshold --score mutual_information \\
       --threshold 0.05 --limit 500 --threads 4
+
+With --runner the same evaluation runs as an Apache Beam pipeline (pip install 'tfuq[beam]'):
+one record per image is written to --records (sharded JSONL or Parquet), then merged into
+the same report. Data may then also be npz:<glob> shards, tfrecord:<glob>, files:<glob> and
+cifar100_corrupted/*:test (all 75 CIFAR-100-C sets, with tables per severity and corruption).
+  tfuq evaluate model.tflite --data test.npz --runner direct --records out/ --json r.json
+  tfuq evaluate model.tflite --data 'cifar100_corrupted/*:test' --runner flink \\
+      --records /shared/c100c/ --pipeline-options='--flink_master=host:8081 --environment_type=PROCESS ...'
 """
 
 from __future__ import annotations
@@ -45,6 +53,25 @@ def add_arguments(parser) -> None:
     parser.add_argument("--save-passes", metavar="NPZ",
                         help="save MC probabilities, mean, std, scores, decisions and labels")
     parser.add_argument("--report", metavar="DIR", help="write plots and report.md into DIR")
+    parser.add_argument("--seeding", choices=("shared", "per-image"), default="shared",
+                        help="shared: every image gets the run seed's masks (default); "
+                        "per-image: a seed from the run seed and the image's pixels")
+    beam = parser.add_argument_group("Apache Beam (batch inference on one machine or a cluster)")
+    beam.add_argument("--runner", choices=("direct", "flink", "spark", "dataflow"),
+                      help="run as a Beam pipeline on this runner (default: one process here)")
+    beam.add_argument("--pipeline-options", default="", metavar="FLAGS",
+                      help="more Beam pipeline flags, one string, e.g. "
+                      "'--direct_num_workers=2 --direct_running_mode=multi_processing'")
+    beam.add_argument("--records", metavar="DIR",
+                      help="with --runner: folder for the per-image records (required)")
+    beam.add_argument("--records-format", choices=("jsonl", "parquet"), default="jsonl",
+                      help="with --runner: record shards as JSONL (default) or Parquet")
+    beam.add_argument("--batch-size", type=int, metavar="N",
+                      help="with --runner: images per RunInference batch (results do not depend on it)")
+    beam.add_argument("--data-dir", metavar="DIR",
+                      help="with --runner: the tensorflow-datasets folder holding prepared "
+                      "cifar100 / cifar100_corrupted TFRecords (default $TFDS_DATA_DIR or "
+                      "~/tensorflow_datasets)")
 
 
 def load_images(source: str, limit: int | None, size, need_labels: bool, what: str):
@@ -74,6 +101,11 @@ def check_outputs(args) -> None:
 def run(args) -> int:
     from tfuq import evaluation, runtime
 
+    if args.runner:
+        return run_beam(args)
+    for option in ("records", "batch_size", "data_dir"):
+        if getattr(args, option) is not None:
+            raise CliError(f"--{option.replace('_', '-')} needs --runner")
     if args.limit is not None and args.limit < 1:
         raise CliError(f"--limit must be at least 1, got {args.limit}")
     check_outputs(args)
@@ -91,10 +123,18 @@ def run(args) -> int:
          + f", {model.passes} passes, seed {args.seed}")
     result = evaluation.evaluate(
         model, images, labels, rule, ood_images=ood, seed=args.seed, score=args.score,
-        progress=True,
+        progress=True, seeding=args.seeding,
     )
     result.report.update({"data": args.data, "ood": args.ood})
+    return _output(args, result)
+
+
+def _output(args, result, extra_text: str = "") -> int:
+    from tfuq import evaluation
+
     table = f"{args.model} on {args.data}\n" + evaluation.format_table(result.report)
+    if extra_text:
+        table += "\n\n" + extra_text
     if args.json == "-":
         info(table)  # stdout carries the JSON
     else:
@@ -108,3 +148,63 @@ def run(args) -> int:
         path = evaluation.write_report(result, args.report, title=f"{Path(args.model).name} on {Path(args.data).name}")
         info(f"wrote {path} and its plots")
     return 0
+
+
+def run_beam(args) -> int:
+    """``tfuq evaluate --runner``: the Beam pipeline, then the records merged into the report."""
+    import shlex
+
+    from tfuq.cli._common import require
+
+    require("apache_beam", "beam", "evaluate --runner")
+    from tfuq.beam import pipeline
+    from tfuq.beam.sources import SourceError
+
+    if args.limit is not None:
+        raise CliError("--limit is not available with --runner; make a smaller .npz instead")
+    if args.records is None:
+        raise CliError("--runner needs --records DIR for the per-image records")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise CliError(f"--batch-size must be at least 1, got {args.batch_size}")
+    check_outputs(args)
+    model = pipeline.load_model(args.model, args.threads)
+    rule = rule_from_args(args, model.config)
+    size = model.input_shape[:2]
+    try:
+        options = pipeline.pipeline_options(args.runner, shlex.split(args.pipeline_options))
+        data = pipeline.sources(args.data, size, "data", args.data_dir)
+        if args.ood:
+            data += pipeline.sources(args.ood, size, "ood", args.data_dir, labelled=False)
+    except SourceError as error:
+        raise CliError(str(error)) from None
+    if args.ood and len(data) > 2:
+        raise CliError("--ood takes one data set")
+    corrupted = len(data) > 1 and not args.ood  # cifar100_corrupted/*: the headline pools them
+    info(f"evaluating {args.model} on {args.data} with the Beam {pipeline.RUNNERS[args.runner]}, "
+         f"{model.passes} passes, seed {args.seed} ({args.seeding}); records in {args.records}")
+    try:
+        outcome = pipeline.run(
+            args.model, data, args.records, fmt=args.records_format, options=options, rule=rule,
+            seed=args.seed, seeding=args.seeding, threads=args.threads, batch_size=args.batch_size,
+        )
+    except SourceError as error:
+        raise CliError(str(error)) from None
+    records = pipeline.read_records(outcome["records"])
+    extra = ""
+    if corrupted:
+        tables = pipeline.corruption_tables(records, rule, args.score, passes=model.passes)
+        pooled = [{**r, "set": "data"} for r in records]
+        pooled.sort(key=lambda r: (r["order"], r["key"]))
+        result = pipeline.merge(pooled, rule, score=args.score, passes=model.passes)
+        result.report.update(tables)
+        extra = pipeline.format_tables(tables)
+    else:
+        result = pipeline.merge(records, rule, "data", "ood" if args.ood else None,
+                                score=args.score, passes=model.passes)
+    labels_max = int(result.labels.max())
+    if labels_max >= model.classes:
+        raise CliError(f"{args.data}: label {labels_max} is out of range for {model.classes} classes")
+    result.report.update({"data": args.data, "ood": args.ood, "seed": int(args.seed),
+                          "seeding": args.seeding, "model": args.model, "runner": args.runner,
+                          "records": args.records})
+    return _output(args, result, extra)

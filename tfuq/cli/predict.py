@@ -15,6 +15,13 @@ example:
   tfuq predict model.tflite photo.jpg --json --rule threshold --score max_probability --threshold 0.9
   find shots/ -name '*.jpg' | tfuq predict model.tflite - --threads 2
   tfuq predict model.tflite --watch /run/camera --max-images 100 --timeout 600 --json
+
+With --runner the images (folders, glob patterns, bucket globs such as gs://b/photos/*.jpg) go
+through an Apache Beam pipeline instead (pip install 'tfuq[beam]'), one record per image
+written to --records as sharded JSONL or Parquet:
+  tfuq predict model.tflite archive/ --runner direct --records decisions/   # recursively
+  tfuq predict model.tflite 'gs://bucket/uploads/*.jpg' --runner dataflow --records gs://bucket/out \\
+      --pipeline-options='--project=P --region=europe-west1 --temp_location=gs://bucket/tmp'
 """
 
 from __future__ import annotations
@@ -60,6 +67,17 @@ def add_arguments(parser) -> None:
                        help="threshold rule score; also the uncertainty score printed "
                             f"(default: the rule's score, else {DEFAULT_SCORE})")
     rules.add_argument("--threshold", type=float, help="threshold rule threshold")
+    beam = parser.add_argument_group("Apache Beam (a folder or bucket of photos, in batch)")
+    beam.add_argument("--runner", choices=("direct", "flink", "spark", "dataflow"),
+                      help="decide on the IMAGE folders or glob patterns with a Beam pipeline")
+    beam.add_argument("--pipeline-options", default="", metavar="FLAGS",
+                      help="more Beam pipeline flags, one string")
+    beam.add_argument("--records", metavar="DIR", help="with --runner: where the records go")
+    beam.add_argument("--records-format", choices=("jsonl", "parquet"), default="jsonl",
+                      help="with --runner: JSONL (default) or Parquet shards")
+    beam.add_argument("--seeding", choices=("shared", "per-image"), default="shared",
+                      help="with --runner: the run seed's masks for every image (default), or "
+                      "a seed from the run seed and each image's pixels")
     stream = parser.add_argument_group("streaming")
     stream.add_argument("--watch", metavar="DIR",
                         help="poll DIR and decide on each new image file")
@@ -282,6 +300,10 @@ def _check_args(args) -> None:
 
 
 def run(args) -> int:
+    if args.runner:
+        return run_beam(args)
+    if args.records:
+        raise CliError("--records needs --runner")
     _check_args(args)
     from tfuq import runtime
 
@@ -328,3 +350,45 @@ def run(args) -> int:
         summary += f"; median run {statistics.median(run_ms):.1f} ms"
     info(f"{handled} image{'s' if handled != 1 else ''}: {summary}")
     return 2 if counts["failed"] else 0
+
+
+def run_beam(args) -> int:
+    """``tfuq predict --runner``: every image of the folders or globs, as a Beam pipeline."""
+    import shlex
+
+    from tfuq.cli._common import require
+
+    require("apache_beam", "beam", "predict --runner")
+    from tfuq.beam import pipeline
+    from tfuq.beam.sources import ReadImageFiles, SourceError
+
+    if not args.images or "-" in args.images or args.watch:
+        raise CliError("--runner takes folders or glob patterns of images, not '-' or --watch")
+    if args.records is None:
+        raise CliError("--runner needs --records DIR")
+    if args.max_images is not None or args.timeout is not None:
+        raise CliError("--max-images and --timeout bound a stream; --runner reads everything")
+    try:
+        model = pipeline.load_model(args.model, args.threads, args.backend)
+    except ImportError as error:
+        raise CliError(str(error)) from None
+    rule = rule_from_args(args, model.config)
+    size = model.input_shape[:2]
+    try:
+        options = pipeline.pipeline_options(args.runner, shlex.split(args.pipeline_options))
+        data = [(f"images{index}", ReadImageFiles(location, size, "images"))
+                for index, location in enumerate(args.images)]
+        outcome = pipeline.run(
+            args.model, data, args.records, fmt=args.records_format, options=options, rule=rule,
+            seed=args.seed, seeding=args.seeding, threads=args.threads,
+        )
+    except SourceError as error:
+        raise CliError(str(error)) from None
+    records = pipeline.read_records(outcome["records"])
+    accepted = sum(bool(r["accept"]) for r in records)
+    for error in outcome["errors"]:
+        info(f"{error['id']}: error: {error['error']}")
+    info(f"{len(records) + len(outcome['errors'])} images: {accepted} predicted, "
+         f"{len(records) - accepted} not sure, {len(outcome['errors'])} failed; records in "
+         f"{args.records}")
+    return 2 if outcome["errors"] else 0

@@ -138,6 +138,20 @@ def entropy(probabilities: np.ndarray, axis: int = -1) -> np.ndarray:
     return -np.sum(p * np.log(np.maximum(p, tiny)), axis=axis)
 
 
+def _mean_over_passes(values: np.ndarray) -> np.ndarray:
+    """Mean over axis 0, summed pass after pass, so an image's numbers never depend on its batch.
+
+    ``np.mean(axis=0)`` sums a contiguous axis pairwise but a strided one in order, so one
+    image alone, ``(passes, 1)``, and the same image in a batch, ``(passes, batch)``, rounded
+    differently in the last bit; this order is the same for every batch size (and is the
+    order ``np.mean`` used for batches, so batched results are unchanged).
+    """
+    total = values[0].copy()
+    for row in values[1:]:
+        total += row
+    return total / len(values)
+
+
 def aggregate(probabilities: np.ndarray, conf_factor: float = 1.0) -> Aggregate:
     """Summarize MC passes per image, vectorized over the batch.
 
@@ -176,10 +190,10 @@ def aggregate(probabilities: np.ndarray, conf_factor: float = 1.0) -> Aggregate:
     for start in range(0, batch, images_per_block):
         block = p[:, start : start + images_per_block].astype(np.float64, copy=False)
         size = block.shape[1]
-        block_mean = np.mean(block, axis=0)
+        block_mean = _mean_over_passes(block)
         mean[start : start + size] = block_mean
-        std[start : start + size] = np.sqrt(np.mean(np.square(block - block_mean), axis=0))
-        expected_entropy[start : start + size] = np.mean(entropy(block), axis=0)
+        std[start : start + size] = np.sqrt(_mean_over_passes(np.square(block - block_mean)))
+        expected_entropy[start : start + size] = _mean_over_passes(entropy(block))
         # Votes per class: one bincount over (image, class) pairs, no loop over images.
         votes = np.argmax(block, axis=-1) + classes * np.arange(size)[None, :]
         counts = np.bincount(votes.ravel(), minlength=size * classes)

@@ -221,6 +221,28 @@ class Model:
                 out[p, index] = _dequantize(result[self._output_name], self._output_detail)[0]
         return out
 
+    def run_each(self, images: np.ndarray, seeds) -> np.ndarray:
+        """MC passes with a run seed of its own for each image (per-image seeding).
+
+        Args:
+            images: uint8 RGB ``(batch, H, W, 3)``.
+            seeds: one run seed per image, e.g. from :func:`tfuq.runtime.masks.image_seed`.
+
+        Returns:
+            float32 ``(passes, batch, classes)``; image ``i`` equals ``run(images[i], seeds[i])``.
+        """
+        images = self.check_images(images)
+        seeds = [_masks.check_seed(seed) for seed in seeds]
+        if len(seeds) != len(images):
+            raise ValueError(f"{len(seeds)} seeds for {len(images)} images")
+        out = np.empty((self.passes, len(images), self.classes), dtype=np.float32)
+        for index, (image, seed) in enumerate(zip(images, seeds, strict=True)):
+            if self.mode == "masked":  # one mask draw per image: the cost per-image seeds add
+                out[:, index] = self.run_with_masks(image, self.masks(seed))
+            else:
+                out[:, index] = self.run(image, seed)[:, 0]
+        return out
+
 
 def load(path: str | os.PathLike | bytes, threads: int | None = None, backend: str = "auto") -> Model:
     """Load a model made by ``tfuq convert``. See :class:`Model`."""

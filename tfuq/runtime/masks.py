@@ -21,10 +21,17 @@ Scheme ``splitmix64-counter`` version 1. Everything is unsigned 64-bit arithmeti
   a 24-bit integer threshold, so the drop probability is that threshold / 2**24.
 
 Masks hold 0 or 1; the exported model applies the ``1 / (1 - rate)`` scale itself.
+
+Per-image seeds (batch inference, ``--seeding per-image``): an image's key is the first 8
+bytes, little-endian, of BLAKE2b over its uint8 pixels at the model input size (shape bytes
+``height, width, channels`` as three little-endian uint32, then the pixels in row-major
+order), and its run seed is ``stream(seed ^ key)[0]``. The key is the content, so the seed,
+and the result, do not depend on file names, shards, order or batches.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -125,3 +132,25 @@ def masks_for(
     """
     seeds = pass_seeds(seed, passes)
     return [layer_mask(seeds, index, shape, rate) for index, (shape, rate) in enumerate(layers)]
+
+
+def image_key(image: np.ndarray) -> int:
+    """The stable key of one uint8 ``(H, W, 3)`` image: a 64-bit hash of its pixels."""
+    image = np.ascontiguousarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3:
+        raise ValueError(f"image must be uint8 (H, W, channels), got {image.dtype} {image.shape}")
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(np.asarray(image.shape, dtype="<u4").tobytes())
+    digest.update(image.tobytes())
+    return int.from_bytes(digest.digest(), "little")
+
+
+def image_seed(seed: int, image: np.ndarray) -> int:
+    """The run seed of one image under per-image seeding: ``stream(seed ^ image_key)[0]``.
+
+    >>> pixels = np.zeros((2, 2, 3), np.uint8)
+    >>> image_seed(0, pixels) == image_seed(0, pixels.copy()) != image_seed(1, pixels)
+    True
+    """
+    key = np.uint64(check_seed(seed) ^ image_key(image))
+    return int(stream(key, 1)[0])
