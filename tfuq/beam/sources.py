@@ -41,18 +41,22 @@ class SourceError(ValueError):
 def decode_photo(path: str, height: int, width: int) -> np.ndarray:
     """An image file as the model's uint8 ``(height, width, 3)`` input.
 
-    The one place the pipelines decode a file; it uses the rule ``tfuq predict`` uses. Paths
-    with a scheme (``gs://``, ``s3://``, ...) are read through Beam's FileSystems.
+    The one place the pipelines decode a file: the photo rule of :mod:`tfuq.runtime.photo`
+    (``center-crop-bilinear`` v1), as ``tfuq predict`` applies it. Paths with a scheme
+    (``gs://``, ``s3://``, ...) are read through Beam's FileSystems.
+
+    Raises:
+        ValueError: the file cannot be read or decoded (``PhotoError`` is a ValueError).
     """
-    from tfuq.cli.predict import decode
+    from tfuq.runtime import photo
 
     if "://" in path:
         try:
             with FileSystems.open(path, compression_type="uncompressed") as handle:
-                return decode(io.BytesIO(handle.read()), height, width)
+                return photo.read(handle.read(), (height, width))
         except OSError as error:
             raise ValueError(f"cannot read: {error}") from None
-    return decode(path, height, width)
+    return photo.read(path, (height, width))
 
 
 # -- helpers ---------------------------------------------------------------------------------
