@@ -109,7 +109,8 @@ async function openModel(bytes: Uint8Array, name: string): Promise<void> {
   passes.max = String(file.config.passes);
   passes.value = String(file.config.passes);
   $<HTMLSelectElement>("rule").value = "model";
-  $("rule-model").textContent = `the model's own: ${ruleText(file.config.decision)}`;
+  // The option stays short (the settings column is narrow); the model line and its tooltip say the rule.
+  $("rule-model").title = `the model's own: ${ruleText(file.config.decision)}`;
   syncParameter();
   await compile();
   const c = file.config;
