@@ -9,12 +9,16 @@
  */
 
 import {
+  DEFAULT_FLOOR,
   type Decision,
   type ModelFile,
   PHOTO_RULE,
+  type PartRule,
   type Rule,
   SCORES,
   type Score,
+  type ThresholdRule,
+  checkRule,
   checkSeed,
   decide,
   explain,
@@ -22,6 +26,7 @@ import {
   maskLayers,
   masksFor,
   photoToInput,
+  ruleConfFactor,
   splitModelFile,
 } from "./core";
 import { type Accelerator, TfuqRunner, initLiteRt, threadsAvailable, webGpuAvailable } from "./runner";
@@ -44,6 +49,8 @@ interface PageResult {
   probabilities: number[][];
   accept: boolean;
   predicted: number;
+  /** For an `all` rule: the index of the first part that refused, -1 when all accepted; else null. */
+  failedPart: number | null;
   label: string;
   headline: string;
   reason: string;
@@ -102,6 +109,8 @@ async function openModel(bytes: Uint8Array, name: string): Promise<void> {
   passes.max = String(file.config.passes);
   passes.value = String(file.config.passes);
   $<HTMLSelectElement>("rule").value = "model";
+  // The option stays short (the settings column is narrow); the model line and its tooltip say the rule.
+  $("rule-model").title = `the model's own: ${ruleText(file.config.decision)}`;
   syncParameter();
   await compile();
   const c = file.config;
@@ -119,6 +128,7 @@ async function compile(): Promise<void> {
 }
 
 function ruleText(rule: Rule): string {
+  if (rule.rule === "all") return `${rule.rules.map(ruleText).join(" and ")}${rule.calibration ? " (calibrated)" : ""}`;
   if (rule.rule === "interval") return `interval, mean ± ${rule.conf_factor}·std`;
   const sign = rule.score === "max_probability" ? "≥" : "≤";
   return `${rule.score.replace(/_/g, " ")} ${sign} ${rule.threshold}${rule.calibration ? " (calibrated)" : ""}`;
@@ -127,22 +137,37 @@ function ruleText(rule: Rule): string {
 // -- settings ------------------------------------------------------------------------------
 const DEFAULT_THRESHOLDS: Record<Score, number> = { max_probability: 0.9, predictive_entropy: 0.5, mutual_information: 0.1, variation_ratio: 0.2 };
 
+/** The rule's parts: an `all` rule's, else the rule itself. */
+const partsOf = (rule: Rule | undefined): PartRule[] => (rule ? (rule.rule === "all" ? rule.rules : [rule]) : []);
+
 function syncParameter(): void {
   const choice = $<HTMLSelectElement>("rule").value;
   const parameter = $<HTMLInputElement>("parameter");
+  const floor = $<HTMLInputElement>("floor");
   const own = file?.config.decision;
-  parameter.disabled = choice === "model";
+  const ownParts = partsOf(own);
+  const ownInterval = ownParts.find((part) => part.rule === "interval");
+  const ownThreshold = (score: Score) => ownParts.find((part): part is ThresholdRule => part.rule === "threshold" && part.score === score);
+  // The carried rule's numbers are shown, greyed; the others start from them where it has them.
+  parameter.disabled = floor.disabled = choice === "model";
+  let showFloor = choice === "all";
   if (choice === "model") {
-    $("parameter-label").textContent = own?.rule === "interval" ? "Z" : "t";
-    parameter.value = own ? String(own.rule === "interval" ? own.conf_factor : own.threshold) : "1";
-  } else if (choice === "interval") {
+    const only = ownParts.length === 1 && ownParts[0].rule === "threshold" ? ownParts[0] : null;
+    $("parameter-label").textContent = only ? "t" : "Z";
+    parameter.value = String(only ? only.threshold : own ? ruleConfFactor(own) : 1);
+    const ownFloor = own?.rule === "all" ? ownThreshold("max_probability") : undefined;
+    showFloor = ownFloor !== undefined;
+    floor.value = String(ownFloor?.threshold ?? DEFAULT_FLOOR);
+  } else if (choice === "interval" || choice === "all") {
     $("parameter-label").textContent = "Z";
-    parameter.value = String(own?.rule === "interval" ? own.conf_factor : 1);
+    parameter.value = String(ownInterval?.conf_factor ?? 1);
+    floor.value = String(ownThreshold("max_probability")?.threshold ?? DEFAULT_FLOOR);
   } else {
     $("parameter-label").textContent = "t";
     const score = choice as Score;
-    parameter.value = String(own?.rule === "threshold" && own.score === score ? own.threshold : DEFAULT_THRESHOLDS[score]);
+    parameter.value = String(ownThreshold(score)?.threshold ?? DEFAULT_THRESHOLDS[score]);
   }
+  $("floor-label").hidden = floor.hidden = !showFloor;
 }
 
 function currentRule(): Rule {
@@ -151,9 +176,13 @@ function currentRule(): Rule {
   if (choice === "model") return file.config.decision;
   const value = Number($<HTMLInputElement>("parameter").value);
   if (!Number.isFinite(value)) throw new Error("the rule's parameter must be a number");
-  if (choice === "interval") {
+  if (choice === "interval" || choice === "all") {
     if (value < 0) throw new Error("Z must be non-negative");
-    return { rule: "interval", conf_factor: value };
+    const interval = { rule: "interval", conf_factor: value } as const;
+    if (choice === "interval") return interval;
+    const floor = Number($<HTMLInputElement>("floor").value);
+    if (!Number.isFinite(floor)) throw new Error("the floor must be a number");
+    return checkRule({ rule: "all", rules: [interval, { rule: "threshold", score: "max_probability", threshold: floor }] });
   }
   if (!SCORES.includes(choice as Score)) throw new Error(`unknown rule ${choice}`);
   return { rule: "threshold", score: choice as Score, threshold: value };
@@ -229,6 +258,7 @@ async function classifyNow(): Promise<void> {
       probabilities,
       accept: decision.accept,
       predicted: decision.predicted,
+      failedPart: decision.failedPart,
       label: name(decision.predicted),
       headline,
       reason,
@@ -265,9 +295,21 @@ function render(input: Uint8Array, decision: Decision, rule: Rule, result: PageR
   headline.textContent = result.headline;
   headline.classList.toggle("unsure", !decision.accept);
   $("reason").textContent = result.reason;
+  // An all rule: each part's verdict, the refusing one marked.
+  const parts = $("parts");
+  parts.hidden = rule.rule !== "all";
+  parts.replaceChildren(
+    ...partsOf(rule.rule === "all" ? rule : undefined).map((part, i) => {
+      const item = document.createElement("li");
+      const verdict = decision.parts?.[i].accept ? "accepts" : "refuses";
+      item.textContent = `${ruleText(part)}: ${verdict}`;
+      item.className = i === decision.failedPart ? "refused" : verdict;
+      return item;
+    }),
+  );
 
   const summary = decision.aggregate;
-  const z = rule.rule === "interval" ? rule.conf_factor : summary.confFactor;
+  const z = summary.confFactor; // the rule's Z: its own, an all rule's first interval part's, else 1
   $("interval-hint").textContent = `top ${Math.min(5, summary.mean.length)} by mean; bar = mean, whisker = mean ± ${z}·std`;
   const order = summary.mean.map((_, i) => i).sort((a, b) => summary.mean[b] - summary.mean[a] || a - b).slice(0, 5);
   const clamp = (x: number) => Math.min(100, Math.max(0, x * 100));
@@ -398,7 +440,7 @@ async function main(): Promise<void> {
   });
   $("camera").addEventListener("click", () => void startCamera());
   $("snap").addEventListener("click", snap);
-  for (const id of ["seed", "passes", "parameter"]) $(id).addEventListener("change", () => void classify());
+  for (const id of ["seed", "passes", "parameter", "floor"]) $(id).addEventListener("change", () => void classify());
   $("rule").addEventListener("change", () => {
     syncParameter();
     void classify();

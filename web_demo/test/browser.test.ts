@@ -31,14 +31,29 @@ const FLAGS = [
   "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
 ];
 
+// Besides the model's own rule (tfuq convert's default: interval Z = 1 and max probability >= 0.5),
+// the two the rule setting makes: the paper's interval rule, and the combined rule with a floor of
+// 0.95, which the top probabilities of the photos other than orange (0.89 to 0.98) straddle: its
+// floor refuses 4 of the 12 runs.
+const FLOOR = 0.95;
+const RULES = {
+  interval: { rule: "interval", conf_factor: 1 },
+  floor: { rule: "all", rules: [{ rule: "interval", conf_factor: 1 }, { rule: "threshold", score: "max_probability", threshold: FLOOR }] },
+};
+
+interface PythonDecision {
+  accept: boolean;
+  predicted: number;
+  failed_part: number | null;
+}
+
 interface Reference {
   photo: string;
   photo_size: [number, number];
   seed: string;
   input_base64: string;
   probabilities: number[][];
-  accept: boolean;
-  predicted: number;
+  decisions: Record<"model" | keyof typeof RULES, PythonDecision>;
 }
 
 const haveChromium = existsSync(CHROMIUM);
@@ -58,7 +73,8 @@ describe.skipIf(!haveChromium)("the page in headless Chromium against tfuq's Pyt
     execFileSync("npx", ["vite", "build", "--logLevel", "warn"], { cwd: HERE, stdio: "inherit" });
     execFileSync(python(), [join(HERE, "tools", "make_demo_model.py"), "--out", DEMO], { cwd: REPO, env: QUIET, stdio: ["ignore", "ignore", "inherit"] });
     const out = join(mkdtempSync(join(tmpdir(), "tfuq-e2e-")), "reference.json");
-    execFileSync(python(), [join(HERE, "tools", "e2e_reference.py"), join(DEMO, "model.tflite"), out, ...PHOTOS.map((p) => join(DEMO, p)), "--seeds", ...SEEDS], {
+    execFileSync(python(), [join(HERE, "tools", "e2e_reference.py"), join(DEMO, "model.tflite"), out, ...PHOTOS.map((p) => join(DEMO, p)), "--seeds", ...SEEDS,
+      ...Object.entries(RULES).flatMap(([name, rule]) => ["--rule", `${name}=${JSON.stringify(rule)}`])], {
       cwd: REPO,
       env: QUIET,
       stdio: ["ignore", "ignore", "inherit"],
@@ -98,19 +114,33 @@ describe.skipIf(!haveChromium)("the page in headless Chromium against tfuq's Pyt
     }
   });
 
-  async function classify(photo: string, seed: string) {
+  /** Classify `photo` with `seed` under the rule setting as it stands; `rule`: the JSON the run must have used. */
+  async function classify(photo: string, seed: string, rule: object | null = null) {
     await page.fill("#seed", seed);
     await page.dispatchEvent("#seed", "change");
     await page.setInputFiles("#photo-file", join(DEMO, photo));
     await page.waitForFunction(
-      ([p, s]) => {
+      ([p, s, r]) => {
         const t = (window as any).tfuq;
-        return t.state === "error" || (t.state === "done" && t.result?.photo === p && t.result?.seed === s);
+        const ruleMatches = r === null || JSON.stringify(t.result?.rule) === r;
+        return t.state === "error" || (t.state === "done" && t.result?.photo === p && t.result?.seed === s && ruleMatches);
       },
-      [photo, seed],
+      [photo, seed, rule === null ? null : JSON.stringify(rule)],
       { timeout: 30_000 },
     );
     return page.evaluate(() => (window as any).tfuq);
+  }
+
+  /** The page's decision against Python's, and its list of parts (an all rule) marking the refusing one. */
+  async function expectDecision(result: { accept: boolean; predicted: number; failedPart: number | null }, python: PythonDecision) {
+    expect([result.accept, result.predicted, result.failedPart]).toEqual([python.accept, python.predicted, python.failed_part]);
+    const parts = await page.$$eval("#parts li", (items) => items.map((item) => item.className));
+    if (python.failed_part === null) {
+      expect(await page.isHidden("#parts")).toBe(true);
+    } else {
+      expect(parts.length).toBe(2);
+      expect(parts.indexOf("refused"), "the part marked as refusing").toBe(python.failed_part);
+    }
   }
 
   for (const photo of PHOTOS) {
@@ -132,12 +162,31 @@ describe.skipIf(!haveChromium)("the page in headless Chromium against tfuq's Pyt
         measured.push(largest);
         invokeMs.push(result.invokeMs);
         expect(largest).toBeLessThanOrEqual(TOLERANCE);
-        expect([result.accept, result.predicted]).toEqual([reference.accept, reference.predicted]);
+        await expectDecision(result, reference.decisions.model);
         const headline = await page.textContent("#headline");
-        expect(headline).toBe(reference.accept ? result.label : "Not sure");
+        expect(headline).toBe(reference.decisions.model.accept ? result.label : "Not sure");
       });
     }
   }
+
+  it(`the rule setting: the interval rule alone, and interval with a floor of ${FLOOR}, decide as Python`, async () => {
+    expect(references.map((r) => r.decisions.floor.failed_part), "the floor refuses some photos here").toContain(1);
+    for (const [choice, name] of [["interval", "interval"], ["all", "floor"]] as const) {
+      await page.selectOption("#rule", choice);
+      if (choice === "all") {
+        expect(await page.inputValue("#floor"), "the floor starts at the model's").toBe("0.5");
+        await page.fill("#floor", String(FLOOR));
+        await page.dispatchEvent("#floor", "change");
+      }
+      for (const reference of references) {
+        const state = await classify(reference.photo, reference.seed, RULES[name]);
+        expect(state.error).toBeNull();
+        expect(state.result.probabilities).toEqual(reference.probabilities);
+        await expectDecision(state.result, reference.decisions[name]);
+      }
+    }
+    await page.selectOption("#rule", "model");
+  });
 
   it("with 2 XNNPACK threads (the threaded build, cross-origin isolated): the same probabilities", async () => {
     expect(await page.evaluate(() => crossOriginIsolated), "tfuq serve-demo's headers").toBe(true);

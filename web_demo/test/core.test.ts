@@ -6,8 +6,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
+  DEFAULT_RULE,
   ModelFileError,
+  type Rule,
   type TensorInfo,
+  checkRule,
   checkSeed,
   decide,
   dequantize,
@@ -86,6 +89,22 @@ describe("model file", () => {
     const data = packed({ ...CONFIG, mc_dropout: [{ layer: "d", input: "mask_0", shape: [3, 8], rate: 0.5 }] });
     expect(() => splitModelFile(data, "m")).toThrow("m: mc_dropout[0].shape is [3,8]; a masked model's mask is (passes=2, *features)");
   });
+  it("reads the combined rule tfuq convert writes (abstain.DEFAULT_RULE, as Python prints it)", () => {
+    const script = "import json; from tfuq.runtime import abstain; print(json.dumps(abstain.DEFAULT_RULE))";
+    const written = JSON.parse(execFileSync(python(), ["-c", script], { cwd: REPO, encoding: "utf8" }));
+    expect(DEFAULT_RULE).toEqual(written);
+    const file = splitModelFile(packed({ ...CONFIG, decision: written }), "m");
+    expect(file.config.decision).toEqual({
+      rule: "all",
+      rules: [{ rule: "interval", conf_factor: 1 }, { rule: "threshold", score: "max_probability", threshold: 0.5 }],
+    });
+  });
+  it("refuses an all rule with a bad part, naming the part", () => {
+    const decision = { rule: "all", rules: [{ rule: "interval", conf_factor: 1 }, { rule: "threshold", score: "max_probability" }] };
+    expect(() => splitModelFile(packed({ ...CONFIG, decision }), "m")).toThrow(
+      'm: decision: all rule part 1: threshold rule needs "threshold": {"rule":"threshold","score":"max_probability"}',
+    );
+  });
   it("refuses a bad rule", () => {
     const data = packed({ ...CONFIG, decision: { rule: "threshold", score: "margin", threshold: 1 } });
     expect(() => splitModelFile(data, "m")).toThrow('m: decision: threshold rule score must be one of max_probability, predictive_entropy, mutual_information, variation_ratio, got "margin"');
@@ -135,6 +154,56 @@ describe("the sentence under the headline (the Android app's)", () => {
     const rule = { rule: "threshold", score: "mutual_information", threshold: 0.05, calibration: { method: "sgr" } } as const;
     const d = decide([[1, 0, 0], [0, 1, 0]], rule);
     expect(explain(d, rule, name)).toBe("Mutual information 0.693 is above the calibrated threshold 0.050.");
+  });
+});
+
+describe("the all rule's sentences (the Android app's: the refusing part's, else every part's)", () => {
+  const name = (i: number) => ["cat", "dog", "fox"][i];
+  it("the floor refuses: intervals clear, top class 0.4", () => {
+    const d = decide([[0.4, 0.3, 0.3], [0.4, 0.3, 0.3]], DEFAULT_RULE);
+    expect([d.accept, d.failedPart]).toEqual([false, 1]);
+    expect(explain(d, DEFAULT_RULE, name)).toBe("Max probability 0.400 is below the threshold 0.500.");
+  });
+  it("the interval refuses first, the floor (0.5 >= 0.5) would accept", () => {
+    const d = decide([[0.75, 0.25, 0], [0.25, 0.75, 0]], DEFAULT_RULE);
+    expect([d.accept, d.failedPart, d.parts?.[1].accept]).toEqual([false, 0, true]);
+    expect(explain(d, DEFAULT_RULE, name)).toBe("The intervals of cat (lower 0.250) and dog (upper 0.750) overlap.");
+  });
+  it("both accept: both sentences", () => {
+    const d = decide([[0.75, 0.25, 0], [0.75, 0.25, 0]], DEFAULT_RULE);
+    expect([d.accept, d.failedPart]).toEqual([true, -1]);
+    expect(explain(d, DEFAULT_RULE, name)).toBe(
+      "The interval of cat (lower 0.750) is clear of every other class (highest upper 0.250, dog). Max probability 0.750 is at or above the threshold 0.500.",
+    );
+  });
+});
+
+describe("the all rule: checks as abstain.check_rule's", () => {
+  const interval = { rule: "interval", conf_factor: 1 };
+  it.each([
+    [{ rule: "all" }, 'all rule needs "rules", a list of rules, got undefined'],
+    [{ rule: "all", rules: interval }, 'all rule needs "rules", a list of rules, got {"rule":"interval","conf_factor":1}'],
+    [{ rule: "all", rules: [] }, "all rule needs 1 to 8 rules, got 0"],
+    [{ rule: "all", rules: Array(9).fill(interval) }, "all rule needs 1 to 8 rules, got 9"],
+    [{ rule: "all", rules: [interval, { rule: "all", rules: [interval] }] }, 'all rule part 1: "all" cannot be a part; choose one of interval, threshold (no nesting)'],
+    [{ rule: "all", rules: [{ rule: "margin" }] }, 'all rule part 0: "margin" cannot be a part; choose one of interval, threshold (no nesting)'],
+    [{ rule: "all", rules: [3] }, "all rule part 0: a decision rule is an object, got 3"],
+    [{ rule: "all", rules: [{ rule: "interval", conf_factor: -1 }] }, "all rule part 0: conf_factor must be non-negative, got -1"],
+    [{ rule: "any", rules: [interval] }, 'unknown decision rule "any"; choose one of interval, threshold, all'],
+  ])("refuses %j", (rule, message) => {
+    expect(() => checkRule(rule)).toThrow(message);
+  });
+  it("takes 1 and 8 parts, keeps other keys", () => {
+    expect(checkRule({ rule: "all", rules: [interval] })).toEqual({ rule: "all", rules: [interval] });
+    const eight = { rule: "all", rules: Array(8).fill(interval), calibration: { method: "sgr" } };
+    expect(checkRule(eight)).toEqual(eight);
+  });
+  it("decides each interval part at its own Z: mean 0.7/0.3, std 0.1/0.1", () => {
+    // Z = 1: lower 0.6 > upper 0.4 accepts; Z = 3: lower 0.4 < upper 0.6 refuses.
+    const rule: Rule = { rule: "all", rules: [{ rule: "interval", conf_factor: 1 }, { rule: "interval", conf_factor: 3 }] };
+    const d = decide([[0.6, 0.4], [0.8, 0.2]], rule);
+    expect([d.accept, d.failedPart, d.parts?.map((p) => p.accept)]).toEqual([false, 1, [true, false]]);
+    expect(d.aggregate.confFactor).toBe(1); // the first interval part's Z, as abstain.rule_conf_factor
   });
 });
 

@@ -60,6 +60,9 @@ describe("decisions.json", () => {
       const got = perImage(c.probabilities).map((image) => decide(image, c.rule as Rule));
       expect(got.map((d) => d.accept)).toEqual(c.expected.accept);
       expect(got.map((d) => d.predicted)).toEqual(c.expected.predicted);
+      // An all rule's cases name the first part that refused (-1: every part accepted).
+      if (c.expected.failed_part !== undefined) expect(got.map((d) => d.failedPart)).toEqual(c.expected.failed_part);
+      else expect(got.map((d) => d.failedPart)).toEqual(got.map(() => null));
     });
   }
 });

@@ -1,11 +1,13 @@
 """Test-only: what tfuq's Python runtime says about photos, for the browser test to compare with.
 
-    python web_demo/tools/e2e_reference.py MODEL.tflite OUT.json PHOTO.png [...] --seeds 0 12345
+    python web_demo/tools/e2e_reference.py MODEL.tflite OUT.json PHOTO.png [...] --seeds 0 12345 \
+        --rule interval='{"rule": "interval", "conf_factor": 1}'
 
 For each photo and seed: the model input from the photo rule (Pillow's decoding and resize, as
 `photo_vectors.py` computes it), the probabilities of `tfuq.load(MODEL).run(input, seed)`
-(float32, `(passes, classes)`), and the decision of the model's own rule by
-`tfuq.runtime.abstain.decide`. Run from the repository root so its `tfuq` is imported.
+(float32, `(passes, classes)`), and the decision (accept, predicted, failed part) of the model's
+own rule and of each `--rule NAME=JSON` by `tfuq.runtime.abstain.decide`. Run from the
+repository root so its `tfuq` is imported.
 """
 
 from __future__ import annotations
@@ -25,13 +27,24 @@ sys.path.insert(0, str(HERE.parents[1]))  # this checkout's tfuq, not another in
 from photo_vectors import expected as photo_rule  # noqa: E402
 
 
+def _decision(decision) -> dict:
+    failed = decision.failed_part
+    return {
+        "accept": bool(decision.accept),
+        "predicted": int(decision.predicted),
+        "failed_part": None if failed is None else int(failed),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
     parser.add_argument("out")
     parser.add_argument("photos", nargs="+")
     parser.add_argument("--seeds", nargs="+", default=["0"])
+    parser.add_argument("--rule", action="append", default=[], metavar="NAME=JSON", help="another rule to decide by")
     args = parser.parse_args(argv)
+    others = dict(item.split("=", 1) for item in args.rule)
 
     import tfuq
     from tfuq.runtime import abstain
@@ -45,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         image = photo_rule(rgba, height, width)
         for seed in args.seeds:
             probabilities = model.run(image, seed=int(seed))[:, 0]  # (passes, classes)
-            decision = abstain.decide(probabilities, model.config["decision"])
+            rules = {"model": model.config["decision"], **{name: json.loads(text) for name, text in others.items()}}
+            decisions = {name: _decision(abstain.decide(probabilities, rule)) for name, rule in rules.items()}
             results.append({
                 "photo": Path(path).name,
                 "photo_size": [int(rgba.shape[0]), int(rgba.shape[1])],
@@ -53,8 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                 "input_base64": base64.b64encode(image.tobytes()).decode(),
                 # float32 values written exactly: every float32 is a double, repr round-trips.
                 "probabilities": probabilities.astype(np.float64).tolist(),
-                "accept": bool(decision.accept),
-                "predicted": int(decision.predicted),
+                "decisions": decisions,
             })
     Path(args.out).write_text(json.dumps({"model": args.model, "results": results}))
     return 0

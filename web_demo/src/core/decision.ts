@@ -6,6 +6,11 @@
  *   always accepts).
  * - `{"rule": "threshold", "score": S, "threshold": t}`: accept when `max_probability >= t`,
  *   or when `predictive_entropy`, `mutual_information` or `variation_ratio` is `<= t`.
+ * - `{"rule": "all", "rules": [part, ...]}`: accept only when every part (1 to 8 interval or
+ *   threshold rules, no nesting) accepts; `failedPart` is the index of the first part that
+ *   refuses, -1 when all accept. The aggregate is made with the first interval part's Z (else 1);
+ *   each interval part compares its own bounds. `tfuq convert`'s default is `interval (Z = 1)`
+ *   and `max_probability >= 0.5`.
  *
  * Other keys of a rule (a calibrated rule's `calibration` record) are kept and ignored.
  */
@@ -24,9 +29,29 @@ export interface ThresholdRule {
   calibration?: Record<string, unknown>;
   [extra: string]: unknown;
 }
-export type Rule = IntervalRule | ThresholdRule;
+/** A rule that can be a part of an `all` rule. */
+export type PartRule = IntervalRule | ThresholdRule;
+export interface AllRule {
+  rule: "all";
+  rules: PartRule[];
+  calibration?: Record<string, unknown>;
+  [extra: string]: unknown;
+}
+export type Rule = PartRule | AllRule;
 
-export const DEFAULT_RULE: IntervalRule = { rule: "interval", conf_factor: 1.0 };
+export const MAX_PARTS = 8;
+/** The seed paper's rule alone (`tfuq predict --rule interval`). */
+export const INTERVAL_RULE: IntervalRule = { rule: "interval", conf_factor: 1.0 };
+/** The default floor on `max_probability`: the top class holds at least half of the mass. */
+export const DEFAULT_FLOOR = 0.5;
+/** What `tfuq convert` writes: the interval rule and a floor on the top probability. */
+export const DEFAULT_RULE: AllRule = {
+  rule: "all",
+  rules: [
+    { rule: "interval", conf_factor: 1.0 },
+    { rule: "threshold", score: "max_probability", threshold: DEFAULT_FLOOR },
+  ],
+};
 
 /** True when a larger score means a more confident prediction. */
 export const HIGHER_IS_CONFIDENT: Record<Score, boolean> = {
@@ -52,6 +77,23 @@ export function checkRule(rule: unknown): Rule {
     throw new RuleError(`a decision rule is an object, got ${JSON.stringify(rule)}`);
   }
   const r = rule as Record<string, unknown>;
+  if (r.rule === "all") {
+    const parts = r.rules;
+    if (!Array.isArray(parts)) throw new RuleError(`all rule needs "rules", a list of rules, got ${JSON.stringify(parts)}`);
+    if (parts.length < 1 || parts.length > MAX_PARTS) throw new RuleError(`all rule needs 1 to ${MAX_PARTS} rules, got ${parts.length}`);
+    const checked = parts.map((part, index) => {
+      const kind = typeof part === "object" && part !== null && !Array.isArray(part) ? (part as Record<string, unknown>).rule : undefined;
+      if (kind !== undefined && kind !== "interval" && kind !== "threshold") {
+        throw new RuleError(`all rule part ${index}: ${JSON.stringify(kind)} cannot be a part; choose one of interval, threshold (no nesting)`);
+      }
+      try {
+        return checkRule(part) as PartRule;
+      } catch (error) {
+        throw new RuleError(`all rule part ${index}: ${(error as Error).message}`);
+      }
+    });
+    return { ...r, rule: "all", rules: checked };
+  }
   if (r.rule === "interval") {
     const confFactor = finiteNumber(r, "conf_factor");
     if (confFactor < 0) throw new RuleError(`conf_factor must be non-negative, got ${confFactor}`);
@@ -63,11 +105,22 @@ export function checkRule(rule: unknown): Rule {
     }
     return { ...r, rule: "threshold", score: r.score as Score, threshold: finiteNumber(r, "threshold") };
   }
-  throw new RuleError(`unknown decision rule ${JSON.stringify(r.rule)}; choose one of interval, threshold`);
+  throw new RuleError(`unknown decision rule ${JSON.stringify(r.rule)}; choose one of interval, threshold, all`);
+}
+
+/** The interval width `Z` a rule's aggregate is made with: an `all` rule's first interval
+ * part's, else the rule's own `conf_factor`, else 1 (as `abstain.rule_conf_factor`). */
+export function ruleConfFactor(rule: Rule): number {
+  if (rule.rule === "all") {
+    const first = rule.rules.find((part) => part.rule === "interval");
+    if (first) return first.conf_factor;
+  }
+  return typeof rule.conf_factor === "number" ? rule.conf_factor : 1.0;
 }
 
 /** A short form: `interval (Z = 1)` or `max_probability >= 0.9`. */
 export function describeRule(rule: Rule): string {
+  if (rule.rule === "all") return rule.rules.map(describeRule).join(" and ");
   if (rule.rule === "interval") return `interval (Z = ${rule.conf_factor})`;
   return `${rule.score} ${HIGHER_IS_CONFIDENT[rule.score] ? ">=" : "<="} ${rule.threshold}`;
 }
@@ -78,25 +131,44 @@ export interface Decision {
   aggregate: Aggregate;
   /** For the interval rule: the class whose upper end comes closest to the predicted lower end. */
   rival: number | null;
+  /** For an `all` rule: each part's decision, in order; null for the other rules. */
+  parts: Decision[] | null;
+  /** For an `all` rule: the index of the first part that refused, -1 when every part accepted. */
+  failedPart: number | null;
+}
+
+function decideLeaf(summary: Aggregate, rule: PartRule): Decision {
+  const predicted = summary.predicted;
+  if (rule.rule === "interval") {
+    // Bounds at the rule's own Z, whatever width the aggregate was made with.
+    const z = rule.conf_factor;
+    const topLower = summary.mean[predicted] - z * summary.std[predicted];
+    let rival: number | null = null;
+    let rivalUpper = Number.NEGATIVE_INFINITY;
+    for (let c = 0; c < summary.mean.length; c++) {
+      if (c === predicted) continue;
+      const upper = summary.mean[c] + z * summary.std[c];
+      if (rival === null || upper > rivalUpper) {
+        rival = c;
+        rivalUpper = upper;
+      }
+    }
+    const accept = rival === null || topLower > rivalUpper;
+    return { accept, predicted, aggregate: summary, rival, parts: null, failedPart: null };
+  }
+  const value = summary[rule.score];
+  const accept = HIGHER_IS_CONFIDENT[rule.score] ? value >= rule.threshold : value <= rule.threshold;
+  return { accept, predicted, aggregate: summary, rival: null, parts: null, failedPart: null };
 }
 
 /** Apply `rule` to one image's `(passes, classes)` probabilities. */
 export function decide(probabilities: readonly (readonly number[])[], rule: Rule): Decision {
   const checked = checkRule(rule);
-  const summary = aggregate(probabilities, checked.rule === "interval" ? checked.conf_factor : 1.0);
-  if (checked.rule === "interval") {
-    const topLower = summary.lower[summary.predicted];
-    let rival: number | null = null;
-    for (let c = 0; c < summary.upper.length; c++) {
-      if (c === summary.predicted) continue;
-      if (rival === null || summary.upper[c] > summary.upper[rival]) rival = c;
-    }
-    const accept = rival === null || topLower > summary.upper[rival];
-    return { accept, predicted: summary.predicted, aggregate: summary, rival };
-  }
-  const value = summary[checked.score];
-  const accept = HIGHER_IS_CONFIDENT[checked.score] ? value >= checked.threshold : value <= checked.threshold;
-  return { accept, predicted: summary.predicted, aggregate: summary, rival: null };
+  const summary = aggregate(probabilities, ruleConfFactor(checked));
+  if (checked.rule !== "all") return decideLeaf(summary, checked);
+  const parts = checked.rules.map((part) => decideLeaf(summary, part));
+  const failedPart = parts.findIndex((part) => !part.accept);
+  return { accept: failedPart < 0, predicted: summary.predicted, aggregate: summary, rival: null, parts, failedPart };
 }
 
 const SCORE_TITLES: Record<Score, string> = {
@@ -106,15 +178,22 @@ const SCORE_TITLES: Record<Score, string> = {
   variation_ratio: "Variation ratio",
 };
 
-/** Why, in one sentence for under the headline: the same sentences as the Android app's. */
+/** Why, in one sentence for under the headline: the same sentences as the Android app's.
+ * For an `all` rule: the refusing part's sentence, or when every part accepted all of theirs. */
 export function explain(decision: Decision, rule: Rule, name: (index: number) => string): string {
+  if (rule.rule === "all") {
+    const parts = decision.parts ?? [];
+    if (decision.failedPart !== null && decision.failedPart >= 0) return explain(parts[decision.failedPart], rule.rules[decision.failedPart], name);
+    return parts.map((part, i) => explain(part, rule.rules[i], name)).join(" ");
+  }
   const fmt = (x: number) => x.toFixed(3);
   const summary = decision.aggregate;
   const predicted = decision.predicted;
   if (rule.rule === "interval") {
-    const lower = summary.lower[predicted];
+    const z = rule.conf_factor;
+    const lower = summary.mean[predicted] - z * summary.std[predicted];
     if (decision.rival === null) return `${name(predicted)} is the only class.`;
-    const rivalUpper = summary.upper[decision.rival];
+    const rivalUpper = summary.mean[decision.rival] + z * summary.std[decision.rival];
     if (decision.accept) {
       return `The interval of ${name(predicted)} (lower ${fmt(lower)}) is clear of every other class (highest upper ${fmt(rivalUpper)}, ${name(decision.rival)}).`;
     }
