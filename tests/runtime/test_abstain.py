@@ -268,3 +268,23 @@ def test_bad_calibration_labels_are_rejected(labels, message):
 def test_calibration_needs_a_batch():
     with pytest.raises(ValueError, match="batch"):
         abstain.calibrate(np.full((2, 2), 0.5), np.zeros(1, dtype=int), target_risk=0.1)
+
+
+@pytest.mark.parametrize(
+    "errors, trials, delta",
+    [(1, 10, 0.1), (3, 50, 0.05), (17, 400, 0.01), (25, 100, 0.2), (99, 100, 0.1)],
+)
+def test_binomial_bound_is_on_the_safe_side_in_exact_arithmetic(errors, trials, delta):
+    # The bound b must satisfy P(Binomial(n, b) <= k) <= delta exactly; the low end of the
+    # bisection (1e-13 below) does not. Exact rationals, no floating rounding in the check.
+    from fractions import Fraction
+    from math import comb
+
+    def cdf(rate: float) -> Fraction:
+        b = Fraction(rate)
+        return sum(comb(trials, k) * b**k * (1 - b) ** (trials - k) for k in range(errors + 1))
+
+    bound = abstain.binomial_upper_bound(errors, trials, delta)
+    assert cdf(bound) <= Fraction(delta)
+    # ...and it is tight: a step of 1e-12 down is on the unsafe side.
+    assert cdf(bound - 1e-12) > Fraction(delta)

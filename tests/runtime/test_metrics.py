@@ -178,3 +178,17 @@ def test_brier_score_by_hand_and_against_scikit_learn(rng):
 def test_bad_input_is_rejected_with_the_reason(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_a_confidence_on_a_bin_edge_belongs_to_the_lower_bin():
+    # Bins are (b/10, (b+1)/10]: 0.5 is the top of bin 4, 0.55 sits in bin 5. Alone in its
+    # bin each is off by its whole confidence gap: (|1 - 0.5| + |0 - 0.55|) / 2 = 0.525.
+    # Putting 0.5 into bin 5 instead would give |0.5 - 0.525| = 0.025.
+    probabilities = [[0.5, 0.5], [0.55, 0.45]]
+    labels = [0, 1]
+    table = metrics.calibration_bins(labels, probabilities, bins=10)
+    assert table["count"].tolist() == [0, 0, 0, 0, 1, 1, 0, 0, 0, 0]
+    assert metrics.expected_calibration_error(labels, probabilities, bins=10) == pytest.approx(0.525)
+    # The ends: 0 joins the first bin, 1 the last.
+    ends = metrics.calibration_bins([0, 0], [[1.0, 0.0], [0.0, 0.0]], bins=4)["count"]
+    assert ends.tolist() == [1, 0, 0, 1]

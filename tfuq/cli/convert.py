@@ -15,7 +15,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from tfuq.cli._common import EXIT_CHECK_FAILED, CliError, emit_json, info, quiet_tensorflow, require
+from tfuq.cli._common import EXIT_CHECK_FAILED, CliError, info, quiet_tensorflow, require
 
 HELP = "convert a Keras MC-dropout model to a full-integer tfuq .tflite"
 
@@ -64,17 +64,46 @@ def load_recipe(path: str | None) -> dict:
     return options
 
 
+def check_options(options: dict) -> None:
+    """The conversion options (flags over recipe over defaults), before any work."""
+    import math
+
+    for key, least in (("passes", 1), ("calibration_samples", 1), ("check_samples", 0)):
+        value = options[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            flag = "--" + key.replace("_", "-")
+            raise CliError(f"{flag} must be an integer of at least {least}, got {value!r}")
+    agreement = options["min_agreement"]
+    if not isinstance(agreement, int | float) or not math.isfinite(agreement) or agreement < 0:
+        raise CliError(f"--min-agreement must be a finite number >= 0, got {agreement!r}")
+    if options["mode"] not in ("masked", "in-graph", "deterministic"):
+        raise CliError(f"mode must be masked, in-graph or deterministic, got {options['mode']!r}")
+
+
 def run(args) -> int:
+    from tfuq.cli._outputs import Outputs
+
+    with Outputs() as outputs:
+        return _convert(args, outputs)
+
+
+def _convert(args, outputs) -> int:
+    from tfuq.cli._outputs import json_text
+
     require("tensorflow", "convert", "convert")
     out = Path(args.out)
-    if not out.parent.is_dir():
-        raise CliError(f"output folder does not exist: {out.parent}")
     options = {**DEFAULTS, **load_recipe(args.recipe)}
     for key in DEFAULTS:
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
-    if options["passes"] < 1:
-        raise CliError(f"--passes must be at least 1, got {options['passes']}")
+    check_options(options)
+    if not Path(args.model).is_file():
+        raise CliError(f"model file not found: {args.model}")
+    for source in (args.model, args.representative, args.labels, args.recipe):
+        if source:
+            outputs.input(source)
+    staged_model = outputs.file(out, "--out")
+    staged_json = outputs.file(args.json, "--json") if args.json not in (None, "-") else None
     from tfuq import data
 
     # Cheap checks first: bad data fails before TensorFlow takes seconds to load.
@@ -96,8 +125,8 @@ def run(args) -> int:
         progress=True,
         **{k: options[k] for k in DEFAULTS},
     )
-    result.save(out)
-    size = out.stat().st_size
+    result.save(staged_model)
+    size = staged_model.stat().st_size
     report = {
         "out": str(out),
         "bytes": size,
@@ -121,6 +150,9 @@ def run(args) -> int:
             f"mean |p_keras - p_tflite| {check.mean_abs_diff:.4f}: {verdict}"
         )
         status = 0 if check.passed else EXIT_CHECK_FAILED
-    if args.json:
-        emit_json(report, args.json)
+    if staged_json is not None:
+        outputs.write_json(staged_json, report)
+    outputs.commit()
+    if args.json == "-":
+        print(json_text(report))
     return status

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tfuq.cli._common import CliError, emit_json, info, rule_from_args
+from tfuq.cli._common import CliError, info, rule_from_args
 from tfuq.runtime.aggregate import SCORES  # numpy only
 
 HELP = "measure a model's predictions and abstentions on labelled images"
@@ -64,48 +64,71 @@ def load_images(source: str, limit: int | None, size, need_labels: bool, what: s
     return loaded.images, loaded.labels
 
 
-def check_outputs(args) -> None:
-    """Fail before the long run when an output cannot be written."""
+def check_args(args) -> None:
+    """The numeric arguments, before anything is read."""
+    if args.limit is not None and args.limit < 1:
+        raise CliError(f"--limit must be at least 1, got {args.limit}")
+    if args.threads is not None and args.threads < 1:
+        raise CliError(f"--threads must be at least 1, got {args.threads}")
+
+
+def claim_outputs(args, outputs) -> dict:
+    """Claim every output location before the long run; the staged paths by option."""
+    outputs.input(args.model)
+    for source in (args.data, args.ood):
+        if source and Path(source).exists():
+            outputs.input(source)
+    staged = {}
     for option in ("json", "save_passes"):
         path = getattr(args, option)
-        if path not in (None, "-") and not Path(path).resolve().parent.is_dir():
-            raise CliError(f"--{option.replace('_', '-')}: folder does not exist: {Path(path).parent}")
+        if path not in (None, "-"):
+            staged[option] = outputs.file(path, "--" + option.replace("_", "-"))
+    if args.report:
+        staged["report"] = outputs.folder(args.report, "--report")
+    return staged
 
 
 def run(args) -> int:
     from tfuq import evaluation, runtime
+    from tfuq.cli._outputs import Outputs, json_text
 
-    if args.limit is not None and args.limit < 1:
-        raise CliError(f"--limit must be at least 1, got {args.limit}")
-    check_outputs(args)
-    model = runtime.load(args.model, threads=args.threads)
-    rule = rule_from_args(args, model.config)
-    size = model.input_shape[:2]
-    images, labels = load_images(args.data, args.limit, size, True, "evaluate")
-    ood = None
-    if args.ood:
-        ood, _ = load_images(args.ood, args.limit, size, False, "--ood")
-    if labels.max() >= model.classes:
-        raise CliError(f"{args.data}: label {labels.max()} is out of range for {model.classes} classes")
-    info(f"evaluating {args.model} on {len(images)} images"
-         + (f" and {len(ood)} OOD images" if ood is not None else "")
-         + f", {model.passes} passes, seed {args.seed}")
-    result = evaluation.evaluate(
-        model, images, labels, rule, ood_images=ood, seed=args.seed, score=args.score,
-        progress=True,
-    )
-    result.report.update({"data": args.data, "ood": args.ood})
+    check_args(args)
+    with Outputs() as outputs:
+        staged = claim_outputs(args, outputs)
+        model = runtime.load(args.model, threads=args.threads)
+        rule = rule_from_args(args, model.config)
+        size = model.input_shape[:2]
+        images, labels = load_images(args.data, args.limit, size, True, "evaluate")
+        ood = None
+        if args.ood:
+            ood, _ = load_images(args.ood, args.limit, size, False, "--ood")
+        if labels.max() >= model.classes:
+            raise CliError(f"{args.data}: label {labels.max()} is out of range for {model.classes} classes")
+        info(f"evaluating {args.model} on {len(images)} images"
+             + (f" and {len(ood)} OOD images" if ood is not None else "")
+             + f", {model.passes} passes, seed {args.seed}")
+        result = evaluation.evaluate(
+            model, images, labels, rule, ood_images=ood, seed=args.seed, score=args.score,
+            progress=True,
+        )
+        result.report.update({"data": args.data, "ood": args.ood})
+        if "json" in staged:
+            outputs.write_json(staged["json"], result.report)
+        if "save_passes" in staged:
+            result.save_arrays(staged["save_passes"])
+        if "report" in staged:
+            evaluation.write_report(result, staged["report"],
+                                    title=f"{Path(args.model).name} on {Path(args.data).name}")
+        outputs.commit()
     table = f"{args.model} on {args.data}\n" + evaluation.format_table(result.report)
     if args.json == "-":
         info(table)  # stdout carries the JSON
+        print(json_text(result.report))
     else:
         print(table)
-    if args.json:
-        emit_json(result.report, args.json)
-    if args.save_passes:
-        result.save_arrays(args.save_passes)
-        info(f"wrote {args.save_passes}")
+    for option in ("json", "save_passes"):
+        if option in staged:
+            info(f"wrote {getattr(args, option)}")
     if args.report:
-        path = evaluation.write_report(result, args.report, title=f"{Path(args.model).name} on {Path(args.data).name}")
-        info(f"wrote {path} and its plots")
+        info(f"wrote {Path(args.report) / 'report.md'} and its plots")
     return 0
