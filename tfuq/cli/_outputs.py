@@ -164,7 +164,13 @@ class Outputs:
                     umask = os.umask(0)
                     os.umask(umask)
                     os.chmod(staged, 0o666 & ~umask)
-                os.replace(staged, destination)
+                try:
+                    os.replace(staged, destination)
+                except OSError:
+                    if backup is not None:
+                        with contextlib.suppress(OSError):
+                            backup.unlink()
+                    raise
                 done.append((destination, backup))
         except OSError as error:
             for destination, backup in reversed(done):
