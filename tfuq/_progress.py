@@ -6,6 +6,7 @@ the work instead of carriage-return bar frames, e.g. ``MC passes: 120/1200 img (
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
 from typing import TextIO
@@ -77,7 +78,7 @@ def bar(total: int, description: str, unit: str = "img", stream: TextIO | None =
     With ``iterable``, returns an iterator over it that advances the bar.
     """
     stream = sys.stderr if stream is None else stream
-    if is_terminal(stream):
+    if is_terminal(stream) and importlib.util.find_spec("tqdm") is not None:
         from tqdm import tqdm
 
         return tqdm(iterable, total=total, desc=description, unit=unit, file=stream, leave=leave)
