@@ -65,7 +65,7 @@ def run(args) -> int:
     print(f"  mode {config['mode']}, {config['passes']} passes, seed scheme "
           f"{config['seed_scheme']['name']} v{config['seed_scheme']['version']}")
     print(f"  labels: {shown}")
-    print(f"  decision: {config['decision']}")
+    print(f"  decision: {config.get('decision', 'none carried (interval, Z = 1)')}")
     for layer in config.get("mc_dropout", []):
         print(f"  MC dropout {layer['layer']}: rate {layer['rate']}" + (f", mask input {layer['input']} {tuple(layer['shape'])}" if "input" in layer else ""))
     for kind in ("inputs", "outputs"):
