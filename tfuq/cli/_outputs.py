@@ -51,6 +51,8 @@ class Outputs:
         self._inputs.add(Path(path).resolve())
 
     def _claim(self, path: str | os.PathLike, option: str, in_place: bool) -> Path:
+        if str(path) in ("-", ""):
+            raise CliError(f"{option}: give a path ('-', standard output, is only for --json)")
         destination = Path(path)
         resolved = destination.resolve()
         if resolved in self._files or resolved in self._folders:
@@ -95,13 +97,6 @@ class Outputs:
                                   dir=destination.parent)
         self._folders[destination] = Path(staged)
         return Path(staged)
-
-    def discard_file(self, path: str | os.PathLike) -> None:
-        """Give up an output claimed with :meth:`file`: it will not be written."""
-        staged = self._files.pop(Path(path).resolve(), None)
-        if staged is not None:
-            with contextlib.suppress(OSError):
-                staged.unlink()
 
     # -- writing ---------------------------------------------------------------------------------
     @staticmethod

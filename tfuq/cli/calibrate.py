@@ -89,10 +89,12 @@ def run(args) -> int:
             "rule": result.to_rule() if result.feasible else None,
             "written": result.feasible and not args.dry_run,
         }
-        # Commit: the JSON (a report of the failure, when infeasible), then the model.
+        # Commit: the JSON, then the model. Infeasible: nothing is written (exit 2); the
+        # JSON still goes to stdout with --json -.
         if not result.feasible:
-            staged_model = None
-            outputs.discard_file(args.model)
+            if args.json == "-":
+                print(json_text(payload))
+            raise abstain.InfeasibleError(result.message)
         if staged_model is not None:
             changes = {k: v for k, v in config.items() if k not in ("format", "format_version")}
             outputs.write_bytes(staged_model, modelfile.pack(flatbuffer, {**changes, "decision": payload["rule"]}))
@@ -101,8 +103,6 @@ def run(args) -> int:
         outputs.commit()
     if args.json == "-":
         print(json_text(payload))
-    if not result.feasible:
-        raise abstain.InfeasibleError(result.message)
     rule = payload["rule"]
     if args.json == "-":
         info(result.message)  # stdout carries the JSON

@@ -79,11 +79,11 @@ def claim_outputs(args, outputs) -> dict:
         if source and Path(source).exists():
             outputs.input(source)
     staged = {}
-    for option in ("json", "save_passes"):
-        path = getattr(args, option)
-        if path not in (None, "-"):
-            staged[option] = outputs.file(path, "--" + option.replace("_", "-"))
-    if args.report:
+    if args.json not in (None, "-"):
+        staged["json"] = outputs.file(args.json, "--json")
+    if args.save_passes is not None:
+        staged["save_passes"] = outputs.file(args.save_passes, "--save-passes")
+    if args.report is not None:
         staged["report"] = outputs.folder(args.report, "--report")
     return staged
 
