@@ -288,3 +288,19 @@ def test_binomial_bound_is_on_the_safe_side_in_exact_arithmetic(errors, trials, 
     assert cdf(bound) <= Fraction(delta)
     # ...and it is tight: a step of 1e-12 down is on the unsafe side.
     assert cdf(bound - 1e-12) > Fraction(delta)
+
+
+# -- found by a mutation pass (tests/README.md) ------------------------------------------------
+@pytest.mark.parametrize("args, words", [((-1, 5, 0.1), "need 0 <= errors"), ((0, -1, 0.1), "need 0 <= errors"),
+                                         ((1, 5, 0.0), "delta"), ((1, 5, 1.0), "delta")])
+def test_binomial_bound_names_the_bad_argument(args, words):
+    with pytest.raises(ValueError, match=words):
+        abstain.binomial_upper_bound(*args)
+
+
+@pytest.mark.parametrize("option", ["target_risk", "confidence"])
+def test_calibrate_refuses_a_bool_as_a_fraction(option):
+    probabilities = np.full((3, 4, 2), 0.5, np.float32)
+    settings = {"target_risk": 0.1, "confidence": 0.9, option: True}
+    with pytest.raises(ValueError, match="must be a number"):
+        abstain.calibrate(probabilities, np.zeros(4, int), **settings)
