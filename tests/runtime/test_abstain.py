@@ -304,3 +304,12 @@ def test_calibrate_refuses_a_bool_as_a_fraction(option):
     settings = {"target_risk": 0.1, "confidence": 0.9, option: True}
     with pytest.raises(ValueError, match="must be a number"):
         abstain.calibrate(probabilities, np.zeros(4, int), **settings)
+
+
+@pytest.mark.parametrize("score, sign", [("max_probability", ">="), ("predictive_entropy", "<=")])
+def test_calibration_message_states_the_direction_of_the_threshold(score, sign):
+    rng = np.random.default_rng(0)
+    top = rng.uniform(0.8, 0.99, 300)
+    probabilities = np.stack([top, 1 - top], axis=-1)[None].repeat(2, axis=0).astype(np.float32)
+    result = abstain.calibrate(probabilities, np.zeros(300, int), target_risk=0.1, confidence=0.9, score=score)
+    assert result.feasible and result.message.startswith(f"{score} {sign} ")

@@ -183,3 +183,13 @@ def test_bad_conf_factor_is_rejected(conf_factor):
 def test_unknown_score_is_rejected():
     with pytest.raises(ValueError, match="unknown score"):
         aggregate(np.ones((2, 1, 1))).score("confidence")
+
+
+def test_float32_rounding_above_one_is_accepted_and_more_is_not():
+    # Found by a mutation pass: the 1e-6 tolerance had no test.
+    from tfuq.runtime import aggregate as module
+
+    ok = np.array([[[1 + 1e-7, 0.0]], [[0.5, 0.5]]])
+    assert module.aggregate(ok).mean.shape == (1, 2)
+    with pytest.raises(ValueError):
+        module.aggregate(np.array([[[1.01, 0.0]], [[0.5, 0.5]]]))
