@@ -53,6 +53,8 @@ def check_args(args) -> None:
         raise CliError(f"--limit must be at least 1, got {args.limit}")
     if args.threads is not None and args.threads < 1:
         raise CliError(f"--threads must be at least 1, got {args.threads}")
+    if not 0 <= args.seed < 2**64:
+        raise CliError(f"--seed must be in [0, 2**64), got {args.seed}")
 
 
 def run(args) -> int:
