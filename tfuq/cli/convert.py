@@ -78,6 +78,10 @@ def check_options(options: dict) -> None:
         raise CliError(f"--min-agreement must be a finite number >= 0, got {agreement!r}")
     if options["mode"] not in ("masked", "in-graph", "deterministic"):
         raise CliError(f"mode must be masked, in-graph or deterministic, got {options['mode']!r}")
+    if options.get("decision") is not None:
+        from tfuq.runtime import abstain
+
+        abstain.check_rule(options["decision"])  # a RuleError (exit 2) names what is wrong
 
 
 def run(args) -> int:
