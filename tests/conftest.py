@@ -9,6 +9,21 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+try:  # the fuzz tests' budgets: fixed and reproducible by default, more with a profile
+    from hypothesis import HealthCheck, settings
+
+    _quiet = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
+    # "ci" (default): each fuzz test's own max_examples, derandomized, so every run (and the
+    # README's test command in CI) tries the same inputs in a minute or two in all.
+    settings.register_profile("ci", derandomize=True, deadline=None, database=None,
+                              suppress_health_check=_quiet, print_blob=True)
+    # "explore": ten times the examples, fresh random ones each run (HYPOTHESIS_PROFILE=explore).
+    settings.register_profile("explore", derandomize=False, deadline=None,
+                              suppress_health_check=_quiet, print_blob=True)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # the fuzz tests skip themselves
+    pass
+
 PASSES = 8
 
 

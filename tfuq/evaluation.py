@@ -123,9 +123,9 @@ def run_passes(
     starts = range(0, len(images), _CHUNK)
     bar = None
     if progress:
-        from tqdm import tqdm
+        from tfuq._progress import bar as progress_bar
 
-        bar = tqdm(total=len(images), unit="img", desc="MC passes", file=sys.stderr, leave=False)
+        bar = progress_bar(len(images), "MC passes", "img", sys.stderr)
     try:
         for start in starts:
             chunk = images[start : start + _CHUNK]

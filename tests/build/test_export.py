@@ -87,3 +87,19 @@ def test_rate_outside_unit_interval_is_refused():
 def test_zero_passes_refused():
     with pytest.raises(export.ExportError, match="passes"):
         export.build_masked(_head_model(MCDropout(0.5)), 0)
+
+
+@pytest.mark.parametrize("rate", [0.25, 0.6])
+def test_in_graph_dropout_keeps_1_minus_rate_and_scales_by_its_inverse(rate):
+    # The model is Flatten then MCDropout: with an all-ones image every output value is the
+    # dropout itself, 0 (dropped) or 1 / (1 - rate) (kept), 49,152 draws in one call.
+    inputs = keras.Input((128, 128, 3))
+    model = keras.Model(inputs, MCDropout(rate)(keras.layers.Flatten()(inputs)))
+    in_graph = export.build_in_graph(model)
+    out = np.asarray(in_graph(np.ones((1, 128, 128, 3), np.float32)))[0]
+    kept = out != 0
+    np.testing.assert_allclose(out[kept], 1 / (1 - rate), rtol=1e-6)
+    # Keep share 1 - rate within 4 binomial standard deviations (0.8% and 0.9% here).
+    assert abs(kept.mean() - (1 - rate)) < 4 * np.sqrt(rate * (1 - rate) / out.size)
+    # So the mean activation is preserved, as in training.
+    assert abs(out.mean() - 1.0) < 4 * np.sqrt(rate / (1 - rate) / out.size)

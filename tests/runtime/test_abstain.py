@@ -372,3 +372,48 @@ def test_sgr_within_a_rule_that_accepts_nothing_says_so():
     with pytest.raises(abstain.InfeasibleError, match="accepts none of the 10"):
         abstain.calibrate(split, np.zeros(10, dtype=np.int64), target_risk=0.1,
                           within=abstain.INTERVAL_RULE)
+
+
+@pytest.mark.parametrize(
+    "errors, trials, delta",
+    [(1, 10, 0.1), (3, 50, 0.05), (17, 400, 0.01), (25, 100, 0.2), (99, 100, 0.1)],
+)
+def test_binomial_bound_is_on_the_safe_side_in_exact_arithmetic(errors, trials, delta):
+    # The bound b must satisfy P(Binomial(n, b) <= k) <= delta exactly; the low end of the
+    # bisection (1e-13 below) does not. Exact rationals, no floating rounding in the check.
+    from fractions import Fraction
+    from math import comb
+
+    def cdf(rate: float) -> Fraction:
+        b = Fraction(rate)
+        return sum(comb(trials, k) * b**k * (1 - b) ** (trials - k) for k in range(errors + 1))
+
+    bound = abstain.binomial_upper_bound(errors, trials, delta)
+    assert cdf(bound) <= Fraction(delta)
+    # ...and it is tight: a step of 1e-12 down is on the unsafe side.
+    assert cdf(bound - 1e-12) > Fraction(delta)
+
+
+# -- found by a mutation pass (tests/README.md) ------------------------------------------------
+@pytest.mark.parametrize("args, words", [((-1, 5, 0.1), "need 0 <= errors"), ((0, -1, 0.1), "need 0 <= errors"),
+                                         ((1, 5, 0.0), "delta"), ((1, 5, 1.0), "delta")])
+def test_binomial_bound_names_the_bad_argument(args, words):
+    with pytest.raises(ValueError, match=words):
+        abstain.binomial_upper_bound(*args)
+
+
+@pytest.mark.parametrize("option", ["target_risk", "confidence"])
+def test_calibrate_refuses_a_bool_as_a_fraction(option):
+    probabilities = np.full((3, 4, 2), 0.5, np.float32)
+    settings = {"target_risk": 0.1, "confidence": 0.9, option: True}
+    with pytest.raises(ValueError, match="must be a number"):
+        abstain.calibrate(probabilities, np.zeros(4, int), **settings)
+
+
+@pytest.mark.parametrize("score, sign", [("max_probability", ">="), ("predictive_entropy", "<=")])
+def test_calibration_message_states_the_direction_of_the_threshold(score, sign):
+    rng = np.random.default_rng(0)
+    top = rng.uniform(0.8, 0.99, 300)
+    probabilities = np.stack([top, 1 - top], axis=-1)[None].repeat(2, axis=0).astype(np.float32)
+    result = abstain.calibrate(probabilities, np.zeros(300, int), target_risk=0.1, confidence=0.9, score=score)
+    assert result.feasible and result.message.startswith(f"{score} {sign} ")

@@ -197,3 +197,13 @@ def test_an_image_alone_gets_the_same_bits_as_in_a_batch():
                           "predictive_entropy", "variation_ratio"):
                 got = np.reshape(getattr(alone, field), np.shape(getattr(batched, field)[index]))
                 assert np.array_equal(got, getattr(batched, field)[index]), field
+
+
+def test_float32_rounding_above_one_is_accepted_and_more_is_not():
+    # Found by a mutation pass: the 1e-6 tolerance had no test.
+    from tfuq.runtime import aggregate as module
+
+    ok = np.array([[[1 + 1e-7, 0.0]], [[0.5, 0.5]]])
+    assert module.aggregate(ok).mean.shape == (1, 2)
+    with pytest.raises(ValueError):
+        module.aggregate(np.array([[[1.01, 0.0]], [[0.5, 0.5]]]))

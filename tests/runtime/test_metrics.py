@@ -178,3 +178,45 @@ def test_brier_score_by_hand_and_against_scikit_learn(rng):
 def test_bad_input_is_rejected_with_the_reason(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_a_confidence_on_a_bin_edge_belongs_to_the_lower_bin():
+    # Bins are (b/10, (b+1)/10]: 0.5 is the top of bin 4, 0.55 sits in bin 5. Alone in its
+    # bin each is off by its whole confidence gap: (|1 - 0.5| + |0 - 0.55|) / 2 = 0.525.
+    # Putting 0.5 into bin 5 instead would give |0.5 - 0.525| = 0.025.
+    probabilities = [[0.5, 0.5], [0.55, 0.45]]
+    labels = [0, 1]
+    table = metrics.calibration_bins(labels, probabilities, bins=10)
+    assert table["count"].tolist() == [0, 0, 0, 0, 1, 1, 0, 0, 0, 0]
+    assert metrics.expected_calibration_error(labels, probabilities, bins=10) == pytest.approx(0.525)
+    # The ends: 0 joins the first bin, 1 the last.
+    ends = metrics.calibration_bins([0, 0], [[1.0, 0.0], [0.0, 0.0]], bins=4)["count"]
+    assert ends.tolist() == [1, 0, 0, 1]
+
+
+# -- found by a mutation pass (tests/README.md): each kills a mutant that survived -------------
+def test_probabilities_just_outside_the_unit_interval_are_refused_and_rounding_is_not():
+    labels = [0, 0]
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        metrics.expected_calibration_error(labels, [[1.01, 0.0], [0.5, 0.5]])
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        metrics.expected_calibration_error(labels, [[0.5, 0.5], [-0.01, 0.0]])
+    # float32 sums land a hair above 1: 1 + 1e-7 is rounding, not an error.
+    assert metrics.expected_calibration_error(labels, [[1 + 1e-7, 0.0], [0.5, 0.5]]) >= 0
+
+
+def test_fpr_at_tpr_does_not_demand_one_positive_more_for_float_rounding():
+    # 0.28 * 25 = 7.000000000000001 in floating point: TPR 0.28 needs 7 positives, not 8.
+    positive_scores = np.arange(25, 0, -1) / 25.0  # 1.0, 0.96, ..., 0.04
+    negative_scores = np.array([0.74])  # below the 7th positive (0.76), above the 8th (0.72)
+    scores = np.concatenate([positive_scores, negative_scores])
+    positive = np.r_[np.ones(25, bool), False]
+    assert metrics.fpr_at_tpr(scores, positive, tpr=0.28) == 0.0
+    assert metrics.fpr_at_tpr(scores, positive, tpr=1.0) == 1.0  # tpr 1 is allowed
+
+
+def test_one_bin_is_allowed_and_bad_bin_counts_are_named():
+    assert metrics.expected_calibration_error([0, 1], [[0.9, 0.1], [0.8, 0.2]], bins=1) == pytest.approx(0.35)
+    for bins in (0, True, 2.0):
+        with pytest.raises(ValueError, match="bins must be a positive integer"):
+            metrics.calibration_bins([0], [[1.0, 0.0]], bins=bins)

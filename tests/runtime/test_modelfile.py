@@ -5,20 +5,21 @@ import zipfile
 
 import pytest
 
+from tests._dummies.modelfiles import FAKE_FLATBUFFER, raw_pack, valid_config, without_format
 from tfuq.runtime import modelfile
 
-FAKE_FLATBUFFER = b"\x1c\x00\x00\x00TFL3" + bytes(range(200))
+CONFIG = without_format(valid_config())
 
 
 def test_round_trip_and_flatbuffer_boundary():
-    data = modelfile.pack(FAKE_FLATBUFFER, {"passes": 3, "labels": ["a"]})
+    data = modelfile.pack(FAKE_FLATBUFFER, {**CONFIG, "passes": 3, "labels": ["a"], "mc_dropout": []})
     flatbuffer, config = modelfile.split(data)
     assert flatbuffer == FAKE_FLATBUFFER
     assert config["passes"] == 3 and config["format"] == "tfuq-model"
 
 
 def test_zip_offsets_are_absolute_so_any_zip_reader_finds_the_entry(tmp_path):
-    data = modelfile.pack(FAKE_FLATBUFFER, {"passes": 3})
+    data = modelfile.pack(FAKE_FLATBUFFER, CONFIG)
     # End of central directory: its offset field must point at the central directory itself.
     eocd = data.rfind(b"PK\x05\x06")
     cd_size, cd_offset = struct.unpack("<II", data[eocd + 12 : eocd + 20])
@@ -43,14 +44,14 @@ def test_not_a_flatbuffer():
 
 
 def test_newer_format_is_refused():
-    data = modelfile.pack(FAKE_FLATBUFFER, {"format_version": 99})
+    data = raw_pack(FAKE_FLATBUFFER, valid_config(format_version=99))
     with pytest.raises(modelfile.ModelFileError, match="newer"):
         modelfile.split(data)
 
 
 def test_update_config_rewrites_only_the_configuration(tmp_path):
     path = tmp_path / "m.tflite"
-    modelfile.write(path, FAKE_FLATBUFFER, {"decision": {"rule": "interval", "conf_factor": 1.0}})
+    modelfile.write(path, FAKE_FLATBUFFER, CONFIG)
     config = modelfile.update_config(path, {"decision": {"rule": "threshold", "score": "predictive_entropy", "threshold": 0.5}})
     assert config["decision"]["rule"] == "threshold"
     assert modelfile.read(path)[0] == FAKE_FLATBUFFER
@@ -76,7 +77,7 @@ def test_written_files_get_ordinary_permissions(tmp_path):
 
     umask = os.umask(0o022)
     try:
-        modelfile.write(tmp_path / "m.tflite", FAKE_FLATBUFFER, {})
+        modelfile.write(tmp_path / "m.tflite", FAKE_FLATBUFFER, CONFIG)
     finally:
         os.umask(umask)
     assert (tmp_path / "m.tflite").stat().st_mode & 0o777 == 0o644

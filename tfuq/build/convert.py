@@ -140,9 +140,9 @@ class Conversion:
 def _progress(iterable, total: int, description: str, stream):
     if stream is None:
         return iterable
-    from tqdm import tqdm
+    from tfuq._progress import bar
 
-    return tqdm(iterable, total=total, desc=description, unit="img", file=stream, leave=False)
+    return bar(total, description, "img", stream, iterable=iterable)
 
 
 @contextlib.contextmanager

@@ -127,28 +127,34 @@ def is_chief(strategy) -> bool:
 
 
 # -- progress ------------------------------------------------------------------------------------
-def _progress_callback(steps: int, epochs: int):
+def _progress_callback(steps: int, epochs: int, bars: bool = True):
     import keras
-    from tqdm import tqdm
+
+    from tfuq._progress import bar, is_terminal
+
+    # A bar per epoch only on a terminal: in a log, the epoch line below says it all.
+    bars = bars and is_terminal(sys.stderr)
 
     class Progress(keras.callbacks.Callback):
-        """A tqdm bar per epoch on stderr, then one summary line (stdout stays clean)."""
+        """A bar per epoch on stderr (on a terminal), then one summary line (stdout stays clean)."""
 
         def on_epoch_begin(self, epoch, logs=None):
-            self.bar = tqdm(
-                total=steps, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
-                file=sys.stderr, leave=False,
-            )
+            self.started = time.perf_counter()
+            self.bar = bar(steps, f"epoch {epoch + 1}/{epochs}", "batch", sys.stderr) if bars else None
 
         def on_train_batch_end(self, batch, logs=None):
+            if self.bar is None:
+                return
             self.bar.update(1)
             if logs:
                 self.bar.set_postfix({k: f"{float(v):.4f}" for k, v in logs.items()}, refresh=False)
 
         def on_epoch_end(self, epoch, logs=None):
-            self.bar.close()
+            if self.bar is not None:
+                self.bar.close()
             summary = "  ".join(f"{k} {float(v):.4f}" for k, v in sorted((logs or {}).items()))
-            print(f"epoch {epoch + 1}/{epochs}: {summary}", file=sys.stderr, flush=True)
+            seconds = time.perf_counter() - self.started
+            print(f"epoch {epoch + 1}/{epochs}: {summary}  ({seconds:.0f} s)", file=sys.stderr, flush=True)
 
     return Progress()
 
@@ -283,7 +289,8 @@ def train(
             are restored. ``None`` disables early stopping.
         strategy: ``none``, ``mirrored``, ``multi-worker`` or a ``tf.distribute.Strategy``.
         seed: seeds the validation split and the shuffling.
-        progress: a progress bar per epoch on stderr (on the chief worker only).
+        progress: a progress bar per epoch on stderr when it is a terminal; with or without
+            it, one summary line per epoch (on the chief worker only).
         callbacks: extra Keras callbacks.
 
     Returns:
@@ -353,8 +360,10 @@ def train(
             monitor="val_loss", patience=patience, restore_best_weights=True
         )
         all_callbacks.append(early)
-    if progress and chief:
-        all_callbacks.append(_progress_callback(math.ceil(len(train_images) / batch_size), epochs))
+    if chief:  # without progress bars, still one line per epoch
+        all_callbacks.append(
+            _progress_callback(math.ceil(len(train_images) / batch_size), epochs, bars=progress)
+        )
     started = time.perf_counter()
     with _multi_worker_fixes(model, strategy, train_images[:1], train_labels[:1]):
         fitted = model.fit(

@@ -24,7 +24,9 @@ example:
 
 from __future__ import annotations
 
-from tfuq.cli._common import CliError, emit_json, info
+from pathlib import Path
+
+from tfuq.cli._common import CliError, info
 from tfuq.cli.evaluate import load_images
 from tfuq.runtime import abstain  # numpy only
 from tfuq.runtime.aggregate import SCORES
@@ -55,48 +57,72 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", metavar="PATH", help="write the result as JSON ('-' for stdout)")
 
 
-def run(args) -> int:
-    from tfuq import evaluation, runtime
-    from tfuq.runtime import modelfile
-
+def check_args(args) -> None:
+    """Every argument, before the model or the data is read."""
     for name, value in (("--target-risk", args.target_risk), ("--confidence", args.confidence)):
         if not 0.0 < value < 1.0:
             raise CliError(f"{name} must be strictly between 0 and 1, got {value}")
     if args.limit is not None and args.limit < 1:
         raise CliError(f"--limit must be at least 1, got {args.limit}")
-    model = runtime.load(args.model, threads=args.threads)
-    images, labels = load_images(args.data, args.limit, model.input_shape[:2], True, "calibration")
-    if labels.max() >= model.classes:
-        raise CliError(f"{args.data}: label {labels.max()} is out of range for {model.classes} classes")
-    info(f"calibrating {args.model} on {len(images)} images, {model.passes} passes, seed {args.seed}")
-    probabilities = evaluation.run_passes(model, images, seed=args.seed, progress=True)
-    result = abstain.calibrate(
-        probabilities, labels, target_risk=args.target_risk, confidence=args.confidence,
-        score=args.score, within=WITHIN[args.within],
-    )
-    payload = {
-        "model": args.model,
-        "data": args.data,
-        "seed": args.seed,
-        "feasible": result.feasible,
-        "message": result.message,
-        "rule": result.to_rule() if result.feasible else None,
-        "written": False,
-    }
-    if not result.feasible:
-        if args.json:
-            emit_json(payload, args.json)
-        raise abstain.InfeasibleError(result.message)
+    if args.threads is not None and args.threads < 1:
+        raise CliError(f"--threads must be at least 1, got {args.threads}")
+    if not 0 <= args.seed < 2**64:
+        raise CliError(f"--seed must be in [0, 2**64), got {args.seed}")
+
+
+def run(args) -> int:
+    from tfuq import evaluation, runtime
+    from tfuq.cli._outputs import Outputs, json_text
+    from tfuq.runtime import abstain, modelfile
+
+    check_args(args)
+    with Outputs() as outputs:
+        # Check: every location before the long run (the model is rewritten in place).
+        outputs.input(args.model)
+        if Path(args.data).exists():
+            outputs.input(args.data)
+        staged_json = outputs.file(args.json, "--json") if args.json not in (None, "-") else None
+        staged_model = None if args.dry_run else outputs.file(args.model, "model", in_place=True)
+        model = runtime.load(args.model, threads=args.threads)
+        flatbuffer, config = model.flatbuffer, model.config
+        images, labels = load_images(args.data, args.limit, model.input_shape[:2], True, "calibration")
+        if labels.max() >= model.classes:
+            raise CliError(f"{args.data}: label {labels.max()} is out of range for {model.classes} classes")
+        # Work.
+        info(f"calibrating {args.model} on {len(images)} images, {model.passes} passes, seed {args.seed}")
+        probabilities = evaluation.run_passes(model, images, seed=args.seed, progress=True)
+        result = abstain.calibrate(
+            probabilities, labels, target_risk=args.target_risk, confidence=args.confidence,
+            score=args.score, within=WITHIN[args.within],
+        )
+        payload = {
+            "model": args.model,
+            "data": args.data,
+            "seed": args.seed,
+            "feasible": result.feasible,
+            "message": result.message,
+            "rule": result.to_rule() if result.feasible else None,
+            "written": result.feasible and not args.dry_run,
+        }
+        # Commit: the JSON, then the model. Infeasible: nothing is written (exit 2); the
+        # JSON still goes to stdout with --json -.
+        if not result.feasible:
+            if args.json == "-":
+                print(json_text(payload))
+            raise abstain.InfeasibleError(result.message)
+        if staged_model is not None:
+            changes = {k: v for k, v in config.items() if k not in ("format", "format_version")}
+            outputs.write_bytes(staged_model, modelfile.pack(flatbuffer, {**changes, "decision": payload["rule"]}))
+        if staged_json is not None:
+            outputs.write_json(staged_json, payload)
+        outputs.commit()
+    if args.json == "-":
+        print(json_text(payload))
     rule = payload["rule"]
-    if not args.dry_run:
-        modelfile.update_config(args.model, {"decision": rule})
-        payload["written"] = True
     if args.json == "-":
         info(result.message)  # stdout carries the JSON
     else:
         print(result.message)
     info(("would write" if args.dry_run else "wrote") + f" decision {abstain.describe_rule(rule)} "
          f"into {args.model}")
-    if args.json:
-        emit_json(payload, args.json)
     return 0

@@ -28,7 +28,7 @@ import tomllib
 from pathlib import Path
 
 from tfuq.cli._byo import add_input_arguments, check_model_path, input_size, preprocessing
-from tfuq.cli._common import EXIT_CHECK_FAILED, CliError, emit_json, info, quiet_tensorflow, require
+from tfuq.cli._common import EXIT_CHECK_FAILED, CliError, info, quiet_tensorflow, require
 
 HELP = "convert a Keras classifier with (MC) dropout to a full-integer tfuq .tflite"
 
@@ -86,24 +86,55 @@ def load_recipe(path: str | None) -> dict:
     return options
 
 
+def check_options(options: dict) -> None:
+    """The conversion options (flags over recipe over defaults), before any work."""
+    import math
+
+    for key, least in (("passes", 1), ("calibration_samples", 1), ("check_samples", 0)):
+        value = options[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            flag = "--" + key.replace("_", "-")
+            raise CliError(f"{flag} must be an integer of at least {least}, got {value!r}")
+    agreement = options["min_agreement"]
+    if not isinstance(agreement, int | float) or not math.isfinite(agreement) or agreement < 0:
+        raise CliError(f"--min-agreement must be a finite number >= 0, got {agreement!r}")
+    if options["mode"] not in ("masked", "in-graph", "deterministic"):
+        raise CliError(f"mode must be masked, in-graph or deterministic, got {options['mode']!r}")
+    if options.get("decision") is not None:
+        from tfuq.runtime import abstain
+
+        abstain.check_rule(options["decision"])  # a RuleError (exit 2) names what is wrong
+
+
 def run(args) -> int:
+    from tfuq.cli._outputs import Outputs
+
+    with Outputs() as outputs:
+        return _convert(args, outputs)
+
+
+def _convert(args, outputs) -> int:
+    from tfuq.cli._outputs import json_text
+
     require("tensorflow", "convert", "convert")
     out = Path(args.out)
-    if not out.parent.is_dir():
-        raise CliError(f"output folder does not exist: {out.parent}")
     options = {**DEFAULTS, **load_recipe(args.recipe)}
     for key in DEFAULTS:
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
-    if options["passes"] < 1:
-        raise CliError(f"--passes must be at least 1, got {options['passes']}")
+    check_options(options)
     check_model_path(args.model)
     mc_layers = [n.strip() for n in args.mc_layers.split(",") if n.strip()] if args.mc_layers else None
     if args.mc_layers is not None and not mc_layers:
         raise CliError("--mc-layers needs at least one layer name")
     if mc_layers and args.mc_dropout != "auto":
         raise CliError("give --mc-layers or --mc-dropout, not both")
-    size = input_size(args.input_size)
+    input_size_given = input_size(args.input_size)
+    for source in (args.model, args.representative, args.labels, args.recipe):
+        if source:
+            outputs.input(source)
+    staged_model = outputs.file(out, "--out")
+    staged_json = outputs.file(args.json, "--json") if args.json not in (None, "-") else None
     from tfuq import data
 
     # Cheap checks first: bad data fails before TensorFlow takes seconds to load.
@@ -131,12 +162,12 @@ def run(args) -> int:
         mc_dropout=args.mc_dropout,
         mc_layers=mc_layers,
         preprocessing=stated,
-        input_size=size,
+        input_size=input_size_given,
         add_softmax=args.add_softmax,
         **{k: options[k] for k in DEFAULTS},
     )
-    result.save(out)
-    size = out.stat().st_size
+    result.save(staged_model)
+    size = staged_model.stat().st_size
     report = {
         "out": str(out),
         "bytes": size,
@@ -168,6 +199,9 @@ def run(args) -> int:
             f"top-5 overlap {check.top5_overlap:.1%}, mean |p_keras - p_tflite| {check.mean_abs_diff:.4f}: {verdict}"
         )
         status = 0 if check.passed else EXIT_CHECK_FAILED
-    if args.json:
-        emit_json(report, args.json)
+    if staged_json is not None:
+        outputs.write_json(staged_json, report)
+    outputs.commit()
+    if args.json == "-":
+        print(json_text(report))
     return status

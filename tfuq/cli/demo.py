@@ -11,7 +11,7 @@ example:
 
 from __future__ import annotations
 
-from tfuq.cli._common import emit_json, info, quiet_tensorflow, require
+from tfuq.cli._common import CliError, info, quiet_tensorflow, require
 
 HELP = "run the offline default experiment (digits, int8, abstention, report)"
 
@@ -26,16 +26,36 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", metavar="PATH", help="also write the summary as JSON ('-' for stdout)")
 
 
+def check_args(args) -> None:
+    """Every argument, before TensorFlow loads or anything trains."""
+    if args.epochs < 1 or args.passes < 1:
+        raise CliError("--epochs and --passes must be at least 1")
+    for name, value in (("--target-risk", args.target_risk), ("--confidence", args.confidence)):
+        if not 0.0 < value < 1.0:
+            raise CliError(f"{name} must be strictly between 0 and 1, got {value}")
+    if not 0 <= args.seed < 2**32:
+        raise CliError(f"--seed must be in [0, 2**32), got {args.seed}")
+
+
 def run(args) -> int:
+    from tfuq.cli._outputs import Outputs, json_text
+
+    check_args(args)
     require("tensorflow", "convert", "demo")
     require("sklearn", "convert", "demo")
-    if args.epochs < 1 or args.passes < 1:
-        raise ValueError("--epochs and --passes must be at least 1")
-    quiet_tensorflow()
-    from tfuq import demo
+    with Outputs() as outputs:
+        # Everything goes into a staged folder, put in place (model.tflite last) at the end.
+        staged = outputs.folder(args.out, "--out")
+        staged_json = outputs.file(args.json, "--json") if args.json not in (None, "-") else None
+        quiet_tensorflow()
+        from tfuq import demo
 
-    summary = demo.run(args.out, epochs=args.epochs, passes=args.passes, target_risk=args.target_risk,
-                       confidence=args.confidence, seed=args.seed, say=info)
+        summary = demo.run(staged, epochs=args.epochs, passes=args.passes, target_risk=args.target_risk,
+                           confidence=args.confidence, seed=args.seed, say=info)
+        payload = {k: v for k, v in summary.items() if k != "table"}
+        if staged_json is not None:
+            outputs.write_json(staged_json, payload)
+        outputs.commit()
     print(f"\nscikit-learn digits, {summary['data']['test']} test images; float accuracy "
           f"{summary['float_accuracy']:.3f}, int8 accuracy {summary['int8_accuracy']:.3f} "
           f"(Keras vs TFLite top-1 agreement {summary['self_check']['agreement']:.1%})\n")
@@ -52,6 +72,6 @@ def run(args) -> int:
         print(f"\nno calibrated rule: {calibration['message']}")
     print(f"\nartifacts in {args.out}/: model.keras, model.tflite, passes.npz, summary.json, "
           f"report/report.md (+ PNGs); {summary['seconds']:.0f} s")
-    if args.json:
-        emit_json({k: v for k, v in summary.items() if k != "table"}, args.json)
+    if args.json == "-":
+        print(json_text(payload))
     return 0

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tfuq.cli._common import RULE_CHOICES, RULE_HELP, CliError, emit_json, info, rule_from_args
+from tfuq.cli._common import RULE_CHOICES, RULE_HELP, CliError, info, rule_from_args
 from tfuq.runtime.aggregate import SCORES  # numpy only
 
 HELP = "measure a model's predictions and abstentions on labelled images"
@@ -90,75 +90,107 @@ def load_images(source: str, limit: int | None, size, need_labels: bool, what: s
     return loaded.images, loaded.labels
 
 
-def check_outputs(args) -> None:
-    """Fail before the long run when an output cannot be written."""
-    for option in ("json", "save_passes"):
-        path = getattr(args, option)
-        if path not in (None, "-") and not Path(path).resolve().parent.is_dir():
-            raise CliError(f"--{option.replace('_', '-')}: folder does not exist: {Path(path).parent}")
+def check_args(args) -> None:
+    """The numeric arguments, before anything is read."""
+    if args.limit is not None and args.limit < 1:
+        raise CliError(f"--limit must be at least 1, got {args.limit}")
+    if args.threads is not None and args.threads < 1:
+        raise CliError(f"--threads must be at least 1, got {args.threads}")
+    if not 0 <= args.seed < 2**64:
+        raise CliError(f"--seed must be in [0, 2**64), got {args.seed}")
+
+
+def claim_outputs(args, outputs) -> dict:
+    """Claim every output location before the long run; the staged paths by option."""
+    outputs.input(args.model)
+    for source in (args.data, args.ood):
+        if source and Path(source).exists():
+            outputs.input(source)
+    staged = {}
+    if args.json not in (None, "-"):
+        staged["json"] = outputs.file(args.json, "--json")
+    if args.save_passes is not None:
+        staged["save_passes"] = outputs.file(args.save_passes, "--save-passes")
+    if args.report is not None:
+        staged["report"] = outputs.folder(args.report, "--report")
+    return staged
 
 
 def run(args) -> int:
     from tfuq import evaluation, runtime
+    from tfuq.cli._outputs import Outputs
 
+    check_args(args)
     if args.runner:
         return run_beam(args)
     for option in ("records", "batch_size", "data_dir"):
         if getattr(args, option) is not None:
             raise CliError(f"--{option.replace('_', '-')} needs --runner")
-    if args.limit is not None and args.limit < 1:
-        raise CliError(f"--limit must be at least 1, got {args.limit}")
-    check_outputs(args)
-    model = runtime.load(args.model, threads=args.threads)
-    rule = rule_from_args(args, model.config)
-    size = model.input_shape[:2]
-    images, labels = load_images(args.data, args.limit, size, True, "evaluate")
-    ood = None
-    if args.ood:
-        ood, _ = load_images(args.ood, args.limit, size, False, "--ood")
-    if labels.max() >= model.classes:
-        raise CliError(f"{args.data}: label {labels.max()} is out of range for {model.classes} classes")
-    info(f"evaluating {args.model} on {len(images)} images"
-         + (f" and {len(ood)} OOD images" if ood is not None else "")
-         + f", {model.passes} passes, seed {args.seed}")
-    result = evaluation.evaluate(
-        model, images, labels, rule, ood_images=ood, seed=args.seed, score=args.score,
-        progress=True, seeding=args.seeding,
-    )
-    result.report.update({"data": args.data, "ood": args.ood})
-    return _output(args, result)
+    with Outputs() as outputs:
+        staged = claim_outputs(args, outputs)
+        model = runtime.load(args.model, threads=args.threads)
+        rule = rule_from_args(args, model.config)
+        size = model.input_shape[:2]
+        images, labels = load_images(args.data, args.limit, size, True, "evaluate")
+        ood = None
+        if args.ood:
+            ood, _ = load_images(args.ood, args.limit, size, False, "--ood")
+        if labels.max() >= model.classes:
+            raise CliError(f"{args.data}: label {labels.max()} is out of range for {model.classes} classes")
+        info(f"evaluating {args.model} on {len(images)} images"
+             + (f" and {len(ood)} OOD images" if ood is not None else "")
+             + f", {model.passes} passes, seed {args.seed}")
+        result = evaluation.evaluate(
+            model, images, labels, rule, ood_images=ood, seed=args.seed, score=args.score,
+            progress=True, seeding=args.seeding,
+        )
+        result.report.update({"data": args.data, "ood": args.ood})
+        _commit(args, result, staged, outputs)
+    return _show(args, result, staged)
 
 
-def _output(args, result, extra_text: str = "") -> int:
+def _commit(args, result, staged: dict, outputs) -> None:
+    """Write the staged outputs, then move them all into place (or none of them)."""
     from tfuq import evaluation
+
+    if "json" in staged:
+        outputs.write_json(staged["json"], result.report)
+    if "save_passes" in staged:
+        result.save_arrays(staged["save_passes"])
+    if "report" in staged:
+        evaluation.write_report(result, staged["report"],
+                                title=f"{Path(args.model).name} on {Path(args.data).name}")
+    outputs.commit()
+
+
+def _show(args, result, staged: dict, extra_text: str = "") -> int:
+    from tfuq import evaluation
+    from tfuq.cli._outputs import json_text
 
     table = f"{args.model} on {args.data}\n" + evaluation.format_table(result.report)
     if extra_text:
         table += "\n\n" + extra_text
     if args.json == "-":
         info(table)  # stdout carries the JSON
+        print(json_text(result.report))
     else:
         print(table)
-    if args.json:
-        emit_json(result.report, args.json)
-    if args.save_passes:
-        result.save_arrays(args.save_passes)
-        info(f"wrote {args.save_passes}")
+    for option in ("json", "save_passes"):
+        if option in staged:
+            info(f"wrote {getattr(args, option)}")
     if args.report:
-        path = evaluation.write_report(result, args.report, title=f"{Path(args.model).name} on {Path(args.data).name}")
-        info(f"wrote {path} and its plots")
+        info(f"wrote {Path(args.report) / 'report.md'} and its plots")
     return 0
 
 
 def run_beam(args) -> int:
     """``tfuq evaluate --runner``: the Beam pipeline, then the records merged into the report."""
-    import shlex
-
     from tfuq.cli._common import require
 
     require("apache_beam", "beam", "evaluate --runner")
     from tfuq.beam import pipeline
     from tfuq.beam.sources import SourceError
+    from tfuq.cli._outputs import Outputs
 
     if args.limit is not None:
         raise CliError("--limit is not available with --runner; make a smaller .npz instead")
@@ -166,7 +198,17 @@ def run_beam(args) -> int:
         raise CliError("--runner needs --records DIR for the per-image records")
     if args.batch_size is not None and args.batch_size < 1:
         raise CliError(f"--batch-size must be at least 1, got {args.batch_size}")
-    check_outputs(args)
+    with Outputs() as outputs:
+        staged = claim_outputs(args, outputs)
+        result, extra = _run_pipeline(args, pipeline, SourceError)
+        _commit(args, result, staged, outputs)
+    return _show(args, result, staged, extra)
+
+
+def _run_pipeline(args, pipeline, SourceError):
+    """The Beam pipeline's records merged into an evaluation result, and the extra tables."""
+    import shlex
+
     model = pipeline.load_model(args.model, args.threads)
     rule = rule_from_args(args, model.config)
     size = model.input_shape[:2]
@@ -207,4 +249,4 @@ def run_beam(args) -> int:
     result.report.update({"data": args.data, "ood": args.ood, "seed": int(args.seed),
                           "seeding": args.seeding, "model": args.model, "runner": args.runner,
                           "records": args.records})
-    return _output(args, result, extra)
+    return result, extra

@@ -282,6 +282,10 @@ def _check_args(args) -> None:
         raise CliError("give IMAGE paths, '-' to read paths from standard input, or --watch DIR")
     if args.images.count("-") > 1:
         raise CliError("'-' (read paths from standard input) may be given once")
+    if not 0 <= args.seed < 2**64:
+        raise CliError(f"--seed must be in [0, 2**64), got {args.seed}")
+    if args.threads is not None and args.threads < 1:
+        raise CliError(f"--threads must be at least 1, got {args.threads}")
     if args.max_images is not None and args.max_images < 1:
         raise CliError(f"--max-images must be at least 1, got {args.max_images}")
     for option in ("timeout", "interval"):

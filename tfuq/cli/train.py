@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tfuq.cli._common import CliError, emit_json, info, quiet_tensorflow, require
+from tfuq.cli._common import CliError, info, quiet_tensorflow, require
 
 HELP = "train a classifier with an MC-dropout head (ImageNet backbones or a small CNN)"
 
@@ -144,12 +144,17 @@ def _load(spec: str, what: str, limit, size, seed):
 
 def run(args) -> int:
     require("tensorflow", "convert", "train")
-    quiet_tensorflow()
     out = Path(args.out)
     if out.suffix != ".keras":
         raise CliError(f"--out must end in .keras, got {out.name}")
     if not (out.parent if str(out.parent) else Path(".")).is_dir():
         raise CliError(f"output folder does not exist: {out.parent}")
+    if not 0.0 < args.learning_rate < float("inf"):
+        raise CliError(f"--learning-rate must be a positive number, got {args.learning_rate}")
+    if args.qat_learning_rate is not None and not 0.0 < args.qat_learning_rate < float("inf"):
+        raise CliError(f"--qat-learning-rate must be a positive number, got {args.qat_learning_rate}")
+    if not 0 <= args.seed < 2**32:
+        raise CliError(f"--seed must be in [0, 2**32), got {args.seed}")
     if not 0.0 < args.dropout < 1.0:
         raise CliError(f"--dropout must be in (0, 1), got {args.dropout}")
     if not 0.0 <= args.val_split < 1.0:
@@ -166,7 +171,22 @@ def run(args) -> int:
         if not qat.available():
             raise CliError("--qat needs tf-keras and tensorflow-model-optimization: pip install 'tfuq[convert]'")
 
+    quiet_tensorflow()
     from tfuq.build import train as training
+    from tfuq.cli._outputs import Outputs, json_text
+
+    with Outputs() as outputs:
+        return _train(args, out, weights, trainable, training, outputs, json_text)
+
+
+def _train(args, out, weights, trainable, training, outputs, json_text) -> int:
+    # Check every output location before loading data or training.
+    for source in (args.data, args.val_data):
+        if source and Path(_spec(source).partition(":")[2] or source).exists():
+            outputs.input(_spec(source).partition(":")[2] or source)
+    staged_model = outputs.file(out, "--out")
+    staged_history = outputs.file(training.history_path(out), "--out (history)")
+    staged_json = outputs.file(args.json, "--json") if args.json not in (None, "-") else None
 
     # MultiWorkerMirroredStrategy must exist before TensorFlow does anything else.
     strategy = training.make_strategy(args.strategy)
@@ -257,10 +277,11 @@ def run(args) -> int:
         return 0
     # The dataset's class names travel in the .keras, so `tfuq convert` puts them in tfuq.json.
     names = loaded.label_names if loaded.label_names and len(loaded.label_names) == classes else None
-    training.save_model(result.model, out, class_names=names)
-    history = training.save_history(
+    training.save_model(result.model, staged_model, class_names=names)
+    history = training.history_path(out)
+    training.save_history(
         result,
-        training.history_path(out),
+        staged_history,
         model=out.name,
         data=args.data,
         label_names=loaded.label_names,
@@ -284,6 +305,9 @@ def run(args) -> int:
         "best": best,
         "qat": None if qat_summary is None else {k: v for k, v in qat_summary.items() if k != "history"},
     }
+    if staged_json is not None:
+        outputs.write_json(staged_json, report)
+    outputs.commit()
     summary = best or last
     described = "  ".join(f"{k} {v:.4f}" for k, v in sorted(summary.items()))
     info(
@@ -291,6 +315,6 @@ def run(args) -> int:
         f"{' (stopped early)' if result.stopped_early else ''} in {result.seconds:.0f} s; "
         f"{'best epoch ' + str(result.best_epoch) if best else 'last epoch'}: {described}"
     )
-    if args.json:
-        emit_json(report, args.json)
+    if args.json == "-":
+        print(json_text(report))
     return 0

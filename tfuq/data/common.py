@@ -53,6 +53,8 @@ def check_labels(labels: np.ndarray, count: int, classes: int | None = None) -> 
         raise DataError(f"labels must be a vector of {count} entries, got shape {labels.shape}")
     if not np.issubdtype(labels.dtype, np.integer):
         raise DataError(f"labels must be integers, got {labels.dtype}")
+    if count and int(labels.max()) > np.iinfo(np.int64).max:
+        raise DataError(f"label {labels.max()} is out of range")
     if count and labels.min() < 0:
         raise DataError(f"labels must be non-negative, found {labels.min()}")
     if classes is not None and count and labels.max() >= classes:

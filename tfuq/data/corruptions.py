@@ -164,7 +164,7 @@ def parse_config_name(name: str) -> tuple[str, int]:
         DataError: not ``<corruption>_<severity>`` with a known corruption and severity 1-5.
     """
     corruption, _, severity = name.rpartition("_")
-    if not corruption or not severity.isdigit():
+    if not corruption or not (severity.isascii() and severity.isdigit()) or len(severity) > 3:
         raise DataError(
             f"corruption config {name!r} is not <corruption>_<severity>, e.g. gaussian_noise_3"
         )

@@ -32,6 +32,9 @@ Example::
 from __future__ import annotations
 
 import os
+import struct
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,12 +65,22 @@ _CIFAR100_SPLITS = ("train", "test")
 
 
 def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
-    """Read ``(images, labels or None, label names or None)`` from an ``.npz``."""
+    """Read ``(images, labels or None, label names or None)`` from an ``.npz``.
+
+    Never unpickles: object arrays are refused. Any damage to the file (not a zip, a
+    truncated or corrupt member, a plain ``.npy``) is a :class:`DataError`.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        archive = np.load(path, allow_pickle=False)
+    except _NPZ_ERRORS as error:
+        raise DataError(f"cannot read {path} as .npz: {_reason(error)}") from error
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"{path} holds a single array (.npy), not an .npz with arrays x and y")
+    try:
+        with archive as data:
             if "x" not in data:
                 raise DataError(f"{path} has no array named 'x'")
             images = data["x"]
@@ -75,12 +88,24 @@ def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, li
             names = next((data[k] for k in ("label_names", "fine_names") if k in data), None)
     except DataError:
         raise
-    except (OSError, ValueError) as error:
-        raise DataError(f"cannot read {path} as .npz: {error}") from error
+    except _NPZ_ERRORS as error:
+        raise DataError(f"cannot read {path} as .npz: {_reason(error)}") from error
     images = check_images(images, f"{path}: x")
+    if names is not None and (names.ndim != 1 or names.dtype.kind not in "US"):
+        raise DataError(f"{path}: label names must be a vector of strings, got {names.dtype} {names.shape}")
     if labels is not None:
         labels = check_labels(labels, len(images), None if names is None else len(names))
     return images, labels, None if names is None else [str(n) for n in names]
+
+
+# What numpy and zipfile raise on a damaged .npz (a pickle refused is a ValueError).
+_NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+               RuntimeError, KeyError, MemoryError, struct.error, OverflowError)
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
 
 
 def resize(
@@ -213,6 +238,7 @@ def load_spec(
         isinstance(limit, bool) or not isinstance(limit, int | np.integer) or limit < 1
     ):
         raise DataError(f"limit must be a positive integer, got {limit!r}")
+    size = None if size is None else _check_size(size)  # before anything is read
     if parsed.source == "npz":
         loaded = LabelledImages(*load_npz(parsed.target))
     elif parsed.source == "folder":
@@ -238,7 +264,7 @@ def load_spec(
             images, parsed.corruption, parsed.severity, seed=seed, index=index, progress=progress
         )
     if size is not None:
-        images = resize(images, _check_size(size))
+        images = resize(images, size)
     return LabelledImages(images, labels, loaded.label_names)
 
 
@@ -362,14 +388,20 @@ def _split_name(split: str) -> str:
     return split.partition("[")[0].strip()
 
 
+_MAX_SIDE = 16384  # pixels, as tfuq.runtime.modelfile allows for a model input
+
+
 def _check_size(size) -> tuple[int, int]:
     try:
-        height, width = (int(v) for v in size)
+        height, width = size
     except (TypeError, ValueError):
         raise DataError(f"size must be (height, width), got {size!r}") from None
-    if height < 1 or width < 1:
-        raise DataError(f"size must be positive, got {size!r}")
-    return height, width
+    for side in (height, width):
+        if isinstance(side, bool) or not isinstance(side, int | np.integer):
+            raise DataError(f"size must be two whole numbers of pixels, got {size!r}")
+        if not 1 <= side <= _MAX_SIDE:
+            raise DataError(f"size must be in [1, {_MAX_SIDE}] pixels, got {size!r}")
+    return int(height), int(width)
 
 
 def _subset(total: int, limit: int | None, seed: int) -> np.ndarray | None:

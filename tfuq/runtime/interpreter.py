@@ -95,8 +95,14 @@ class Model:
         self.labels = list(self.config.get("labels") or [])
         self.mask_specs = list(self.config.get("mc_dropout", []))
         self._seeded_for: int | None = None
-        self._runner = self._make_runner(self.flatbuffer)
-        self._validate()
+        try:
+            self._runner = self._make_runner(self.flatbuffer)
+            self._validate()
+        except modelfile.ModelFileError:
+            raise
+        except (ValueError, RuntimeError, KeyError, IndexError, TypeError) as error:
+            # A flatbuffer the interpreter half-accepts: names that are not UTF-8, and such.
+            raise modelfile.ModelFileError(f"{self.path}: the interpreter rejects it: {error}") from error
 
     # -- set-up --------------------------------------------------------------------------
     def _make_runner(self, flatbuffer: bytes):
@@ -173,8 +179,14 @@ class Model:
         feeds = {image_name: _quantize(image[None], self._input_details[image_name])}
         for name, mask in masks.items():
             feeds[name] = _quantize(np.asarray(mask), self._input_details[name])
-        result = self._runner(**feeds)[self._output_name]
+        result = self._invoke(feeds)
         return _dequantize(result, self._output_detail)
+
+    def _invoke(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        try:
+            return self._runner(**feeds)[self._output_name]
+        except RuntimeError as error:  # a model file whose graph the interpreter cannot run
+            raise modelfile.ModelFileError(f"{self.path}: the interpreter failed: {error}") from error
 
     def _seed_in_graph(self, seed: int) -> None:
         from tfuq.runtime import graph
@@ -217,8 +229,8 @@ class Model:
             for p in range(self.passes):
                 image_name = self.config["input"]["name"]
                 pixels = _quantize(image[None], self._input_details[image_name])
-                result = self._runner(**{image_name: pixels})
-                out[p, index] = _dequantize(result[self._output_name], self._output_detail)[0]
+                result = self._invoke({image_name: pixels})
+                out[p, index] = _dequantize(result, self._output_detail)[0]
         return out
 
     def run_each(self, images: np.ndarray, seeds) -> np.ndarray:
