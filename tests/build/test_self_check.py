@@ -104,3 +104,14 @@ def test_convert_with_labels_reports_accuracy(tiny_keras):
     assert check_.passed and check_.agreement >= check_.pass_agreement - 0.2
     with pytest.raises(ValueError, match="3 labels for 40 representative images"):
         convert(tiny_keras, images, passes=2, calibration_samples=8, representative_labels=labels[:3])
+
+
+def test_labels_outside_the_model_classes_are_ignored_with_a_note(tiny_keras):
+    images, labels = tiny.images(40, seed=4)
+    result = convert(
+        tiny_keras, images, passes=2, calibration_samples=20, check_samples=10,
+        representative_labels=labels + 100,  # e.g. CIFAR-100 labels for another model
+    )
+    assert result.check.keras_accuracy is None
+    assert any("labels y are not classes 0..3" in note for note in result.notes)
+    assert result.check.held_out  # the note does not mark the check images as reused

@@ -2,6 +2,9 @@
 
 - :mod:`tfuq.build.layers`: :class:`~tfuq.build.layers.MCDropout`, dropout at inference too.
 - :mod:`tfuq.build.models`: backbones with an MC-dropout head.
+- :mod:`tfuq.build.efficientnet_lite`: EfficientNet-Lite0/1/2 with ImageNet weights, offline.
+- :mod:`tfuq.build.torch_weights`: legacy PyTorch ``.pth`` state dicts read with numpy alone
+  (the pickle is interpreted, never executed).
 - :mod:`tfuq.build.train`: fine-tuning, early stopping, distribution strategies.
 - :mod:`tfuq.build.qat`: quantization-aware training through tfmot.
 - :mod:`tfuq.build.export`: a user's classifier into tfuq's form (Keras dropout as MC dropout,

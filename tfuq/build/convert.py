@@ -265,12 +265,18 @@ def convert(
         held_out = calibration[:check_samples]
         held_out_labels = None  # accuracy on calibration images proves nothing
         notes.append("too few images to hold some out: the self-check reuses calibration images")
+    held_out_ok = not notes
     # One pixel at each end of the range fixes the uint8 input scale at exactly 1, so the
     # model takes raw pixels; two pixels of one image barely move any other range.
     calibration[0, 0, 0] = 0
     calibration[0, 0, -1] = 255
 
     classes = int(masked.output.shape[-1])
+    if held_out_labels is not None and len(held_out_labels) and (
+        held_out_labels.min() < 0 or held_out_labels.max() >= classes
+    ):
+        notes.append(f"the images' labels y are not classes 0..{classes - 1} of this model: the self-check ignores them")
+        held_out_labels = None
     if labels is None:
         labels = [f"class_{i}" for i in range(classes)]
     if len(labels) != classes:
@@ -339,7 +345,7 @@ def convert(
     result = Conversion(flatbuffer, config, summary, notes=notes)
     if check_samples:
         result.check = self_check(
-            model, masked, result.to_bytes(), held_out, min_agreement, held_out_ok=not notes,
+            model, masked, result.to_bytes(), held_out, min_agreement, held_out_ok=held_out_ok,
             labels=held_out_labels, max_accuracy_drop=max_accuracy_drop,
         )
     result.notes[:0] = prepared.notes

