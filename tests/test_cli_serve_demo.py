@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests._dummies.modelfiles import VALID_CONFIG  # noqa: E402
 from tfuq.cli.main import main
 from tfuq.runtime import modelfile
 
@@ -22,7 +23,7 @@ def site(tmp_path):
     page.mkdir()
     (page / "index.html").write_text("<!doctype html><title>tfuq</title>")
     model = tmp_path / "model.tflite"
-    model.write_bytes(modelfile.pack(FLATBUFFER, {"passes": 2}))
+    model.write_bytes(modelfile.pack(FLATBUFFER, {k: v for k, v in VALID_CONFIG.items() if not k.startswith("format")}))
     return page, model
 
 
