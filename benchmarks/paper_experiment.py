@@ -120,6 +120,13 @@ class Setup:
     calibration_samples: int = 200
     check_samples: int = 100
     seed: int = 0
+    # Beyond the paper (--pretrained-lite): augmented views of cached trunk features (None:
+    # ordinary training), images per class held out of training for calibration, and whether
+    # per-image probabilities (clean, severities 3 and 5, calibration, out-of-distribution
+    # sets) are kept for benchmarks/paper_beyond.py.
+    views: int | None = None
+    calibration_per_class: int = 0
+    keep_probabilities: bool = False
 
     def training_settings(self, backbone: str) -> dict:
         return {
@@ -137,6 +144,8 @@ class Setup:
             "patience": self.patience,
             "validation_split": self.validation_split,
             "seed": self.seed,
+            "views": self.views,
+            "calibration_per_class": self.calibration_per_class,
         }
 
     def evaluation_settings(self) -> dict:
@@ -148,6 +157,7 @@ class Setup:
             "calibration_samples": self.calibration_samples,
             "check_samples": self.check_samples,
             "seed": self.seed,
+            "keep_probabilities": self.keep_probabilities,
         }
 
 
@@ -200,6 +210,48 @@ def reduced_setup(shared: str | os.PathLike = SHARED_DATA) -> Setup:
         validation_split=0.1,
         corrupted_limit=500,
         corruptions=tuple(CORRUPTIONS),
+    )
+
+
+LITE_BACKBONE = "efficientnet_lite0"
+
+
+def pretrained_lite_setup(shared: str | os.PathLike = SHARED_DATA, input_size: int = 224) -> Setup:
+    """The paper's setting with an ImageNet EfficientNet-Lite0 on the shared CIFAR-100 subset.
+
+    The last MBConv block (block 16, 192 -> 320 channels at 7x7 for a 224 input) and the 1x1
+    head convolution fine-tune: 8 weighted layers counted from the end (their batch norms
+    stay frozen, as for every pretrained backbone); the trunk before them runs once per
+    image and augmented view (2 views: random crop + flip) and its outputs are cached. Head:
+    MC dropout 0.3 on the pooled 1280 features, a 512-unit dense layer, MC dropout 0.3, the
+    classifier. 1,000 training images (10 per class) are held out for calibration; of the
+    other 19,000, 10% of each class validate. CIFAR-100-C: 200 seeded images per corruption
+    x severity (15,000 in all).
+    """
+    from tfuq.data.corruptions import CORRUPTIONS
+
+    shared = Path(shared)
+    return Setup(
+        mode="pretrained-lite",
+        backbones=(LITE_BACKBONE,),
+        train_spec=f"npz:{shared / 'train_200_per_class.npz'}",
+        test_spec=f"npz:{shared / 'test_50_per_class.npz'}",
+        weights="imagenet",
+        input_size=input_size,
+        dropout=0.3,
+        dense=(512,),
+        dropout_placement="all",
+        trainable_layers=8,
+        epochs=15,
+        batch_size=64,
+        learning_rate=1e-3,
+        patience=3,
+        validation_split=0.1,
+        corrupted_limit=200,
+        corruptions=tuple(CORRUPTIONS),
+        views=2,
+        calibration_per_class=10,
+        keep_probabilities=True,
     )
 
 
@@ -335,8 +387,11 @@ def train_model(setup: Setup, backbone: str, folder: Path, say: Callable[[str], 
         if loaded.labels is None:
             raise ExperimentError(f"{setup.train_spec} has no labels to train on")
         classes = len(loaded.label_names) if loaded.label_names else int(loaded.labels.max()) + 1
+        kept = training_indices(setup, loaded.labels)
+        images, labels = loaded.images[kept], loaded.labels[kept]
         say(
-            f"{backbone}: training on {len(loaded.images)} images of {setup.train_spec}, "
+            f"{backbone}: training on {len(images)} images of {setup.train_spec} "
+            f"({len(loaded.images) - len(images)} held out for calibration), "
             f"{classes} classes, up to {setup.epochs} epochs"
         )
         import keras
@@ -355,19 +410,22 @@ def train_model(setup: Setup, backbone: str, folder: Path, say: Callable[[str], 
         )
         # train() holds out a stratified share of every class and reshuffles each epoch, so
         # files sorted by class (the shared CIFAR-100 subset) are safe.
-        fitted = train.train(
-            model,
-            loaded.images,
-            loaded.labels,
-            epochs=setup.epochs,
-            batch_size=setup.batch_size,
-            validation_split=setup.validation_split,
-            learning_rate=setup.learning_rate,
-            patience=setup.patience,
-            seed=setup.seed,
-            progress=False,
-            callbacks=[_epoch_logger(say)],
-        )
+        common = {
+            "epochs": setup.epochs,
+            "batch_size": setup.batch_size,
+            "validation_split": setup.validation_split,
+            "learning_rate": setup.learning_rate,
+            "patience": setup.patience,
+            "seed": setup.seed,
+            "callbacks": [_epoch_logger(say)],
+        }
+        if setup.views:
+            from tfuq.build.cached import train_cached
+
+            fitted = train_cached(model, images, labels, cache=folder / "features",
+                                  views=setup.views, say=say, **common)
+        else:
+            fitted = train.train(model, images, labels, progress=False, **common)
         model = fitted.model
         train.save_model(model, model_path)
         train.save_history(fitted, history_path, label_names=loaded.label_names)
@@ -386,6 +444,23 @@ def train_model(setup: Setup, backbone: str, folder: Path, say: Callable[[str], 
         "parameters": int(model.count_params()),
     }
     return model, training
+
+
+def training_indices(setup: Setup, labels: np.ndarray) -> np.ndarray:
+    """Indices of the training pool that train; the others (``calibration_per_class`` per
+    class, a seeded draw) are the calibration images of :func:`calibration_indices`."""
+    held = set(calibration_indices(setup, labels).tolist())
+    return np.array([i for i in range(len(labels)) if i not in held], dtype=np.int64)
+
+
+def calibration_indices(setup: Setup, labels: np.ndarray) -> np.ndarray:
+    """``calibration_per_class`` training images of every class, never trained on."""
+    if setup.calibration_per_class <= 0:
+        return np.zeros(0, dtype=np.int64)
+    rng = np.random.default_rng([setup.seed, 1])
+    chosen = [rng.permutation(np.flatnonzero(labels == label))[: setup.calibration_per_class]
+              for label in np.unique(labels)]
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
 def convert_model(setup: Setup, model, folder: Path, say: Callable[[str], None]) -> dict:
@@ -474,14 +549,32 @@ class FloatMC:
         ``masks`` maps MCDropout layer names to ``(passes, features)`` 0/1 masks
         (``tfuq.runtime.Model.masks`` keyed by layer, so both precisions share them).
         """
+        return self.passes(self.features(images, batch_size), masks)
+
+    def features(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """The trunk's outputs (what the first MCDropout sees) for uint8 images."""
+        return self.trunk.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
+
+    def deterministic(self, features: np.ndarray) -> np.ndarray:
+        """float32 ``(batch, classes)``: one pass with dropout off (every unit kept, no
+        rescaling), the network a user would ship without MC dropout."""
+        import keras
+
+        x = features
+        for layer in self.head:
+            if not self.is_dropout(layer):
+                x = keras.ops.convert_to_numpy(layer(x))
+        return x
+
+    def passes(self, features: np.ndarray, masks: dict[str, np.ndarray]) -> np.ndarray:
+        """float32 ``(passes, batch, classes)`` of the head on trunk ``features``."""
         import keras
 
         missing = [name for name in self.dropout_layers if name not in masks]
         if missing:
             raise ExperimentError(f"no masks for MCDropout layers {missing}")
         passes = len(masks[self.dropout_layers[0]])
-        features = self.trunk.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
-        out = np.empty((passes, len(images), self.classes), dtype=np.float32)
+        out = np.empty((passes, len(features), self.classes), dtype=np.float32)
         for index in range(passes):
             x = features
             for layer in self.head:
@@ -522,8 +615,35 @@ def make_row(backbone: str, precision: str, dataset: Dataset, result, agreement:
     }
 
 
+def all_passes(setup: Setup, float_model: FloatMC, tflite_model, images: np.ndarray):
+    """``(float, int8, deterministic)``: the MC passes of both precisions with the masks of
+    the run seed, ``(passes, batch, classes)``, and the float deterministic pass ``(batch,
+    classes)``, for uint8 images."""
+    from tfuq import data, evaluation
+
+    int8 = evaluation.run_passes(tflite_model, images, seed=setup.seed)
+    by_input = tflite_model.masks(setup.seed)
+    masks = {spec["layer"]: by_input[spec["input"]] for spec in tflite_model.mask_specs}
+    features = float_model.features(data.resize(images, tflite_model.input_shape[:2]))
+    return float_model.passes(features, masks), int8, float_model.deterministic(features)
+
+
+def keep_probabilities(path: Path, floats, int8, deterministic, labels) -> None:
+    """Per-image probabilities for the analysis beyond the paper, float16, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.stem + ".part.npz")
+    np.savez(partial, float=floats.astype(np.float16), int8=int8.astype(np.float16),
+             deterministic=deterministic.astype(np.float16),
+             labels=np.full(len(deterministic), -1) if labels is None else np.asarray(labels))
+    os.replace(partial, path)
+
+
+KEPT_SEVERITIES = (0, 3, 5)
+
+
 def evaluate_dataset(
-    setup: Setup, backbone: str, float_model: FloatMC, tflite_model, dataset: Dataset
+    setup: Setup, backbone: str, float_model: FloatMC, tflite_model, dataset: Dataset,
+    probabilities_path: Path | None = None,
 ) -> list[dict]:
     """Both precisions on one dataset, with the same run seed and so the same masks."""
     from tfuq import data, evaluation
@@ -533,11 +653,9 @@ def evaluate_dataset(
     if loaded.labels is None:
         raise ExperimentError(f"{dataset.spec} has no labels to evaluate against")
     rule = abstain.interval_rule(setup.conf_factor)
-    int8 = evaluation.run_passes(tflite_model, loaded.images, seed=setup.seed)
-    by_input = tflite_model.masks(setup.seed)
-    masks = {spec["layer"]: by_input[spec["input"]] for spec in tflite_model.mask_specs}
-    images = data.resize(loaded.images, tflite_model.input_shape[:2])
-    floats = float_model(images, masks)
+    floats, int8, deterministic = all_passes(setup, float_model, tflite_model, loaded.images)
+    if probabilities_path is not None:
+        keep_probabilities(probabilities_path, floats, int8, deterministic, loaded.labels)
     agreement = float(np.mean(floats.mean(0).argmax(-1) == int8.mean(0).argmax(-1)))
     return [
         make_row(backbone, precision, dataset, evaluation.summarize(probabilities, loaded.labels, rule), agreement)
@@ -564,7 +682,10 @@ def run_backbone(setup: Setup, backbone: str, out: Path, say: Callable[[str], No
             rows += json.loads(path.read_text())["rows"]
             continue
         started = time.perf_counter()
-        found = evaluate_dataset(setup, backbone, float_model, tflite_model, dataset)
+        kept = None
+        if setup.keep_probabilities and dataset.severity in KEPT_SEVERITIES:
+            kept = folder / "probabilities" / f"{dataset.name}.npz"
+        found = evaluate_dataset(setup, backbone, float_model, tflite_model, dataset, kept)
         _write_json(path, {"rows": found})
         rows += found
         int8 = next(row for row in found if row["precision"] == "int8")
@@ -573,7 +694,37 @@ def run_backbone(setup: Setup, backbone: str, out: Path, say: Callable[[str], No
             f"int8 F1 {int8['micro_f1_all']:.3f}, coverage {int8['coverage']:.3f} "
             f"({time.perf_counter() - started:.0f} s)"
         )
+    if setup.keep_probabilities:
+        extra_sets(setup, folder, float_model, tflite_model, say)
     return {"training": training, "conversion": conversion, "rows": rows}
+
+
+def extra_sets(setup: Setup, folder: Path, float_model: FloatMC, tflite_model, say) -> None:
+    """Probabilities of the calibration images (held out of training) and of the
+    out-of-distribution sets of ``benchmarks/ood_sets.py``, for ``paper_beyond.py``."""
+    from tfuq import data
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import ood_sets
+
+    size = tuple(data.load_spec(setup.test_spec, limit=1, seed=setup.seed).images.shape[1:3])
+
+    def calibration():
+        loaded = data.load_spec(setup.train_spec)
+        chosen = calibration_indices(setup, loaded.labels)
+        return loaded.images[chosen], loaded.labels[chosen]
+
+    todo = [("calibration", calibration)] if setup.calibration_per_class > 0 else []
+    todo += [(f"ood_{name}", (lambda n=name: (ood_sets.make(n, size, seed=setup.seed), None)))
+             for name in ood_sets.NAMES]
+    for name, make in todo:
+        path = folder / "probabilities" / f"{name}.npz"
+        if path.exists():
+            continue
+        started = time.perf_counter()
+        images, labels = make()
+        keep_probabilities(path, *all_passes(setup, float_model, tflite_model, images), labels)
+        say(f"{name}: {len(images)} images ({time.perf_counter() - started:.0f} s)")
 
 
 # -- aggregation ---------------------------------------------------------------------------------------
