@@ -216,12 +216,18 @@ def reduced_setup(shared: str | os.PathLike = SHARED_DATA) -> Setup:
 LITE_BACKBONE = "efficientnet_lite0"
 
 
-def pretrained_lite_setup(shared: str | os.PathLike = SHARED_DATA, input_size: int = 224) -> Setup:
+# Lite0's trunk on two cores at load 8.3 (2026-11-30, batch 32): 83 ms/image at 224, 43 at
+# 192, 23 at 160, 10 at 128. At 224 the whole run (36,100 trunk passes for training, ~22,000
+# images in both precisions) is about 3 h at that load; 192 halves it.
+LITE_INPUT_SIZE = 192
+
+
+def pretrained_lite_setup(shared: str | os.PathLike = SHARED_DATA, input_size: int = LITE_INPUT_SIZE) -> Setup:
     """The paper's setting with an ImageNet EfficientNet-Lite0 on the shared CIFAR-100 subset.
 
-    The last MBConv block (block 16, 192 -> 320 channels at 7x7 for a 224 input) and the 1x1
-    head convolution fine-tune: 8 weighted layers counted from the end (their batch norms
-    stay frozen, as for every pretrained backbone); the trunk before them runs once per
+    The last MBConv block (``block15``, the 16th, 192 -> 320 channels at 6x6 for a 192 input)
+    and the 1x1 head convolution fine-tune: 8 weighted layers counted from the end (their
+    batch norms stay frozen, as for every pretrained backbone); the trunk before them runs once per
     image and augmented view (2 views: random crop + flip) and its outputs are cached. Head:
     MC dropout 0.3 on the pooled 1280 features, a 512-unit dense layer, MC dropout 0.3, the
     classifier. 1,000 training images (10 per class) are held out for calibration; of the
@@ -922,7 +928,14 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
     from tfuq.data.corruptions import CORRUPTIONS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reduced", action="store_true", help="the offline version on the shared CIFAR-100 subset")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--reduced", action="store_true", help="the offline version on the shared CIFAR-100 subset")
+    mode.add_argument("--pretrained-lite", action="store_true",
+                      help="ImageNet EfficientNet-Lite0 fine-tuned on the shared subset, plus the analysis "
+                      "beyond the paper (benchmarks/paper_beyond.py)")
+    parser.add_argument("--views", type=_positive, help="augmented views cached per training image")
+    parser.add_argument("--calibration-per-class", type=int,
+                        help="training images per class held out for calibration (0: none)")
     parser.add_argument("--out", required=True, help="folder for models, per-dataset results, JSON and plot")
     parser.add_argument("--shared-data", default=str(SHARED_DATA),
                         help=f"folder of the shared CIFAR-100 .npz files (--reduced; default {SHARED_DATA})")
@@ -950,7 +963,12 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
     parser.add_argument("--plot", help="plot path (default <out>/paper_experiment.png)")
     args = parser.parse_args(argv)
 
-    setup = reduced_setup(args.shared_data) if args.reduced else full_setup()
+    if args.reduced:
+        setup = reduced_setup(args.shared_data)
+    elif args.pretrained_lite:
+        setup = pretrained_lite_setup(args.shared_data)
+    else:
+        setup = full_setup()
     changes = {
         "train_spec": args.train,
         "test_spec": args.test,
@@ -968,6 +986,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
         "calibration_samples": args.calibration_samples,
         "check_samples": args.check_samples,
         "seed": args.seed,
+        "views": args.views,
+        "calibration_per_class": args.calibration_per_class,
     }
     setup = replace(setup, **{k: v for k, v in changes.items() if v is not None})
     if args.weights is not None:
@@ -984,8 +1004,10 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
         parser.error("--seed must be 0 or more")
     if args.conf_factor is not None and args.conf_factor < 0:
         parser.error("--conf-factor must be 0 or more")
-    if args.reduced and args.train is None and not Path(args.shared_data).is_dir():
-        parser.error(f"--reduced needs the shared CIFAR-100 files in {args.shared_data} (see --shared-data)")
+    if args.calibration_per_class is not None and args.calibration_per_class < 0:
+        parser.error("--calibration-per-class must be 0 or more")
+    if (args.reduced or args.pretrained_lite) and args.train is None and not Path(args.shared_data).is_dir():
+        parser.error(f"--reduced and --pretrained-lite need the shared CIFAR-100 files in {args.shared_data} (see --shared-data)")
     return args, setup
 
 
