@@ -217,15 +217,17 @@ LITE_BACKBONE = "efficientnet_lite0"
 
 
 # Lite0's trunk on two cores at load 8.3 (2026-11-30, batch 32): 83 ms/image at 224, 43 at
-# 192, 23 at 160, 10 at 128. At 224 the whole run (36,100 trunk passes for training, ~22,000
-# images in both precisions) is about 3 h at that load; 192 halves it.
-LITE_INPUT_SIZE = 192
+# 192, 23 at 160, 10 at 128; in the run at 192 it fell to 13.5 images/s. The run needs 36,100
+# trunk passes for training and ~22,000 images in both precisions: about 3.5 h at 224, 2 h at
+# 192, 1 h at 160 at that load. 160 is the largest that finishes within this session's
+# budget; --input-size 192 or 224 with another --out runs the larger ones (resumable).
+LITE_INPUT_SIZE = 160
 
 
 def pretrained_lite_setup(shared: str | os.PathLike = SHARED_DATA, input_size: int = LITE_INPUT_SIZE) -> Setup:
     """The paper's setting with an ImageNet EfficientNet-Lite0 on the shared CIFAR-100 subset.
 
-    The last MBConv block (``block15``, the 16th, 192 -> 320 channels at 6x6 for a 192 input)
+    The last MBConv block (``block15``, the 16th, 192 -> 320 channels at 5x5 for a 160 input)
     and the 1x1 head convolution fine-tune: 8 weighted layers counted from the end (their
     batch norms stay frozen, as for every pretrained backbone); the trunk before them runs once per
     image and augmented view (2 views: random crop + flip) and its outputs are cached. Head:
@@ -682,7 +684,13 @@ def run_backbone(setup: Setup, backbone: str, out: Path, say: Callable[[str], No
     float_model = FloatMC(keras_model)
     rows = []
     todo = datasets(setup)
+    extras_done = False
     for number, dataset in enumerate(todo, 1):
+        if setup.keep_probabilities and dataset.corruption and not extras_done:
+            # The calibration and out-of-distribution sets come before the corruptions, so
+            # that a stopped run already holds what the clean analysis needs.
+            extra_sets(setup, folder, float_model, tflite_model, say)
+            extras_done = True
         path = folder / "rows" / f"{dataset.name}.json"
         if path.exists():
             rows += json.loads(path.read_text())["rows"]
@@ -700,14 +708,15 @@ def run_backbone(setup: Setup, backbone: str, out: Path, say: Callable[[str], No
             f"int8 F1 {int8['micro_f1_all']:.3f}, coverage {int8['coverage']:.3f} "
             f"({time.perf_counter() - started:.0f} s)"
         )
-    if setup.keep_probabilities:
+    if setup.keep_probabilities and not extras_done:
         extra_sets(setup, folder, float_model, tflite_model, say)
     return {"training": training, "conversion": conversion, "rows": rows}
 
 
 def extra_sets(setup: Setup, folder: Path, float_model: FloatMC, tflite_model, say) -> None:
     """Probabilities of the calibration images (held out of training) and of the
-    out-of-distribution sets of ``benchmarks/ood_sets.py``, for ``paper_beyond.py``."""
+    out-of-distribution sets of ``benchmarks/ood_sets.py`` (each a seeded draw of at most
+    ``corrupted_limit`` images), for ``paper_beyond.py``."""
     from tfuq import data
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -729,6 +738,9 @@ def extra_sets(setup: Setup, folder: Path, float_model: FloatMC, tflite_model, s
             continue
         started = time.perf_counter()
         images, labels = make()
+        if labels is None and setup.corrupted_limit and len(images) > setup.corrupted_limit:
+            rng = np.random.default_rng([setup.seed, 2])
+            images = images[np.sort(rng.choice(len(images), setup.corrupted_limit, replace=False))]
         keep_probabilities(path, *all_passes(setup, float_model, tflite_model, images), labels)
         say(f"{name}: {len(images)} images ({time.perf_counter() - started:.0f} s)")
 
@@ -1028,6 +1040,16 @@ def main(argv: list[str] | None = None) -> int:
     plot(result, plot_path)
     print(tables(result, args.detail_severities))
     print(f"\nJSON: {Path(args.out) / 'paper_experiment.json'}\nplot: {plot_path}")
+    if setup.keep_probabilities:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import paper_beyond
+
+        for backbone in setup.backbones:
+            beyond = ["--out", str(args.out), "--backbone", backbone]
+            if len(setup.backbones) > 1:
+                beyond += ["--plot", str(Path(args.out) / f"paper_beyond_rc_{backbone}.png")]
+            print(f"\nBeyond the paper: {backbone}\n")
+            paper_beyond.main(beyond)
     return 0
 
 
