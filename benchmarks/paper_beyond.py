@@ -359,7 +359,7 @@ def tables(result: dict) -> str:
                 if mine:
                     parts.append(f"| {LABELS[score]} | {precision} | "
                                  + " | ".join(f"{mine[s]['auroc']:.3f} / {mine[s]['fpr95']:.3f}" for s in sets) + " |")
-        parts += ["", "Share accepted by each rule (int8 MC, T=30): test coverage and risk, then each out-of-distribution set",
+        parts += ["", "Share accepted by each rule (int8 MC passes): test coverage and risk, then each out-of-distribution set",
                   "| rule | test cov. | test risk | sev 5 cov. | sev 5 risk | " + " | ".join(sets) + " |",
                   "|" + "---|" * (5 + len(sets))]
         for row in ood_part["acceptance"]:
