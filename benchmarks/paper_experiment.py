@@ -216,18 +216,20 @@ def reduced_setup(shared: str | os.PathLike = SHARED_DATA) -> Setup:
 LITE_BACKBONE = "efficientnet_lite0"
 
 
-# Lite0's trunk on two cores at load 8.3 (2026-11-30, batch 32): 83 ms/image at 224, 43 at
-# 192, 23 at 160, 10 at 128; in the run at 192 it fell to 13.5 images/s. The run needs 36,100
-# trunk passes for training and ~22,000 images in both precisions: about 3.5 h at 224, 2 h at
-# 192, 1 h at 160 at that load. 160 is the largest that finishes within this session's
-# budget; --input-size 192 or 224 with another --out runs the larger ones (resumable).
-LITE_INPUT_SIZE = 160
+# Lite0's trunk on the two shared cores (2026-11-30, batch 32, load 8): 83 ms/image at 224,
+# 43 at 192, 23 at 160, 10 at 128. The run needs 36,100 trunk passes for training, epochs of
+# the rest on cached features (234 s per epoch at 160 under load 20: 13.7 ms/image), and
+# ~22,000 images in both precisions. When this run started the load was 20 (eight helpers) and
+# the process got ~15% of a core: 14 images/s at 160, so 224 would take most of a day and 160
+# about four hours; 128 is the largest whose training and clean evaluation fit in this
+# session's last 90 minutes. --input-size 160/192/224 with another --out runs the larger ones.
+LITE_INPUT_SIZE = 128
 
 
 def pretrained_lite_setup(shared: str | os.PathLike = SHARED_DATA, input_size: int = LITE_INPUT_SIZE) -> Setup:
     """The paper's setting with an ImageNet EfficientNet-Lite0 on the shared CIFAR-100 subset.
 
-    The last MBConv block (``block15``, the 16th, 192 -> 320 channels at 5x5 for a 160 input)
+    The last MBConv block (``block15``, the 16th, 192 -> 320 channels at 4x4 for a 128 input)
     and the 1x1 head convolution fine-tune: 8 weighted layers counted from the end (their
     batch norms stay frozen, as for every pretrained backbone); the trunk before them runs once per
     image and augmented view (2 views: random crop + flip) and its outputs are cached. Head:
@@ -250,7 +252,7 @@ def pretrained_lite_setup(shared: str | os.PathLike = SHARED_DATA, input_size: i
         dense=(512,),
         dropout_placement="all",
         trainable_layers=8,
-        epochs=15,
+        epochs=10,
         batch_size=64,
         learning_rate=1e-3,
         patience=3,
