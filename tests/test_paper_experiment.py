@@ -126,7 +126,7 @@ def test_pipeline_tables_json_plot_and_resume(experiment, tiny_files, tmp_path, 
     assert experiment.main(argv) == 0
     printed = capsys.readouterr().out
 
-    headings = [experiment.HEADINGS[c] for c in experiment.COLUMNS]
+    headings = [experiment.HEADINGS[c] for c in experiment.DISPLAY_COLUMNS]
     header = "| backbone | precision | severity | " + " | ".join(headings) + " |"
     assert header in printed
     assert "| backbone | precision | corruption | " + " | ".join(headings) + " |" in printed
