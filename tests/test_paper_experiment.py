@@ -222,6 +222,13 @@ def test_pretrained_lite_mode_pipeline_with_a_small_model(experiment, tiny_files
     assert {r["set"] for r in beyond["ood"]["detection"]} == set(ood_sets.NAMES)
     assert "Out-of-distribution detection" in printed and "interval Z=1 (paper)" in printed
     assert (out / "paper_beyond_rc.png").read_bytes()[:4] == b"\x89PNG"
+    # --tables-only reads what a running or stopped run has finished, without TensorFlow.
+    (out / "small_cnn" / "rows" / "fog_5.json").unlink()
+    assert experiment.main([*argv, "--tables-only"]) == 0
+    partial = capsys.readouterr().out
+    assert "| small_cnn | int8 | 3 |" in partial and "| small_cnn | int8 | 5 |" not in partial
+    assert "err.all" in partial
+    assert "not finished yet: 1 datasets (small_cnn/fog_5" in partial
     # The calibration images were never trained on: none of them is in the training rows.
     from tfuq import data
 
