@@ -915,6 +915,8 @@ def run(setup: Setup, out: str | os.PathLike, say: Callable[[str], None] | None 
     """The whole experiment for ``setup``; files in ``out``; returns the result dict."""
     import tensorflow as tf
 
+    from tfuq.data.corruptions import frost_source
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     clock = Clock(say)
@@ -930,6 +932,7 @@ def run(setup: Setup, out: str | os.PathLike, say: Callable[[str], None] | None 
             "python": platform.python_version(),
             "tensorflow": tf.__version__,
         },
+        "frost": frost_source(),  # "photographs" (imagecorruptions installed) or "procedural"
         "backbones": {},
         "rows": [],
     }
