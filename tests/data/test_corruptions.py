@@ -362,7 +362,7 @@ def test_frost_uses_a_crop_of_an_official_photograph_shrunk_as_cv2_does():
         rows, cols = (np.arange(int(round(n * 0.2))) for n in photo.shape[:2])
         grid = np.meshgrid((rows + 0.5) / 0.2 - 0.5, (cols + 0.5) / 0.2 - 0.5, indexing="ij")
         shrunk.append(np.stack([ndimage.map_coordinates(photo[..., c], grid, order=1) for c in range(3)], -1))
-    black = np.zeros((3, 32, 32, 3), np.uint8)
+    black = np.zeros((2, 32, 32, 3), np.uint8)
     out = corrupt(black, "frost", 1, seed=7)  # 1 * 0 + 0.2 * frost, truncated
     for image in out:
         found = False
