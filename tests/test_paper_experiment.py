@@ -126,7 +126,7 @@ def test_pipeline_tables_json_plot_and_resume(experiment, tiny_files, tmp_path, 
     assert experiment.main(argv) == 0
     printed = capsys.readouterr().out
 
-    headings = [experiment.HEADINGS[c] for c in experiment.COLUMNS]
+    headings = [experiment.HEADINGS[c] for c in experiment.DISPLAY_COLUMNS]
     header = "| backbone | precision | severity | " + " | ".join(headings) + " |"
     assert header in printed
     assert "| backbone | precision | corruption | " + " | ".join(headings) + " |" in printed
@@ -189,3 +189,68 @@ def test_reduced_setup_reads_the_shared_subset(experiment):
     corrupted = data.load_spec(experiment.datasets(setup)[2].spec, limit=20, seed=setup.seed)
     np.testing.assert_array_equal(corrupted.labels, test.labels)
     assert not np.array_equal(corrupted.images, test.images)
+
+
+def test_pretrained_lite_mode_pipeline_with_a_small_model(experiment, tiny_files, tmp_path, capsys):
+    # The --pretrained-lite pipeline (calibration hold-out, cached features with augmented
+    # views, kept probabilities, OOD sets, the analysis beyond the paper) on a small_cnn.
+    train_spec, test_spec = tiny_files
+    out = tmp_path / "lite"
+    argv = ["--pretrained-lite", "--train", train_spec, "--test", test_spec, "--out", str(out),
+            "--backbones", "small_cnn", "--weights", "none", "--input-size", "32",
+            "--trainable-layers", "2", "--views", "2", "--calibration-per-class", "4",
+            "--epochs", "1", "--dense", "16", "--limit", "8", "--corruptions", "fog",
+            "--severities", "3", "5", "--passes", "4", "--calibration-samples", "16",
+            "--check-samples", "8", "--detail-severities", "5"]
+    assert experiment.main(argv) == 0
+    printed = capsys.readouterr().out
+    result = json.loads((out / "paper_experiment.json").read_text())
+    assert result["mode"] == "pretrained-lite" and result["frost"] in ("photographs", "procedural")
+    training = result["backbones"]["small_cnn"]["training"]
+    assert training["train_samples"] + training["validation_samples"] == 96 - 16  # 4 per class held out
+    kept = out / "small_cnn" / "probabilities"
+    import ood_sets
+
+    assert {p.stem for p in kept.glob("*.npz")} == {"test", "test_subset", "fog_3", "fog_5", "calibration"} | {
+        f"ood_{name}" for name in ood_sets.NAMES}
+    with np.load(kept / "calibration.npz") as calibration:
+        assert calibration["int8"].shape == (4, 16, 4) and calibration["deterministic"].shape == (16, 4)
+        assert sorted(np.bincount(calibration["labels"]).tolist()) == [4, 4, 4, 4]
+    beyond = json.loads((out / "paper_beyond.json").read_text())
+    assert {(r["severity"], r["precision"]) for r in beyond["risk_coverage"]} == {
+        (s, p) for s in (0, 3, 5) for p in ("float", "int8")}
+    assert {r["set"] for r in beyond["ood"]["detection"]} == set(ood_sets.NAMES)
+    assert "Out-of-distribution detection" in printed and "interval Z=1 (paper)" in printed
+    assert (out / "paper_beyond_rc.png").read_bytes()[:4] == b"\x89PNG"
+    # --tables-only reads what a running or stopped run has finished, without TensorFlow.
+    (out / "small_cnn" / "rows" / "fog_5.json").unlink()
+    assert experiment.main([*argv, "--tables-only"]) == 0
+    partial = capsys.readouterr().out
+    assert "| small_cnn | int8 | 3 |" in partial and "| small_cnn | int8 | 5 |" not in partial
+    assert "err.all" in partial
+    assert "not finished yet: 1 datasets (small_cnn/fog_5" in partial
+    # The calibration images were never trained on: none of them is in the training rows.
+    from tfuq import data
+
+    pool = data.load_spec(train_spec)
+    setup = experiment.parse_args(argv)[1]
+    held = experiment.calibration_indices(setup, pool.labels)
+    assert len(held) == 16 and not set(held) & set(experiment.training_indices(setup, pool.labels))
+
+
+def test_interval_margin_agrees_with_the_interval_rule(experiment):
+    sys.path.insert(0, str(SCRIPT.parent))
+    import paper_beyond
+
+    from tfuq.runtime import abstain
+    from tfuq.runtime.aggregate import aggregate
+
+    # By hand: means (0.6, 0.3, 0.1), stds (0.1, 0.05, 0.0): z = min(0.3 / 0.15, 0.5 / 0.1) = 2.
+    z = paper_beyond.interval_margin(np.array([[0.6, 0.3, 0.1]]), np.array([[0.1, 0.05, 0.0]]))
+    assert z[0] == pytest.approx(2.0)
+    rng = np.random.default_rng(0)
+    passes = rng.dirichlet(np.ones(5) * 0.5, size=(6, 200))
+    summary = aggregate(passes)
+    margin = paper_beyond.interval_margin(summary.mean, summary.std)
+    for conf_factor in (0.0, 0.5, 1.0, 2.0):
+        np.testing.assert_array_equal(margin > conf_factor, abstain.accept_interval(summary, conf_factor))

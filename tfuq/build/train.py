@@ -159,6 +159,23 @@ def _progress_callback(steps: int, epochs: int, bars: bool = True):
     return Progress()
 
 
+def epoch_lines(epochs: int, say=None):
+    """A Keras callback that writes one summary line per epoch (to stderr by default)."""
+    import keras
+
+    say = say or (lambda message: print(message, file=sys.stderr, flush=True))
+
+    class EpochLines(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            summary = "  ".join(f"{k} {float(v):.4f}" for k, v in sorted((logs or {}).items()))
+            say(f"epoch {epoch + 1}/{epochs}: {summary}  ({time.perf_counter() - self.started:.0f} s)")
+
+    return EpochLines()
+
+
 # -- training ------------------------------------------------------------------------------------
 @dataclass
 class TrainResult:

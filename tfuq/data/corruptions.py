@@ -23,11 +23,19 @@ Where this module departs from that script, and why:
   border, and the result quantised as ImageMagick Q16 and its 8-bit PNG did (pixels x 257,
   rounded, integer-divided by 257). On 40 CIFAR images, 6 angles and 4 (radius, sigma) pairs this
   matched ImageMagick 6.9.11 Q16 through Wand on every pixel.
-* **frost** blended crops of six photographs of frost (``frost1.png`` ... ``frost6.jpg``) that
-  are not redistributable here. This module uses a **procedural substitute** (see
-  :func:`frost_texture`): a seeded texture of frosted haze and ice needles. The blend and its
-  severity weights are the published ones, but the texture is not the photographs, so frost
-  numbers are *not* comparable with the official CIFAR-100-C frost.
+* **frost** blends a random crop of a photograph of frost into the image. The photographs
+  (``frost1.png`` ... ``frost6.jpg``) ship as package data in the PyPI wheel
+  ``imagecorruptions`` 1.1.2; when that package is installed (``pip install --no-deps
+  imagecorruptions==1.1.2``: only its data files are read, so OpenCV and its other
+  dependencies are not needed), they are read from its folder without importing it, and the
+  frost is the script's: one of the first five files (the script draws ``randint(5)``, so
+  ``frost6.jpg`` is never used), alpha dropped as ``cv2.imread`` does, shrunk by 0.2 with
+  ``cv2.resize``'s bilinear rule (at that factor every output pixel is the source pixel
+  ``5 i + 2``, exactly), and a random crop of the image's size. Without the package a
+  **procedural substitute** is used (see :func:`frost_texture`) with a one-time warning: the
+  blend and its severity weights are the published ones, but the texture is not the
+  photographs, so those frost numbers are *not* comparable with the official CIFAR-100-C
+  frost. :func:`frost_source` says which one is in use.
 * **OpenCV** calls of the script (``GaussianBlur``, ``filter2D``, ``getAffineTransform``,
   ``warpAffine``, ``cvtColor``) are replaced by their definitions with ``scipy.ndimage``
   (OpenCV's default border ``BORDER_REFLECT_101`` is scipy's ``mode="mirror"``), and
@@ -46,13 +54,15 @@ random draws. Outputs are identical for gaussian, shot, glass, motion, zoom, fog
 contrast, pixelate and jpeg; snow differs by one level on 6 of 614,400 values, elastic on 4
 (OpenCV's fixed-point warp) and defocus on 0.8% at severity 1, almost none at the others
 (OpenCV filters its 17x17 kernel through a DFT). Impulse noise matches in distribution only, as
-scikit-image draws from its own generator. Frost was not compared (no photographs).
+scikit-image draws from its own generator. Frost was not run through the
+script (its shrink rule is exact by construction, see :func:`_shrink_like_cv2`).
 
 What the published parameters do, reproduced here and not "fixed": for the same image and
 draws, motion_blur severities 3 and 4 (radius 6 and 8, sigma 2) give identical images, since
 the extra taps weigh under 1e-9; glass_blur severities 1-3 (one shuffle pass) are not ordered
 among themselves, a larger sigma smoothing the shuffle away, and 4-5 (two passes) change images
-much more; elastic_transform changes images *less* as severity rises, its affine jitter
+much more; frost severities 3 and 4 share the frost weight 0.4 and differ only by the image
+weight (0.9, 0.85); elastic_transform changes images *less* as severity rises, its affine jitter
 shrinking from 2.56 to 0.96 pixels. The other twelve change images more at every step
 (1 - SSIM against the clean image, tests/test_corruptions.py).
 
@@ -72,7 +82,9 @@ Example::
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -83,6 +95,7 @@ __all__ = [
     "SEVERITIES",
     "config_name",
     "corrupt",
+    "frost_source",
     "frost_texture",
     "parse_config_name",
 ]
@@ -487,9 +500,84 @@ def frost_texture(height: int, width: int, rng: np.random.Generator) -> np.ndarr
     return texture[..., np.newaxis] * tint * 255
 
 
+FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg")
+FROST_PACKAGE = "imagecorruptions"
+_FROST_SHRINK = 5  # the script's cv2.resize(fx=0.2, fy=0.2)
+_frost_photos: list[np.ndarray] | None = None
+_frost_warned = False
+
+
+def _frost_folder() -> Path | None:
+    """``imagecorruptions/frost`` of the installed wheel, found without importing the package."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(FROST_PACKAGE)
+    except (ImportError, ValueError):
+        return None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        folder = Path(location) / "frost"
+        if all((folder / name).is_file() for name in FROST_FILES):
+            return folder
+    return None
+
+
+def _shrink_like_cv2(photo: np.ndarray) -> np.ndarray:
+    """``cv2.resize(photo, (0, 0), fx=0.2, fy=0.2)`` (bilinear): output size ``round(0.2 n)``,
+    and output pixel ``i`` samples source ``(i + 0.5) * 5 - 0.5 = 5 i + 2``, a whole pixel."""
+    height, width = (int(round(n / _FROST_SHRINK)) for n in photo.shape[:2])
+    start = _FROST_SHRINK // 2
+    return photo[start::_FROST_SHRINK, start::_FROST_SHRINK][:height, :width]
+
+
+def frost_photos() -> list[np.ndarray] | None:
+    """The six official frost photographs, shrunk as the CIFAR script does (uint8 RGB), or
+    None when ``imagecorruptions`` is not installed."""
+    global _frost_photos
+    if _frost_photos is None:
+        folder = _frost_folder()
+        if folder is None:
+            return None
+        from PIL import Image
+
+        photos = []
+        for name in FROST_FILES:
+            with Image.open(folder / name) as photo:
+                photos.append(_shrink_like_cv2(np.asarray(photo.convert("RGB"))))
+        _frost_photos = photos
+    return _frost_photos
+
+
+def frost_source() -> str:
+    """``"photographs"`` (the official textures of ``imagecorruptions``) or ``"procedural"``."""
+    return "photographs" if frost_photos() is not None else "procedural"
+
+
 def _frost(image, params, rng):
+    global _frost_warned
     image_weight, frost_weight = params
-    frost = frost_texture(image.shape[0], image.shape[1], rng)
+    photos = frost_photos()
+    height, width = image.shape[:2]
+    if photos is None:
+        if not _frost_warned:
+            _frost_warned = True
+            warnings.warn(
+                "frost: the official textures are not installed (pip install --no-deps "
+                "imagecorruptions==1.1.2); using the procedural stand-in, whose numbers are "
+                "not comparable with the official CIFAR-100-C frost",
+                stacklevel=3,
+            )
+        frost = frost_texture(height, width, rng)
+    else:
+        photo = photos[rng.integers(5)]  # the script's randint(5): frost6 is never drawn
+        if photo.shape[0] <= height or photo.shape[1] <= width:
+            raise DataError(
+                f"frost: images of {height}x{width} are larger than the frost photographs "
+                f"({photo.shape[0]}x{photo.shape[1]} after the script's shrink)"
+            )
+        top = rng.integers(0, photo.shape[0] - height)
+        left = rng.integers(0, photo.shape[1] - width)
+        frost = photo[top : top + height, left : left + width].astype(np.float64)
     return np.clip(image_weight * image.astype(np.float64) + frost_weight * frost, 0, 255)
 
 
