@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfuq.build.train import TrainError, TrainResult, stratified_split
+from tfuq.build.train import TrainError, TrainResult, check_fit_settings, stratified_split
 from tfuq.data.common import check_images, check_labels
 
 CACHE_FORMAT = "tfuq-feature-cache-1"
@@ -273,14 +273,7 @@ def train_cached(
     images = check_images(images, "training images")
     if isinstance(views, bool) or not isinstance(views, int) or views < 1:
         raise TrainError(f"views must be a positive integer, got {views!r}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise TrainError(f"epochs must be a positive integer, got {epochs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise TrainError(f"batch size must be a positive integer, got {batch_size!r}")
-    if not learning_rate > 0:
-        raise TrainError(f"learning rate must be positive, got {learning_rate}")
-    if patience is not None and patience < 1:
-        raise TrainError(f"patience must be at least 1 (or None), got {patience}")
+    check_fit_settings(epochs, batch_size, learning_rate, patience)
     input_size = tuple(model.inputs[0].shape[1:3])
     classes = int(model.outputs[0].shape[-1])
     labels = check_labels(labels, len(images), classes)

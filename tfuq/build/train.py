@@ -38,6 +38,18 @@ class TrainError(ValueError):
     """Training input the user can fix (bad options, data that does not fit the model)."""
 
 
+def check_fit_settings(epochs, batch_size, learning_rate, patience) -> None:
+    """The settings every fit takes, checked before any work (TrainError names the bad one)."""
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise TrainError(f"epochs must be a positive integer, got {epochs!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise TrainError(f"batch size must be a positive integer, got {batch_size!r}")
+    if not learning_rate > 0:
+        raise TrainError(f"learning rate must be positive, got {learning_rate}")
+    if patience is not None and patience < 1:
+        raise TrainError(f"patience must be at least 1 (or None), got {patience}")
+
+
 def _tf():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
@@ -318,14 +330,7 @@ def train(
 
     tf = _tf()
     images = check_images(images, "training images")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise TrainError(f"epochs must be a positive integer, got {epochs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise TrainError(f"batch size must be a positive integer, got {batch_size!r}")
-    if not learning_rate > 0:
-        raise TrainError(f"learning rate must be positive, got {learning_rate}")
-    if patience is not None and patience < 1:
-        raise TrainError(f"patience must be at least 1 (or None), got {patience}")
+    check_fit_settings(epochs, batch_size, learning_rate, patience)
     if isinstance(strategy, str):
         strategy = make_strategy(strategy)
     model = _model_in_scope(model, strategy)

@@ -27,6 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tfuq.cli._common import CliError, info
+from tfuq.cli.evaluate import check_args as check_common_args
 from tfuq.cli.evaluate import load_images
 from tfuq.runtime import abstain  # numpy only
 from tfuq.runtime.aggregate import SCORES
@@ -62,12 +63,7 @@ def check_args(args) -> None:
     for name, value in (("--target-risk", args.target_risk), ("--confidence", args.confidence)):
         if not 0.0 < value < 1.0:
             raise CliError(f"{name} must be strictly between 0 and 1, got {value}")
-    if args.limit is not None and args.limit < 1:
-        raise CliError(f"--limit must be at least 1, got {args.limit}")
-    if args.threads is not None and args.threads < 1:
-        raise CliError(f"--threads must be at least 1, got {args.threads}")
-    if not 0 <= args.seed < 2**64:
-        raise CliError(f"--seed must be in [0, 2**64), got {args.seed}")
+    check_common_args(args)  # --limit, --threads, --seed as evaluate checks them
 
 
 def run(args) -> int:
