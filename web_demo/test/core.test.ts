@@ -36,20 +36,29 @@ const CONFIG = {
 };
 const FLATBUFFER = Buffer.concat([Buffer.from([16, 0, 0, 0]), Buffer.from("TFL3"), Buffer.alloc(24, 7)]);
 
-/** A model file written by tfuq's own modelfile.pack (stored or deflated). */
+/**
+ * A model file written by tfuq's own modelfile.pack (stored), or by Python's zipfile (deflated).
+ * pack refuses a configuration its schema refuses; such a file (as another tool could write
+ * it) is then appended by zipfile, stored, so the reader's own checks are what is tested.
+ */
 function packed(config: object, compression = "ZIP_STORED"): Uint8Array {
   const out = join(mkdtempSync(join(tmpdir(), "tfuq-pack-")), "model.tflite");
   const script = `
 import io, json, sys, zipfile
 from tfuq.runtime import modelfile
 flatbuffer = bytes.fromhex(sys.argv[1]); config = json.loads(sys.argv[2])
-if sys.argv[4] == "ZIP_STORED":
-    data = modelfile.pack(flatbuffer, config)
-else:
+def appended(method):
     buffer = io.BytesIO(); buffer.write(flatbuffer)
-    with zipfile.ZipFile(buffer, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(buffer, "a", compression=method) as archive:
         archive.writestr("tfuq.json", json.dumps({"format": "tfuq-model", "format_version": 1, **config}))
-    data = buffer.getvalue()
+    return buffer.getvalue()
+if sys.argv[4] == "ZIP_STORED":
+    try:
+        data = modelfile.pack(flatbuffer, config)
+    except modelfile.ModelFileError:
+        data = appended(zipfile.ZIP_STORED)
+else:
+    data = appended(zipfile.ZIP_DEFLATED)
 open(sys.argv[3], "wb").write(data)
 `;
   execFileSync(python(), ["-c", script, FLATBUFFER.toString("hex"), JSON.stringify(config), out, compression], { cwd: REPO });
