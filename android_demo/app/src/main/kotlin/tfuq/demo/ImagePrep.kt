@@ -7,22 +7,24 @@ import android.net.Uri
 import java.io.IOException
 import java.nio.ByteBuffer
 import tfuq.uqcore.ArgbRows
-import tfuq.uqcore.InputSpec
+import tfuq.uqcore.ModelConfig
 import tfuq.uqcore.PhotoRule
 
 /** A photo made ready for the model: what the screen shows and what the model takes. */
 class PreparedImage(
-    /** The centre crop the model sees, at display size, made by the same rule. */
+    /** What the model sees (the centre crop, or the stretched photo), at display size, made by the same rule. */
     val preview: Bitmap,
     /** RGB bytes `(height, width, 3)` at the model's input size, raw 0-255. */
     val pixels: ByteArray
 )
 
 /**
- * Photo -> model input by the photo rule `center-crop-bilinear` v1, as `tfuq predict` does on a
- * Pi: the platform decodes (EXIF orientation applied by [ImageDecoder] itself, so no
- * ExifInterface; colour profile ignored; full resolution), and uqcore's [PhotoRule] does the
- * rest in integers (alpha over white, centre crop, Pillow's bilinear), bit for bit as Python.
+ * Photo -> model input by the photo rule the model names ([ModelConfig.photoRule]:
+ * `center-crop-bilinear` v1, or the whole photo stretched for a model without `photo_rule`),
+ * as `tfuq predict` does on a Pi: the platform decodes (EXIF orientation applied by
+ * [ImageDecoder] itself, so no ExifInterface; colour profile ignored; full resolution), and
+ * uqcore's [PhotoRule] does the rest in integers (alpha over white, the rule's centre crop if
+ * any, Pillow's bilinear), bit for bit as Python.
  * Android's own bitmap scaling is not used: it filters differently, so the same photo would
  * give other pixels, and other decisions, than on a Pi.
  */
@@ -30,15 +32,16 @@ object ImagePrep {
     /** Longest side of the preview the screen shows. */
     private const val PREVIEW_SIZE = 720
 
-    fun prepare(resolver: ContentResolver, uri: Uri, input: InputSpec): PreparedImage {
+    fun prepare(resolver: ContentResolver, uri: Uri, config: ModelConfig): PreparedImage {
+        val input = config.input
         val decoded = decode(resolver, uri)
         val rows = rowsOf(decoded)
-        val pixels = PhotoRule.prepare(rows, decoded.width, decoded.height, input.width, input.height)
+        val pixels = PhotoRule.forModel(rows, decoded.width, decoded.height, config)
         // The preview goes through the same rule at screen size: what you see is what the
         // model saw, only larger.
         val previewWidth = if (input.width >= input.height) PREVIEW_SIZE else maxOf(1, PREVIEW_SIZE * input.width / input.height)
         val previewHeight = if (input.width >= input.height) maxOf(1, PREVIEW_SIZE * input.height / input.width) else PREVIEW_SIZE
-        val shown = PhotoRule.prepare(rows, decoded.width, decoded.height, previewWidth, previewHeight)
+        val shown = PhotoRule.prepare(rows, decoded.width, decoded.height, previewWidth, previewHeight, config.photoRule)
         decoded.recycle()
         return PreparedImage(toBitmap(shown, previewWidth, previewHeight), pixels)
     }

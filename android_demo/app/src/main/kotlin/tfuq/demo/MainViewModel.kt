@@ -90,7 +90,7 @@ class MainViewModel(application: Application) : AndroidViewModel(application) {
         viewModelScope.launch {
             try {
                 val prepared = withContext(inference) {
-                    ImagePrep.prepare(getApplication<Application>().contentResolver, uri, ready.config.input)
+                    ImagePrep.prepare(getApplication<Application>().contentResolver, uri, ready.config)
                 }
                 pixels = prepared.pixels
                 mutableState.update { it.copy(preview = prepared.preview, result = null) }

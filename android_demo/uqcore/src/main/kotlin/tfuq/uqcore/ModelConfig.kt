@@ -32,6 +32,8 @@ class ModelConfig(
     val passes: Int,
     val labels: List<String>,
     val input: InputSpec,
+    /** How a photo becomes [input]: `input.photo_rule`, [PhotoRuleSpec.STRETCH] when absent. */
+    val photoRule: PhotoRuleSpec,
     val outputName: String,
     val mcDropout: List<MaskSpec>,
     val seedScheme: SeedScheme,
@@ -131,6 +133,9 @@ class ModelConfig(
                 )
             }
 
+            // A rule this reader does not know is refused: its pixels would not be the model's.
+            val photoRule = PhotoRuleSpec.of(inputJson)
+
             val mcDropout = json.array("mc_dropout").objects().map { layer ->
                 val rate = layer.double("rate")
                 if (!(rate > 0.0 && rate < 1.0)) throw IllegalArgumentException("${layer.path}.rate must be in (0, 1), got $rate")
@@ -173,6 +178,7 @@ class ModelConfig(
                 passes = passes,
                 labels = labels,
                 input = input,
+                photoRule = photoRule,
                 outputName = json.obj("output").string("name"),
                 mcDropout = mcDropout,
                 seedScheme = scheme,

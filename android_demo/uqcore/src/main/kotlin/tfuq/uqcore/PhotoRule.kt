@@ -11,13 +11,52 @@ interface ArgbRows {
 }
 
 /**
- * The photo rule `center-crop-bilinear` version 1, steps 1-3, bit for bit as
- * `tfuq/runtime/photo.py` (Pillow) computes them; checked on `tests/vectors/photos.json`.
+ * The photo rules a model file may name in `input.photo_rule`, read as
+ * `tfuq/runtime/photo.py`'s `rule_of` reads them ([of]).
+ */
+enum class PhotoRuleSpec(
+    /** The name `tfuq.json` carries (for [STRETCH], a description: it carries none). */
+    val ruleName: String,
+    val version: Int,
+    /** Step 2 (centre crop) is done; without it the whole photo is stretched to the input. */
+    val crop: Boolean
+) {
+    /** `{"name": "center-crop-bilinear", "version": 1}`, what `tfuq convert` writes. */
+    CENTER_CROP_BILINEAR_V1("center-crop-bilinear", 1, crop = true),
+
+    /** No `photo_rule` (models converted before it existed): steps 1 and 3 on the whole photo. */
+    STRETCH("stretch (no photo_rule in the model)", 0, crop = false);
+
+    override fun toString(): String = "$ruleName v$version"
+
+    companion object {
+        /**
+         * The rule an `input` object names: [STRETCH] when `photo_rule` is missing or null;
+         * a `photo_rule` that is not `{"name": string, "version": integer}` (other keys are
+         * ignored), or names a rule or version this reader does not know, is refused.
+         */
+        fun of(input: JsonObject): PhotoRuleSpec {
+            val spec = input.objOrNull("photo_rule") ?: return STRETCH
+            val name = spec.string("name")
+            val version = spec.int("version")
+            return values().firstOrNull { it.crop && it.ruleName == name && it.version == version }
+                ?: throw IllegalArgumentException(
+                    "${spec.path}: unknown photo rule $name v$version; this reader knows " +
+                        "${values().filter { it.crop }.joinToString(", ")} (update the app)"
+                )
+        }
+    }
+}
+
+/**
+ * The photo rules' steps 1-3, bit for bit as `tfuq/runtime/photo.py` (Pillow) computes them;
+ * `center-crop-bilinear` v1 is checked on `tests/vectors/photos.json`.
  *
  * From 8-bit RGBA pixels (decoded, EXIF orientation applied, colour profile ignored) to the
  * model's RGB bytes `(targetHeight, targetWidth, 3)`:
  * 1. alpha over white: `c' = (c * a + 255 * (255 - a) + 127) / 255`;
- * 2. centre crop to the model's aspect ratio ([cropRect]);
+ * 2. centre crop to the model's aspect ratio ([cropRect]); [PhotoRuleSpec.STRETCH] skips it
+ *    and takes the whole photo;
  * 3. Pillow's 8-bit BILINEAR resize (`libImaging/Resample.c`): a triangle filter whose
  *    support grows with the downscale factor, weights normalised and rounded to 22-bit fixed
  *    point, a horizontal pass rounded to 0..255, then a vertical pass.
@@ -52,21 +91,38 @@ object PhotoRule {
         }
     }
 
+    /** The model's input for a photo: [config]'s rule at its input size (steps 1-3). */
+    fun forModel(rows: ArgbRows, width: Int, height: Int, config: ModelConfig): ByteArray =
+        prepare(rows, width, height, config.input.width, config.input.height, config.photoRule)
+
+    /** The region of a [sourceWidth] x [sourceHeight] image that [rule] resizes: the centred
+     *  crop ([cropRect]), or for [PhotoRuleSpec.STRETCH] the whole image. */
+    fun regionOf(rule: PhotoRuleSpec, sourceWidth: Int, sourceHeight: Int, targetWidth: Int, targetHeight: Int): CropRect {
+        val crop = cropRect(sourceWidth, sourceHeight, targetWidth, targetHeight)  // checks the sizes
+        return if (rule.crop) crop else CropRect(0, 0, sourceWidth, sourceHeight)
+    }
+
     /** Step 1 for one channel value [c] under alpha [a] (both 0..255). */
     fun overWhite(c: Int, a: Int): Int = (c * a + 255 * (255 - a) + 127) / 255
 
     /** Steps 1-3 on a whole image given as packed ARGB ints, row-major. */
-    fun prepare(argb: IntArray, width: Int, height: Int, targetWidth: Int, targetHeight: Int): ByteArray {
+    fun prepare(
+        argb: IntArray, width: Int, height: Int, targetWidth: Int, targetHeight: Int,
+        rule: PhotoRuleSpec = PhotoRuleSpec.CENTER_CROP_BILINEAR_V1
+    ): ByteArray {
         if (argb.size.toLong() != width.toLong() * height) {
             throw IllegalArgumentException("${argb.size} pixels for a ${width}x$height image")
         }
         return prepare(object : ArgbRows {
             override fun row(y: Int, into: IntArray) = System.arraycopy(argb, y * width, into, 0, width)
-        }, width, height, targetWidth, targetHeight)
+        }, width, height, targetWidth, targetHeight, rule)
     }
 
     /** Steps 1-3 on RGBA bytes (R, G, B, A per pixel, row-major), the vectors' format. */
-    fun prepareRgba(rgba: ByteArray, width: Int, height: Int, targetWidth: Int, targetHeight: Int): ByteArray {
+    fun prepareRgba(
+        rgba: ByteArray, width: Int, height: Int, targetWidth: Int, targetHeight: Int,
+        rule: PhotoRuleSpec = PhotoRuleSpec.CENTER_CROP_BILINEAR_V1
+    ): ByteArray {
         if (rgba.size.toLong() != width.toLong() * height * 4) {
             throw IllegalArgumentException("${rgba.size} bytes for a ${width}x$height RGBA image")
         }
@@ -77,15 +133,18 @@ object PhotoRule {
             val a = rgba[4 * i + 3].toInt() and 0xFF
             (a shl 24) or (r shl 16) or (g shl 8) or b
         }
-        return prepare(argb, width, height, targetWidth, targetHeight)
+        return prepare(argb, width, height, targetWidth, targetHeight, rule)
     }
 
     /**
-     * Steps 1-3 reading only the rows of the crop from [rows]: RGB bytes
-     * `(targetHeight, targetWidth, 3)`, raw 0-255, the way a tfuq model takes them.
+     * Steps 1-3 of [rule], reading only the rows of its region ([regionOf]) from [rows]: RGB
+     * bytes `(targetHeight, targetWidth, 3)`, raw 0-255, the way a tfuq model takes them.
      */
-    fun prepare(rows: ArgbRows, width: Int, height: Int, targetWidth: Int, targetHeight: Int): ByteArray {
-        val crop = cropRect(width, height, targetWidth, targetHeight)
+    fun prepare(
+        rows: ArgbRows, width: Int, height: Int, targetWidth: Int, targetHeight: Int,
+        rule: PhotoRuleSpec = PhotoRuleSpec.CENTER_CROP_BILINEAR_V1
+    ): ByteArray {
+        val crop = regionOf(rule, width, height, targetWidth, targetHeight)
         val across = Coefficients.of(crop.width, targetWidth)
         val row = IntArray(width)
         val flat = IntArray(crop.width * 3)

@@ -24,6 +24,7 @@ class ModelConfigTest {
     fun readsTheFixture() {
         val c = ModelConfig.parse(config, "m.tflite")
         assertEquals(4, c.passes)
+        assertEquals(PhotoRuleSpec.CENTER_CROP_BILINEAR_V1, c.photoRule)
         assertEquals(DecisionRule.Threshold(Score.MUTUAL_INFORMATION, 0.125, calibrated = true), c.decision)
         assertEquals("tiny", c.json.obj("source").string("keras_model"))
         assertEquals(setOf("keras_model", "calibration_samples"), c.json.obj("source").keys)
@@ -84,6 +85,47 @@ class ModelConfigTest {
             refused(edit("\"threshold\": 0.125", "\"threshold\": \"high\"")))
         // org.json refuses NaN as an object's value but keeps it inside an array.
         assertEquals("m.tflite: tfuq.json.mc_dropout[0].shape[1]: expected an integer, got NaN", refused(edit("[4, 16]", "[4, NaN]")))
+    }
+
+    /**
+     * input.photo_rule, accepted and refused as tfuq/runtime/photo.py's rule_of does: outcomes
+     * written from its code, and each also run through Python's rule_of (2026-11-30).
+     */
+    @Test
+    fun photoRuleIsReadAsPythonsRuleOfReadsIt() {
+        val rule = "\"photo_rule\": {\"name\": \"center-crop-bilinear\", \"version\": 1}"
+        val read = { text: String -> ModelConfig.parse(text, "m.tflite").photoRule }
+        assertEquals(PhotoRuleSpec.CENTER_CROP_BILINEAR_V1, read(config))
+        // Keys beyond name and version are ignored, as Python ignores them.
+        assertEquals(PhotoRuleSpec.CENTER_CROP_BILINEAR_V1,
+            read(edit(rule, "\"photo_rule\": {\"version\": 1, \"note\": \"x\", \"name\": \"center-crop-bilinear\"}")))
+        // Models converted before the rule existed: absent or null is the whole photo stretched.
+        val absent = config.replace(Regex(",\\s*\"photo_rule\": \\{[^}]*}"), "")
+        assertTrue(absent, !absent.contains("photo_rule") && absent.contains("\"preprocessing\""))
+        assertEquals(PhotoRuleSpec.STRETCH, read(absent))
+        assertEquals(PhotoRuleSpec.STRETCH, read(edit(rule, "\"photo_rule\": null")))
+
+        val unknown = "m.tflite: tfuq.json.input.photo_rule: unknown photo rule"
+        val knows = "this reader knows center-crop-bilinear v1 (update the app)"
+        assertEquals("$unknown letterbox v1; $knows", refused(edit("\"center-crop-bilinear\"", "\"letterbox\"")))
+        assertEquals("$unknown center-crop-bilinear v2; $knows", refused(edit(rule, rule.replace("1}", "2}"))))
+        assertEquals("$unknown center-crop-bilinear v0; $knows", refused(edit(rule, rule.replace("1}", "0}"))))
+        // STRETCH is what a missing rule means, not a rule a file may name.
+        assertEquals("$unknown stretch (no photo_rule in the model) v0; $knows",
+            refused(edit(rule, "\"photo_rule\": {\"name\": \"stretch (no photo_rule in the model)\", \"version\": 0}")))
+
+        val path = "m.tflite: tfuq.json.input.photo_rule"
+        assertEquals("$path.version: expected an integer, got 1.0", refused(edit(rule, rule.replace("1}", "1.0}"))))
+        assertEquals("$path.version: expected an integer, got \"1\"", refused(edit(rule, rule.replace("1}", "\"1\"}"))))
+        assertEquals("$path.version: expected an integer, got true", refused(edit(rule, rule.replace("1}", "true}"))))
+        assertEquals("$path.version: expected an integer, got null", refused(edit(rule, rule.replace("1}", "null}"))))
+        assertEquals("$path.version is missing", refused(edit(rule, "\"photo_rule\": {\"name\": \"center-crop-bilinear\"}")))
+        assertEquals("$path.name: expected a string, got 7", refused(edit("\"center-crop-bilinear\"", "7")))
+        assertEquals("$path.name is missing", refused(edit(rule, "\"photo_rule\": {}")))
+        assertEquals("$path: expected an object, got \"center-crop-bilinear\"",
+            refused(edit(rule, "\"photo_rule\": \"center-crop-bilinear\"")))
+        assertEquals("$path: expected an object, got an array", refused(edit(rule, "\"photo_rule\": []")))
+        assertEquals("$path: expected an object, got false", refused(edit(rule, "\"photo_rule\": false")))
     }
 
     @Test

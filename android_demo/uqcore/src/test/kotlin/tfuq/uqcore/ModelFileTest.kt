@@ -128,6 +128,7 @@ class ModelFileTest {
         assertEquals(expected.array("labels").strings(), c.labels)
         assertEquals(expected.obj("input").string("name"), c.input.name)
         assertEquals(expected.obj("input").int("height"), c.input.height)
+        assertEquals(PhotoRuleSpec.CENTER_CROP_BILINEAR_V1, c.photoRule)
         assertEquals(expected.obj("output").string("name"), c.outputName)
         assertArrayEquals(expected.array("mc_dropout").obj(0).array("shape").ints(), c.mcDropout[0].shape)
         assertEquals(DecisionRule.fromJson(expected.obj("decision")), c.decision)

@@ -3,6 +3,7 @@ package tfuq.uqcore
 import org.junit.Assert.assertArrayEquals
 import org.junit.Assert.assertEquals
 import org.junit.Assert.assertThrows
+import org.junit.Assert.assertTrue
 import org.junit.Test
 import java.util.Base64
 
@@ -85,6 +86,62 @@ class PhotoRuleTest {
         // 100000 x 100000 overflows Int products: Long arithmetic keeps the crop right.
         assertEquals(CropRect(0, 0, 100000, 100000), PhotoRule.cropRect(100000, 100000, 50000, 50000))
         assertThrows(IllegalArgumentException::class.java) { PhotoRule.cropRect(0, 10, 1, 1) }
+    }
+
+    /**
+     * Stretch (a model without photo_rule): the whole photo resized, no crop. Two photos.json
+     * sources, expected bytes printed once (2026-11-30) by
+     * `base64(photo.prepare(rgba, (h, w), photo.STRETCH))` and checked equal to
+     * make_vectors.py's plain-Python `reference_resize` of the whole image over white.
+     */
+    @Test
+    fun stretchMatchesPythonOnTwoVectorSources() {
+        val expected = mapOf(
+            "wider than the model: columns cropped, downscale by 7/3" to "MyoZeig7ziVZL4QsfX5M13xmKdorctRQ1ddn",
+            "semi-transparent, cropped and upscaled" to
+                "5Nnfj19zqHqOpVd/1YWo53afxMzJt6KqoHuJu4B85aCd+Jqp1d3VqbOYvLar3b2u88/F/5WD3/Dgr8eardWc1d+/5ei5+rSOt/" +
+                "fHw+y1ldOFvOWl0+yJ9vW9Z/+Lk/+O6v7k4/6p8f+x/v+f"
+        )
+        for ((name, bytes) in expected) {
+            val case = cases().first { it.name == name }
+            val got = PhotoRule.prepareRgba(case.rgba, case.width, case.height, case.targetWidth, case.targetHeight, PhotoRuleSpec.STRETCH)
+            assertArrayEquals(name, Base64.getDecoder().decode(bytes), got)
+            // These sources are cropped by v1, so the two rules must give different bytes.
+            assertTrue(name, !got.contentEquals(case.expected))
+        }
+    }
+
+    @Test
+    fun stretchKeepsTheColumnsACropDropsByHand() {
+        // 4x2, black with a white last column, to 1x1. v1 crops the middle 2x2 (black): 0.
+        // Stretch: across, scale 4, weights 0.625, 0.875, 0.875, 0.625 over 3, so the white
+        // column weighs round(2^22 * 0.625 / 3) = 873813 and (255 * 873813 + 2^21) >> 22 = 53;
+        // down, two equal rows of 53 stay 53.
+        val white = 0xFFFFFFFF.toInt()
+        val black = 0xFF000000.toInt()
+        val argb = intArrayOf(black, black, black, white, black, black, black, white)
+        assertArrayEquals(ByteArray(3) { 53 }, PhotoRule.prepare(argb, 4, 2, 1, 1, PhotoRuleSpec.STRETCH))
+        assertArrayEquals(ByteArray(3), PhotoRule.prepare(argb, 4, 2, 1, 1, PhotoRuleSpec.CENTER_CROP_BILINEAR_V1))
+        assertEquals(CropRect(0, 0, 4, 2), PhotoRule.regionOf(PhotoRuleSpec.STRETCH, 4, 2, 1, 1))
+        assertEquals(CropRect(1, 0, 2, 2), PhotoRule.regionOf(PhotoRuleSpec.CENTER_CROP_BILINEAR_V1, 4, 2, 1, 1))
+    }
+
+    @Test
+    fun forModelAppliesTheRuleItsConfigurationNames() {
+        // The fixture's input is 24 wide and 32 high; a 48x32 photo is cropped to 24x32 by v1.
+        val rule = "\"photo_rule\": {\"name\": \"center-crop-bilinear\", \"version\": 1}"
+        val cropping = ModelConfig.parse(ModelFixtures.config, "m.tflite")
+        val stretching = ModelConfig.parse(ModelFixtures.config.replace(rule, "\"photo_rule\": null"), "m.tflite")
+        assertEquals(PhotoRuleSpec.STRETCH, stretching.photoRule)
+        val argb = IntArray(48 * 32) { i -> (0xFF shl 24) or ((i % 48) * 5 shl 16) or ((i / 48) * 7 shl 8) or (i % 13) }
+        val rows = object : ArgbRows {
+            override fun row(y: Int, into: IntArray) = System.arraycopy(argb, y * 48, into, 0, 48)
+        }
+        for (config in listOf(cropping, stretching)) {
+            assertArrayEquals(config.photoRule.toString(), PhotoRule.prepare(argb, 48, 32, 24, 32, config.photoRule),
+                PhotoRule.forModel(rows, 48, 32, config))
+        }
+        assertTrue(!PhotoRule.forModel(rows, 48, 32, cropping).contentEquals(PhotoRule.forModel(rows, 48, 32, stretching)))
     }
 
     @Test
