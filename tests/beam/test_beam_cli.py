@@ -52,8 +52,20 @@ def test_evaluate_with_the_direct_runner_in_two_processes_equals_one_process(
     assert single["images"] == 160 and single["ood_images"] == 40
 
 
+def test_evaluate_runner_direct_without_records_equals_one_process(tiny_tflite, digits, tmp_path):
+    # The command as written: no --records, so they go to a temporary folder.
+    assert cli("evaluate", tiny_tflite, "--data", digits / "test.npz", "--json", tmp_path / "single.json") == 0
+    assert cli("evaluate", tiny_tflite, "--data", digits / "test.npz", "--runner", "direct",
+               "--json", tmp_path / "beam.json") == 0
+    single = json.loads((tmp_path / "single.json").read_text())
+    merged = json.loads((tmp_path / "beam.json").read_text())
+    assert merged.pop("runner") == "direct" and merged.pop("records") is None
+    assert merged == single
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["beam.json", "single.json"]
+
+
 def test_evaluate_runner_bad_usage_is_one_line_and_exit_2(tiny_tflite, digits, tmp_path, capsys):
-    assert cli("evaluate", tiny_tflite, "--data", digits / "test.npz", "--runner", "direct") == 2
+    assert cli("evaluate", tiny_tflite, "--data", digits / "test.npz", "--runner", "flink") == 2
     assert "needs --records" in capsys.readouterr().err
     assert cli("evaluate", tiny_tflite, "--data", digits / "test.npz", "--records", tmp_path) == 2
     assert "needs --runner" in capsys.readouterr().err

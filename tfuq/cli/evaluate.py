@@ -17,6 +17,7 @@ With --runner the same evaluation runs as an Apache Beam pipeline (pip install '
 one record per image is written to --records (sharded JSONL or Parquet), then merged into
 the same report. Data may then also be npz:<glob> shards, tfrecord:<glob>, files:<glob> and
 cifar100_corrupted/*:test (all 75 CIFAR-100-C sets, with tables per severity and corruption).
+  tfuq evaluate model.tflite --data test.npz --runner direct --json r.json   # records in a temp folder
   tfuq evaluate model.tflite --data test.npz --runner direct --records out/ --json r.json
   tfuq evaluate model.tflite --data 'cifar100_corrupted/*:test' --runner flink \\
       --records /shared/c100c/ --pipeline-options='--flink_master=host:8081 --environment_type=PROCESS ...'
@@ -24,6 +25,8 @@ cifar100_corrupted/*:test (all 75 CIFAR-100-C sets, with tables per severity and
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from tfuq.cli._common import RULE_CHOICES, RULE_HELP, CliError, info, rule_from_args
@@ -63,7 +66,9 @@ def add_arguments(parser) -> None:
                       help="more Beam pipeline flags, one string, e.g. "
                       "'--direct_num_workers=2 --direct_running_mode=multi_processing'")
     beam.add_argument("--records", metavar="DIR",
-                      help="with --runner: folder for the per-image records (required)")
+                      help="with --runner: folder for the per-image records (required on a cluster; "
+                      "with --runner direct and no --records they go to a temporary folder, "
+                      "deleted once merged into the report)")
     beam.add_argument("--records-format", choices=("jsonl", "parquet"), default="jsonl",
                       help="with --runner: record shards as JSONL (default) or Parquet")
     beam.add_argument("--batch-size", type=int, metavar="N",
@@ -194,19 +199,22 @@ def run_beam(args) -> int:
 
     if args.limit is not None:
         raise CliError("--limit is not available with --runner; make a smaller .npz instead")
-    if args.records is None:
-        raise CliError("--runner needs --records DIR for the per-image records")
+    if args.records is None and args.runner != "direct":
+        raise CliError(f"--runner {args.runner} needs --records DIR, a folder its workers can write")
     if args.batch_size is not None and args.batch_size < 1:
         raise CliError(f"--batch-size must be at least 1, got {args.batch_size}")
-    with Outputs() as outputs:
+    with Outputs() as outputs, tempfile.TemporaryDirectory(prefix="tfuq-records-") as scratch:
         staged = claim_outputs(args, outputs)
-        result, extra = _run_pipeline(args, pipeline, SourceError)
+        # Without --records the report is the product; the records live only until merged.
+        records = args.records if args.records is not None else os.path.join(scratch, "records")
+        result, extra = _run_pipeline(args, pipeline, SourceError, records)
         _commit(args, result, staged, outputs)
     return _show(args, result, staged, extra)
 
 
-def _run_pipeline(args, pipeline, SourceError):
-    """The Beam pipeline's records merged into an evaluation result, and the extra tables."""
+def _run_pipeline(args, pipeline, SourceError, records_dir: str):
+    """The Beam pipeline's records (written to ``records_dir``) merged into an evaluation
+    result, and the extra tables."""
     import shlex
 
     model = pipeline.load_model(args.model, args.threads)
@@ -223,10 +231,10 @@ def _run_pipeline(args, pipeline, SourceError):
         raise CliError("--ood takes one data set")
     corrupted = len(data) > 1 and not args.ood  # cifar100_corrupted/*: the headline pools them
     info(f"evaluating {args.model} on {args.data} with the Beam {pipeline.RUNNERS[args.runner]}, "
-         f"{model.passes} passes, seed {args.seed} ({args.seeding}); records in {args.records}")
+         f"{model.passes} passes, seed {args.seed} ({args.seeding}); records in {records_dir}")
     try:
         outcome = pipeline.run(
-            args.model, data, args.records, fmt=args.records_format, options=options, rule=rule,
+            args.model, data, records_dir, fmt=args.records_format, options=options, rule=rule,
             seed=args.seed, seeding=args.seeding, threads=args.threads, batch_size=args.batch_size,
         )
     except SourceError as error:

@@ -98,7 +98,8 @@ def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, li
     return images, labels, None if names is None else [str(n) for n in names]
 
 
-# What numpy and zipfile raise on a damaged .npz (a pickle refused is a ValueError).
+# What numpy and zipfile raise on a damaged .npz (a pickle refused is a ValueError; zipfile
+# raises NotImplementedError for a compression method it lacks, so it is caught, not a stub).
 _NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
                RuntimeError, KeyError, MemoryError, struct.error, OverflowError)
 
