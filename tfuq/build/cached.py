@@ -36,7 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tfuq.build.train import TrainError, TrainResult, check_fit_settings, stratified_split
+from tfuq.build.train import (
+    TrainError,
+    TrainResult,
+    check_fit_settings,
+    fit_history,
+    stratified_split,
+)
 from tfuq.data.common import check_images, check_labels
 
 CACHE_FORMAT = "tfuq-feature-cache-1"
@@ -341,9 +347,7 @@ def train_cached(
         verbose=0,
     )
     fit_seconds = time.perf_counter() - fit_started
-    history = {key: [float(v) for v in values] for key, values in fitted.history.items()}
-    epochs_run = len(next(iter(history.values()))) if history else 0
-    best_epoch = int(np.argmin(history["val_loss"])) + 1 if "val_loss" in history else None
+    history, epochs_run, best_epoch = fit_history(fitted)
     return TrainResult(
         model=model,
         history=history,

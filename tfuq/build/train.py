@@ -38,6 +38,14 @@ class TrainError(ValueError):
     """Training input the user can fix (bad options, data that does not fit the model)."""
 
 
+def fit_history(fitted) -> tuple[dict[str, list[float]], int, int | None]:
+    """``(history, epochs run, best epoch by validation loss or None)`` of a Keras fit."""
+    history = {key: [float(v) for v in values] for key, values in fitted.history.items()}
+    epochs_run = len(next(iter(history.values()))) if history else 0
+    best_epoch = int(np.argmin(history["val_loss"])) + 1 if "val_loss" in history else None
+    return history, epochs_run, best_epoch
+
+
 def check_fit_settings(epochs, batch_size, learning_rate, patience) -> None:
     """The settings every fit takes, checked before any work (TrainError names the bad one)."""
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
@@ -397,11 +405,7 @@ def train(
             shuffle=False,  # the dataset reshuffles itself every epoch
         )
     seconds = time.perf_counter() - started
-    history = {key: [float(v) for v in values] for key, values in fitted.history.items()}
-    epochs_run = len(next(iter(history.values()))) if history else 0
-    best_epoch = None
-    if "val_loss" in history:
-        best_epoch = int(np.argmin(history["val_loss"])) + 1
+    history, epochs_run, best_epoch = fit_history(fitted)
     return TrainResult(
         model=model,
         history=history,
