@@ -140,6 +140,11 @@ class Setup:
     views: int | None = None
     calibration_per_class: int = 0
     keep_probabilities: bool = False
+    # What early stopping watches (and whose best epoch is kept), and label smoothing.
+    monitor: str = "val_loss"
+    label_smoothing: float = 0.0
+    # Calibration images for the int8 bias correction of tfuq.build.bias_correction (0: off).
+    bias_correction: int = 0
 
     def training_settings(self, backbone: str) -> dict:
         return {
@@ -159,6 +164,9 @@ class Setup:
             "seed": self.seed,
             "views": self.views,
             "calibration_per_class": self.calibration_per_class,
+            # Recorded only when set, so runs made before these settings existed still match.
+            **({"monitor": self.monitor} if self.monitor != "val_loss" else {}),
+            **({"label_smoothing": self.label_smoothing} if self.label_smoothing else {}),
         }
 
     def evaluation_settings(self) -> dict:
@@ -171,6 +179,7 @@ class Setup:
             "check_samples": self.check_samples,
             "seed": self.seed,
             "keep_probabilities": self.keep_probabilities,
+            **({"bias_correction": self.bias_correction} if self.bias_correction else {}),
         }
 
 
@@ -439,6 +448,8 @@ def train_model(setup: Setup, backbone: str, folder: Path, say: Callable[[str], 
             "validation_split": setup.validation_split,
             "learning_rate": setup.learning_rate,
             "patience": setup.patience,
+            "monitor": setup.monitor,
+            "label_smoothing": setup.label_smoothing,
             "seed": setup.seed,
             "callbacks": [_epoch_logger(say)],
         }
@@ -496,7 +507,12 @@ def convert_model(setup: Setup, model, folder: Path, say: Callable[[str], None])
     record = folder / "conversion.json"
     if path.exists() and record.exists():
         say(f"converted model found, {path}")
-        return json.loads(record.read_text())
+        found = json.loads(record.read_text())
+        if found.get("bias_correction", 0) != setup.bias_correction:
+            raise ExperimentError(
+                f"{path} was converted with bias correction {found.get('bias_correction', 0)}, not "
+                f"{setup.bias_correction}; use another --out, or delete it to convert again")
+        return found
     loaded = data.load_spec(setup.train_spec)
     count = setup.calibration_samples + setup.check_samples
     chosen = data.balanced_indices(loaded.labels, count, seed=setup.seed)
@@ -511,6 +527,7 @@ def convert_model(setup: Setup, model, folder: Path, say: Callable[[str], None])
         check_samples=setup.check_samples,
         labels=loaded.label_names,
         decision=abstain.interval_rule(setup.conf_factor),
+        bias_correction=setup.bias_correction,
     )
     result.save(path)
     check = result.check
@@ -527,6 +544,7 @@ def convert_model(setup: Setup, model, folder: Path, say: Callable[[str], None])
             "passed": check.passed,
         },
         "notes": result.notes,
+        "bias_correction": setup.bias_correction,
     }
     _write_json(record, conversion)
     if check is not None and not check.passed:
@@ -1006,6 +1024,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
     parser.add_argument("--trainable-layers", type=int, help="-1 for all")
     parser.add_argument("--epochs", type=_positive)
     parser.add_argument("--batch-size", type=_positive)
+    parser.add_argument("--patience", type=_positive, help="early-stopping patience in epochs")
+    parser.add_argument("--monitor", choices=("val_loss", "val_accuracy"), help="what early stopping watches")
+    parser.add_argument("--label-smoothing", type=float, help="label smoothing in [0, 1)")
     parser.add_argument("--limit", type=_positive, help="images per corruption x severity (a seeded subset)")
     parser.add_argument("--no-limit", action="store_true", help="every test image for every corruption x severity")
     parser.add_argument("--corruptions", nargs="+", choices=CORRUPTIONS)
@@ -1013,6 +1034,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
     parser.add_argument("--passes", type=_positive)
     parser.add_argument("--conf-factor", type=float)
     parser.add_argument("--calibration-samples", type=_positive)
+    parser.add_argument("--bias-correction", type=int, metavar="N",
+                        help="int8 bias correction on N calibration images (0: off)")
     parser.add_argument("--check-samples", type=int)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--detail-severities", nargs="*", type=int, default=[3, 5],
@@ -1048,6 +1071,10 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
         "seed": args.seed,
         "views": args.views,
         "calibration_per_class": args.calibration_per_class,
+        "patience": args.patience,
+        "monitor": args.monitor,
+        "label_smoothing": args.label_smoothing,
+        "bias_correction": args.bias_correction,
     }
     setup = replace(setup, **{k: v for k, v in changes.items() if v is not None})
     if args.weights is not None:
@@ -1064,6 +1091,10 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
         parser.error("--seed must be 0 or more")
     if args.conf_factor is not None and args.conf_factor < 0:
         parser.error("--conf-factor must be 0 or more")
+    if args.bias_correction is not None and args.bias_correction < 0:
+        parser.error("--bias-correction must be 0 or more")
+    if args.label_smoothing is not None and not 0 <= args.label_smoothing < 1:
+        parser.error("--label-smoothing must be in [0, 1)")
     if args.calibration_per_class is not None and args.calibration_per_class < 0:
         parser.error("--calibration-per-class must be 0 or more")
     if (args.reduced or args.pretrained_lite) and args.train is None and not Path(args.shared_data).is_dir():

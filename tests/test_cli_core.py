@@ -55,14 +55,16 @@ def test_convert_then_inspect(files, capsys):
 
 def test_recipe_sets_options_and_flags_win(files, tmp_path, capsys):
     recipe = tmp_path / "r.toml"
-    recipe.write_text('[convert]\npasses = 3\ncalibration_samples = 20\ncheck_samples = 0\n'
+    recipe.write_text('[convert]\npasses = 3\ncalibration_samples = 20\ncheck_samples = 0\nbias_correction = 6\n'
                       '[convert.decision]\nrule = "interval"\nconf_factor = 2.0\n')
     out = tmp_path / "r.tflite"
     status, _, err = run_cli(["convert", files / "tiny.keras", "--out", out, "--representative",
                               files / "rep.npz", "--recipe", recipe, "--passes", 4], capsys)
     assert status == 0, err
+    assert "note: bias correction on 6 calibration images" in err
     config = json.loads(run_cli(["inspect", out, "--json"], capsys)[1])["config"]
     assert config["passes"] == 4 and config["decision"]["conf_factor"] == 2.0
+    assert config["source"]["bias_correction"]["images"] == 6
 
 
 def test_failed_self_check_exits_1(files, tmp_path, capsys):
@@ -92,6 +94,10 @@ def _bad(tmp_path, files):
         ("zero samples", [model, "--out", out, "--representative", tmp_path / "empty.npz"], "zero samples"),
         ("wrong shape", [model, "--out", out, "--representative", tmp_path / "gray.npz"], "(N, H, W, 3)"),
         ("zero passes", [model, "--out", out, "--representative", rep, "--passes", 0], "at least 1"),
+        ("negative bias correction", [model, "--out", out, "--representative", rep, "--bias-correction", -2],
+         "--bias-correction must be an integer of at least 0"),
+        ("bias correction in-graph", [model, "--out", out, "--representative", rep, "--mode", "in-graph",
+                                      "--bias-correction", 4], "--bias-correction needs a full-integer model"),
         ("missing folder", [model, "--out", tmp_path / "no" / "m.tflite", "--representative", rep], "does not exist"),
     ]
 

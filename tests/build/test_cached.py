@@ -112,9 +112,21 @@ def test_train_cached_learns_keeps_the_trunk_and_reuses_the_cache(tmp_path):
     # Only the rest trained, so the trunk's fingerprint is unchanged: a second run with the same
     # images, views and seed computes no feature.
     again: list[str] = []
-    cached.train_cached(model, images, labels, cache=tmp_path, views=2, epochs=1, batch_size=16, say=again.append)
+    rerun = cached.train_cached(model, images, labels, cache=tmp_path, views=2, epochs=3, batch_size=16,
+                                monitor="val_accuracy", label_smoothing=0.1, say=again.append)
     assert not any("images (" in line for line in again)
     assert len(list(tmp_path.iterdir())) == 1
+    accuracy = rerun.history["val_accuracy"]
+    assert rerun.best_epoch == accuracy.index(max(accuracy)) + 1
+    assert (rerun.settings["monitor"], rerun.settings["label_smoothing"]) == ("val_accuracy", 0.1)
+
+    # One more view: only the new one is computed, beside the cached two.
+    more: list[str] = []
+    cached.train_cached(model, images, labels, cache=tmp_path, views=3, epochs=1, batch_size=16, say=more.append)
+    computed = {line.split(":")[0].strip() for line in more if "images (" in line}
+    assert computed == {"view 3/3"}
+    assert len(list(tmp_path.iterdir())) == 1
+    assert json.loads((folders[0] / "cache.json").read_text())["views"] == 3
 
 
 def test_train_cached_bad_options(tmp_path):
@@ -124,6 +136,11 @@ def test_train_cached_bad_options(tmp_path):
         cached.train_cached(model, images, labels, cache=tmp_path, views=0)
     with pytest.raises(TrainError, match="the model takes 16x16"):
         cached.train_cached(model, tiny.images(8, size=8)[0], labels[:8], cache=tmp_path)
+    with pytest.raises(TrainError, match="monitor must be one of"):
+        cached.train_cached(model, images, labels, cache=tmp_path, monitor="loss")
+    with pytest.raises(TrainError, match="label smoothing"):
+        cached.train_cached(model, images, labels, cache=tmp_path, label_smoothing=1.5)
+    assert not list(tmp_path.iterdir())  # refused before any feature was computed
 
 
 def test_cli_train_with_cache_features(tmp_path, capsys):

@@ -98,6 +98,85 @@ def test_early_stopping_restores_the_best_weights():
         np.testing.assert_array_equal(kept, snapshot)
 
 
+def test_early_stopping_on_validation_accuracy_keeps_the_most_accurate_epoch():
+    images, labels = tiny.images(64, seed=1)
+    held_out, held_labels = tiny.images(32, seed=9)
+    wrong = (held_labels + 1) % CLASSES  # the better the model, the lower this accuracy
+    best = {}
+
+    class Snapshot(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            best[epoch + 1] = [w.copy() for w in self.model.get_weights()]
+
+    result = training.train(tiny.model(), images, labels, epochs=12, batch_size=32,
+                            validation=(held_out, wrong), patience=2, monitor="val_accuracy",
+                            progress=False, callbacks=[Snapshot()])
+    accuracy = result.history["val_accuracy"]
+    assert result.stopped_early
+    # The first epoch with the highest accuracy (Keras only moves on a strict improvement).
+    assert result.best_epoch == accuracy.index(max(accuracy)) + 1
+    assert result.epochs_run == result.best_epoch + 2
+    assert result.settings["monitor"] == "val_accuracy"
+    for kept, snapshot in zip(result.model.get_weights(), best[result.best_epoch], strict=True):
+        np.testing.assert_array_equal(kept, snapshot)
+
+
+class _Fitted:
+    def __init__(self, history):
+        self.history = history
+
+
+def test_fit_history_picks_the_best_epoch_by_the_monitor():
+    fitted = _Fitted({"loss": [3, 2, 1, 0.5], "val_loss": [2.0, 1.5, 1.5, 1.7], "val_accuracy": [0.2, 0.6, 0.6, 0.5]})
+    assert training.fit_history(fitted)[1:] == (4, 2)
+    assert training.fit_history(fitted, "val_accuracy")[1:] == (4, 2)
+    fitted.history["val_accuracy"] = [0.2, 0.5, 0.7, 0.1]
+    fitted.history["val_loss"] = [2.0, 1.0, 1.2, 0.9]
+    assert training.fit_history(fitted, "val_accuracy")[2] == 3
+    assert training.fit_history(fitted, "val_loss")[2] == 4
+    assert training.fit_history(_Fitted({"loss": [1.0]}), "val_accuracy")[1:] == (1, None)
+
+
+def test_smoothed_crossentropy_matches_the_formula_by_hand():
+    from tfuq.build.layers import SmoothedCrossentropy
+
+    probabilities = np.array([[0.2, 0.5, 0.3], [0.7, 0.2, 0.1]], np.float32)
+    labels = np.array([1, 0])
+    # Targets with smoothing 0.3 over 3 classes: 0.7 on the label plus 0.1 everywhere.
+    first = -(0.1 * np.log(0.2) + 0.8 * np.log(0.5) + 0.1 * np.log(0.3))
+    second = -(0.8 * np.log(0.7) + 0.1 * np.log(0.2) + 0.1 * np.log(0.1))
+    loss = float(SmoothedCrossentropy(0.3)(labels, probabilities))
+    assert loss == pytest.approx((first + second) / 2, rel=1e-5)
+    plain = -(np.log(0.5) + np.log(0.7)) / 2
+    assert float(SmoothedCrossentropy(0.0)(labels.reshape(-1, 1), probabilities)) == pytest.approx(plain, rel=1e-5)
+    assert float(training.fit_loss(0.0)(labels, probabilities)) == pytest.approx(plain, rel=1e-5)
+
+
+def test_label_smoothing_trains_saves_and_loads(tmp_path):
+    images, labels = tiny.images(64, seed=1)
+    result = training.train(tiny.model(), images, labels, epochs=2, batch_size=32, validation_split=0.25,
+                            label_smoothing=0.1, progress=False)
+    assert result.settings["label_smoothing"] == 0.1
+    path = training.save_model(result.model, tmp_path / "smooth.keras")
+    loaded = keras.models.load_model(path)  # compiled: the loss is registered
+    assert loaded.loss.smoothing == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"monitor": "accuracy"}, "monitor must be one of val_loss, val_accuracy"),
+        ({"label_smoothing": 1.0}, r"label smoothing must be in \[0, 1\)"),
+        ({"label_smoothing": -0.1}, r"label smoothing must be in \[0, 1\)"),
+        ({"label_smoothing": True}, r"label smoothing must be in \[0, 1\)"),
+    ],
+)
+def test_bad_monitor_or_smoothing_is_refused_before_training(changes, message):
+    images, labels = tiny.images(8, seed=1)
+    with pytest.raises(training.TrainError, match=message):
+        training.train(tiny.model(), images, labels, epochs=1, progress=False, **changes)
+
+
 def test_trained_model_converts_to_full_integer_and_agrees(trained):
     from tfuq.build.convert import convert
     from tfuq.runtime import Model
@@ -306,13 +385,18 @@ def test_cli_trains_and_writes_model_history_and_json(npz, tmp_path, capsys):
     status, text, err = run_cli(
         ["train", "--backbone", "small_cnn", "--data", f"npz:{npz / 'train.npz'}",
          "--input-size", SIZE, "--epochs", 3, "--batch-size", 32, "--dropout", 0.3,
-         "--dense", 16, "--dropout-placement", "all", "--out", out, "--json", "-"], capsys)
+         "--dense", 16, "--dropout-placement", "all", "--monitor", "val_accuracy",
+         "--label-smoothing", 0.05, "--out", out, "--json", "-"], capsys)
     assert status == 0, err
     report = json.loads(text)
     assert report["epochs_run"] == 3 and report["validation_samples"] == 16
     assert report["last"]["loss"] < 1.0
     assert "random init, all backbone layers trainable" in err and "wrote" in err
     history = training.load_history(tmp_path / "cnn.history.json")
+    assert history["settings"]["monitor"] == "val_accuracy"
+    assert history["settings"]["label_smoothing"] == 0.05
+    accuracy = history["history"]["val_accuracy"]
+    assert report["best_epoch"] == accuracy.index(max(accuracy)) + 1
     assert history["label_names"] == tiny.LABELS
     assert history["build"]["dense"] == [16] and history["build"]["weights"] is None
     from tfuq.build.convert import load_keras_model
@@ -336,6 +420,8 @@ def test_cli_trains_and_writes_model_history_and_json(npz, tmp_path, capsys):
         (["--data", "npz:{npz}/absent.npz"], "data file not found"),
         (["--data", "imagenet:train"], "unknown dataset source 'imagenet'"),
         (["--val-split", "1"], "--val-split must be in [0, 1)"),
+        (["--label-smoothing", "1"], "--label-smoothing must be in [0, 1)"),
+        (["--label-smoothing", "-0.5"], "--label-smoothing must be in [0, 1)"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(npz, tmp_path, capsys, args, message):

@@ -18,8 +18,9 @@ images are not augmented. The cut is legal only where a single tensor connects t
 (not inside a residual block): :func:`split_model` moves it earlier, adding frozen layers to
 the rest, until it is.
 
-A cache folder holds one subfolder per (trunk weights, images, views, seed, cut); a stopped
-run reuses every finished view.
+A cache folder holds one subfolder per (trunk weights, images, seed, cut). View ``k`` depends
+only on the seed and ``k``, so a stopped run reuses every finished view, and a later run with
+more views computes only the new ones.
 """
 
 from __future__ import annotations
@@ -41,11 +42,12 @@ from tfuq.build.train import (
     TrainResult,
     check_fit_settings,
     fit_history,
+    fit_loss,
     stratified_split,
 )
 from tfuq.data.common import check_images, check_labels
 
-CACHE_FORMAT = "tfuq-feature-cache-1"
+CACHE_FORMAT = "tfuq-feature-cache-2"  # 2: the views count is not part of the key
 
 
 @dataclass
@@ -173,9 +175,9 @@ def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 # -- the cache -------------------------------------------------------------------------------
-def _fingerprint(split: Split, images: np.ndarray, views: int, seed: int, validation: np.ndarray | None) -> str:
+def _fingerprint(split: Split, images: np.ndarray, seed: int, validation: np.ndarray | None) -> str:
     digest = hashlib.sha256()
-    digest.update(json.dumps([CACHE_FORMAT, split.cut, split.feature_shape, views, seed]).encode())
+    digest.update(json.dumps([CACHE_FORMAT, split.cut, split.feature_shape, seed]).encode())
     for weight in split.trunk.weights:
         digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
     digest.update(np.ascontiguousarray(images).tobytes())
@@ -252,6 +254,8 @@ def train_cached(
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     learning_rate: float = 1e-3,
     patience: int | None = 3,
+    monitor: str = "val_loss",
+    label_smoothing: float = 0.0,
     seed: int = 0,
     feature_batch_size: int = 64,
     say: Callable[[str], None] | None = None,
@@ -279,7 +283,7 @@ def train_cached(
     images = check_images(images, "training images")
     if isinstance(views, bool) or not isinstance(views, int) or views < 1:
         raise TrainError(f"views must be a positive integer, got {views!r}")
-    check_fit_settings(epochs, batch_size, learning_rate, patience)
+    check_fit_settings(epochs, batch_size, learning_rate, patience, monitor, label_smoothing)
     input_size = tuple(model.inputs[0].shape[1:3])
     classes = int(model.outputs[0].shape[-1])
     labels = check_labels(labels, len(images), classes)
@@ -301,11 +305,12 @@ def train_cached(
         train_images, train_labels, val_images, val_labels = images, labels, None, None
 
     split = split_model(model)
-    folder = Path(cache) / _fingerprint(split, train_images, views, seed, val_images)
+    folder = Path(cache) / _fingerprint(split, train_images, seed, val_images)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "cache.json").write_text(json.dumps({
         "format": CACHE_FORMAT, "model": model.name, "cut": split.cut, "feature_shape": split.feature_shape,
-        "views": views, "seed": seed, "train_images": len(train_images),
+        "views": max(views, len(list(folder.glob("view_*[0-9].npy")))), "seed": seed,
+        "train_images": len(train_images),
         "validation_images": 0 if val_images is None else len(val_images),
         "augmentation": "reflect-pad side//8, random crop, random horizontal flip",
     }, indent=1) + "\n")
@@ -326,7 +331,7 @@ def train_cached(
     rest = split.rest
     rest.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
+        loss=fit_loss(label_smoothing),
         metrics=["accuracy"],
     )
     all_callbacks = list(callbacks or [])
@@ -335,7 +340,8 @@ def train_cached(
     if val_features is not None:
         validation_data = (np.asarray(val_features, dtype=np.float32), val_labels)
         if patience is not None:
-            early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+            early = keras.callbacks.EarlyStopping(monitor=monitor, mode="max" if monitor == "val_accuracy" else "min",
+                                                  patience=patience, restore_best_weights=True)
             all_callbacks.append(early)
     fit_started = time.perf_counter()
     fitted = rest.fit(
@@ -347,7 +353,7 @@ def train_cached(
         verbose=0,
     )
     fit_seconds = time.perf_counter() - fit_started
-    history, epochs_run, best_epoch = fit_history(fitted)
+    history, epochs_run, best_epoch = fit_history(fitted, monitor)
     return TrainResult(
         model=model,
         history=history,
@@ -365,6 +371,8 @@ def train_cached(
             "validation_split": None if validation is not None else validation_split,
             "learning_rate": learning_rate,
             "patience": patience,
+            "monitor": monitor,
+            "label_smoothing": label_smoothing,
             "seed": seed,
             "cached_features": {
                 "cut": split.cut,

@@ -197,6 +197,7 @@ def convert(
     preprocessing: export.Preprocessing | None = None,
     input_size: tuple[int, int] | None = None,
     add_softmax: bool = False,
+    bias_correction: int = 0,
 ) -> Conversion:
     """Convert a Keras model with MCDropout layers to a full-integer tfuq model.
 
@@ -222,6 +223,9 @@ def convert(
             accuracy on the held-out images is more than this below Keras'.
         mc_dropout, mc_layers, preprocessing, input_size, add_softmax: how the model is
             brought into tfuq's form; see :func:`tfuq.build.export.prepare`.
+        bias_correction: correct every layer's int8 bias for the mean error against float on
+            this many of the calibration images (0: off); see :mod:`tfuq.build.bias_correction`.
+            Not for ``in-graph`` mode.
     """
     tf = _tf()
     if mode not in MODES:
@@ -232,6 +236,10 @@ def convert(
         passes = 1
     if calibration_samples < 1:
         raise ConversionError(f"calibration samples must be at least 1, got {calibration_samples}")
+    if isinstance(bias_correction, bool) or not isinstance(bias_correction, int) or bias_correction < 0:
+        raise ConversionError(f"bias correction images must be 0 or more, got {bias_correction!r}")
+    if bias_correction and mode == "in-graph":
+        raise ConversionError("bias correction needs a full-integer model: use mode masked or deterministic")
     try:
         prepared = export.prepare(
             model, mc_dropout=mc_dropout, mc_layers=mc_layers, preprocessing=preprocessing,
@@ -283,14 +291,17 @@ def convert(
         raise ConversionError(f"{len(labels)} labels given for a model with {classes} classes")
     mask_layers = [(spec.shape[1:], spec.rate) for spec in specs]
 
+    def feed_of(index: int) -> dict[str, np.ndarray]:
+        feed = {export.IMAGE_INPUT: calibration[index : index + 1].astype(np.float32)}
+        if mode == "masked":
+            drawn = masks.masks_for(index, passes, mask_layers)
+            feed.update({s.input: m.astype(np.float32) for s, m in zip(specs, drawn, strict=True)})
+        return feed
+
     def calibration_feed():
         bar = _progress(range(len(calibration)), len(calibration), "calibrating", progress_stream)
         for index in bar:
-            feed = {export.IMAGE_INPUT: calibration[index : index + 1].astype(np.float32)}
-            if mode == "masked":
-                drawn = masks.masks_for(index, passes, mask_layers)
-                feed.update({s.input: m.astype(np.float32) for s, m in zip(specs, drawn, strict=True)})
-            yield feed
+            yield feed_of(index)
 
     keras_graph = {
         "masked": lambda: masked,
@@ -303,6 +314,20 @@ def convert(
     summary = graph.summarize(flatbuffer)
     if mode != "in-graph" and not summary.full_integer:
         raise ConversionError("converted model is not full-integer: " + "; ".join(summary.problems))
+    corrected = None
+    if bias_correction:
+        from tfuq.build import bias_correction as bias
+
+        count = min(bias_correction, len(calibration))
+        try:
+            with _quiet_converter() as stream:
+                # The float twin of the same graph: its tensors carry the same names.
+                float_flatbuffer = tf.lite.TFLiteConverter.from_keras_model(keras_graph).convert()
+                say = (lambda line: print(line, file=stream, flush=True)) if progress else None
+                corrected = bias.correct(flatbuffer, float_flatbuffer, [feed_of(i) for i in range(count)], say=say)
+        except bias.BiasCorrectionError as error:
+            raise ConversionError(str(error)) from error
+        flatbuffer = corrected.flatbuffer
 
     output_name = _output_name(flatbuffer)
     config = {
@@ -340,6 +365,8 @@ def convert(
             "tensorflow": tf.__version__,
             "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "calibration_samples": len(calibration),
+            **({} if corrected is None else {"bias_correction": {
+                "images": corrected.images, "layers": corrected.layers, "skipped": corrected.skipped}}),
         },
     }
     result = Conversion(flatbuffer, config, summary, notes=notes)
@@ -349,6 +376,8 @@ def convert(
             labels=held_out_labels, max_accuracy_drop=max_accuracy_drop,
         )
     result.notes[:0] = prepared.notes
+    if corrected is not None:
+        result.notes.append(corrected.describe())
     return result
 
 

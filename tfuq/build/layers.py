@@ -1,5 +1,5 @@
-"""The Monte-Carlo dropout layer and the folded input preprocessing (need Keras; the runtime
-never imports this module)."""
+"""The Monte-Carlo dropout layer, the folded input preprocessing and the smoothed training loss
+(need Keras; the runtime never imports this module)."""
 
 from __future__ import annotations
 
@@ -138,3 +138,28 @@ class PixelPreprocessing(keras.layers.Layer):
             "offset": self.offset,
             "channel_order": self.channel_order,
         }
+
+
+@keras.saving.register_keras_serializable(package="tfuq")
+class SmoothedCrossentropy(keras.losses.Loss):
+    """Cross-entropy of integer labels against probabilities with label smoothing: the target
+    is ``1 - smoothing`` on the label plus ``smoothing / classes`` on every class, as
+    ``keras.losses.CategoricalCrossentropy(label_smoothing=...)`` computes it for one-hot
+    labels (Keras' sparse cross-entropy has no smoothing).
+
+    Smoothing keeps a confident model's logits within a narrower range; int8 gives the logits
+    tensor one scale, so a narrower range is represented more finely.
+    """
+
+    def __init__(self, smoothing: float = 0.1, name: str = "smoothed_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.smoothing = float(smoothing)
+
+    def call(self, y_true, y_pred):
+        classes = y_pred.shape[-1]
+        labels = keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,))
+        target = keras.ops.one_hot(labels, classes, dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(target, y_pred, label_smoothing=self.smoothing)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "smoothing": self.smoothing}

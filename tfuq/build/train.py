@@ -38,15 +38,33 @@ class TrainError(ValueError):
     """Training input the user can fix (bad options, data that does not fit the model)."""
 
 
-def fit_history(fitted) -> tuple[dict[str, list[float]], int, int | None]:
-    """``(history, epochs run, best epoch by validation loss or None)`` of a Keras fit."""
+MONITORS = ("val_loss", "val_accuracy")
+
+
+def fit_history(fitted, monitor: str = "val_loss") -> tuple[dict[str, list[float]], int, int | None]:
+    """``(history, epochs run, best epoch by ``monitor`` or None)`` of a Keras fit: the lowest
+    validation loss, or the highest validation accuracy (the first such epoch on ties)."""
     history = {key: [float(v) for v in values] for key, values in fitted.history.items()}
     epochs_run = len(next(iter(history.values()))) if history else 0
-    best_epoch = int(np.argmin(history["val_loss"])) + 1 if "val_loss" in history else None
+    best_epoch = None
+    if monitor in history:
+        pick = np.argmax if monitor == "val_accuracy" else np.argmin
+        best_epoch = int(pick(history[monitor])) + 1
     return history, epochs_run, best_epoch
 
 
-def check_fit_settings(epochs, batch_size, learning_rate, patience) -> None:
+def fit_loss(label_smoothing: float = 0.0):
+    """The loss of every tfuq fit: sparse cross-entropy, smoothed when asked."""
+    import keras
+
+    from tfuq.build.layers import SmoothedCrossentropy
+
+    if label_smoothing == 0:
+        return keras.losses.SparseCategoricalCrossentropy()
+    return SmoothedCrossentropy(label_smoothing)
+
+
+def check_fit_settings(epochs, batch_size, learning_rate, patience, monitor="val_loss", label_smoothing=0.0) -> None:
     """The settings every fit takes, checked before any work (TrainError names the bad one)."""
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise TrainError(f"epochs must be a positive integer, got {epochs!r}")
@@ -56,6 +74,10 @@ def check_fit_settings(epochs, batch_size, learning_rate, patience) -> None:
         raise TrainError(f"learning rate must be positive, got {learning_rate}")
     if patience is not None and patience < 1:
         raise TrainError(f"patience must be at least 1 (or None), got {patience}")
+    if monitor not in MONITORS:
+        raise TrainError(f"monitor must be one of {', '.join(MONITORS)}, got {monitor!r}")
+    if isinstance(label_smoothing, bool) or not 0.0 <= label_smoothing < 1.0:
+        raise TrainError(f"label smoothing must be in [0, 1), got {label_smoothing!r}")
 
 
 def _tf():
@@ -204,7 +226,7 @@ class TrainResult:
     model: object
     history: dict[str, list[float]]
     epochs_run: int
-    best_epoch: int | None  # 1-based epoch with the lowest validation loss, None without one
+    best_epoch: int | None  # 1-based epoch with the best monitored value, None without validation
     stopped_early: bool
     train_samples: int
     validation_samples: int
@@ -303,6 +325,8 @@ def train(
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     learning_rate: float = 1e-3,
     patience: int | None = 3,
+    monitor: str = "val_loss",
+    label_smoothing: float = 0.0,
     strategy: str | object = "none",
     seed: int = 0,
     progress: bool = True,
@@ -322,8 +346,11 @@ def train(
             is not given (0 disables validation and early stopping).
         validation: explicit ``(images, labels)`` validation data.
         learning_rate: Adam learning rate.
-        patience: epochs without a lower validation loss before stopping; the best weights
+        patience: epochs without a better ``monitor`` before stopping; the best weights
             are restored. ``None`` disables early stopping.
+        monitor: ``val_loss`` (lower is better) or ``val_accuracy`` (higher is better): what
+            early stopping watches and which epoch's weights are kept.
+        label_smoothing: share of the target spread evenly over the classes (0: none).
         strategy: ``none``, ``mirrored``, ``multi-worker`` or a ``tf.distribute.Strategy``.
         seed: seeds the validation split and the shuffling.
         progress: a progress bar per epoch on stderr when it is a terminal; with or without
@@ -338,7 +365,7 @@ def train(
 
     tf = _tf()
     images = check_images(images, "training images")
-    check_fit_settings(epochs, batch_size, learning_rate, patience)
+    check_fit_settings(epochs, batch_size, learning_rate, patience, monitor, label_smoothing)
     if isinstance(strategy, str):
         strategy = make_strategy(strategy)
     model = _model_in_scope(model, strategy)
@@ -378,7 +405,7 @@ def train(
     with strategy.scope():
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate),
-            loss=keras.losses.SparseCategoricalCrossentropy(),
+            loss=fit_loss(label_smoothing),
             metrics=["accuracy"],
         )
     train_data = _dataset(train_images, train_labels, batch_size, shuffle_seed=seed)
@@ -387,7 +414,8 @@ def train(
     early = None
     if val_data is not None and patience is not None:
         early = keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=patience, restore_best_weights=True
+            monitor=monitor, mode="max" if monitor == "val_accuracy" else "min",
+            patience=patience, restore_best_weights=True,
         )
         all_callbacks.append(early)
     if chief:  # without progress bars, still one line per epoch
@@ -405,7 +433,7 @@ def train(
             shuffle=False,  # the dataset reshuffles itself every epoch
         )
     seconds = time.perf_counter() - started
-    history, epochs_run, best_epoch = fit_history(fitted)
+    history, epochs_run, best_epoch = fit_history(fitted, monitor)
     return TrainResult(
         model=model,
         history=history,
@@ -424,6 +452,8 @@ def train(
             "validation_split": None if validation is not None else validation_split,
             "learning_rate": learning_rate,
             "patience": patience,
+            "monitor": monitor,
+            "label_smoothing": label_smoothing,
             "seed": seed,
             "tensorflow": tf.__version__,
             "keras": keras.__version__,

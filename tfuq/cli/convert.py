@@ -39,6 +39,7 @@ DEFAULTS = {
     "calibration_samples": 200,
     "check_samples": 50,
     "min_agreement": 0.9,
+    "bias_correction": 0,
 }
 
 
@@ -54,6 +55,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--passes", type=int, help=f"MC passes per invoke (default {DEFAULTS['passes']})")
     parser.add_argument("--mode", choices=("masked", "in-graph", "deterministic"), help="masked (default): masks as inputs, one invoke; in-graph: the paper's RANDOM_UNIFORM form, one invoke per pass; deterministic: MCDropout off, the one-pass baseline")
     parser.add_argument("--calibration-samples", type=int, help=f"images for int8 calibration (default {DEFAULTS['calibration_samples']})")
+    parser.add_argument(
+        "--bias-correction", type=int, metavar="N",
+        help="after calibration, correct every layer's int8 bias for its mean error against the float "
+        "model on N calibration images (0: off, the default; 32 brought a fine-tuned Lite0 at 224 from "
+        "1.3 to 0.4 points below float)",
+    )
     parser.add_argument("--check-samples", type=int, help=f"held-out images for the self-check, 0 skips it (default {DEFAULTS['check_samples']})")
     parser.add_argument("--min-agreement", type=float, help=f"self-check threshold on Keras/TFLite MC-mean top-1 agreement (near-ties allowed for 200+ classes; default {DEFAULTS['min_agreement']})")
     parser.add_argument("--labels", metavar="TXT", help="class names, one per line (default: the names stored in the .keras by tfuq train/pretrained, else those in the .npz, else class_0 ...)")
@@ -90,7 +97,7 @@ def check_options(options: dict) -> None:
     """The conversion options (flags over recipe over defaults), before any work."""
     import math
 
-    for key, least in (("passes", 1), ("calibration_samples", 1), ("check_samples", 0)):
+    for key, least in (("passes", 1), ("calibration_samples", 1), ("check_samples", 0), ("bias_correction", 0)):
         value = options[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             flag = "--" + key.replace("_", "-")
@@ -100,6 +107,8 @@ def check_options(options: dict) -> None:
         raise CliError(f"--min-agreement must be a finite number >= 0, got {agreement!r}")
     if options["mode"] not in ("masked", "in-graph", "deterministic"):
         raise CliError(f"mode must be masked, in-graph or deterministic, got {options['mode']!r}")
+    if options["bias_correction"] and options["mode"] == "in-graph":
+        raise CliError("--bias-correction needs a full-integer model: mode masked or deterministic")
     if options.get("decision") is not None:
         from tfuq.runtime import abstain
 
@@ -178,6 +187,7 @@ def _convert(args, outputs) -> int:
         "notes": result.notes,
         "mc_dropout": [m["layer"] for m in result.config["mc_dropout"]],
         "preprocessing": result.config["input"]["preprocessing"],
+        "bias_correction": result.config["source"].get("bias_correction"),
     }
     info(f"wrote {out} ({size / 1e6:.2f} MB, {'full-integer' if result.summary.full_integer else 'NOT full-integer: ' + '; '.join(result.summary.problems)})")
     for note in result.notes:
