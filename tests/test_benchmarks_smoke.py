@@ -50,3 +50,33 @@ def test_quick_suite_runs_and_reports_every_section(tmp_path):
     assert parity["keras_accuracy"] > 0.8 and parity["agreement"] > 0.8
     assert set(report["goals"]) == {"one_invoke_mc30_within_1.05x", "int8_at_most_0.27x_float",
                                     "host_under_1ms_per_image"}
+
+
+def test_int8_layers_compares_files_layer_by_layer(tiny_keras, tiny_tflite, tiny_images, tmp_path):
+    import numpy as np
+
+    sys.path.insert(0, str(SUITE.parent))
+    import int8_layers
+
+    from tests._dummies import tiny
+    from tfuq.build.convert import convert
+
+    corrected = tmp_path / "corrected.tflite"
+    calibration, _ = tiny.images(128, seed=3)
+    convert(tiny_keras, calibration, passes=8, calibration_samples=96, check_samples=0,
+            labels=tiny.LABELS, bias_correction=16).save(corrected)
+    keras_path = tmp_path / "tiny.keras"
+    tiny_keras.save(keras_path)
+    data = tmp_path / "test.npz"
+    np.savez(data, x=tiny_images[0], y=tiny_images[1])
+    out = tmp_path / "layers.json"
+    assert int8_layers.main([str(keras_path), tiny_tflite, str(corrected), "--data", str(data),
+                             "--images", "8", "--eval", "64", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["float"]["accuracy"] > 0.9  # the easy colours; chance is 0.25
+    for found in result["files"].values():
+        assert found["agreement"] > 0.9 and abs(found["accuracy"] - result["float"]["accuracy"]) < 0.1
+        assert found["layers"] and all(0 <= row["mean_share"] <= 1 + 1e-9 for row in found["layers"])
+        assert all(0 <= row["relative_rms_error"] < 0.5 for row in found["layers"])
+    assert {row["tensor"] for row in result["files"][tiny_tflite]["layers"]} == {
+        row["tensor"] for row in result["files"][str(corrected)]["layers"]}

@@ -113,11 +113,11 @@ def test_correction_lowers_the_mean_error_on_other_images(plain):
     tensor = "classifier"
 
     def mean_error(flatbuffer):
-        int8 = bias_correction._interpreter(flatbuffer)
-        reference = bias_correction._interpreter(floating)
+        int8 = bias_correction.tensor_interpreter(flatbuffer)
+        reference = bias_correction.tensor_interpreter(floating)
         name = next(t["name"] for t in reference.get_tensor_details()  # the logits, not the weights
                     if tensor in t["name"] and tuple(t["shape"]) == (1, 4))
-        errors = [bias_correction._run(int8, feed, [name])[0] - bias_correction._run(reference, feed, [name])[0]
+        errors = [bias_correction.run_tensors(int8, feed, [name])[0] - bias_correction.run_tensors(reference, feed, [name])[0]
                   for feed in _feeds(16, seed=9)]
         return np.abs(np.mean(errors, axis=0)).mean()
 
@@ -171,3 +171,24 @@ def test_models_that_do_not_match_are_refused(plain):
         bias_correction.correct(quantized, other, _feeds(2, seed=1))
     with pytest.raises(bias_correction.BiasCorrectionError, match="at least one image"):
         bias_correction.correct(quantized, quantized, [])
+
+
+def test_float_twin_computes_the_masked_graph_and_names_the_int8_tensors():
+    from tfuq.build import export
+    from tfuq.build.convert import float_twin
+    from tfuq.runtime import masks
+
+    model = tiny.model()
+    images, _ = tiny.images(24, seed=2)
+    twin = float_twin(model, passes=3)
+    converted = convert(model, images, passes=3, calibration_samples=16, check_samples=0)
+    names = {t["name"] for t in bias_correction.tensor_interpreter(twin).get_tensor_details()}
+    int8_names = {t["name"] for t in bias_correction.tensor_interpreter(converted.flatbuffer).get_tensor_details()}
+    assert len(names & int8_names) >= 3
+    masked, specs = export.build_masked(model, 3)
+    drawn = masks.masks_for(1, 3, [(s.shape[1:], s.rate) for s in specs])
+    feed = {"image": images[:1].astype(np.float32)} | {
+        s.input: m.astype(np.float32) for s, m in zip(specs, drawn, strict=True)}
+    (got,) = bias_correction.tensor_interpreter(twin).get_signature_runner()(**feed).values()
+    expected = np.asarray(masked([feed["image"], *(feed[s.input] for s in specs)]))
+    np.testing.assert_allclose(got, expected, atol=1e-5)

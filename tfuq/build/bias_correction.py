@@ -66,7 +66,8 @@ class _Target:
     linear: tuple[float, float]
 
 
-def _interpreter(flatbuffer: bytes):
+def tensor_interpreter(flatbuffer: bytes):
+    """An interpreter for ``flatbuffer`` that keeps every intermediate tensor readable."""
     from tfuq.runtime import interpreter_class
 
     _, interpreter = interpreter_class()
@@ -75,7 +76,7 @@ def _interpreter(flatbuffer: bytes):
     return made
 
 
-def _run(interpreter, feed: Mapping[str, np.ndarray], names: Sequence[str]) -> list[np.ndarray]:
+def run_tensors(interpreter, feed: Mapping[str, np.ndarray], names: Sequence[str]) -> list[np.ndarray]:
     """Invoke with ``feed`` (float values by signature input name, quantized here when the
     model wants integers) and return the named tensors, dequantized."""
     runner = interpreter.get_signature_runner()
@@ -155,21 +156,21 @@ def correct(
     if not feeds:
         raise BiasCorrectionError("bias correction needs at least one image")
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(quantized))
-    reference = _interpreter(float_model)
+    reference = tensor_interpreter(float_model)
     float_names = {t["name"] for t in reference.get_tensor_details()}
     targets, skipped = _targets(model, float_names)
     if not targets:
         raise BiasCorrectionError("no layer of the int8 model has a float twin to correct against")
     names = [t.tensor for t in targets]
-    wanted = [_run(reference, feed, names) for feed in feeds]
+    wanted = [run_tensors(reference, feed, names) for feed in feeds]
     graph = model.subgraphs[0]
     shifts: dict[str, float] = {}
     step = max(1, len(targets) // 10)
     for k, target in enumerate(targets):
-        current = _interpreter(flatbuffer_utils.convert_object_to_bytearray(model))
+        current = tensor_interpreter(flatbuffer_utils.convert_object_to_bytearray(model))
         total, count = 0.0, 0
         for feed, floats in zip(feeds, wanted, strict=True):
-            (got,) = _run(current, feed, [target.tensor])
+            (got,) = run_tensors(current, feed, [target.tensor])
             want = floats[k]
             low, high = target.linear
             inside = (want > low) & (want < high)

@@ -321,8 +321,7 @@ def convert(
         count = min(bias_correction, len(calibration))
         try:
             with _quiet_converter() as stream:
-                # The float twin of the same graph: its tensors carry the same names.
-                float_flatbuffer = tf.lite.TFLiteConverter.from_keras_model(keras_graph).convert()
+                float_flatbuffer = _float_flatbuffer(tf, keras_graph)
                 say = (lambda line: print(line, file=stream, flush=True)) if progress else None
                 corrected = bias.correct(flatbuffer, float_flatbuffer, [feed_of(i) for i in range(count)], say=say)
         except bias.BiasCorrectionError as error:
@@ -397,6 +396,24 @@ def _run_converter(tf, keras_graph, calibration_feed, mode: str) -> bytes:
         ]
     return converter.convert()
 
+
+
+def _float_flatbuffer(tf, keras_graph) -> bytes:
+    """The graph converted without quantization: its tensors carry the names of the int8 ones."""
+    return tf.lite.TFLiteConverter.from_keras_model(keras_graph).convert()
+
+
+def float_twin(model, passes: int = 30) -> bytes:
+    """The float TFLite twin of ``convert(model, passes=passes)`` (masked mode, the model in
+    tfuq's form as :func:`tfuq.build.export.prepare` brings it by default): the reference
+    that bias correction and ``benchmarks/int8_layers.py`` compare the int8 tensors with."""
+    tf = _tf()
+    try:
+        masked, _ = export.build_masked(export.prepare(model).model, passes)
+    except export.ExportError as error:
+        raise ConversionError(str(error)) from error
+    with _quiet_converter():
+        return _float_flatbuffer(tf, masked)
 
 
 def _output_name(flatbuffer: bytes) -> str:
