@@ -55,8 +55,9 @@ def layer_errors(float_model: bytes, int8_model: bytes, feeds) -> list[dict]:
 
     reference, quantized = tensor_interpreter(float_model), tensor_interpreter(int8_model)
     float_names = {t["name"]: t for t in reference.get_tensor_details()}
+    inputs = {d["name"] for d in quantized.get_input_details()}
     names = [t["name"] for t in quantized.get_tensor_details()
-             if t["name"] in float_names and np.issubdtype(t["dtype"], np.integer) and t["quantization"][0]
+             if t["name"] in float_names and t["name"] not in inputs and np.issubdtype(t["dtype"], np.integer) and t["quantization"][0]
              and len(t["shape"]) >= 2 and tuple(t["shape"]) == tuple(float_names[t["name"]]["shape"])
              and float_names[t["name"]]["dtype"] == np.float32]
     differences = {name: [] for name in names}
@@ -87,6 +88,13 @@ def accuracy(model: bytes, feeds, labels: np.ndarray, output: str) -> np.ndarray
 
     interpreter = tensor_interpreter(model)
     return np.stack([run_tensors(interpreter, feed, [output])[0].mean(axis=0) for feed in feeds])
+
+
+def _labels(paths: list[str]) -> dict[str, str]:
+    """Short names for the table: the file name, or folder/file name when file names repeat."""
+    names = [Path(p).name for p in paths]
+    return {p: Path(p).name if names.count(Path(p).name) == 1 else f"{Path(p).parent.name}/{Path(p).name}"
+            for p in paths}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,14 +136,15 @@ def main(argv: list[str] | None = None) -> int:
             "agreement": float(np.mean(probabilities.argmax(1) == float_probabilities.argmax(1))),
             "layers": rows,
         }
+    shown = _labels(args.tflite)
     print(f"MC-mean top-1 on {len(eval_labels)} images of {args.data} (T={config['passes']}, same masks):")
     print(f"| model | accuracy | AURC | agreement with float |\n|---|---|---|---|")
     print(f"| float twin | {result['float']['accuracy']:.3f} | {result['float']['aurc']:.4f} | - |")
     for path, found in result["files"].items():
-        print(f"| {Path(path).name} | {found['accuracy']:.3f} | {found['aurc']:.4f} | {found['agreement']:.3f} |")
+        print(f"| {shown[path]} | {found['accuracy']:.3f} | {found['aurc']:.4f} | {found['agreement']:.3f} |")
     print(f"\nRelative RMS error per layer output on {args.images} images (mean share: the part bias correction removes)")
     names = list(result["files"])
-    print("| tensor | " + " | ".join(f"{Path(n).name} rel. error / mean share" for n in names) + " |")
+    print("| tensor | " + " | ".join(f"{shown[n]} rel. error / mean share" for n in names) + " |")
     print("|---|" + "---|" * len(names))
     by_file = [{row["tensor"]: row for row in result["files"][n]["layers"]} for n in names]
     for row in result["files"][names[0]]["layers"]:
