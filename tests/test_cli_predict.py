@@ -163,6 +163,8 @@ def test_bad_images_are_reported_and_the_rest_still_decided(pictures, tiny_tflit
         "no such file", "not an image Pillow can read", "is a directory, not an image", None]
     assert got[-1]["path"] == str(good) and "accept" in got[-1]
     assert "4 images: " in err and "3 failed" in err
+    last = err.strip().splitlines()[-1]
+    assert last == f"tfuq predict: error: 3 of 4 images failed (first: {tmp_path / 'none.png'}: no such file)"
     assert "Traceback" not in err
 
 

@@ -332,6 +332,7 @@ def run(args) -> int:
              + (f" for {args.timeout:g} s" if args.timeout else "") + " (Ctrl-C stops)")
     counts = {"predicted": 0, "not sure": 0, "failed": 0}
     run_ms = []
+    first_failure = None
     try:
         for path in _sources(args, watched):
             try:
@@ -339,6 +340,7 @@ def run(args) -> int:
             except ValueError as error:  # this image is bad; the stream goes on
                 record = {"path": str(path), "error": str(error)}
                 counts["failed"] += 1
+                first_failure = first_failure or f"{path}: {error}"
             else:
                 counts["predicted" if record["accept"] else "not sure"] += 1
                 run_ms.append(record["run_ms"])
@@ -353,7 +355,10 @@ def run(args) -> int:
     if run_ms:
         summary += f"; median run {statistics.median(run_ms):.1f} ms"
     info(f"{handled} image{'s' if handled != 1 else ''}: {summary}")
-    return 2 if counts["failed"] else 0
+    if counts["failed"]:  # the stream went on; the run still ends as bad input does
+        raise CliError(f"{counts['failed']} of {handled} image{'s' if handled != 1 else ''} failed "
+                       f"(first: {first_failure})")
+    return 0
 
 
 def run_beam(args) -> int:
