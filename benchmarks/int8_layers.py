@@ -110,14 +110,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from tfuq.build.convert import float_twin, load_keras_model
     from tfuq.data import load_spec
+    from tfuq.data.datasets import resize
     from tfuq.runtime.modelfile import read_config
 
     config = read_config(args.tflite[0])
     loaded = load_spec(f"npz:{args.data}")
+    # To the model's input size by the photo rule, as `tfuq convert` brings representative images.
+    images = resize(loaded.images, (config["input"]["height"], config["input"]["width"]))
     order = np.random.default_rng(args.seed).permutation(len(loaded.images))
     floating = float_twin(load_keras_model(args.keras), config["passes"])
-    layer_feeds = _feeds(loaded.images[order[: args.images]], config, seed=1000)
-    eval_images, eval_labels = loaded.images[order[: args.eval]], loaded.labels[order[: args.eval]]
+    layer_feeds = _feeds(images[order[: args.images]], config, seed=1000)
+    eval_images, eval_labels = images[order[: args.eval]], loaded.labels[order[: args.eval]]
     eval_feeds = _feeds(eval_images, config, seed=2000)
     from tfuq.build.bias_correction import tensor_interpreter
 

@@ -171,6 +171,9 @@ def test_models_that_do_not_match_are_refused(plain):
         bias_correction.correct(quantized, other, _feeds(2, seed=1))
     with pytest.raises(bias_correction.BiasCorrectionError, match="at least one image"):
         bias_correction.correct(quantized, quantized, [])
+    small = [{"image": np.zeros((1, 4, 4, 3), np.float32)}]  # the runner would resize the model
+    with pytest.raises(bias_correction.BiasCorrectionError, match=r"input image is \(1, 4, 4, 3\), the model takes \(1, 8, 8, 3\)"):
+        bias_correction.correct(quantized, plain[1], small)
 
 
 def test_float_twin_computes_the_masked_graph_and_names_the_int8_tensors():

@@ -87,6 +87,9 @@ def run_tensors(interpreter, feed: Mapping[str, np.ndarray], names: Sequence[str
     for name, detail in details.items():
         scale, zero = detail["quantization"]
         value = np.asarray(feed[name], np.float64)
+        wanted = tuple(int(n) for n in detail["shape"])
+        if value.shape != wanted:  # the runner would resize the model to fit
+            raise BiasCorrectionError(f"input {name} is {value.shape}, the model takes {wanted}")
         if np.issubdtype(detail["dtype"], np.integer) and scale:
             info = np.iinfo(detail["dtype"])
             value = np.clip(np.round(value / scale) + zero, info.min, info.max)
