@@ -82,11 +82,12 @@ def layer_errors(float_model: bytes, int8_model: bytes, feeds) -> list[dict]:
     return rows
 
 
-def accuracy(model: bytes, feeds, labels: np.ndarray, output: str) -> np.ndarray:
+def mc_mean(model: bytes, feeds) -> np.ndarray:
     """MC-mean probabilities ``(images, classes)`` of one model on ``feeds``."""
     from tfuq.build.bias_correction import run_tensors, tensor_interpreter
 
     interpreter = tensor_interpreter(model)
+    output = interpreter.get_output_details()[0]["name"]
     return np.stack([run_tensors(interpreter, feed, [output])[0].mean(axis=0) for feed in feeds])
 
 
@@ -122,16 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     layer_feeds = _feeds(images[order[: args.images]], config, seed=1000)
     eval_images, eval_labels = images[order[: args.eval]], loaded.labels[order[: args.eval]]
     eval_feeds = _feeds(eval_images, config, seed=2000)
-    from tfuq.build.bias_correction import tensor_interpreter
-
-    twin_output = tensor_interpreter(floating).get_output_details()[0]["name"]
-    float_probabilities = accuracy(floating, eval_feeds, eval_labels, twin_output)
+    float_probabilities = mc_mean(floating, eval_feeds)
     result = {"float": {"accuracy": float(np.mean(float_probabilities.argmax(1) == eval_labels)),
                         "aurc": _aurc(float_probabilities, eval_labels)}, "files": {}}
     for path in args.tflite:
         model = Path(path).read_bytes()
-        output = tensor_interpreter(model).get_output_details()[0]["name"]
-        probabilities = accuracy(model, eval_feeds, eval_labels, output)
+        probabilities = mc_mean(model, eval_feeds)
         rows = layer_errors(floating, model, layer_feeds)
         result["files"][path] = {
             "accuracy": float(np.mean(probabilities.argmax(1) == eval_labels)),
@@ -141,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     shown = _labels(args.tflite)
     print(f"MC-mean top-1 on {len(eval_labels)} images of {args.data} (T={config['passes']}, same masks):")
-    print(f"| model | accuracy | AURC | agreement with float |\n|---|---|---|---|")
+    print("| model | accuracy | AURC | agreement with float |\n|---|---|---|---|")
     print(f"| float twin | {result['float']['accuracy']:.3f} | {result['float']['aurc']:.4f} | - |")
     for path, found in result["files"].items():
         print(f"| {shown[path]} | {found['accuracy']:.3f} | {found['aurc']:.4f} | {found['agreement']:.3f} |")

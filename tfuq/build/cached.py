@@ -41,8 +41,9 @@ from tfuq.build.train import (
     TrainError,
     TrainResult,
     check_fit_settings,
+    compile_for_fit,
+    early_stopping,
     fit_history,
-    fit_loss,
     stratified_split,
 )
 from tfuq.data.common import check_images, check_labels
@@ -329,19 +330,14 @@ def train_cached(
     feature_seconds = time.perf_counter() - started
 
     rest = split.rest
-    rest.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=fit_loss(label_smoothing),
-        metrics=["accuracy"],
-    )
+    compile_for_fit(rest, learning_rate, label_smoothing)
     all_callbacks = list(callbacks or [])
     early = None
     validation_data = None
     if val_features is not None:
         validation_data = (np.asarray(val_features, dtype=np.float32), val_labels)
         if patience is not None:
-            early = keras.callbacks.EarlyStopping(monitor=monitor, mode="max" if monitor == "val_accuracy" else "min",
-                                                  patience=patience, restore_best_weights=True)
+            early = early_stopping(monitor, patience)
             all_callbacks.append(early)
     fit_started = time.perf_counter()
     fitted = rest.fit(

@@ -64,6 +64,27 @@ def fit_loss(label_smoothing: float = 0.0):
     return SmoothedCrossentropy(label_smoothing)
 
 
+def compile_for_fit(model, learning_rate: float, label_smoothing: float = 0.0) -> None:
+    """Compile ``model`` as every tfuq fit does: Adam, (smoothed) cross-entropy, accuracy."""
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=fit_loss(label_smoothing),
+        metrics=["accuracy"],
+    )
+
+
+def early_stopping(monitor: str, patience: int):
+    """Stop after ``patience`` epochs without a better ``monitor``; keep the best weights."""
+    import keras
+
+    return keras.callbacks.EarlyStopping(
+        monitor=monitor, mode="max" if monitor == "val_accuracy" else "min",
+        patience=patience, restore_best_weights=True,
+    )
+
+
 def check_fit_settings(epochs, batch_size, learning_rate, patience, monitor="val_loss", label_smoothing=0.0) -> None:
     """The settings every fit takes, checked before any work (TrainError names the bad one)."""
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
@@ -403,20 +424,13 @@ def train(
 
     chief = is_chief(strategy)
     with strategy.scope():
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate),
-            loss=fit_loss(label_smoothing),
-            metrics=["accuracy"],
-        )
+        compile_for_fit(model, learning_rate, label_smoothing)
     train_data = _dataset(train_images, train_labels, batch_size, shuffle_seed=seed)
     val_data = None if val_images is None else _dataset(val_images, val_labels, batch_size, None)
     all_callbacks = list(callbacks or [])
     early = None
     if val_data is not None and patience is not None:
-        early = keras.callbacks.EarlyStopping(
-            monitor=monitor, mode="max" if monitor == "val_accuracy" else "min",
-            patience=patience, restore_best_weights=True,
-        )
+        early = early_stopping(monitor, patience)
         all_callbacks.append(early)
     if chief:  # without progress bars, still one line per epoch
         all_callbacks.append(
