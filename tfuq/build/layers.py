@@ -146,9 +146,6 @@ class SmoothedCrossentropy(keras.losses.Loss):
     is ``1 - smoothing`` on the label plus ``smoothing / classes`` on every class, as
     ``keras.losses.CategoricalCrossentropy(label_smoothing=...)`` computes it for one-hot
     labels (Keras' sparse cross-entropy has no smoothing).
-
-    Smoothing keeps a confident model's logits within a narrower range; int8 gives the logits
-    tensor one scale, so a narrower range is represented more finely.
     """
 
     def __init__(self, smoothing: float = 0.1, name: str = "smoothed_crossentropy", **kwargs):

@@ -89,8 +89,7 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument(
         "--label-smoothing", type=float, default=0.0, metavar="E",
-        help="spread E of every target evenly over the classes, in [0, 1) (default 0); 0.1 also "
-        "narrows the logits' range, which int8 represents more finely",
+        help="spread E of every target evenly over the classes, in [0, 1) (default 0)",
     )
     parser.add_argument("--limit", type=_positive_int, metavar="N", help="use at most N training images (a seeded draw over all classes)")
     parser.add_argument(
