@@ -46,8 +46,8 @@ RUNNERS = {
 def make_model(backbone: str, size: int, folder: Path, passes: int) -> str:
     import keras
 
-    from tfuq.build.convert import convert
-    from tfuq.build.models import build_model
+    from tfuq.conversion.convert import convert
+    from tfuq.modeling.backbones import build_model
 
     keras.utils.set_random_seed(0)
     model = build_model(backbone, 10, input_size=size, weights=None)

@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
-    from tfuq.build.convert import convert
+    from tfuq.conversion.convert import convert
 
     print(f"# instructions per invoke (callgrind), {args.size}x{args.size}, int8, T={args.passes}, 1 thread")
     print(f"{'backbone':<16}{'deterministic':>16}{'one-invoke MC':>16}{'ratio':>8}")

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_one_invoke import interleaved_medians  # noqa: E402
 
 CIFAR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cifar100"
-# CIFAR-100 class -> ImageNet indices (0-based, tfuq/build/imagenet_classes.txt).
+# CIFAR-100 class -> ImageNet indices (0-based, tfuq/modeling/imagenet_classes.txt).
 CIFAR_TO_IMAGENET = {
     "kangaroo": [104], "snail": [113], "leopard": [288], "lion": [291], "tiger": [292],
     "bee": [309], "cockroach": [314], "hamster": [333], "porcupine": [334], "beaver": [337],
@@ -77,11 +77,11 @@ def float_bytes(model) -> int:
     """Size of the same network as a float32 TFLite file (MCDropout off, no quantization)."""
     import tensorflow as tf
 
-    from tfuq.build import export
-    from tfuq.build.convert import _quiet_converter
+    from tfuq.conversion import rewrite
+    from tfuq.conversion.convert import _quiet_converter
 
     with _quiet_converter():
-        return len(tf.lite.TFLiteConverter.from_keras_model(export.build_deterministic(model)).convert())
+        return len(tf.lite.TFLiteConverter.from_keras_model(rewrite.build_deterministic(model)).convert())
 
 
 def photos(size: int) -> tuple[np.ndarray, list[list[int]]]:
@@ -121,9 +121,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tfuq
-    from tfuq.build import efficientnet_lite
-    from tfuq.build.convert import convert
-    from tfuq.build.export import build_masked
+    from tfuq.conversion.convert import convert
+    from tfuq.conversion.rewrite import build_masked
+    from tfuq.modeling import efficientnet_lite
 
     size = 224
     say = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731

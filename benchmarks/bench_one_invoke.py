@@ -71,7 +71,7 @@ def interleaved_medians(calls: dict, repeats: int) -> dict:
 
 def bench(backbone: str, passes: int, threads: int, repeats: int, size: int, folder: Path) -> dict:
     import tfuq
-    from tfuq.build.convert import convert
+    from tfuq.conversion.convert import convert
 
     model = build(backbone, size, classes=100)
     calibration = np.random.default_rng(0).integers(0, 256, (16, size, size, 3), dtype=np.uint8)

@@ -110,12 +110,13 @@ def main(argv=None) -> int:
     converted = time.monotonic() - started
 
     import tfuq
-    from tfuq.build import export
+    from tfuq.conversion import rewrite
+    from tfuq.modeling import byo
 
     original = keras.models.load_model(model_path)
-    prepared = export.prepare(original, preprocessing=export.Preprocessing.from_options("-1,1"), add_softmax=True)
+    prepared = byo.prepare(original, preprocessing=byo.Preprocessing.from_options("-1,1"), add_softmax=True)
     int8 = tfuq.load(tflite)
-    masked, _ = export.build_masked(prepared.model, int8.passes)
+    masked, _ = rewrite.build_masked(prepared.model, int8.passes)
     keras_mean, int8_mean, per_pass = [], [], []
     for seed, image in enumerate(images):
         feeds = int8.masks(seed)

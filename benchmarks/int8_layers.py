@@ -1,6 +1,6 @@
 """Where a full-integer tfuq model loses accuracy: int8 against float, layer by layer.
 
-The float reference is the float twin of the model's graph (``tfuq.build.convert.float_twin``:
+The float reference is the float twin of the model's graph (``tfuq.conversion.convert.float_twin``:
 the same Keras graph converted without quantization, whose tensors carry the same names), so
 every int8 tensor with a twin can be compared, on the same images and MC masks:
 
@@ -51,7 +51,7 @@ def _aurc(probabilities: np.ndarray, labels: np.ndarray) -> float:
 
 def layer_errors(float_model: bytes, int8_model: bytes, feeds) -> list[dict]:
     """Relative RMS error and mean-per-channel share for every int8 tensor with a float twin."""
-    from tfuq.build.bias_correction import run_tensors, tensor_interpreter
+    from tfuq.conversion.bias_correction import run_tensors, tensor_interpreter
 
     reference, quantized = tensor_interpreter(float_model), tensor_interpreter(int8_model)
     float_names = {t["name"]: t for t in reference.get_tensor_details()}
@@ -84,7 +84,7 @@ def layer_errors(float_model: bytes, int8_model: bytes, feeds) -> list[dict]:
 
 def mc_mean(model: bytes, feeds) -> np.ndarray:
     """MC-mean probabilities ``(images, classes)`` of one model on ``feeds``."""
-    from tfuq.build.bias_correction import run_tensors, tensor_interpreter
+    from tfuq.conversion.bias_correction import run_tensors, tensor_interpreter
 
     interpreter = tensor_interpreter(model)
     output = interpreter.get_output_details()[0]["name"]
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
 
-    from tfuq.build.convert import float_twin, load_keras_model
+    from tfuq.conversion.convert import float_twin, load_keras_model
     from tfuq.data import load_spec
     from tfuq.data.datasets import resize
     from tfuq.runtime.modelfile import read_config

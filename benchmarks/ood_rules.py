@@ -136,11 +136,12 @@ def digits_model(out: Path, seed: int, epochs: int):
     path = out / "digits.tflite"
     if not path.exists():
         from tfuq import data
-        from tfuq.build import models, train
-        from tfuq.build.convert import convert
+        from tfuq.conversion.convert import convert
+        from tfuq.modeling import backbones
+        from tfuq.training import train
 
         say(f"training small_cnn on {len(parts['train'])} digits ({epochs} epochs at most)")
-        keras_model = models.build_model(
+        keras_model = backbones.build_model(
             "small_cnn", classes=len(names), input_size=demo.SIZE, weights=None, dropout=0.3,
             dense=(64,), dropout_placement="all", name="digits_mc",
         )

@@ -33,8 +33,8 @@ sets of ``benchmarks/ood_sets.py``), which runs at the end:
 All modes run the same functions; only the setup (data specs, backbones, weights, epochs,
 subset size) differs. For each backbone:
 
-1. train (or fine-tune) with ``tfuq.build.train`` and keep ``<out>/<backbone>/model.keras``;
-2. convert with ``tfuq.build.convert`` to a full-integer model with T passes per invoke, calibrated
+1. train (or fine-tune) with ``tfuq.training.train`` and keep ``<out>/<backbone>/model.keras``;
+2. convert with ``tfuq.conversion.convert`` to a full-integer model with T passes per invoke, calibrated
    on a class-balanced draw of training images (``<out>/<backbone>/model.tflite``);
 3. evaluate every dataset in both precisions with the same masks: int8 through
    ``tfuq.load(...).run``; float through the Keras model, whose trunk (everything before the
@@ -144,7 +144,7 @@ class Setup:
     # What early stopping watches (and whose best epoch is kept), and label smoothing.
     monitor: str = "val_loss"
     label_smoothing: float = 0.0
-    # Calibration images for the int8 bias correction of tfuq.build.bias_correction (0: off).
+    # Calibration images for the int8 bias correction of tfuq.conversion.bias_correction (0: off).
     bias_correction: int = 0
 
     def training_settings(self, backbone: str) -> dict:
@@ -405,8 +405,9 @@ def train_model(setup: Setup, backbone: str, folder: Path, say: Callable[[str], 
     Returns ``(model, training)`` where ``training`` summarizes the history.
     """
     from tfuq import data
-    from tfuq.build import models, train
-    from tfuq.build.convert import load_keras_model
+    from tfuq.conversion.convert import load_keras_model
+    from tfuq.modeling import backbones
+    from tfuq.training import train
 
     model_path = folder / "model.keras"
     history_path = train.history_path(model_path)
@@ -430,7 +431,7 @@ def train_model(setup: Setup, backbone: str, folder: Path, say: Callable[[str], 
         import keras
 
         keras.utils.set_random_seed(setup.seed)
-        model = models.build_model(
+        model = backbones.build_model(
             backbone,
             classes,
             setup.input_size,
@@ -455,7 +456,7 @@ def train_model(setup: Setup, backbone: str, folder: Path, say: Callable[[str], 
             "callbacks": [_epoch_logger(say)],
         }
         if setup.views:
-            from tfuq.build.cached import train_cached
+            from tfuq.training.cached import train_cached
 
             fitted = train_cached(model, images, labels, cache=folder / "features",
                                   views=setup.views, say=say, **common)
@@ -501,7 +502,7 @@ def calibration_indices(setup: Setup, labels: np.ndarray) -> np.ndarray:
 def convert_model(setup: Setup, model, folder: Path, say: Callable[[str], None]) -> dict:
     """``folder/model.tflite``: the full-integer tfuq model, converted unless already there."""
     from tfuq import data
-    from tfuq.build.convert import convert
+    from tfuq.conversion.convert import convert
     from tfuq.runtime import abstain
 
     path = folder / "model.tflite"
@@ -561,14 +562,14 @@ class FloatMC:
     The trunk (everything before the first MCDropout) runs once per image; the head runs once
     per pass, each MCDropout multiplying by that pass's 0/1 mask and ``1 / (1 - rate)``, as
     the converted model does. The head must be a chain of layers, as
-    ``tfuq.build.models.build_model`` makes it. Build once per model: the trunk's predict function
+    ``tfuq.modeling.backbones.build_model`` makes it. Build once per model: the trunk's predict function
     is traced once.
     """
 
     def __init__(self, model):
         import keras
 
-        from tfuq.build.layers import MCDropout
+        from tfuq.modeling.layers import MCDropout
 
         self.is_dropout = lambda layer: isinstance(layer, MCDropout)
         drops = [layer for layer in model.layers if self.is_dropout(layer)]
@@ -579,7 +580,7 @@ class FloatMC:
             if after.input is not before.output:
                 raise ExperimentError(
                     f"{model.name}: the layers after the first MCDropout are not a chain; float "
-                    "MC evaluation needs a head as tfuq.build.models.build_model makes it"
+                    "MC evaluation needs a head as tfuq.modeling.backbones.build_model makes it"
                 )
         self.dropout_layers = [layer.name for layer in drops]
         self.classes = int(model.outputs[0].shape[-1])
@@ -1000,8 +1001,8 @@ def _positive(text: str) -> int:
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
-    from tfuq.build.models import BACKBONES
     from tfuq.data.corruptions import CORRUPTIONS
+    from tfuq.modeling.backbones import BACKBONES
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = parser.add_mutually_exclusive_group()
@@ -1105,10 +1106,10 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
 
 def main(argv: list[str] | None = None) -> int:
     args, setup = parse_args(argv)
-    from tfuq.build.models import ModelError
-    from tfuq.build.train import TrainError
     from tfuq.cli._common import quiet_tensorflow
     from tfuq.data import DataError
+    from tfuq.modeling.backbones import ModelError
+    from tfuq.training.train import TrainError
 
     if args.tables_only:
         result = finished(setup, args.out)

@@ -107,7 +107,7 @@ def train(backbone: str, size: int, x: np.ndarray, y: np.ndarray, quick: bool):
     """
     import keras
 
-    from tfuq.build.models import build_model
+    from tfuq.modeling.backbones import build_model
 
     keras.utils.set_random_seed(0)
     model = build_model(backbone, CLASSES, input_size=size, weights=None,
@@ -132,16 +132,16 @@ def float_tflite(model) -> bytes:
     """The same network, MCDropout off, as a float32 TFLite flatbuffer (no quantization)."""
     import tensorflow as tf
 
-    from tfuq.build import export
-    from tfuq.build.convert import _quiet_converter  # the converter's chatter, held back
+    from tfuq.conversion import rewrite
+    from tfuq.conversion.convert import _quiet_converter  # the converter's chatter, held back
 
     with _quiet_converter():
-        return tf.lite.TFLiteConverter.from_keras_model(export.build_deterministic(model)).convert()
+        return tf.lite.TFLiteConverter.from_keras_model(rewrite.build_deterministic(model)).convert()
 
 
 def convert_all(model, calibration: np.ndarray, folder: Path, name: str) -> tuple[dict, dict]:
     """Convert ``model`` every way the suite times; return (files, flatbuffer sizes)."""
-    from tfuq.build.convert import convert
+    from tfuq.conversion.convert import convert
 
     files = {"masked": {}}
     sizes = {"float": len(float_tflite(model))}
@@ -163,15 +163,15 @@ def convert_all(model, calibration: np.ndarray, folder: Path, name: str) -> tupl
 def parity(model, files: dict, x: np.ndarray, y: np.ndarray, mc_images: int) -> dict:
     """Float Keras vs int8 TFLite on held-out images: accuracy of each and top-1 agreement."""
     import tfuq
-    from tfuq.build import export
-    from tfuq.build.convert import self_check
+    from tfuq.conversion import rewrite
+    from tfuq.conversion.convert import self_check
 
-    keras_probs = export.build_deterministic(model).predict(x.astype("float32"), batch_size=16, verbose=0)
+    keras_probs = rewrite.build_deterministic(model).predict(x.astype("float32"), batch_size=16, verbose=0)
     deterministic = tfuq.load(files["deterministic"], threads=2).run(x)[0]
     masked_path = files["masked"]["30"]
     mc_mean = tfuq.load(masked_path, threads=2).run(x, seed=0).mean(axis=0)
     # Per (pass, image), the same masks on both sides (the converter's own self-check).
-    masked_keras, _ = export.build_masked(model, 30)
+    masked_keras, _ = rewrite.build_masked(model, 30)
     check = self_check(model, masked_keras, Path(masked_path).read_bytes(), x[:mc_images], 0.0)
     return {
         "images": len(x),
@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_tensorflow()
     import tensorflow as tf
 
-    from tfuq.build.models import DEFAULT_INPUT_SIZE
+    from tfuq.modeling.backbones import DEFAULT_INPUT_SIZE
 
     pi, pi_note = pi_python(args.pi_python)
     report = {

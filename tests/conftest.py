@@ -48,7 +48,7 @@ def tiny_images():
 def tiny_tflite(tiny_keras, tmp_path_factory) -> str:
     """Path of the tiny model converted to a masked, full-integer tfuq .tflite (8 passes)."""
     from tests._dummies import tiny
-    from tfuq.build.convert import convert
+    from tfuq.conversion.convert import convert
 
     calibration, _ = tiny.images(128, seed=3)
     result = convert(
@@ -64,7 +64,7 @@ def tiny_tflite(tiny_keras, tmp_path_factory) -> str:
 def tiny_in_graph_tflite(tiny_keras, tmp_path_factory) -> str:
     """The tiny model in the seed paper's in-graph form (RANDOM_UNIFORM, one pass per invoke)."""
     from tests._dummies import tiny
-    from tfuq.build.convert import convert
+    from tfuq.conversion.convert import convert
 
     calibration, _ = tiny.images(64, seed=3)
     result = convert(

@@ -59,7 +59,7 @@ def test_int8_layers_compares_files_layer_by_layer(tiny_keras, tiny_tflite, tiny
     import int8_layers
 
     from tests._dummies import tiny
-    from tfuq.build.convert import convert
+    from tfuq.conversion.convert import convert
 
     corrected = tmp_path / "corrected.tflite"
     calibration, _ = tiny.images(128, seed=3)

@@ -97,13 +97,13 @@ def test_dataset_specs_of_both_modes(experiment):
 
 
 def test_float_passes_match_the_masked_keras_graph(experiment, tiny_keras, tiny_images):
-    """FloatMC (trunk once, head per pass) against tfuq.build.export's masked graph, image by image."""
-    from tfuq.build import export
+    """FloatMC (trunk once, head per pass) against tfuq.conversion.rewrite's masked graph, image by image."""
+    from tfuq.conversion import rewrite
     from tfuq.runtime import masks
 
     images = tiny_images[0][:6]
     passes = 5
-    masked, specs = export.build_masked(tiny_keras, passes)
+    masked, specs = rewrite.build_masked(tiny_keras, passes)
     drawn = masks.masks_for(7, passes, [(s.shape[1:], s.rate) for s in specs])
     by_layer = {s.layer: m for s, m in zip(specs, drawn, strict=True)}
     got = experiment.FloatMC(tiny_keras)(images, by_layer)

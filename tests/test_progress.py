@@ -52,7 +52,7 @@ def test_a_bar_on_a_terminal():
 def test_train_prints_one_line_per_epoch_without_progress_and_no_bars_in_a_log(capfd):
     pytest.importorskip("tensorflow")
     from tests._dummies import tiny
-    from tfuq.build import train
+    from tfuq.training import train
 
     images, labels = tiny.images(32, seed=1)
     for progress in (False, True):  # pytest's captured stderr is not a terminal

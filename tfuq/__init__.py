@@ -4,8 +4,9 @@ The folders say what each part may import:
 
 - ``tfuq/runtime/``: numpy and one interpreter package (a Raspberry Pi, a phone-side port):
   masks, the model file, loading and running, aggregation, decisions, metrics.
-- ``tfuq/build/``: TensorFlow and Keras: the MCDropout layer, backbones, training, export,
-  conversion.
+- ``tfuq/modeling/``, ``tfuq/training/``, ``tfuq/conversion/``: the TensorFlow side, one folder
+  per stage of the pipeline: the network (MCDropout, backbones, heads), fitting it, and turning it
+  into a full-integer TFLite model file.
 - ``tfuq/data/``: dataset specs, ``.npz`` and folders, corruptions, the CIFAR-100-C builder.
 - ``tfuq/evaluation.py``, ``tfuq/demo.py`` and ``tfuq/cli/`` sit above the three.
 - ``tfuq/beam/``: Apache Beam batch inference and evaluation (numpy, an interpreter, Beam and
@@ -19,6 +20,8 @@ interpreter package is imported when a model is loaded, and TensorFlow/Keras onl
 from __future__ import annotations
 
 import importlib
+
+from tfuq import _keras_hook
 
 __version__ = "0.1.0"
 
@@ -35,7 +38,7 @@ __all__ = [
 
 # Public names served lazily, so that a Raspberry Pi never imports TensorFlow.
 _LAZY = {
-    "MCDropout": "tfuq.build.layers",
+    "MCDropout": "tfuq.modeling.layers",
     "load": "tfuq.runtime.interpreter",
     "Model": "tfuq.runtime.interpreter",
     "read_config": "tfuq.runtime.modelfile",
@@ -44,6 +47,9 @@ _LAZY = {
     "calibrate": "tfuq.runtime.abstain",
     "evaluate": "tfuq.evaluation",
 }
+
+
+_keras_hook.install()
 
 
 def __getattr__(name: str):

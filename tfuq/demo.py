@@ -114,8 +114,9 @@ def run(
     def say(message: str) -> None:
         user_say(f"{message}  [{time.perf_counter() - started:.0f} s]" if message.startswith("[") else message)
 
-    from tfuq.build import models, train
-    from tfuq.build.convert import convert
+    from tfuq.conversion.convert import convert
+    from tfuq.modeling import backbones
+    from tfuq.training import train
 
     images, labels, names = digits()
     parts = split(labels, seed)
@@ -123,7 +124,7 @@ def run(
         + ", ".join(f"{name} {len(index)}" for name, index in parts.items()))
 
     say(f"[2/5] training small_cnn with an MC-dropout head (up to {epochs} epochs)")
-    keras_model = models.build_model(
+    keras_model = backbones.build_model(
         "small_cnn", classes=len(names), input_size=SIZE, weights=None, dropout=0.3, dense=(64,),
         dropout_placement="all", name="digits_mc",
     )

@@ -2,7 +2,7 @@
 
     python android_demo/tools/demo_model.py --out /tmp/tfuq-demo
 
-writes ``model.tflite`` (a 4-class colour classifier from ``tfuq.build.convert``, 30 passes, the
+writes ``model.tflite`` (a 4-class colour classifier from ``tfuq.conversion.convert``, 30 passes, the
 default interval rule) and ``red.png`` / ``orange.png`` (photos of a red and an orange patch;
 orange lies between the model's red and yellow, so it should abstain). Needs TensorFlow.
 The model can also go into the app: ``./gradlew installDebug -PtfuqModel=/tmp/tfuq-demo/model.tflite``.
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from _dummies import tiny
     from PIL import Image
 
-    from tfuq.build.convert import convert
+    from tfuq.conversion.convert import convert
 
     network = tiny.trained_model()
     images, _ = tiny.images(160, seed=3)

@@ -76,7 +76,7 @@ import sys
 from tfuq.runtime import modelfile
 
 path = sys.argv[1]
-# The keys tfuq/build/convert.py writes, for a small masked model.
+# The keys tfuq/conversion/convert.py writes, for a small masked model.
 config = {
     "mode": "masked",
     "passes": 6,

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import tfuq
     from tests._dummies import tiny
-    from tfuq.build.convert import convert
+    from tfuq.conversion.convert import convert
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

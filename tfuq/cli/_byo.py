@@ -59,8 +59,8 @@ def input_size(text: str | None) -> tuple[int, int] | None:
 
 
 def preprocessing(args):
-    """The :class:`tfuq.build.export.Preprocessing` the flags state, or None."""
-    from tfuq.build.export import Preprocessing
+    """The :class:`tfuq.conversion.rewrite.Preprocessing` the flags state, or None."""
+    from tfuq.modeling.byo import Preprocessing
 
     return Preprocessing.from_options(
         args.input_range, _numbers(args.mean, "--mean"), _numbers(args.std, "--std")

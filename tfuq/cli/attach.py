@@ -71,7 +71,9 @@ def run(args) -> int:
     if loaded.labels is None:
         raise CliError(f"{args.data} has no labels (an .npz needs an array y)")
     quiet_tensorflow()
-    from tfuq.build import attach, convert, train
+    from tfuq.conversion import convert
+    from tfuq.modeling import attach
+    from tfuq.training import train
 
     stated = preprocessing(args)
     say = (lambda message: None) if args.no_progress else info

