@@ -32,10 +32,10 @@ def add_arguments(parser) -> None:
 
 def describe(path: str) -> dict:
     from tfuq import runtime
-    from tfuq.runtime import flatbuffer
+    from tfuq.runtime import tflite_graph
 
     model = runtime.load(path)
-    summary = flatbuffer.summarize(model.flatbuffer)
+    summary = tflite_graph.summarize(model.flatbuffer)
 
     def tensors(details):
         return {

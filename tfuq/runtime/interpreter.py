@@ -189,16 +189,16 @@ class Model:
             raise modelfile.ModelFileError(f"{self.path}: the interpreter failed: {error}") from error
 
     def _seed_in_graph(self, seed: int) -> None:
-        from tfuq.runtime import flatbuffer
+        from tfuq.runtime import tflite_graph
 
         if self._seeded_for == seed:
             return
         pass_seed = int(_masks.pass_seeds(seed, 1)[0])
-        count = len(flatbuffer.random_seed_offsets(self.flatbuffer))
+        count = len(tflite_graph.random_seed_offsets(self.flatbuffer))
         # RandomOptions holds signed int64s; the generator's uint64 is reinterpreted.
         signed = pass_seed - 2**64 if pass_seed >= 2**63 else pass_seed
         seeds = [(signed, layer + 1) for layer in range(count)]
-        self._runner = self._make_runner(flatbuffer.with_random_seeds(self.flatbuffer, seeds))
+        self._runner = self._make_runner(tflite_graph.with_random_seeds(self.flatbuffer, seeds))
         self._seeded_for = seed
 
     def run(self, images: np.ndarray, seed: int = 0) -> np.ndarray:
