@@ -26,7 +26,7 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +39,7 @@ from tfuq.modeling import byo, graph
 from tfuq.runtime import abstain, masks, modelfile, photo, tflite_graph
 
 MODES = ("masked", "in-graph", "deterministic")
+DEFAULT_SCORES = ("energy",)  # what masked conversions carry unless told otherwise
 DEFAULT_DECISION = abstain.DEFAULT_RULE  # interval (Z = 1) and max_probability >= 0.5
 
 
@@ -199,6 +200,7 @@ def convert(
     input_size: tuple[int, int] | None = None,
     add_softmax: bool = False,
     bias_correction: int = 0,
+    scores: Sequence[str] | None = None,
 ) -> Conversion:
     """Convert a Keras model with MCDropout layers to a full-integer tfuq model.
 
@@ -227,6 +229,10 @@ def convert(
         bias_correction: correct every layer's int8 bias for the mean error against float on
             this many of the calibration images (0: off); see :mod:`tfuq.conversion.bias_correction`.
             Not for ``in-graph`` mode.
+        scores: out-of-distribution scores the graph returns beside the probabilities (names
+            of :data:`tfuq.conversion.rewrite.SCORES`); None: ``("energy",)`` in masked mode,
+            none in the others; ``()``: none. Carried in ``tfuq.json`` as ``scores``; a rule's
+            ``ood`` part (``tfuq calibrate``) reads them.
     """
     tf = _tf()
     if mode not in MODES:
@@ -249,6 +255,12 @@ def convert(
         model = prepared.model
         height, width, _ = graph.image_shape(model)
         masked, specs = rewrite.build_masked(model, passes)
+        if scores is None:
+            scores = DEFAULT_SCORES if mode == "masked" else ()
+        scores = tuple(scores)
+        if scores and mode != "masked":
+            raise ConversionError(f"out-of-distribution scores need masked mode, not {mode}")
+        scored = rewrite.build_masked(model, passes, scores)[0] if scores else masked
     except graph.ExportError as error:
         raise ConversionError(str(error)) from error
     images = resize(_collect(representative, calibration_samples + check_samples), (height, width))
@@ -305,7 +317,7 @@ def convert(
             yield feed_of(index)
 
     keras_graph = {
-        "masked": lambda: masked,
+        "masked": lambda: scored,
         "in-graph": lambda: rewrite.build_in_graph(model),
         "deterministic": lambda: rewrite.build_deterministic(model),
     }[mode]()
@@ -347,6 +359,10 @@ def convert(
             "photo_rule": photo.RULE.to_json(),
         },
         "output": {"name": output_name, "kind": "probabilities", "layout": "(passes, classes)"},
+        **({"scores": [
+            {"name": name, "output": rewrite.SCORE_PREFIX + name, "layout": "(1, 1)",
+             "larger_means": "more like the training data", "definition": rewrite.SCORES[name]}
+            for name in scores]} if scores else {}),
         "mc_dropout": [
             {"layer": s.layer, "input": s.input, "shape": list(s.shape), "rate": s.rate}
             for s in specs
@@ -418,12 +434,14 @@ def float_twin(model, passes: int = 30) -> bytes:
 
 
 def _output_name(flatbuffer: bytes) -> str:
+    """The name of the probabilities output: the only output, or the one named so beside the
+    score outputs."""
     from tfuq.runtime import interpreter_class
 
     _, interpreter = interpreter_class()
     runner = interpreter(model_content=flatbuffer).get_signature_runner()
-    (name,) = runner.get_output_details()
-    return name
+    names = list(runner.get_output_details())
+    return names[0] if len(names) == 1 else "probabilities"
 
 
 def tie_k(classes: int) -> int:

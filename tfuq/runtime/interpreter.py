@@ -143,6 +143,16 @@ class Model:
             raise modelfile.ModelFileError(f"{self.path}: no output named {self._output_name!r}")
         self._input_details = inputs
         self._output_detail = outputs[self._output_name]
+        # Out-of-distribution scores the graph returns beside the probabilities, (1, 1) each.
+        self.score_names = [score["name"] for score in self.config.get("scores", [])]
+        self._score_outputs = {}
+        for score in self.config.get("scores", []):
+            detail = outputs.get(score["output"])
+            if detail is None or tuple(int(d) for d in detail["shape"]) != (1, 1):
+                raise modelfile.ModelFileError(
+                    f"{self.path}: score {score['name']!r} needs a (1, 1) output named {score['output']!r}")
+            self._score_outputs[score["name"]] = (score["output"], detail)
+        self._last_scores: dict[str, float] = {}
         self.classes = int(self._output_detail["shape"][-1])
         if self.labels and len(self.labels) != self.classes:
             raise modelfile.ModelFileError(
@@ -184,9 +194,12 @@ class Model:
 
     def _invoke(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         try:
-            return self._runner(**feeds)[self._output_name]
+            results = self._runner(**feeds)
         except RuntimeError as error:  # a model file whose graph the interpreter cannot run
             raise modelfile.ModelFileError(f"{self.path}: the interpreter failed: {error}") from error
+        self._last_scores = {name: float(_dequantize(results[output], detail).reshape(()))
+                             for name, (output, detail) in self._score_outputs.items()}
+        return results[self._output_name]
 
     def _seed_in_graph(self, seed: int) -> None:
         from tfuq.runtime import tflite_graph
@@ -232,6 +245,22 @@ class Model:
                 result = self._invoke({image_name: pixels})
                 out[p, index] = _dequantize(result, self._output_detail)[0]
         return out
+
+    def run_scored(self, images: np.ndarray, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """:meth:`run`, and the out-of-distribution scores the model carries (``score_names``,
+        larger = more like the training data) from the same invokes.
+
+        Returns:
+            float32 probabilities ``(passes, batch, classes)`` and ``{name: (batch,) float32}``.
+        """
+        images = self.check_images(images)
+        probabilities = np.empty((self.passes, len(images), self.classes), dtype=np.float32)
+        scores = {name: np.empty(len(images), dtype=np.float32) for name in self.score_names}
+        for index, image in enumerate(images):
+            probabilities[:, index] = self.run(image, seed)[:, 0]
+            for name in self.score_names:
+                scores[name][index] = self._last_scores[name]
+        return probabilities, scores
 
     def run_each(self, images: np.ndarray, seeds) -> np.ndarray:
         """MC passes with a run seed of its own for each image (per-image seeding).

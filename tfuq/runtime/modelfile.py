@@ -104,6 +104,7 @@ def split(data: bytes, name: str = "model") -> tuple[bytes, dict]:
 MODES = ("masked", "in-graph", "deterministic")
 _MAX_SIDE = 16384  # pixels; larger inputs are not images a phone or a Pi runs
 _MAX_PASSES = 10000
+_MAX_SCORES = 8
 _MAX_MASK_VALUES = 1 << 26  # uint8 mask values per invoke (64 MiB): beyond, a hostile file
 
 
@@ -213,6 +214,21 @@ def check_config(config: Any, name: str = "model") -> dict:
         if values > _MAX_MASK_VALUES:
             _fail(name, f"masks of more than {_MAX_MASK_VALUES} values per invoke")
 
+    scores = _field(config, "scores", list, "", name, required=False) or []
+    if len(scores) > _MAX_SCORES:
+        _fail(name, f"scores: at most {_MAX_SCORES} out-of-distribution scores, got {len(scores)}")
+    for index, score in enumerate(scores):
+        where = f"scores[{index}]."
+        if not isinstance(score, dict):
+            _fail(name, f"scores[{index}] must be an object")
+        _name_field(score, "name", where, name)
+        score_output = _name_field(score, "output", where, name)
+        if score_output in seen:
+            _fail(name, f"{where}output {score_output!r} names an input or another output")
+        seen.add(score_output)
+    if len({score["name"] for score in scores}) != len(scores):
+        _fail(name, "scores must have distinct names")
+
     scheme = _field(config, "seed_scheme", dict, "", name)
     scheme_name = _field(scheme, "name", str, "seed_scheme.", name)
     scheme_version = _field(scheme, "version", int, "seed_scheme.", name)
@@ -227,6 +243,9 @@ def check_config(config: Any, name: str = "model") -> dict:
             rule = abstain.check_rule(config["decision"])
         except abstain.RuleError as error:
             _fail(name, f"decision: {error}")
+        missing = sorted(set(abstain.rule_scores(rule)) - {score["name"] for score in scores})
+        if missing:
+            _fail(name, f"decision: the OOD guard reads score {missing[0]!r}, which the model does not output")
         calibration = _field(rule, "calibration", dict, "decision.", name, required=False)
         for key in ("target_risk", "confidence", "risk_bound", "coverage", "selective_risk"):
             if calibration is not None and key in calibration and calibration[key] is not None:
