@@ -160,7 +160,7 @@ def test_a_corpus_of_bad_photos_through_the_real_command(tiny_tflite, tmp_path):
     paths = [tmp_path / name for name in corpus]
     result = subprocess.run([sys.executable, "-m", "tfuq.cli.main", "predict", tiny_tflite, *paths],
                             capture_output=True, text=True, timeout=120,
-                            cwd=Path(__file__).parents[1])
+                            cwd=Path(__file__).parents[2])
     lines = result.stdout.splitlines()
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(lines) == len(corpus)

@@ -35,6 +35,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from tfuq.cli._common import RULE_CHOICES, RULE_HELP, CliError, info, rule_from_args
 
 HELP = "predict or abstain on image files, a stream of paths or a watched folder"
@@ -141,8 +143,12 @@ class Predictor:
 
         rule = self.rule if rule is None else rule
         if rule["rule"] == "all":
-            failed = int(decide(summary, rule).failed_part)
+            failed = int(decide(summary, rule, self.scores()).failed_part)
             return self.why(summary, rule["rules"][failed])
+        if rule["rule"] == "ood":
+            value = self.model.last_scores.get(rule["score"], float("nan"))
+            return (f"out of distribution: {rule['score']} {value:.4g} is below the OOD guard's "
+                    f"{rule['threshold']:.4g}")
         if rule["rule"] == "threshold":
             name, limit = rule["score"], rule["threshold"]
             value = float(summary.score(name))
@@ -157,6 +163,10 @@ class Predictor:
         return (f"the interval of {self.label(top)} overlaps {named}{more} "
                 f"(Z = {rule['conf_factor']:g})")
 
+    def scores(self) -> dict[str, np.ndarray]:
+        """The model's OOD scores of the image just run, as 0-d arrays for ``decide``."""
+        return {name: np.asarray(value) for name, value in self.model.last_scores.items()}
+
     def __call__(self, path: str) -> dict:
         """Decode, run and decide one image file; the record printed for it."""
         from tfuq.runtime import abstain
@@ -166,7 +176,7 @@ class Predictor:
         decoded = time.perf_counter()
         probabilities = self.passes(image)
         ran = time.perf_counter()
-        decision = abstain.decide(probabilities, self.rule)
+        decision = abstain.decide(probabilities, self.rule, self.scores())
         summary = decision.aggregate
         accept, top = bool(decision.accept), int(decision.predicted)
         done = time.perf_counter()
@@ -180,6 +190,7 @@ class Predictor:
             "score": self.score,
             "uncertainty": float(summary.score(self.score)),
             "why": None if accept else self.why(summary),
+            **({"ood_scores": self.model.last_scores} if self.model.last_scores else {}),
             "run_ms": (ran - decoded) * 1e3,
             "decode_ms": (decoded - start) * 1e3,
             "total_ms": (done - start) * 1e3,

@@ -432,6 +432,7 @@ def calibrate(
     confidence: float = 0.9,
     score: str = "max_probability",
     within: Mapping | None = None,
+    scores: Mapping[str, np.ndarray] | None = None,
 ) -> Calibration:
     """Choose a score threshold whose selective risk is guaranteed below ``target_risk``.
 
@@ -505,7 +506,7 @@ def calibrate(
         )
     if within is not None:
         within = check_rule(within)
-        inside = np.asarray(decide(summary, within).accept)
+        inside = np.asarray(decide(summary, within, scores).accept)
         if not inside.any():
             raise InfeasibleError(
                 f"{describe_rule(within)} accepts none of the {total} calibration images"

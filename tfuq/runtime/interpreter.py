@@ -246,6 +246,12 @@ class Model:
                 out[p, index] = _dequantize(result, self._output_detail)[0]
         return out
 
+    @property
+    def last_scores(self) -> dict[str, float]:
+        """The out-of-distribution scores of the last invoke, by name (empty when the model
+        carries none)."""
+        return dict(self._last_scores)
+
     def run_scored(self, images: np.ndarray, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """:meth:`run`, and the out-of-distribution scores the model carries (``score_names``,
         larger = more like the training data) from the same invokes.
