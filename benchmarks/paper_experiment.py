@@ -698,7 +698,7 @@ def all_passes(setup: Setup, float_model: FloatMC, tflite_model, images: np.ndar
     classes)``, for uint8 images."""
     from tfuq import data, evaluation
 
-    int8 = evaluation.run_passes(tflite_model, images, seed=setup.seed)
+    int8, int8_scores = evaluation.run_model(tflite_model, images, seed=setup.seed)
     by_input = tflite_model.masks(setup.seed)
     masks = {spec["layer"]: by_input[spec["input"]] for spec in tflite_model.mask_specs}
     features = float_model.features(data.resize(images, tflite_model.input_shape[:2]))
@@ -708,9 +708,9 @@ def all_passes(setup: Setup, float_model: FloatMC, tflite_model, images: np.ndar
         "features": features.astype(np.float16),
         "det_logits": float_model.deterministic(features, logits=True),
         "mc_mean_logits": float_model.passes(features, masks, logits=True).mean(0),
-        **{f"int8_{name}": values for name, values in getattr(int8, "scores", {}).items()},
+        **{f"int8_score_{name}": values for name, values in int8_scores.items()},
     }
-    return float_model.passes(features, masks), np.asarray(int8), float_model.deterministic(features), extras
+    return float_model.passes(features, masks), int8, float_model.deterministic(features), extras
 
 
 def keep_probabilities(path: Path, floats, int8, deterministic, extras, labels) -> None:
@@ -810,12 +810,12 @@ def extra_sets(setup: Setup, folder: Path, float_model: FloatMC, tflite_model, s
     import ood_dev
 
     def train_bank():
-        # 50 training images per class (never the calibration ones): what KNN and Mahalanobis
+        # 30 training images per class (never the calibration ones): what KNN and Mahalanobis
         # scores compare a new image's features with
         loaded = data.load_spec(setup.train_spec)
         kept = training_indices(setup, loaded.labels)
         rng = np.random.default_rng([setup.seed, 3])
-        chosen = np.concatenate([rng.permutation(kept[loaded.labels[kept] == label])[:50]
+        chosen = np.concatenate([rng.permutation(kept[loaded.labels[kept] == label])[:30]
                                  for label in np.unique(loaded.labels)])
         return loaded.images[np.sort(chosen)], loaded.labels[np.sort(chosen)]
 
