@@ -1,5 +1,6 @@
 """The runtime: seeded, one invoke per image, validated inputs, and no TensorFlow import."""
 
+import dataclasses
 import subprocess
 import sys
 
@@ -105,9 +106,9 @@ def test_truncated_and_unconfigured_files(tiny_tflite, tmp_path):
 
 def test_configuration_that_does_not_match_the_graph(tiny_tflite, tmp_path):
     flatbuffer, config = modelfile.read(tiny_tflite)
-    config["mc_dropout"][0]["shape"] = [8, 31]
+    lie = dataclasses.replace(config.mc_dropout[0], shape=(8, 31))
     path = tmp_path / "lie.tflite"
-    modelfile.write(path, flatbuffer, {k: v for k, v in config.items() if not k.startswith("format")})
+    modelfile.write(path, flatbuffer, dataclasses.replace(config, mc_dropout=(lie,)))
     with pytest.raises(modelfile.ModelFileError, match="mask_0"):
         tfuq.load(path)
 

@@ -114,11 +114,12 @@ class Predictor:
 
     def __init__(self, model, rule: dict, seed: int, score: str | None = None):
         from tfuq.runtime import abstain, masks, photo
+        from tfuq.runtime.config import DecisionRule
 
         self.model = model
         self.rule = rule
         self.seed = masks.check_seed(seed)
-        self.score = score or rule.get("score") or DEFAULT_SCORE
+        self.score = score or DecisionRule.from_dict(rule, "rule").score or DEFAULT_SCORE
         self.rule_text = abstain.describe_rule(rule)
         height, width, _ = model.input_shape
         self.size = (height, width)
@@ -138,24 +139,26 @@ class Predictor:
         """Why ``rule`` (the predictor's) abstained on one image (``summary`` without a batch
         axis); for an ``all`` rule, why its first refusing part did."""
         from tfuq.runtime.abstain import HIGHER_IS_CONFIDENT, decide
+        from tfuq.runtime.config import DecisionRule
 
         rule = self.rule if rule is None else rule
-        if rule["rule"] == "all":
+        typed = DecisionRule.from_dict(rule, "rule")
+        if typed.rule == "all":
             failed = int(decide(summary, rule).failed_part)
-            return self.why(summary, rule["rules"][failed])
-        if rule["rule"] == "threshold":
-            name, limit = rule["score"], rule["threshold"]
+            return self.why(summary, typed.rules[failed].to_dict())
+        if typed.rule == "threshold":
+            name, limit = typed.score, typed.threshold
             value = float(summary.score(name))
             side = "below" if HIGHER_IS_CONFIDENT[name] else "above"
             return f"{name} {value:.4g} is {side} {limit:.4g}"
         top = int(summary.predicted)
-        lower, upper = summary.interval(rule["conf_factor"])
+        lower, upper = summary.interval(typed.conf_factor)
         rivals = [c for c in range(len(upper)) if c != top and upper[c] >= lower[top]]
         rivals.sort(key=lambda c: -summary.mean[c])
         named = ", ".join(self.label(c) for c in rivals[:3])
         more = f" and {len(rivals) - 3} more" if len(rivals) > 3 else ""
         return (f"the interval of {self.label(top)} overlaps {named}{more} "
-                f"(Z = {rule['conf_factor']:g})")
+                f"(Z = {typed.conf_factor:g})")
 
     def __call__(self, path: str) -> dict:
         """Decode, run and decide one image file; the record printed for it."""
