@@ -24,7 +24,10 @@ from tfuq.runtime.config import (
     PhotoRuleSpec,
     SeedScheme,
     Source,
+    _Object,
+    _Section,
     quote,
+    section,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,6 +150,33 @@ def test_the_written_json_is_the_text_readers_in_other_languages_parse():
     text = zipfile.ZipFile(io.BytesIO(data)).read("tfuq.json").decode()
     assert json.loads(text) == CONVERTED
     assert text == json.dumps(CONVERTED, indent=1, sort_keys=True)
+
+
+def test_a_new_optional_section_is_one_class_and_one_field():
+    # What adding the `ood` section takes (the module docstring says so): a section class that
+    # reads its keys, and one field on ModelConfig. Reading, writing, and leaving it out of
+    # files without it come from the generic from_dict/to_dict.
+    @dataclasses.dataclass(frozen=True)
+    class Guard(_Section):
+        threshold: float
+        alpha: float
+        extra: dict = dataclasses.field(default_factory=dict, repr=False)
+
+        @classmethod
+        def from_dict(cls, value, where="ood"):
+            read = _Object(value, where)
+            return cls(read.number("threshold"), read.fraction("alpha"), extra=read.rest())
+
+    @dataclasses.dataclass(frozen=True)
+    class WithGuard(ModelConfig):
+        ood: Guard | None = section(Guard.from_dict)
+
+    with_guard = {**CONVERTED, "ood": {"threshold": 3.5, "alpha": 0.05}}
+    config = WithGuard.from_dict(with_guard)
+    assert config.ood == Guard(3.5, 0.05) and config.to_dict() == with_guard
+    assert WithGuard.from_dict(CONVERTED).ood is None and WithGuard.from_dict(CONVERTED).to_dict() == CONVERTED
+    with pytest.raises(ConfigError, match=r"^ood.alpha must be in \[0, 1\], got 2$"):
+        WithGuard.from_dict({**CONVERTED, "ood": {"threshold": 3.5, "alpha": 2}})
 
 
 # -- refusals ------------------------------------------------------------------------------------

@@ -113,6 +113,19 @@ def test_configuration_that_does_not_match_the_graph(tiny_tflite, tmp_path):
         tfuq.load(path)
 
 
+@pytest.mark.parametrize("labels", [("red", "green", "blue"), ("red", "green", "blue", "yellow", "pink")])
+def test_labels_name_every_class_or_none(tiny_tflite, tmp_path, labels):
+    # The configuration alone cannot know the class count (the flatbuffer's output says 4);
+    # `labels: []` is refused when read (tests/runtime/test_config.py), other counts here.
+    flatbuffer, config = modelfile.read(tiny_tflite)
+    path = tmp_path / "labels.tflite"
+    modelfile.write(path, flatbuffer, dataclasses.replace(config, labels=labels))
+    with pytest.raises(modelfile.ModelFileError, match=f"{len(labels)} labels for 4 classes"):
+        tfuq.load(path)
+    modelfile.write(path, flatbuffer, dataclasses.replace(config, labels=None))
+    assert tfuq.load(path).labels == []
+
+
 def test_import_tfuq_and_run_without_tensorflow(tiny_tflite):
     code = (
         "import sys, numpy as np, tfuq\n"
