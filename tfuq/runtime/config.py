@@ -19,15 +19,20 @@ Errors are :class:`ConfigError` (a ``ValueError``): one line that names the key
 short, so a label holding an escape sequence or a shape of rank 100,000 cannot flood or
 forge a terminal.
 
-Adding an optional section (the ``ood`` guard, say): write a frozen dataclass with
+Adding an optional section (``ood``, say): write a frozen ``_Section`` dataclass with
 ``from_dict(value, where)`` that reads its keys through :class:`_Object` (one checked getter
-per key) and keeps ``extra``, add it to :class:`ModelConfig` as
-``ood: OodGuard | None = section(OodGuard.from_dict)``, and put its cross-section checks
-(if any) in :meth:`ModelConfig._check_consistency`. ``to_dict`` needs no change: it writes
-every field, nested sections by their own ``to_dict``, and omits the ``None`` ones, so files
-without the section are written as before. Readers use ``config.ood``.
+per key) and keeps ``extra``; add one line among the optional fields of :class:`ModelConfig`,
+``ood: OodSpec | None = section(OodSpec.from_dict)``; put checks against other sections (an
+output it names exists, say) in :meth:`ModelConfig._check_consistency`. Reading and
+``to_dict`` need no change: they go over the fields, nested sections by their own
+``to_dict``, ``None`` left out, so files without the section are read and written as before
+(``tests/runtime/test_config.py`` does exactly this). Readers use ``config.ood``. A new kind
+of decision rule (an ``ood`` part of an ``all`` rule) is a kind in ``abstain.check_rule``'s
+grammar, and its keys read in :meth:`DecisionRule._typed` as fields of :class:`DecisionRule`;
+until then they are kept in ``extra``.
 
-Numpy-free and TensorFlow-free: a Raspberry Pi reads it with the standard library.
+No TensorFlow; the decision grammar (:mod:`tfuq.runtime.abstain`) and the seed scheme
+(:mod:`tfuq.runtime.masks`) it checks against bring numpy, as the rest of the runtime does.
 """
 
 from __future__ import annotations
