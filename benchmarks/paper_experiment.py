@@ -700,7 +700,7 @@ def all_passes(setup: Setup, float_model: FloatMC, tflite_model, images: np.ndar
 
     int8, int8_scores = evaluation.run_model(tflite_model, images, seed=setup.seed)
     by_input = tflite_model.masks(setup.seed)
-    masks = {spec["layer"]: by_input[spec["input"]] for spec in tflite_model.mask_specs}
+    masks = {spec.layer: by_input[spec.input] for spec in tflite_model.mask_specs}
     features = float_model.features(data.resize(images, tflite_model.input_shape[:2]))
     extras = {
         # what the feature scores of paper_beyond.py read: the pooled trunk features (what the

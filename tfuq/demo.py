@@ -21,6 +21,7 @@ import numpy as np
 from tfuq import data, evaluation
 from tfuq.data import corruptions
 from tfuq.runtime import abstain, modelfile
+from tfuq.runtime.config import DecisionRule
 
 SIZE = 32
 SPLIT = {"train": 0.5, "calibration": 0.3, "test": 0.2}
@@ -194,7 +195,8 @@ def run(
         "int8_accuracy": float(np.mean(clean_passes.mean(0).argmax(-1) == test_labels)),
         "self_check": {"agreement": check.agreement, "mean_abs_diff": check.mean_abs_diff},
         "model_bytes": (out / "model.tflite").stat().st_size,
-        "calibration": calibrated_rule["calibration"] if calibrated_rule else {"message": calibrated.message},
+        "calibration": DecisionRule.from_dict(calibrated_rule).calibration.to_dict() if calibrated_rule
+        else {"message": calibrated.message},
         "headline": headline.report,
         "severity": rows,
         "seconds": time.perf_counter() - started,

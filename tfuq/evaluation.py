@@ -42,6 +42,7 @@ import numpy as np
 from tfuq import data
 from tfuq.runtime import abstain, metrics
 from tfuq.runtime.aggregate import SCORES, Aggregate, aggregate
+from tfuq.runtime.config import DecisionRule
 
 # Images per model.run call: small enough for a steady progress bar, large enough to be cheap.
 _CHUNK = 32
@@ -194,7 +195,7 @@ def evaluate(
     if isinstance(model, str | os.PathLike):
         model = runtime.load(model)
     if rule is None:
-        rule = model.config.get("decision") or abstain.DEFAULT_RULE
+        rule = model.config.decision_rule()
     probabilities, scores = run_model(model, images, seed, progress, seeding)
     ood, ood_scores = (None, None) if ood_images is None else run_model(model, ood_images, seed, progress, seeding)
     result = summarize(probabilities, labels, rule, ood, score=score, scores=scores, ood_scores=ood_scores)
@@ -256,12 +257,12 @@ def summarize(
         raise ValueError(
             f"probabilities must be (passes, batch, classes), got shape {np.shape(probabilities)}"
         )
-    summary = aggregate(probabilities, rule.get("conf_factor", 1.0))
+    summary = aggregate(probabilities, abstain.rule_conf_factor(rule))
     ood_summary = None
     if ood_probabilities is not None:
         if np.ndim(ood_probabilities) != 3:
             raise ValueError("OOD probabilities must be (passes, batch, classes)")
-        ood_summary = aggregate(ood_probabilities, rule.get("conf_factor", 1.0))
+        ood_summary = aggregate(ood_probabilities, abstain.rule_conf_factor(rule))
     result = summarize_aggregates(summary, labels, rule, ood_summary, score=score, scores=scores,
                                   ood_scores=ood_scores)
     result.probabilities = np.asarray(probabilities)
@@ -290,7 +291,7 @@ def summarize_aggregates(
     rule = abstain.check_rule(rule)
     labels = data.check_labels(labels, len(summary.predicted), summary.classes)
     if score is None:
-        score = rule.get("score", "max_probability")
+        score = DecisionRule.from_dict(rule, "rule").score or "max_probability"
     if score not in SCORES:
         raise ValueError(f"unknown score {score!r}; choose one of {', '.join(SCORES)}")
     decision = abstain.decide(summary, rule, scores)

@@ -38,7 +38,7 @@ def _energy_by_hand(keras_model, images, masks_by_layer, rates):
 def test_a_masked_conversion_carries_the_energy_score_close_to_float(tiny_keras, tiny_tflite, tiny_images):
     model = tfuq.load(tiny_tflite)
     assert model.score_names == ["energy"]
-    assert [s["output"] for s in model.config["scores"]] == ["score_energy"]
+    assert [s.output for s in model.config.scores] == ["score_energy"]
     images = tiny_images[0][:12]
     probabilities, scores = model.run_scored(images, seed=5)
     np.testing.assert_array_equal(probabilities, model.run(images, seed=5))  # same invokes
@@ -54,17 +54,19 @@ def test_scores_can_be_left_out_and_need_masked_mode(tiny_keras):
     calibration, _ = tiny.images(48, seed=3)
     plain = convert(tiny_keras, calibration, passes=4, calibration_samples=32, check_samples=0,
                     scores=(), progress=False)
-    assert "scores" not in plain.config
+    assert plain.config.scores is None
     with pytest.raises(ConversionError, match="need masked mode"):
         convert(tiny_keras, calibration, mode="deterministic", scores=("energy",), check_samples=0,
                 progress=False)
 
 
 def test_a_config_whose_guard_reads_a_score_the_model_lacks_is_refused(tiny_tflite):
+    from tfuq.runtime.config import ConfigError, ModelConfig
+
     _, config = modelfile.read(tiny_tflite)
-    config = {**config, "decision": {"rule": "ood", "score": "knn", "threshold": 1.0}}
-    with pytest.raises(modelfile.ModelFileError, match="reads score 'knn'"):
-        modelfile.check_config(config)
+    raw = {**config.to_dict(), "decision": {"rule": "ood", "score": "knn", "threshold": 1.0}}
+    with pytest.raises(ConfigError, match="reads score 'knn'"):
+        ModelConfig.from_dict(raw).checked()
 
 
 def test_calibrate_writes_a_guard_and_predict_names_it(tiny_tflite, tmp_path, capsys):
@@ -76,7 +78,7 @@ def test_calibrate_writes_a_guard_and_predict_names_it(tiny_tflite, tmp_path, ca
     np.savez(tmp_path / "cal.npz", x=x, y=y)
     assert main(["calibrate", str(model_path), "--data", str(tmp_path / "cal.npz"), "--target-risk", "0.2",
                  "--within", "default", "--json", str(tmp_path / "c.json")]) == 0
-    rule = tfuq.load(model_path).config["decision"]
+    rule = tfuq.load(model_path).config.decision_rule()
     guard = rule["rules"][0]
     assert guard["rule"] == "ood" and guard["score"] == "energy"
     assert guard["calibration"]["n"] == 240 and guard["calibration"]["refused_on_calibration"] <= 0.05

@@ -124,9 +124,7 @@ class TfuqModelHandler(ModelHandler[dict, dict, LoadedModel]):
     def run_inference(
         self, batch: Sequence[dict], model: LoadedModel, inference_args: dict | None = None
     ) -> Iterable[dict]:
-        rule = self.rule or abstain.check_rule(
-            model.model.config.get("decision") or abstain.DEFAULT_RULE
-        )
+        rule = self.rule or model.model.config.decision_rule()
         return [self.record(example, model, rule) for example in batch]
 
     def record(self, example: dict, model: LoadedModel, rule: dict) -> dict[str, Any]:
@@ -135,7 +133,7 @@ class TfuqModelHandler(ModelHandler[dict, dict, LoadedModel]):
         shared = self.seeding == "shared"
         seed = self.seed if shared else masks.image_seed(self.seed, image)
         probabilities, scores = model.passes_scored(image, seed, keep_masks=shared)
-        summary = aggregate(probabilities, rule.get("conf_factor", 1.0))
+        summary = aggregate(probabilities, abstain.rule_conf_factor(rule))
         decision = abstain.decide(summary, rule, scores)
         label = example.get("label")
         record = {

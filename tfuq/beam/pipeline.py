@@ -189,7 +189,7 @@ def merge(records: list[dict], rule: dict, data_set: str = "data", ood_set: str 
     from tfuq.runtime import abstain
 
     rule = abstain.check_rule(rule)
-    conf_factor = rule.get("conf_factor", 1.0)
+    conf_factor = abstain.rule_conf_factor(rule)
     chosen = [r for r in records if r["set"] == data_set]
     if not chosen:
         raise ValueError(f"no records of set {data_set!r}")

@@ -32,6 +32,7 @@ example:
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from tfuq.cli._common import CliError, info
@@ -39,6 +40,7 @@ from tfuq.cli.evaluate import check_args as check_common_args
 from tfuq.cli.evaluate import load_images
 from tfuq.runtime import abstain  # numpy only
 from tfuq.runtime.aggregate import SCORES
+from tfuq.runtime.config import DecisionRule
 
 WITHIN = {"none": None, "interval": abstain.INTERVAL_RULE, "default": abstain.DEFAULT_RULE}
 HELP = "calibrate an abstention threshold with a risk guarantee and store it in the model"
@@ -131,8 +133,8 @@ def run(args) -> int:
                 print(json_text(payload))
             raise abstain.InfeasibleError(result.message)
         if staged_model is not None:
-            changes = {k: v for k, v in config.items() if k not in ("format", "format_version")}
-            outputs.write_bytes(staged_model, modelfile.pack(flatbuffer, {**changes, "decision": payload["rule"]}))
+            calibrated = dataclasses.replace(config, decision=DecisionRule.from_dict(payload["rule"]))
+            outputs.write_bytes(staged_model, modelfile.pack(flatbuffer, calibrated))
         if staged_json is not None:
             outputs.write_json(staged_json, payload)
         outputs.commit()

@@ -192,10 +192,11 @@ def _convert(args, outputs) -> int:
         "full_integer": result.summary.full_integer,
         "operators": dict(result.summary.operators),
         "notes": result.notes,
-        "mc_dropout": [m["layer"] for m in result.config["mc_dropout"]],
-        "preprocessing": result.config["input"]["preprocessing"],
-        "bias_correction": result.config["source"].get("bias_correction"),
-        "scores": [score["name"] for score in result.config.get("scores", [])],
+        "mc_dropout": [m.layer for m in result.config.mc_dropout],
+        "preprocessing": result.config.input.preprocessing,
+        "bias_correction": None if result.config.source.bias_correction is None
+        else result.config.source.bias_correction.to_dict(),
+        "scores": result.config.score_names,
     }
     info(f"wrote {out} ({size / 1e6:.2f} MB, {'full-integer' if result.summary.full_integer else 'NOT full-integer: ' + '; '.join(result.summary.problems)})")
     for note in result.notes:

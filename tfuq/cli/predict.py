@@ -116,11 +116,12 @@ class Predictor:
 
     def __init__(self, model, rule: dict, seed: int, score: str | None = None):
         from tfuq.runtime import abstain, masks, photo
+        from tfuq.runtime.config import DecisionRule
 
         self.model = model
         self.rule = rule
         self.seed = masks.check_seed(seed)
-        self.score = score or rule.get("score") or DEFAULT_SCORE
+        self.score = score or DecisionRule.from_dict(rule, "rule").score or DEFAULT_SCORE
         self.rule_text = abstain.describe_rule(rule)
         height, width, _ = model.input_shape
         self.size = (height, width)
@@ -140,28 +141,30 @@ class Predictor:
         """Why ``rule`` (the predictor's) abstained on one image (``summary`` without a batch
         axis); for an ``all`` rule, why its first refusing part did."""
         from tfuq.runtime.abstain import HIGHER_IS_CONFIDENT, decide
+        from tfuq.runtime.config import DecisionRule
 
         rule = self.rule if rule is None else rule
-        if rule["rule"] == "all":
+        typed = DecisionRule.from_dict(rule, "rule")
+        if typed.rule == "all":
             failed = int(decide(summary, rule, self.scores()).failed_part)
-            return self.why(summary, rule["rules"][failed])
-        if rule["rule"] == "ood":
-            value = self.model.last_scores.get(rule["score"], float("nan"))
-            return (f"out of distribution: {rule['score']} {value:.4g} is below the OOD guard's "
-                    f"{rule['threshold']:.4g}")
-        if rule["rule"] == "threshold":
-            name, limit = rule["score"], rule["threshold"]
+            return self.why(summary, typed.rules[failed].to_dict())
+        if typed.rule == "ood":
+            value = self.model.last_scores.get(typed.score, float("nan"))
+            return (f"out of distribution: {typed.score} {value:.4g} is below the OOD guard's "
+                    f"{typed.threshold:.4g}")
+        if typed.rule == "threshold":
+            name, limit = typed.score, typed.threshold
             value = float(summary.score(name))
             side = "below" if HIGHER_IS_CONFIDENT[name] else "above"
             return f"{name} {value:.4g} is {side} {limit:.4g}"
         top = int(summary.predicted)
-        lower, upper = summary.interval(rule["conf_factor"])
+        lower, upper = summary.interval(typed.conf_factor)
         rivals = [c for c in range(len(upper)) if c != top and upper[c] >= lower[top]]
         rivals.sort(key=lambda c: -summary.mean[c])
         named = ", ".join(self.label(c) for c in rivals[:3])
         more = f" and {len(rivals) - 3} more" if len(rivals) > 3 else ""
         return (f"the interval of {self.label(top)} overlaps {named}{more} "
-                f"(Z = {rule['conf_factor']:g})")
+                f"(Z = {typed.conf_factor:g})")
 
     def scores(self) -> dict[str, np.ndarray]:
         """The model's OOD scores of the image just run, as 0-d arrays for ``decide``."""

@@ -36,7 +36,21 @@ from tfuq.conversion import rewrite
 from tfuq.data.common import DataError, check_images
 from tfuq.data.datasets import load_npz, resize
 from tfuq.modeling import byo, graph
-from tfuq.runtime import abstain, masks, modelfile, photo, tflite_graph
+from tfuq.runtime import abstain, masks, modelfile, photo
+from tfuq.runtime.config import (
+    BiasCorrectionRecord,
+    ConfigError,
+    DecisionRule,
+    InputSpec,
+    MaskSpec,
+    ModelConfig,
+    OutputSpec,
+    PhotoRuleSpec,
+    ScoreSpec,
+    SeedScheme,
+    Source,
+)
+from tfuq.runtime.tflite_graph import GraphSummary, summarize
 
 MODES = ("masked", "in-graph", "deterministic")
 DEFAULT_SCORES = ("energy",)  # what masked conversions carry unless told otherwise
@@ -127,8 +141,8 @@ class Conversion:
     """The result of :func:`convert`: the model file's bytes and what was checked."""
 
     flatbuffer: bytes
-    config: dict
-    summary: tflite_graph.GraphSummary
+    config: ModelConfig
+    summary: GraphSummary
     check: SelfCheck | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -324,7 +338,7 @@ def convert(
     with _quiet_converter() as stream:
         progress_stream = stream if progress else None
         flatbuffer = _run_converter(tf, keras_graph, calibration_feed, mode)
-    summary = tflite_graph.summarize(flatbuffer)
+    summary = summarize(flatbuffer)
     if mode != "in-graph" and not summary.full_integer:
         raise ConversionError("converted model is not full-integer: " + "; ".join(summary.problems))
     corrected = None
@@ -342,49 +356,47 @@ def convert(
         flatbuffer = corrected.flatbuffer
 
     output_name = _output_name(flatbuffer)
-    config = {
-        "mode": mode,
-        "passes": passes,
-        "labels": labels,
-        "input": {
-            "name": graph.IMAGE_INPUT,
-            "height": height,
-            "width": width,
-            "channels": 3,
-            "pixel_format": "RGB",
-            "dtype": "uint8",
-            "preprocessing": "inside the model: feed raw pixels 0-255"
+    masked_form = mode == "masked"
+    config = ModelConfig(
+        mode=mode,
+        passes=passes,
+        labels=tuple(labels),
+        input=InputSpec(
+            name=graph.IMAGE_INPUT, height=height, width=width, channels=3, pixel_format="RGB",
+            dtype="uint8",
+            preprocessing="inside the model: feed raw pixels 0-255"
             if prepared.preprocessing is None
             else f"folded into the model ({prepared.preprocessing.description}): feed raw pixels 0-255",
-            "photo_rule": photo.RULE.to_json(),
-        },
-        "output": {"name": output_name, "kind": "probabilities", "layout": "(passes, classes)"},
-        **({"scores": [
-            {"name": name, "output": rewrite.SCORE_PREFIX + name, "layout": "(1, 1)",
-             "larger_means": "more like the training data", "definition": rewrite.SCORES[name]}
-            for name in scores]} if scores else {}),
-        "mc_dropout": [
-            {"layer": s.layer, "input": s.input, "shape": list(s.shape), "rate": s.rate}
+            photo_rule=PhotoRuleSpec(photo.RULE.name, photo.RULE.version),
+        ),
+        output=OutputSpec(name=output_name, kind="probabilities", layout="(passes, classes)"),
+        scores=tuple(
+            ScoreSpec(name=name, output=rewrite.SCORE_PREFIX + name, layout="(1, 1)",
+                      larger_means="more like the training data", definition=rewrite.SCORES[name])
+            for name in scores) or None,
+        mc_dropout=tuple(
+            MaskSpec(layer=s.layer, rate=s.rate, input=s.input if masked_form else None,
+                     shape=tuple(s.shape) if masked_form else None)
             for s in specs
-        ]
-        if mode == "masked"
-        else [{"layer": s.layer, "rate": s.rate} for s in specs],
-        "seed_scheme": {
-            "name": masks.SCHEME,
-            "version": masks.SCHEME_VERSION,
-            "keep_bits": masks.KEEP_BITS,
-            "mask_values": "0 or 1; the model scales kept units by 1/(1-rate)",
-        },
-        "decision": abstain.check_rule(decision or DEFAULT_DECISION),
-        "source": {
-            "keras_model": model.name,
-            "tensorflow": tf.__version__,
-            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "calibration_samples": len(calibration),
-            **({} if corrected is None else {"bias_correction": {
-                "images": corrected.images, "layers": corrected.layers, "skipped": corrected.skipped}}),
-        },
-    }
+        ),
+        seed_scheme=SeedScheme(
+            name=masks.SCHEME, version=masks.SCHEME_VERSION, keep_bits=masks.KEEP_BITS,
+            mask_values="0 or 1; the model scales kept units by 1/(1-rate)",
+        ),
+        decision=DecisionRule.from_dict(decision or DEFAULT_DECISION),
+        source=Source(
+            keras_model=model.name,
+            tensorflow=tf.__version__,
+            created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            calibration_samples=len(calibration),
+            bias_correction=None if corrected is None else BiasCorrectionRecord(
+                images=corrected.images, layers=corrected.layers, skipped=corrected.skipped),
+        ),
+    )
+    try:
+        config = config.checked()
+    except ConfigError as error:
+        raise ConversionError(f"the model's configuration: {error}") from None
     result = Conversion(flatbuffer, config, summary, notes=notes)
     if check_samples:
         result.check = self_check(
@@ -529,7 +541,7 @@ def self_check(
         if tflite.mode == "masked":
             feeds = tflite.masks(index)
             inputs = [image[None].astype(np.float32)] + [
-                feeds[spec["input"]].astype(np.float32) for spec in tflite.mask_specs
+                feeds[spec.input].astype(np.float32) for spec in tflite.mask_specs
             ]
             keras_probs.append(np.asarray(masked(inputs, training=False)))
         elif tflite.mode == "deterministic":
