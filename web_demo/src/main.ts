@@ -23,6 +23,7 @@ import {
   decide,
   explain,
   label,
+  refusedAsOutOfDistribution,
   maskLayers,
   masksFor,
   photoToInput,
@@ -51,6 +52,10 @@ interface PageResult {
   predicted: number;
   /** For an `all` rule: the index of the first part that refused, -1 when all accepted; else null. */
   failedPart: number | null;
+  /** The model's out-of-distribution scores by name (`scores` in `tfuq.json`), from the same invoke. */
+  scores: Record<string, number>;
+  /** True when the OOD guard refused: the photo looks unlike the training data. */
+  outOfDistribution: boolean;
   label: string;
   headline: string;
   reason: string;
@@ -130,6 +135,7 @@ async function compile(): Promise<void> {
 function ruleText(rule: Rule): string {
   if (rule.rule === "all") return `${rule.rules.map(ruleText).join(" and ")}${rule.calibration ? " (calibrated)" : ""}`;
   if (rule.rule === "interval") return `interval, mean ± ${rule.conf_factor}·std`;
+  if (rule.rule === "ood") return `OOD guard: ${rule.score} ≥ ${rule.threshold.toFixed(3)}${rule.calibration ? " (calibrated)" : ""}`;
   const sign = rule.score === "max_probability" ? "≥" : "≤";
   return `${rule.score.replace(/_/g, " ")} ${sign} ${rule.threshold}${rule.calibration ? " (calibrated)" : ""}`;
 }
@@ -239,12 +245,12 @@ async function classifyNow(): Promise<void> {
     }
     const masksMs = performance.now() - start;
 
-    const { probabilities: rows, invokeMs } = await runner.run(input, feeds);
+    const { probabilities: rows, invokeMs, scores } = await runner.run(input, feeds);
     // A deterministic model gives one row: every pass is that row, as in tfuq's Python runtime.
     const all = rows.length === 1 ? Array.from({ length: config.passes }, () => rows[0]) : rows;
     // The pass seeds are a counter-based stream: the first k rows are what a k-pass run gives.
     const probabilities = all.slice(0, passesWanted);
-    const decision = decide(probabilities, rule);
+    const decision = decide(probabilities, rule, scores);
     const name = (i: number) => label(config, i);
     const headline = decision.accept ? name(decision.predicted) : "Not sure";
     const reason = explain(decision, rule, name);
@@ -259,6 +265,8 @@ async function classifyNow(): Promise<void> {
       accept: decision.accept,
       predicted: decision.predicted,
       failedPart: decision.failedPart,
+      scores,
+      outOfDistribution: refusedAsOutOfDistribution(decision, rule),
       label: name(decision.predicted),
       headline,
       reason,
@@ -331,6 +339,8 @@ function render(input: Uint8Array, decision: Decision, rule: Rule, result: PageR
     ["mutual information (nats)", summary.mutual_information],
     ["expected entropy (nats)", summary.expected_entropy],
     ["variation ratio", summary.variation_ratio],
+    // The model's own out-of-distribution scores (larger = more like its training data), all passes.
+    ...Object.entries(result.scores).map(([name, value]): [string, number] => [`${name} (model score)`, value]),
   ];
   $("scores").replaceChildren(
     ...scores.map(([name, value]) => {

@@ -19,6 +19,7 @@ import {
   layerMaskBigInt,
   mix,
   quantize,
+  refusedAsOutOfDistribution,
   roundHalfEven,
   splitModelFile,
 } from "../src/core";
@@ -114,6 +115,26 @@ describe("model file", () => {
       'm: decision: all rule part 1: threshold rule needs "threshold": {"rule":"threshold","score":"max_probability"}',
     );
   });
+  it("reads the scores a converted model outputs, and a guard that reads one of them", () => {
+    const scores = [{ name: "energy", output: "score_energy", layout: "(1, 1)", larger_means: "more like the training data" }];
+    const guard = { rule: "ood", score: "energy", threshold: 3.25, calibration: { alpha: 0.05, delta: 0.1 } };
+    const decision = { rule: "all", rules: [guard, { rule: "threshold", score: "max_probability", threshold: 0.5 }] };
+    const file = splitModelFile(packed({ ...CONFIG, output: { name: "probabilities" }, scores, decision }), "m");
+    expect(file.config.scores).toEqual([{ name: "energy", output: "score_energy" }]);
+    expect(file.config.decision).toEqual(decision);
+    expect(splitModelFile(packed(CONFIG), "m").config.scores).toEqual([]); // files from before scores
+  });
+  it.each([
+    [{ decision: { rule: "ood", score: "energy", threshold: 1 } }, 'm: decision: the OOD guard reads score "energy", which the model does not output'],
+    [{ scores: [{ name: "energy", output: "output_0" }] }, 'm: scores[0].output "output_0" names an input or another output'],
+    [{ scores: [{ name: "energy", output: "mask_0" }] }, 'm: scores[0].output "mask_0" names an input or another output'],
+    [{ scores: [{ name: "energy", output: "s" }, { name: "energy", output: "t" }] }, "m: scores must have distinct names"],
+    [{ scores: [{ name: "an energy", output: "s" }] }, 'm: scores[0].name must be an identifier, got "an energy"'],
+    [{ scores: [{ name: "energy" }] }, "m: scores[0].output must be a string, got undefined"],
+    [{ scores: { name: "energy" } }, 'm: tfuq.json.scores must be an array, got {"name":"energy"}'],
+  ])("refuses scores that do not fit: %j", (change, message) => {
+    expect(() => splitModelFile(packed({ ...CONFIG, ...change }), "m")).toThrow(message);
+  });
   it("refuses a bad rule", () => {
     const data = packed({ ...CONFIG, decision: { rule: "threshold", score: "margin", threshold: 1 } });
     expect(() => splitModelFile(data, "m")).toThrow('m: decision: threshold rule score must be one of max_probability, predictive_entropy, mutual_information, variation_ratio, got "margin"');
@@ -194,11 +215,11 @@ describe("the all rule: checks as abstain.check_rule's", () => {
     [{ rule: "all", rules: interval }, 'all rule needs "rules", a list of rules, got {"rule":"interval","conf_factor":1}'],
     [{ rule: "all", rules: [] }, "all rule needs 1 to 8 rules, got 0"],
     [{ rule: "all", rules: Array(9).fill(interval) }, "all rule needs 1 to 8 rules, got 9"],
-    [{ rule: "all", rules: [interval, { rule: "all", rules: [interval] }] }, 'all rule part 1: "all" cannot be a part; choose one of interval, threshold (no nesting)'],
-    [{ rule: "all", rules: [{ rule: "margin" }] }, 'all rule part 0: "margin" cannot be a part; choose one of interval, threshold (no nesting)'],
+    [{ rule: "all", rules: [interval, { rule: "all", rules: [interval] }] }, 'all rule part 1: "all" cannot be a part; choose one of interval, threshold, ood (no nesting)'],
+    [{ rule: "all", rules: [{ rule: "margin" }] }, 'all rule part 0: "margin" cannot be a part; choose one of interval, threshold, ood (no nesting)'],
     [{ rule: "all", rules: [3] }, "all rule part 0: a decision rule is an object, got 3"],
     [{ rule: "all", rules: [{ rule: "interval", conf_factor: -1 }] }, "all rule part 0: conf_factor must be non-negative, got -1"],
-    [{ rule: "any", rules: [interval] }, 'unknown decision rule "any"; choose one of interval, threshold, all'],
+    [{ rule: "any", rules: [interval] }, 'unknown decision rule "any"; choose one of interval, threshold, ood, all'],
   ])("refuses %j", (rule, message) => {
     expect(() => checkRule(rule)).toThrow(message);
   });
@@ -213,6 +234,34 @@ describe("the all rule: checks as abstain.check_rule's", () => {
     const d = decide([[0.6, 0.4], [0.8, 0.2]], rule);
     expect([d.accept, d.failedPart, d.parts?.map((p) => p.accept)]).toEqual([false, 1, [true, false]]);
     expect(d.aggregate.confFactor).toBe(1); // the first interval part's Z, as abstain.rule_conf_factor
+  });
+});
+
+describe("the ood guard (abstain.py's ood rule)", () => {
+  const guard: Rule = { rule: "ood", score: "energy", threshold: 3.25 };
+  const passes = [[0.75, 0.25], [0.65, 0.35]];
+  it("accepts at or above its threshold, refuses below it and NaN", () => {
+    expect([4, 3.25, Math.fround(3.25) - 2 ** -20, Number.NaN].map((energy) => decide(passes, guard, { energy }).accept)).toEqual([true, true, false, false]);
+  });
+  it("needs the score it reads", () => {
+    expect(() => decide(passes, guard, { knn: 9 })).toThrow('the rule\'s OOD guard needs the model score "energy", which was not given');
+    expect(() => checkRule({ rule: "ood", score: "1 energy", threshold: 1 })).toThrow('ood rule score must be the name of a model score, got "1 energy"');
+    expect(() => checkRule({ rule: "ood", score: "energy" })).toThrow('ood rule needs "threshold"');
+  });
+  it("a refusal by the guard says the photo looks unlike the training data, with the score", () => {
+    const rule: Rule = { rule: "all", rules: [guard, { rule: "interval", conf_factor: 1 }] };
+    const name = (i: number) => ["cat", "dog"][i];
+    const outside = decide(passes, rule, { energy: 1.23 });
+    expect([outside.accept, outside.failedPart, refusedAsOutOfDistribution(outside, rule)]).toEqual([false, 0, true]);
+    expect(explain(outside, rule, name)).toBe("Looks unlike anything it was trained on: energy 1.230 is below the OOD guard's 3.250.");
+    const inside = decide(passes, rule, { energy: 4.5 });
+    expect([inside.accept, refusedAsOutOfDistribution(inside, rule)]).toEqual([true, false]);
+    expect(explain(inside, rule, name)).toBe(
+      "Looks like what it was trained on: energy 4.500 is at or above the OOD guard's 3.250. The interval of cat (lower 0.650) is clear of every other class (highest upper 0.350, dog).",
+    );
+    // Refused by the interval part, not by the guard.
+    const unsure = decide([[0.2, 0.8], [0.8, 0.2]], rule, { energy: 4.5 });
+    expect([unsure.accept, unsure.failedPart, refusedAsOutOfDistribution(unsure, rule)]).toEqual([false, 1, false]);
   });
 });
 

@@ -5,7 +5,12 @@ class Invocation(
     /** The image's MC outputs, layout `(passes, classes)` held as `(passes, 1, classes)`. */
     val probabilities: McProbabilities,
     /** Wall time of the interpreter's invoke alone, in nanoseconds. */
-    val invokeNanos: Long
+    val invokeNanos: Long,
+    /**
+     * The model's out-of-distribution scores by name (`scores` in `tfuq.json`), dequantized from
+     * their `score_<name>` outputs of the same invoke; computed over all of the model's passes.
+     */
+    val scores: Map<String, Double> = emptyMap()
 )
 
 /**
@@ -54,7 +59,9 @@ class Classification(
     val top: List<ClassScore>,
     val invokeNanos: Long,
     val maskNanos: Long,
-    private val labels: List<String>
+    private val labels: List<String>,
+    /** The model's out-of-distribution scores for this image by name, empty when it carries none. */
+    val scores: Map<String, Double> = emptyMap()
 ) {
     /** The predicted class's name, accepted or not. */
     val predictedLabel: String
@@ -62,6 +69,9 @@ class Classification(
 
     /** What the screen says first: the predicted label when accepted, otherwise "Not sure". */
     val headline: String get() = if (decision.accept) predictedLabel else NOT_SURE
+
+    /** True when the OOD guard refused the image: it looks unlike the training data. */
+    val outOfDistribution: Boolean get() = decision.refusedAsOutOfDistribution
 
     /** Why, in one sentence (see [Decision.explain]). */
     val explanation: String get() = decision.explain(labels)
@@ -111,14 +121,17 @@ class Classifier(val config: ModelConfig, private val runner: MaskedModelRunner)
         if (config.labels.isNotEmpty() && all.classes != config.labels.size) {
             throw IllegalStateException("the model returned ${all.classes} classes for ${config.labels.size} labels")
         }
+        for (score in config.scores) {
+            if (score.name !in invocation.scores) throw IllegalStateException("the model returned no value for its score ${score.name} (output ${score.output})")
+        }
         val used = all.firstPasses(settings.passes)
         val summary = Aggregation.summarize(used, settings.rule.confFactor)[0]
-        val decision = Decisions.decide(summary, settings.rule)
+        val decision = Decisions.decide(summary, settings.rule, invocation.scores)
         val ranking = summary.ranking()
         val top = List(Math.min(topK, ranking.size)) {
             val c = ranking[it]
             ClassScore(c, config.label(c), summary.mean(c), summary.lower(c), summary.upper(c))
         }
-        return Classification(settings, summary, decision, top, invocation.invokeNanos, maskNanos, config.labels)
+        return Classification(settings, summary, decision, top, invocation.invokeNanos, maskNanos, config.labels, invocation.scores)
     }
 }
