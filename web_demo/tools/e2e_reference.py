@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                 "scores": scores,
                 "decisions": decisions,
             })
-    Path(args.out).write_text(json.dumps({"model": args.model, "decision": model.config["decision"], "results": results}))
+    Path(args.out).write_text(json.dumps({"model": args.model, "decision": model.config.decision_rule(), "results": results}))
     return 0
 
 
