@@ -1,7 +1,12 @@
 """Run a tfuq model on labelled images and report how good its predict-or-abstain decisions
 are: micro-F1 of the original model and on accepted images, the share ignored and how much of
 it would have been wrong (the seed paper's columns), coverage, selective risk, AURC, AUROC and
-FPR95 (errors vs correct, and test vs out-of-distribution with --ood), ECE and Brier.
+FPR95 (errors vs correct, and test vs out-of-distribution with --ood), ECE and Brier. With
+--ood it prints two FPR95s, named apart: "FPR95 OOD", tfuq's, is the share of test images
+refused when 95% of the OOD images are (OOD as the positive class); "OOD kept@95", the OOD
+literature's (ODIN, OpenOOD), is the share of OOD images kept when 95% of the test images are.
+Every out-of-distribution score the model returns beside its probabilities (energy, by
+default) is reported too, and a rule with an OOD guard decides with it.
 
 The decision rule is the one the model carries (--rule model, the default), or one given
 here: --rule interval --conf-factor Z, or --rule threshold --score S --threshold T.
