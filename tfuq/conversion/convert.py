@@ -36,7 +36,9 @@ from tfuq.conversion import rewrite
 from tfuq.data.common import DataError, check_images
 from tfuq.data.datasets import load_npz, resize
 from tfuq.modeling import byo, graph
-from tfuq.runtime import abstain, flatbuffer, masks, modelfile, photo
+from tfuq.runtime import abstain, masks, modelfile, photo
+from tfuq.runtime.flatbuffer import GraphSummary
+from tfuq.runtime.flatbuffer import summarize as _summarize
 
 MODES = ("masked", "in-graph", "deterministic")
 DEFAULT_DECISION = abstain.DEFAULT_RULE  # interval (Z = 1) and max_probability >= 0.5
@@ -127,7 +129,7 @@ class Conversion:
 
     flatbuffer: bytes
     config: dict
-    summary: flatbuffer.GraphSummary
+    summary: GraphSummary
     check: SelfCheck | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -312,7 +314,7 @@ def convert(
     with _quiet_converter() as stream:
         progress_stream = stream if progress else None
         flatbuffer = _run_converter(tf, keras_graph, calibration_feed, mode)
-    summary = flatbuffer.summarize(flatbuffer)
+    summary = _summarize(flatbuffer)
     if mode != "in-graph" and not summary.full_integer:
         raise ConversionError("converted model is not full-integer: " + "; ".join(summary.problems))
     corrected = None
