@@ -30,6 +30,10 @@ def check_args(args) -> None:
     """Every argument, before TensorFlow loads or anything trains."""
     if args.epochs < 1 or args.passes < 1:
         raise CliError("--epochs and --passes must be at least 1")
+    from tfuq.runtime.modelfile import _MAX_PASSES
+
+    if args.passes > _MAX_PASSES:  # the model file's limit, before training
+        raise CliError(f"--passes must be at most {_MAX_PASSES}, got {args.passes}")
     for name, value in (("--target-risk", args.target_risk), ("--confidence", args.confidence)):
         if not 0.0 < value < 1.0:
             raise CliError(f"{name} must be strictly between 0 and 1, got {value}")

@@ -48,24 +48,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Errors the user can fix. Every tfuq validation error (ModelFileError, ConversionError,
-# ExportError, ...) subclasses ValueError, as do numpy's and Keras' complaints about input.
+# ExportError, OutputError, ...) subclasses ValueError, as do numpy's and Keras' complaints about input.
 USER_ERRORS = (CliError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+_MAX_MESSAGE = 1000  # characters of an error line; the rest is cut
+
+
+def _say(command: str, message: str) -> None:
+    print(f"tfuq{' ' + command if command else ''}: {message}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.run(args) or 0)
-    except KeyboardInterrupt:
-        print(f"tfuq {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as error:
-        if isinstance(error, USER_ERRORS):
-            message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-            print(f"tfuq {args.command}: error: {message}", file=sys.stderr)
+    """Run one subcommand; its exit status. Ctrl-C is "interrupted" (130), SIGTERM and SIGHUP
+    "terminated" (128 + the signal), each one line, with clean-ups run; never a traceback for
+    an error the user can fix."""
+    from tfuq._files import Terminated, is_stdout, shown, stop_signals_raise
+
+    command = ""
+    with stop_signals_raise():
+        try:
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            command = args.command
+            if isinstance(getattr(args, "json", None), str) and is_stdout(args.json):
+                args.json = "-"  # /dev/stdout, or the file stdout goes to: printed, not replaced
+            return int(args.run(args) or 0)
+        except KeyboardInterrupt:
+            _say(command, "interrupted")
+            return 130
+        except Terminated as stop:
+            _say(command, f"terminated ({stop})")
+            return 128 + stop.signum
+        except Exception as error:
+            if not isinstance(error, USER_ERRORS):
+                raise
+            message = shown(str(error).strip()) or repr(error)
+            if len(message) > _MAX_MESSAGE:
+                message = message[:_MAX_MESSAGE] + f"... ({len(message):,} characters)"
+            _say(command, f"error: {message}")
             return EXIT_BAD_INPUT
-        raise
 
 
 if __name__ == "__main__":

@@ -51,6 +51,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tfuq._files import file_kind
+
 MAX_PIXELS = 2**26
 
 
@@ -118,20 +120,43 @@ def crop_box(height: int, width: int, target_height: int, target_width: int) -> 
     return (height - crop_height) // 2, 0, crop_height, width
 
 
+# Rows per strip of the alpha step: its uint16 temporaries stay near 6 bytes x this many pixels.
+_STRIP_PIXELS = 1 << 20
+
+
 def over_white(pixels: np.ndarray) -> np.ndarray:
     """Step 1: uint8 RGBA ``(H, W, 4)`` composited over white, uint8 RGB ``(H, W, 3)``.
 
     RGB input is returned as is (opaque); ``(c * 255 + 127) // 255 == c``, so opaque
-    pixels keep their values either way.
+    pixels keep their values either way. Works in strips of rows with uint16 arithmetic
+    (``c * a + 255 * (255 - a) + 127 <= 65152``), so beyond the 3-byte result it holds about
+    6 MB whatever the image's size.
     """
     if pixels.shape[-1] == 3:
         return pixels
     alpha = pixels[..., 3:]
     if alpha.size == 0 or int(alpha.min()) == 255:
         return np.ascontiguousarray(pixels[..., :3])
-    colour = pixels[..., :3].astype(np.uint32)
-    alpha = alpha.astype(np.uint32)
-    return ((colour * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
+    out = np.empty(pixels.shape[:-1] + (3,), dtype=np.uint8)
+    if pixels.ndim < 2:
+        rows, step = [pixels], 1
+    else:
+        step = max(1, _STRIP_PIXELS // max(1, int(np.prod(pixels.shape[1:-1]))))
+        rows = (pixels[top : top + step] for top in range(0, len(pixels), step))
+    for index, block in enumerate(rows):
+        alpha = block[..., 3:].astype(np.uint16)
+        colour = block[..., :3].astype(np.uint16)
+        colour *= alpha
+        alpha = 255 - alpha
+        alpha *= 255
+        colour += alpha
+        colour += 127
+        colour //= 255
+        if pixels.ndim < 2:
+            out[...] = colour
+        else:
+            out[index * step : index * step + len(block)] = colour
+    return out
 
 
 def prepare(rgba: np.ndarray, size: tuple[int, int], rule: PhotoRule = RULE) -> np.ndarray:
@@ -214,9 +239,15 @@ def to_rgba(image) -> np.ndarray:
     if mode == "RGB":
         return np.asarray(image, dtype=np.uint8)
     if mode in _SIXTEEN_BIT:
-        values = np.asarray(image).astype(np.int64)
-        grey = (np.clip(values, 0, 65535) >> 8).astype(np.uint8)
-        return np.stack([grey, grey, grey, np.full_like(grey, 255)], axis=-1)
+        values = np.asarray(image)  # uint16 (I;16*) or int32 (I), Pillow's copy
+        rgba = np.full(values.shape + (4,), 255, dtype=np.uint8)
+        step = max(1, _STRIP_PIXELS // max(1, values.shape[1] if values.ndim > 1 else 1))
+        for top in range(0, len(values), step):  # strips: no full-size int64 temporaries
+            grey = (np.clip(values[top : top + step], 0, 65535) >> 8).astype(np.uint8)
+            rgba[top : top + step, ..., :3] = grey[..., None]
+        return rgba
+    if mode == "RGBA":
+        return np.asarray(image, dtype=np.uint8)  # convert("RGBA") would copy it first
     if mode == "F":
         raise PhotoError("32-bit float pixels (mode F) are not a photo")
     if mode in _TO_RGBA:
@@ -244,6 +275,9 @@ def _decode(source, size: tuple[int, int] | None, rule: PhotoRule) -> np.ndarray
     copy into numpy of the full-size image: the same bytes, about twice as fast for 12 MP."""
     pil = _pil()
     opened = io.BytesIO(source) if isinstance(source, bytes | bytearray | memoryview) else source
+    kind = None if opened is not source else file_kind(source)
+    if kind is not None and kind != "a folder":  # a FIFO would block, /dev/zero never ends
+        raise PhotoError(f"is {kind}, not an image file")
     try:
         with warnings.catch_warnings():
             # EXIF or metadata Pillow cannot parse is skipped (with a warning nobody reads);
@@ -274,7 +308,12 @@ def _decode(source, size: tuple[int, int] | None, rule: PhotoRule) -> np.ndarray
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise PhotoError(f"cannot decode: {reason}") from None
     _check_pixels(pixels.shape[1], pixels.shape[0])
-    return pixels if size is None else prepare(pixels, size, rule)
+    if size is None:
+        return pixels
+    try:
+        return prepare(pixels, size, rule)
+    except MemoryError:
+        raise PhotoError("not enough memory to prepare it") from None
 
 
 def _prepare_rgb_image(image, size: tuple[int, int], rule: PhotoRule) -> np.ndarray:
