@@ -56,7 +56,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--limit", type=int, metavar="N",
                         help="use N images (a seeded draw, in the original order)")
     parser.add_argument("--dry-run", action="store_true", help="compute and print, do not write")
-    parser.add_argument("--json", metavar="PATH", help="write the result as JSON ('-' for stdout)")
+    parser.add_argument("--json", metavar="PATH", help="write the result as JSON ('-' or /dev/stdout prints it)")
 
 
 def check_args(args) -> None:

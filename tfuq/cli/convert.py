@@ -74,7 +74,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--mc-layers", metavar="NAMES", help="comma-separated names of the Keras dropout layers that sample (instead of --mc-dropout)")
     add_input_arguments(parser)
     parser.add_argument("--add-softmax", action="store_true", help="the model outputs logits: append a softmax (one logit z: two classes [1 - sigmoid(z), sigmoid(z)])")
-    parser.add_argument("--json", metavar="PATH", help="write the conversion report as JSON ('-' for stdout)")
+    parser.add_argument("--json", metavar="PATH", help="write the conversion report as JSON ('-' or /dev/stdout prints it)")
 
 
 def load_recipe(path: str | None) -> dict:

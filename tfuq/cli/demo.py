@@ -23,7 +23,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--target-risk", type=float, default=0.02, help="selective risk to guarantee (default 0.02)")
     parser.add_argument("--confidence", type=float, default=0.9, help="confidence of the guarantee (default 0.9)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", metavar="PATH", help="also write the summary as JSON ('-' for stdout)")
+    parser.add_argument("--json", metavar="PATH", help="also write the summary as JSON ('-' or /dev/stdout prints it)")
 
 
 def check_args(args) -> None:

@@ -53,7 +53,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, help="interpreter threads")
     parser.add_argument("--limit", type=int, metavar="N",
                         help="use N images of each set (a seeded draw, in the original order)")
-    parser.add_argument("--json", metavar="PATH", help="write the report as JSON ('-' for stdout)")
+    parser.add_argument("--json", metavar="PATH", help="write the report as JSON ('-' or /dev/stdout prints it)")
     parser.add_argument("--save-passes", metavar="NPZ",
                         help="save MC probabilities, mean, std, scores, decisions and labels")
     parser.add_argument("--report", metavar="DIR", help="write plots and report.md into DIR")
