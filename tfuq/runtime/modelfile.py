@@ -78,6 +78,8 @@ def split(data: bytes, name: str = "model") -> tuple[bytes, dict]:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             entry = archive.getinfo(CONFIG_NAME)
             config = json.loads(_read_capped(archive, entry, name))
+    except ModelFileError:
+        raise
     except (zipfile.BadZipFile, KeyError) as error:
         raise ModelFileError(
             f"{name} carries no tfuq configuration (truncated, or not made by `tfuq convert`)"
