@@ -24,6 +24,13 @@ Rule ``center-crop-bilinear`` version 1, carried in ``tfuq.json`` as
    ``Image.resize((w_m, h_m), Image.BILINEAR)`` call does up to Pillow 12). No pass along an
    axis whose size already matches.
 
+**Memory.** Decoding and step 1 hold at most 16 bytes per pixel of the photo at once
+(Pillow's decoded image, numpy's copy of it, the RGB result; step 1 works in strips of rows
+with uint16 temporaries), so the largest photo allowed needs about 1 GiB; measured at
+8192x8192: 13 to 16 bytes per pixel for PNG (RGBA, 16-bit), TIFF (mode ``I``), WebP and GIF
+(``tests/runtime/test_memory_limits.py`` checks it under ``RLIMIT_AS``). A ``MemoryError``
+while decoding or preparing one photo is a :class:`PhotoError` for that photo.
+
 Steps 1-3 are integer arithmetic on 8-bit RGBA (:func:`prepare`), so a language that has the
 pixels gets the same bytes: ``tests/vectors/photos.json`` holds cases, and the Kotlin core
 (``android_demo/uqcore``, ``PhotoRule.kt``) and the pytest suite check them. Decoding (step 0)
