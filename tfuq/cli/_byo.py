@@ -27,12 +27,12 @@ def check_model_path(text: str) -> None:
     from tfuq._files import check_input
 
     path = Path(text)
-    check_input(path, "model file")  # a FIFO or a device, before "not found" or a hang
     if path.is_dir():
         raise CliError(
             f"{path} is a folder (a TensorFlow SavedModel?); tfuq reads .keras or .h5 files: "
             "load the model in Keras and save it with model.save('model.keras')"
         )
+    check_input(path, "model file")  # a FIFO or a device: said, not "not found" or a hang
     if not path.is_file():
         raise CliError(f"model file not found: {path}")
 

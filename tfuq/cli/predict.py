@@ -403,8 +403,10 @@ def run_beam(args) -> int:
         raise CliError(str(error)) from None
     records = pipeline.read_records(outcome["records"])
     accepted = sum(bool(r["accept"]) for r in records)
+    from tfuq._files import shown
+
     for error in outcome["errors"]:
-        info(f"{error['id']}: error: {error['error']}")
+        info(f"{shown(error['id'])}: error: {shown(error['error'])}")
     info(f"{len(records) + len(outcome['errors'])} images: {accepted} predicted, "
          f"{len(records) - accepted} not sure, {len(outcome['errors'])} failed; records in "
          f"{args.records}")
