@@ -337,3 +337,24 @@ def test_train_failing_at_any_step_changes_nothing(tmp_path, data, monkeypatch, 
     monkeypatch.undo()
     assert status == 2 and "Traceback" not in capsys.readouterr().err
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [(["--passes", "10001"], "--passes must be at most 10000, got 10001"),
+     (["--passes", "100000"], "--passes must be at most 10000"),
+     (["--input-size", "16385"], "--input-size sides must be at most 16384"),
+     (["--out", "/dev/null"], "is a character device; tfuq writes regular files only")],
+)
+def test_convert_checks_against_the_model_file_limits_before_converting(tmp_path, data, monkeypatch,
+                                                                       capsys, extra, message):
+    # The case: --passes 10001 ran the whole conversion, then failed on tfuq.json.
+    import tfuq.cli.convert
+
+    (tmp_path / "m.keras").write_bytes(b"not read")
+    monkeypatch.setattr(tfuq.cli.convert, "quiet_tensorflow", _never("loading TensorFlow"))
+    arguments = ["--out", tmp_path / "m.tflite", "--representative", data, *extra]
+    assert cli("convert", tmp_path / "m.keras", *arguments) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras"]
