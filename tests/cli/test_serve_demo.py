@@ -85,7 +85,8 @@ def test_help_has_an_example():
 # -- hardened: real requests on loopback to a server in this process --------------------------------
 @pytest.fixture
 def served(site, tmp_path, monkeypatch):
-    """A running server over ``site`` with links in and out of the page; its port."""
+    """A running server over ``site`` with links in and out of the page: (port, model bytes,
+    page folder)."""
     import functools
     import os
     import threading
@@ -100,14 +101,13 @@ def served(site, tmp_path, monkeypatch):
     (page / "assets").mkdir()
     (page / "assets" / "app.js").write_text("console.log(1)")
     (page / "inside.js").symlink_to(page / "assets" / "app.js")
-    (page / "big.bin").write_bytes(bytes(8 << 20))
     monkeypatch.setattr(serve_demo._Handler, "timeout", 0.5)
     handler = functools.partial(serve_demo._Handler, model=model.read_bytes(),
                                 page=os.path.realpath(page))
     server = serve_demo._Server(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield server.server_address[1], model.read_bytes()
+    yield server.server_address[1], model.read_bytes(), page
     server.shutdown()
     server.server_close()
 
@@ -136,7 +136,7 @@ def _request(port: int, path: str, method: str = "GET", host: str | None = "127.
      ("/assets/..%2f..%2fsecret.txt", 400), ("//etc/passwd", 404), ("*", 400)],
 )
 def test_only_page_files_and_the_model_are_served(served, path, status):
-    port, model = served
+    port, model, _ = served
     got, body, response = _request(port, path)
     assert got == status, (path, body[:200])
     if status == 200 and path.startswith("/model.tflite"):
@@ -152,12 +152,12 @@ def test_only_page_files_and_the_model_are_served(served, path, status):
      ("127.0.0.1", 421), ("localhost:1", 421), ("", 421), (None, 421)],
 )
 def test_host_must_name_this_server(served, host, status):
-    port, _ = served
+    port, _, _ = served
     assert _request(port, "/model.tflite", host=host)[0] == status
 
 
 def test_head_is_get_without_the_body(served):
-    port, model = served
+    port, model, _ = served
     status, body, response = _request(port, "/model.tflite", method="HEAD")
     assert status == 200 and body == b"" and int(response.headers["Content-Length"]) == len(model)
     status, body, response = _request(port, "/assets/app.js", method="HEAD")
@@ -169,7 +169,7 @@ def test_idle_connections_are_closed(served):
     import socket
     import time
 
-    port, _ = served
+    port, _, _ = served
     with socket.create_connection(("127.0.0.1", port), timeout=5) as idle:
         idle.sendall(b"GET / HTTP/1.1\r\n")  # half a request, then nothing
         started = time.monotonic()
@@ -182,7 +182,9 @@ def test_a_client_going_away_is_one_line(served, capfd):
     import struct
     import time
 
-    port, _ = served
+    port, _, _ = served
+    # Larger than what loopback buffers hold, so the server is still writing at the reset.
+    (served[2] / "big.bin").write_bytes(bytes(32 << 20))
     for _ in range(3):
         with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
             client.sendall(f"GET /big.bin HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
