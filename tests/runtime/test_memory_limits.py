@@ -98,9 +98,9 @@ def images(tmp_path_factory):
     return folder
 
 
-# The stated bound (tfuq/runtime/photo.py): decoding and the alpha step take at most 16 bytes
-# per pixel of the photo at once. Before, a semi-transparent RGBA photo took about 53 bytes
-# per pixel (uint32 temporaries) and a 16-bit one about 40 (int64).
+# The stated bound (tfuq/runtime/photo.py): decoding and steps 1-3 take at most 16 bytes per
+# pixel of the photo at once (these need 10-12 here). Before, a semi-transparent RGBA photo
+# took 52 bytes per pixel (uint32 temporaries), a 16-bit one 19 and a mode I one 21.
 BYTES_PER_PIXEL = 16
 
 

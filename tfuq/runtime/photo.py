@@ -24,12 +24,14 @@ Rule ``center-crop-bilinear`` version 1, carried in ``tfuq.json`` as
    ``Image.resize((w_m, h_m), Image.BILINEAR)`` call does up to Pillow 12). No pass along an
    axis whose size already matches.
 
-**Memory.** Decoding and step 1 hold at most 16 bytes per pixel of the photo at once
-(Pillow's decoded image, numpy's copy of it, the RGB result; step 1 works in strips of rows
-with uint16 temporaries), so the largest photo allowed needs about 1 GiB; measured at
-8192x8192: 13 to 16 bytes per pixel for PNG (RGBA, 16-bit), TIFF (mode ``I``), WebP and GIF
-(``tests/runtime/test_memory_limits.py`` checks it under ``RLIMIT_AS``). A ``MemoryError``
-while decoding or preparing one photo is a :class:`PhotoError` for that photo.
+**Memory.** Decoding and steps 1-3 hold at most 16 bytes per pixel of the photo at once, so
+the largest photo allowed needs at most 1 GiB: Pillow's decoded image, a numpy copy of it
+taken in strips of rows, and the RGB result (step 1 works in strips with uint16
+temporaries; the RGBA copy is freed before the resize). Peaks measured at 8192x8192: PNG
+RGBA 11 bytes per pixel, 16-bit PNG 9, TIFF mode ``I`` 11, GIF 9, WebP 16 (Pillow's WebP
+decoder alone holds 12-16). ``tests/runtime/test_memory_limits.py`` checks the bound under
+``RLIMIT_AS``. A ``MemoryError`` while decoding or preparing one photo is a
+:class:`PhotoError` for that photo.
 
 Steps 1-3 are integer arithmetic on 8-bit RGBA (:func:`prepare`), so a language that has the
 pixels gets the same bytes: ``tests/vectors/photos.json`` holds cases, and the Kotlin core
@@ -127,8 +129,9 @@ def crop_box(height: int, width: int, target_height: int, target_width: int) -> 
     return (height - crop_height) // 2, 0, crop_height, width
 
 
-# Rows per strip of the alpha step: its uint16 temporaries stay near 6 bytes x this many pixels.
-_STRIP_PIXELS = 1 << 20
+# Pixels per strip (of rows) in the alpha step and the copies out of Pillow: the temporaries
+# stay near 6 bytes x this many pixels (1.5 MB) whatever the photo's size.
+_STRIP_PIXELS = 1 << 18
 
 
 def over_white(pixels: np.ndarray) -> np.ndarray:
@@ -174,7 +177,13 @@ def prepare(rgba: np.ndarray, size: tuple[int, int], rule: PhotoRule = RULE) -> 
         PhotoError: not a uint8 ``(H, W, 3 or 4)`` array of at least one pixel, a bad size,
             or no Pillow to resize with.
     """
-    pixels = np.asarray(rgba)
+    return _prepare([rgba], size, rule)
+
+
+def _prepare(box: list, size: tuple[int, int], rule: PhotoRule) -> np.ndarray:
+    """:func:`prepare` of the array taken out of ``box``: when the caller holds no other
+    reference to it, the full-size RGBA is freed before the resize, not held through it."""
+    pixels = np.asarray(box.pop())
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
         raise PhotoError(f"pixels must be uint8 (H, W, 4) RGBA or (H, W, 3) RGB, got "
                          f"{pixels.dtype} {pixels.shape}")
@@ -187,8 +196,10 @@ def prepare(rgba: np.ndarray, size: tuple[int, int], rule: PhotoRule = RULE) -> 
         pixels = pixels[top : top + crop_height, left : left + crop_width]
     # Compositing is per pixel, so doing it after the crop gives the same bytes, sooner.
     rgb = np.ascontiguousarray(over_white(pixels))
+    shares = np.may_share_memory(rgb, pixels)
+    del pixels
     if rgb.shape[:2] == (target_height, target_width):
-        return rgb.copy() if np.may_share_memory(rgb, np.asarray(rgba)) else rgb
+        return rgb.copy() if shares else rgb
     return _resize(rgb, target_height, target_width)
 
 
@@ -239,28 +250,40 @@ _SIXTEEN_BIT = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 _TO_RGBA = frozenset({"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX"})
 
 
+def _array(image) -> np.ndarray:
+    """``np.asarray(image)``, copied in strips of rows: ``asarray`` goes through
+    ``tobytes()``, which holds the image twice more (its chunks and their join)."""
+    step = max(1, _STRIP_PIXELS // max(1, image.width))
+    out = None
+    for top in range(0, image.height, step):
+        strip = np.asarray(image.crop((0, top, image.width, min(top + step, image.height))))
+        if out is None:
+            out = np.empty((image.height, *strip.shape[1:]), dtype=strip.dtype)
+        out[top : top + len(strip)] = strip
+    return out
+
+
 def to_rgba(image) -> np.ndarray:
     """A decoded, upright PIL image as uint8 ``(H, W, 4)`` RGBA (or ``(H, W, 3)`` for plain
     RGB, which is opaque), by the rule's step 0."""
     mode = image.mode
     if mode == "RGB":
-        return np.asarray(image, dtype=np.uint8)
-    if mode in _SIXTEEN_BIT:
-        values = np.asarray(image)  # uint16 (I;16*) or int32 (I), Pillow's copy
-        rgba = np.full(values.shape + (4,), 255, dtype=np.uint8)
-        step = max(1, _STRIP_PIXELS // max(1, values.shape[1] if values.ndim > 1 else 1))
-        for top in range(0, len(values), step):  # strips: no full-size int64 temporaries
-            grey = (np.clip(values[top : top + step], 0, 65535) >> 8).astype(np.uint8)
-            rgba[top : top + step, ..., :3] = grey[..., None]
+        return _array(image)
+    if mode in _SIXTEEN_BIT:  # in strips: no full-size int32 copy or int64 temporaries
+        rgba = np.full((image.height, image.width, 4), 255, dtype=np.uint8)
+        step = max(1, _STRIP_PIXELS // max(1, image.width))
+        for top in range(0, image.height, step):
+            values = np.asarray(image.crop((0, top, image.width, min(top + step, image.height))))
+            rgba[top : top + len(values), :, :3] = (np.clip(values, 0, 65535) >> 8).astype(np.uint8)[..., None]
         return rgba
     if mode == "RGBA":
-        return np.asarray(image, dtype=np.uint8)  # convert("RGBA") would copy it first
+        return _array(image)  # convert("RGBA") would copy it first
     if mode == "F":
         raise PhotoError("32-bit float pixels (mode F) are not a photo")
     if mode in _TO_RGBA:
-        return np.asarray(image.convert("RGBA"), dtype=np.uint8)
+        return _array(image.convert("RGBA"))
     try:  # CMYK, YCbCr, LAB, HSV: Pillow's own conversion, opaque
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+        return _array(image.convert("RGB"))
     except ValueError:
         raise PhotoError(f"pixel mode {mode} cannot be converted to RGB") from None
 
@@ -317,8 +340,10 @@ def _decode(source, size: tuple[int, int] | None, rule: PhotoRule) -> np.ndarray
     _check_pixels(pixels.shape[1], pixels.shape[0])
     if size is None:
         return pixels
+    box = [pixels]
+    del pixels  # _prepare frees it before the resize
     try:
-        return prepare(pixels, size, rule)
+        return _prepare(box, size, rule)
     except MemoryError:
         raise PhotoError("not enough memory to prepare it") from None
 
@@ -327,7 +352,8 @@ def _prepare_rgb_image(image, size: tuple[int, int], rule: PhotoRule) -> np.ndar
     target_height, target_width = size
     if rule.crop:
         top, left, height, width = crop_box(image.height, image.width, target_height, target_width)
-        image = image.crop((left, top, left + width, top + height))
+        if (height, width) != (image.height, image.width):  # crop copies even the whole image
+            image = image.crop((left, top, left + width, top + height))
     return np.asarray(_resize_image(image, target_height, target_width), dtype=np.uint8)
 
 
