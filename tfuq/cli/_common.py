@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 from typing import Any
 
@@ -45,24 +44,14 @@ def quiet_tensorflow() -> None:
 
 def emit_json(payload: Any, path: str | None = None) -> None:
     """Print ``payload`` as JSON, or write it atomically to ``path`` ("-" is stdout)."""
-    text = json.dumps(payload, indent=2, sort_keys=True, default=_plain)
-    if path in (None, "-"):
+    from tfuq._files import atomic_output, is_stdout, json_text
+
+    text = json_text(payload)
+    if path is None or is_stdout(path):
         print(text)
         return
-    from tfuq.runtime.modelfile import atomic_output
-
     with atomic_output(path, "w") as out:
         out.write(text + "\n")
-
-
-def _plain(value):
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 def info(message: str) -> None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from tfuq._files import shown
 from tfuq.cli._common import CliError, info
 from tfuq.cli.evaluate import check_args as check_common_args
 from tfuq.cli.evaluate import load_images
@@ -71,7 +72,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--limit", type=int, metavar="N",
                         help="use N images (a seeded draw, in the original order)")
     parser.add_argument("--dry-run", action="store_true", help="compute and print, do not write")
-    parser.add_argument("--json", metavar="PATH", help="write the result as JSON ('-' for stdout)")
+    parser.add_argument("--json", metavar="PATH", help="write the result as JSON ('-' or /dev/stdout prints it)")
 
 
 def check_args(args) -> None:
@@ -86,14 +87,14 @@ def check_args(args) -> None:
 def run(args) -> int:
     from tfuq import evaluation, runtime
     from tfuq.cli._outputs import Outputs, json_text
-    from tfuq.runtime import abstain, modelfile
+    from tfuq.runtime import abstain, budget, modelfile
 
     check_args(args)
     with Outputs() as outputs:
         # Check: every location before the long run (the model is rewritten in place).
-        outputs.input(args.model)
+        outputs.input(args.model, "model")
         if Path(args.data).exists():
-            outputs.input(args.data)
+            outputs.input(args.data, "--data")
         staged_json = outputs.file(args.json, "--json") if args.json not in (None, "-") else None
         staged_model = None if args.dry_run else outputs.file(args.model, "model", in_place=True)
         model = runtime.load(args.model, threads=args.threads)
@@ -101,8 +102,9 @@ def run(args) -> int:
         images, labels = load_images(args.data, args.limit, model.input_shape[:2], True, "calibration")
         if labels.max() >= model.classes:
             raise CliError(f"{args.data}: label {labels.max()} is out of range for {model.classes} classes")
+        budget.check_run(args.model, model.passes, len(images), model.classes)
         # Work.
-        info(f"calibrating {args.model} on {len(images)} images, {model.passes} passes, seed {args.seed}")
+        info(f"calibrating {shown(args.model)} on {len(images)} images, {model.passes} passes, seed {args.seed}")
         probabilities, scores = evaluation.run_model(model, images, seed=args.seed, progress=True)
         within, guard = WITHIN[args.within], None
         if scores and not args.no_ood_guard:
@@ -146,5 +148,5 @@ def run(args) -> int:
     else:
         print(result.message)
     info(("would write" if args.dry_run else "wrote") + f" decision {abstain.describe_rule(rule)} "
-         f"into {args.model}")
+         f"into {shown(args.model)}")
     return 0

@@ -34,6 +34,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from tfuq._files import shown
 from tfuq.cli._common import RULE_CHOICES, RULE_HELP, CliError, info, rule_from_args
 from tfuq.runtime.aggregate import SCORES  # numpy only
 
@@ -57,7 +58,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, help="interpreter threads")
     parser.add_argument("--limit", type=int, metavar="N",
                         help="use N images of each set (a seeded draw, in the original order)")
-    parser.add_argument("--json", metavar="PATH", help="write the report as JSON ('-' for stdout)")
+    parser.add_argument("--json", metavar="PATH", help="write the report as JSON ('-' or /dev/stdout prints it)")
     parser.add_argument("--save-passes", metavar="NPZ",
                         help="save MC probabilities, mean, std, scores, decisions and labels")
     parser.add_argument("--report", metavar="DIR", help="write plots and report.md into DIR")
@@ -112,10 +113,10 @@ def check_args(args) -> None:
 
 def claim_outputs(args, outputs) -> dict:
     """Claim every output location before the long run; the staged paths by option."""
-    outputs.input(args.model)
-    for source in (args.data, args.ood):
+    outputs.input(args.model, "model")
+    for option, source in (("--data", args.data), ("--ood", args.ood)):
         if source and Path(source).exists():
-            outputs.input(source)
+            outputs.input(source, option)
     staged = {}
     if args.json not in (None, "-"):
         staged["json"] = outputs.file(args.json, "--json")
@@ -129,6 +130,7 @@ def claim_outputs(args, outputs) -> dict:
 def run(args) -> int:
     from tfuq import evaluation, runtime
     from tfuq.cli._outputs import Outputs
+    from tfuq.runtime import budget
 
     check_args(args)
     if args.runner:
@@ -147,7 +149,9 @@ def run(args) -> int:
             ood, _ = load_images(args.ood, args.limit, size, False, "--ood")
         if labels.max() >= model.classes:
             raise CliError(f"{args.data}: label {labels.max()} is out of range for {model.classes} classes")
-        info(f"evaluating {args.model} on {len(images)} images"
+        budget.check_run(args.model, model.passes, len(images) + (0 if ood is None else len(ood)),
+                         model.classes)
+        info(f"evaluating {shown(args.model)} on {len(images)} images"
              + (f" and {len(ood)} OOD images" if ood is not None else "")
              + f", {model.passes} passes, seed {args.seed}")
         result = evaluation.evaluate(
@@ -177,7 +181,7 @@ def _show(args, result, staged: dict, extra_text: str = "") -> int:
     from tfuq import evaluation
     from tfuq.cli._outputs import json_text
 
-    table = f"{args.model} on {args.data}\n" + evaluation.format_table(result.report)
+    table = f"{shown(args.model)} on {shown(args.data)}\n" + evaluation.format_table(result.report)
     if extra_text:
         table += "\n\n" + extra_text
     if args.json == "-":
@@ -187,9 +191,9 @@ def _show(args, result, staged: dict, extra_text: str = "") -> int:
         print(table)
     for option in ("json", "save_passes"):
         if option in staged:
-            info(f"wrote {getattr(args, option)}")
+            info(f"wrote {shown(getattr(args, option))}")
     if args.report:
-        info(f"wrote {Path(args.report) / 'report.md'} and its plots")
+        info(f"wrote {shown(Path(args.report) / 'report.md')} and its plots")
     return 0
 
 

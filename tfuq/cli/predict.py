@@ -201,15 +201,20 @@ class Predictor:
 
 
 def format_line(record: dict) -> str:
-    """The text line for one record (an error record or a decision)."""
+    """The text line for one record (an error record or a decision). File names, labels and
+    messages are shown with control characters escaped, so none can start a line of its own
+    (``--json`` escapes them as JSON does)."""
+    from tfuq._files import shown
+
+    path = shown(record["path"])
     if "error" in record:
-        return f"{record['path']}: error: {record['error']}"
+        return f"{path}: error: {shown(record['error'])}"
     numbers = (f"p={record['probability']:.3f}  {record['score']}={record['uncertainty']:.4f}  "
                f"{record['run_ms']:.1f} ms (total {record['total_ms']:.1f} ms)")
     if record["accept"]:
-        return f"{record['path']}: {record['label']}  {numbers}"
-    return (f"{record['path']}: not sure ({record['why']}); "
-            f"top {record['predicted_label']}  {numbers}")
+        return f"{path}: {shown(record['label'])}  {numbers}"
+    return (f"{path}: not sure ({shown(record['why'])}); "
+            f"top {shown(record['predicted_label'])}  {numbers}")
 
 
 # -- where the images come from --------------------------------------------------------------
@@ -324,6 +329,7 @@ def run(args) -> int:
         raise CliError("--records needs --runner")
     _check_args(args)
     from tfuq import runtime
+    from tfuq._files import shown
 
     try:
         model = runtime.load(args.model, threads=args.threads, backend=args.backend)
@@ -335,14 +341,14 @@ def run(args) -> int:
         predictor = Predictor(model, rule_from_args(args, model.config), args.seed, args.score)
     except PhotoError as error:
         raise CliError(f"{args.model}: {error}") from None
-    info(f"{args.model}: {model.classes} classes, {model.passes} passes ({model.mode}), "
+    info(f"{shown(args.model)}: {model.classes} classes, {model.passes} passes ({model.mode}), "
          f"rule {predictor.rule_text}, photos {predictor.photo_rule}, seed {predictor.seed}, "
          f"{model.backend}"
          + (f", {args.threads} threads" if args.threads else ""))
     watched = None
     if args.watch:  # what is in the folder now is not new; taken before saying "watching"
         watched = watch(args.watch, args.interval, args.timeout, args.include_existing)
-        info(f"watching {args.watch} for new images"
+        info(f"watching {shown(args.watch)} for new images"
              + (f" for {args.timeout:g} s" if args.timeout else "") + " (Ctrl-C stops)")
     counts = {"predicted": 0, "not sure": 0, "failed": 0}
     run_ms = []
@@ -351,7 +357,9 @@ def run(args) -> int:
         for path in _sources(args, watched):
             try:
                 record = predictor(path)
-            except ValueError as error:  # this image is bad; the stream goes on
+            except (ValueError, MemoryError) as error:  # this image is bad; the stream goes on
+                if isinstance(error, MemoryError):
+                    error = "not enough memory for it"
                 record = {"path": str(path), "error": str(error)}
                 counts["failed"] += 1
                 first_failure = first_failure or f"{path}: {error}"
@@ -409,8 +417,10 @@ def run_beam(args) -> int:
         raise CliError(str(error)) from None
     records = pipeline.read_records(outcome["records"])
     accepted = sum(bool(r["accept"]) for r in records)
+    from tfuq._files import shown
+
     for error in outcome["errors"]:
-        info(f"{error['id']}: error: {error['error']}")
+        info(f"{shown(error['id'])}: error: {shown(error['error'])}")
     info(f"{len(records) + len(outcome['errors'])} images: {accepted} predicted, "
          f"{len(records) - accepted} not sure, {len(outcome['errors'])} failed; records in "
          f"{args.records}")

@@ -42,6 +42,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from tfuq._files import file_kind
 from tfuq.data.common import CIFAR100_LABELS, DataError, check_images, check_labels
 from tfuq.runtime import photo
 
@@ -71,6 +72,9 @@ def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, li
     truncated or corrupt member, a plain ``.npy``) is a :class:`DataError`.
     """
     path = Path(path)
+    kind = file_kind(path)
+    if kind is not None:  # a FIFO would block, a link to /dev/zero never end
+        raise DataError(f"data file {path} is {kind}, not a regular file")
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     try:

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from tfuq.runtime import budget, modelfile
 from tfuq.runtime import masks as _masks
-from tfuq.runtime import modelfile
 from tfuq.runtime.config import quote
 
 BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
@@ -97,10 +97,11 @@ class Model:
         self.labels = list(self.config.labels or [])
         self.mask_specs = self.config.mc_dropout
         self._seeded_for: int | None = None
+        budget.check_model(self.path, (1, *self.input_shape), (self.passes,))  # before the interpreter
         try:
             self._runner = self._make_runner(self.flatbuffer)
             self._validate()
-        except modelfile.ModelFileError:
+        except (modelfile.ModelFileError, budget.BudgetError):
             raise
         except (ValueError, RuntimeError, KeyError, IndexError, TypeError) as error:
             # A flatbuffer the interpreter half-accepts: names that are not UTF-8, and such.
@@ -156,6 +157,7 @@ class Model:
             self._score_outputs[score.name] = (score.output, detail)
         self._last_scores: dict[str, float] = {}
         self.classes = int(self._output_detail["shape"][-1])
+        budget.check_model(self.path, inputs[image_name]["shape"], self._output_detail["shape"])
         if self.config.labels is not None and len(self.config.labels) != self.classes:
             raise modelfile.ModelFileError(
                 f"{self.path}: {len(self.labels)} labels for {self.classes} classes"
