@@ -198,9 +198,9 @@ def rule_rows(kept: dict[str, dict], ood_names: list[str]) -> tuple[list[dict], 
                 row[f"answers_{set_name[4:]}"] = float(accept.mean())
         rows.append(row)
     info = {} if guard is None else {
-        "threshold": guard.rule["threshold"], "rank": guard.rank, "n": len(calibration[energy]),
+        "threshold": guard.threshold, "rank": guard.rank, "n": len(calibration[energy]),
         "refused_on_calibration": guard.refused_on_calibration,
-        "refused_on_test": float(np.mean(kept["test"][energy] < guard.rule["threshold"])),
+        "refused_on_test": float(np.mean(kept["test"][energy] < guard.threshold)),
     }
     return rows, info
 

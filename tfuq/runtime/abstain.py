@@ -620,6 +620,11 @@ class OodGuard:
     rank: int  # the threshold is the rank-th smallest calibration score
     refused_on_calibration: float  # share of the calibration images the guard refuses
 
+    @property
+    def threshold(self) -> float:
+        """Images scoring below it are refused."""
+        return float(self.rule["threshold"])
+
 
 def ood_guard(id_scores: np.ndarray, score: str, alpha: float = 0.05, delta: float = 0.1) -> OodGuard:
     """Calibrate an OOD guard on held-out in-distribution images.
