@@ -35,7 +35,6 @@ PY
 
 echo "== pi: tests in $pi_venv"
 # -o pythonpath= and the venv's own pytest: the installed tfuq is tested, not the source tree.
+mapfile -t suite < <(grep -v '^#' tests/pi/suite.txt)  # .ci/arm64.sh runs the same on arm64
 TFUQ_PI_FIXTURES="$fixtures" TFUQ_PI_EXPECT_INSTALLED=1 \
-    "$pi_venv/bin/pytest" tests/pi tests/runtime/test_vectors.py tests/runtime/test_masks.py tests/runtime/test_boundary.py \
-    tests/runtime/test_photo.py \
-    -o pythonpath= -p no:cacheprovider -q
+    "$pi_venv/bin/pytest" "${suite[@]}" -o pythonpath= -p no:cacheprovider -q
