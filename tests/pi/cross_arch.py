@@ -9,8 +9,8 @@ far apart they are, in int8 output steps::
         --backends tflite_runtime ai_edge_litert --photos p1.png p2.jpg
     python tests/pi/cross_arch.py compare x86.npz arm64.npz [--predict NAME X86.jsonl ARM.jsonl]
 
-``compare`` exits 1 when tflite-runtime's outputs or any decision differ between the
-architectures, or ai-edge-litert's differ by more than the bound below.
+``compare`` exits 1 when a decision differs between the architectures, or an interpreter
+package's outputs differ by more than the bound below.
 """
 
 from __future__ import annotations
@@ -23,10 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-# ai-edge-litert (XNNPACK) on arm64 against x86-64, measured by .ci/arm64.sh on the demo model
-# and the three test models (docs/raspberry_pi.md): see AI_EDGE_LITERT_* in compare().
-AI_EDGE_LITERT_MAX_STEPS = 2
-AI_EDGE_LITERT_MAX_SHARE = 0.01
+# How far one package's outputs on arm64 (emulated Cortex-A72) may be from its outputs on
+# x86-64: int8 output steps, and share of the values. Measured by .ci/arm64.sh (2026-12-05,
+# demo model and the three test models, 54 photos; docs/raspberry_pi.md): tflite-runtime 2.14
+# at most 3 steps on 0.17% of a model's values, ai-edge-litert 2.3 at most 1 step on 0.14%.
+# Not bit for bit: their arm64 int8 kernels (NEON) round a few values otherwise than on x86-64.
+MAX_STEPS = {"tflite_runtime": 4, "ai_edge_litert": 2}
+MAX_SHARE = 0.005
 # Fields of a `tfuq predict --json` record that must agree; latencies and paths may not.
 DECISION_FIELDS = ("accept", "label", "predicted", "predicted_label", "probability", "score",
                    "uncertainty", "why")
@@ -59,7 +62,7 @@ def _difference(a: np.ndarray, b: np.ndarray, step: float) -> tuple[int, int, fl
 def _describe(different: int, total: int, steps: float) -> str:
     if different == 0:
         return f"0 of {total} values differ (bit-identical)"
-    return f"{different} of {total} values differ ({different / total:.2%}), by at most {steps:.0f} int8 steps"
+    return f"{different} of {total} values differ ({different / total:.2%}), by at most {steps:.0f} int8 step{'s' if steps > 1 else ''}"
 
 
 def compare(x86_path: Path, arm_path: Path, predictions: list[tuple[str, Path, Path]]) -> int:
@@ -75,12 +78,9 @@ def compare(x86_path: Path, arm_path: Path, predictions: list[tuple[str, Path, P
         for backend in backends:
             different, total, steps = _difference(x86[f"{name}|{backend}"], arm[f"{name}|{backend}"], step)
             print(f"  {backend}, arm64 vs x86-64: {_describe(different, total, steps)}")
-            if backend == "tflite_runtime" and different:
-                failures.append(f"{name}: tflite_runtime is not bit-identical across architectures")
-            if backend == "ai_edge_litert" and (steps > AI_EDGE_LITERT_MAX_STEPS
-                                                or different > AI_EDGE_LITERT_MAX_SHARE * total):
-                failures.append(f"{name}: ai_edge_litert differs beyond {AI_EDGE_LITERT_MAX_STEPS} steps "
-                                f"or {AI_EDGE_LITERT_MAX_SHARE:.0%} of the values")
+            if steps > MAX_STEPS[backend] or different > MAX_SHARE * total:
+                failures.append(f"{name}: {backend} differs across architectures by more than "
+                                f"{MAX_STEPS[backend]} steps or on more than {MAX_SHARE:.1%} of the values")
         if {"tflite_runtime", "ai_edge_litert"} <= set(backends):
             for side, data in (("x86-64", x86), ("arm64", arm)):
                 result = _difference(data[f"{name}|tflite_runtime"], data[f"{name}|ai_edge_litert"], step)
@@ -99,8 +99,6 @@ def compare(x86_path: Path, arm_path: Path, predictions: list[tuple[str, Path, P
               f"{sum(same)} of {len(a)} records equal in {', '.join(fields)}")
         if not all(decisions):
             failures.append(f"tfuq predict {name}: {len(a) - sum(decisions)} decisions differ")
-        if name.endswith("tflite_runtime") and not all(same):
-            failures.append(f"tfuq predict {name}: records differ")
     for failure in failures:
         print(f"FAILED: {failure}")
     return 1 if failures else 0
