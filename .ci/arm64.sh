@@ -128,6 +128,8 @@ echo "== arm64: the Pi test suite (models and expected outputs from $main_python
 "$main_python" tests/pi/make_fixtures.py --out "$root/fixtures" 2> "$work/make_fixtures.log" || {
     cat "$work/make_fixtures.log" >&2; exit 1; }
 mapfile -t suite < <(grep -v '^#' tests/pi/suite.txt)
+# As .ci/pi_env.sh: /src after site-packages, for tests._dummies.
+arm64 /pi/bin/python -c 'import site, sys; open(site.getsitepackages()[0] + "/tfuq_tests.pth", "w").write(sys.argv[1] + "\n")' /src
 # -o pythonpath= and the venv's own pytest: the installed tfuq is tested, not /src.
 arm64 /pi/bin/pytest "${suite[@]}" -o pythonpath= -p no:cacheprovider -q -rf > "$work/pytest.log" 2>&1 && suite_rc=0 || suite_rc=$?
 tail -15 "$work/pytest.log"
