@@ -130,10 +130,18 @@ def check_probabilities(probabilities: np.ndarray) -> np.ndarray:
     return array
 
 
+# np.finfo(dtype).tiny, the smallest normal number, written out: under flush-to-zero (which
+# importing tflite-runtime turns on for the whole process on aarch64) numpy 1.x warns "The
+# value of the smallest subnormal ... is zero" wherever np.finfo is first asked for a type.
+_SMALLEST_NORMAL = {np.dtype(np.float16): 2.0**-14, np.dtype(np.float32): 2.0**-126,
+                    np.dtype(np.float64): 2.0**-1022}
+
+
 def entropy(probabilities: np.ndarray, axis: int = -1) -> np.ndarray:
     """``-sum p ln p`` along ``axis`` with ``0 ln 0 = 0`` (natural log, in nats)."""
     p = np.asarray(probabilities)
-    tiny = np.finfo(p.dtype if np.issubdtype(p.dtype, np.floating) else np.float64).tiny
+    dtype = p.dtype if np.issubdtype(p.dtype, np.floating) else np.dtype(np.float64)
+    tiny = _SMALLEST_NORMAL[dtype] if dtype in _SMALLEST_NORMAL else np.finfo(dtype).tiny
     # max(p, tiny) keeps log finite; where p == 0 the product is 0 * finite = 0.
     return -np.sum(p * np.log(np.maximum(p, tiny)), axis=axis)
 
