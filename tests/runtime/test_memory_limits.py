@@ -191,7 +191,7 @@ def _with_output_classes(path: str, classes: int) -> bytes:
     builder = flatbuffers.Builder(0)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     # Without labels: 4 labels for 2**28 classes would be refused for another reason.
-    return _packed({k: v for k, v in config.items() if k != "labels"}, bytes(builder.Output()))
+    return _packed({k: v for k, v in config.to_dict().items() if k != "labels"}, bytes(builder.Output()))
 
 
 def test_a_patched_output_shape_is_refused_before_any_run(tmp_path, tiny_tflite):
