@@ -43,8 +43,8 @@ _LAZY = {
     "Model": "tfuq.runtime.interpreter",
     "read_config": "tfuq.runtime.modelfile",
     "aggregate": "tfuq.runtime.aggregate",
-    "decide": "tfuq.runtime.abstain",
-    "calibrate": "tfuq.runtime.abstain",
+    "decide": "tfuq.runtime.decision",
+    "calibrate": "tfuq.runtime.calibration",
     "evaluate": "tfuq.evaluation",
 }
 
