@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfuq.runtime.aggregate import SCORES, Aggregate
+from tfuq.runtime.aggregate import COLUMNS, DERIVED_COLUMNS, Aggregate
 
 FORMATS = ("jsonl", "parquet")
 RUNNERS = {"direct": "DirectRunner", "flink": "FlinkRunner", "spark": "SparkRunner",
@@ -93,11 +93,13 @@ def _parquet_schema(keep_passes: bool):
 
     fields = [
         ("key", pa.string()), ("set", pa.string()), ("id", pa.string()), ("order", pa.string()),
-        ("label", pa.int64()), ("seed", pa.string()), ("predicted", pa.int64()),
-        ("predicted_label", pa.string()),
-        ("accept", pa.bool_()), ("mean", pa.list_(pa.float64())), ("std", pa.list_(pa.float64())),
-        *[(name, pa.float64()) for name in SCORES], ("expected_entropy", pa.float64()),
+        ("label", pa.int64()), ("seed", pa.string()), ("predicted_label", pa.string()),
+        ("accept", pa.bool_()),
     ]
+    per_class = pa.list_(pa.float64())
+    kinds = {"predicted": pa.int64(), "mean": per_class, "std": per_class}
+    fields += [(name, kinds.get(name, pa.float64())) for name in COLUMNS
+               if name not in DERIVED_COLUMNS]
     if keep_passes:
         fields.append(("passes", pa.list_(pa.list_(pa.float32()))))
     return pa.schema(fields)
@@ -162,22 +164,9 @@ def read_records(folder: str | os.PathLike) -> list[dict]:
 
 def _aggregate(records: list[dict], conf_factor: float) -> Aggregate:
     """The :class:`Aggregate` the records carry, as :func:`aggregate` computed it per image."""
-    mean = np.stack([np.asarray(r["mean"], dtype=np.float64) for r in records])
-    std = np.stack([np.asarray(r["std"], dtype=np.float64) for r in records])
-    spread = conf_factor * std
-    return Aggregate(
-        mean=mean,
-        std=std,
-        predicted=np.array([r["predicted"] for r in records], dtype=np.int64),
-        max_probability=np.array([r["max_probability"] for r in records], dtype=np.float64),
-        predictive_entropy=np.array([r["predictive_entropy"] for r in records], dtype=np.float64),
-        expected_entropy=np.array([r["expected_entropy"] for r in records], dtype=np.float64),
-        mutual_information=np.array([r["mutual_information"] for r in records], dtype=np.float64),
-        variation_ratio=np.array([r["variation_ratio"] for r in records], dtype=np.float64),
-        lower=mean - spread,
-        upper=mean + spread,
-        passes=0,
-        conf_factor=conf_factor,
+    stored = [name for name in COLUMNS if name not in DERIVED_COLUMNS]
+    return Aggregate.from_columns(
+        {name: [r[name] for r in records] for name in stored}, passes=0, conf_factor=conf_factor
     )
 
 

@@ -243,12 +243,7 @@ def calibrate(
             raise InfeasibleError(
                 f"{describe_rule(within)} accepts none of the {total} calibration images"
             )
-        summary = Aggregate(
-            **{name: getattr(summary, name)[inside] for name in (
-                "mean", "std", "predicted", "max_probability", "predictive_entropy",
-                "expected_entropy", "mutual_information", "variation_ratio", "lower", "upper")},
-            passes=summary.passes, conf_factor=summary.conf_factor,
-        )
+        summary = summary.take(inside)
         labels = labels[inside]
     m = len(summary.predicted)
 
