@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -224,6 +225,68 @@ def calibrate(
     if score not in SCORES:
         raise ValueError(f"unknown score {score!r}; choose one of {', '.join(SCORES)}")
     summary = source if isinstance(source, Aggregate) else aggregate(source)
+    labels = _check_labels(summary, labels)
+    total = len(labels)
+    if within is not None:
+        within = check_rule(within)
+        inside = np.asarray(decide(summary, within).accept)
+        if not inside.any():
+            raise InfeasibleError(
+                f"{describe_rule(within)} accepts none of the {total} calibration images"
+            )
+        summary, labels = summary.take(inside), labels[inside]
+
+    m = len(labels)
+    delta = 1.0 - confidence
+    steps = max(1, math.ceil(math.log2(m)))
+    tried = _search(certainty(summary, score), summary.predicted != labels, target_risk,
+                    delta / steps, steps)
+    feasible = [t for t in tried if t.bound < target_risk]
+    # The most coverage among the thresholds that meet the target; else the lowest bound.
+    if feasible:
+        chosen = max(feasible, key=lambda t: t.accepted)
+    else:
+        chosen = min(tried, key=lambda t: t.bound)
+    orient = 1.0 if HIGHER_IS_CONFIDENT[score] else -1.0
+    coverage, risk = chosen.accepted / total, chosen.errors / chosen.accepted
+    inside_text = "" if within is None else f" within {describe_rule(within)} (accepts {m})"
+    if feasible:
+        sign = ">=" if orient > 0 else "<="
+        message = (
+            f"{score} {sign} {orient * chosen.theta:.6g}{inside_text}: coverage {coverage:.1%} on "
+            f"{total} calibration images, selective risk {risk:.2%}, guaranteed <= "
+            f"{chosen.bound:.2%} at {confidence:.0%} confidence"
+        )
+    else:
+        # Even with no error at all, the bound needs this many accepted images.
+        needed = math.ceil(math.log(delta / steps) / math.log1p(-target_risk))
+        message = (
+            f"target risk {target_risk:g} cannot be guaranteed at {confidence:.0%} confidence "
+            f"with {m} calibration images{inside_text} and score {score}: the best threshold "
+            f"tried accepts {chosen.accepted} images with {chosen.errors} errors, risk bound "
+            f"{chosen.bound:.3f}; even with no errors about {needed} accepted images would be "
+            "needed. Use more calibration data, a higher target risk or a lower confidence"
+        )
+    return Calibration(
+        feasible=bool(feasible),
+        score=score,
+        target_risk=target_risk,
+        confidence=confidence,
+        threshold=orient * chosen.theta + 0.0 if feasible else None,  # + 0.0: no -0.0
+        risk_bound=chosen.bound,
+        selective_risk=risk,
+        coverage=coverage,
+        accepted=chosen.accepted,
+        errors=chosen.errors,
+        n=total,
+        steps=steps,
+        message=message,
+        within=within,
+    )
+
+
+def _check_labels(summary: Aggregate, labels: np.ndarray) -> np.ndarray:
+    """The labels as an array, checked against a batch aggregate: one int class per image."""
     if summary.predicted.ndim != 1:
         raise ValueError("calibration needs a batch of images, not a single image")
     total = len(summary.predicted)
@@ -236,81 +299,44 @@ def calibrate(
         raise ValueError(
             f"labels must be in [0, {summary.classes}), found {labels.min()}..{labels.max()}"
         )
-    if within is not None:
-        within = check_rule(within)
-        inside = np.asarray(decide(summary, within).accept)
-        if not inside.any():
-            raise InfeasibleError(
-                f"{describe_rule(within)} accepts none of the {total} calibration images"
-            )
-        summary = summary.take(inside)
-        labels = labels[inside]
-    m = len(summary.predicted)
+    return labels
 
-    delta = 1.0 - confidence
-    steps = max(1, math.ceil(math.log2(m)))
-    sure = certainty(summary, score)
-    wrong = summary.predicted != labels
+
+class _Tried(NamedTuple):
+    """One threshold SGR tested: ``theta`` (on the certainty scale), its bound, and the
+    accepted images and errors among them."""
+
+    theta: float
+    bound: float
+    accepted: int
+    errors: int
+
+
+def _search(
+    sure: np.ndarray, wrong: np.ndarray, target_risk: float, level: float, steps: int
+) -> list[_Tried]:
+    """SGR's binary search over the sorted certainties (``sure``, larger is more confident;
+    ``wrong`` per image): ``steps`` thresholds, each with its Clopper-Pearson bound at
+    ``level`` (``delta / steps``), towards more coverage while the bound is below target."""
+    m = len(sure)
     order = np.argsort(sure, kind="stable")
     sorted_sure = sure[order]
     # Errors among the images at least as certain as sorted_sure[j], ties included.
     errors_from = np.concatenate([np.cumsum(wrong[order][::-1])[::-1], [0]])
 
-    def test(z: int) -> tuple[float, float, int, int]:
+    def test(z: int) -> _Tried:
         theta = float(sorted_sure[z - 1])
         first = int(np.searchsorted(sorted_sure, theta, side="left"))  # ties accepted too
         accepted, errors = m - first, int(errors_from[first])
-        return theta, binomial_upper_bound(errors, accepted, delta / steps), accepted, errors
+        return _Tried(theta, binomial_upper_bound(errors, accepted, level), accepted, errors)
 
     z_min, z_max = 1, m
     tried = []
     for _ in range(steps):
         z = math.ceil((z_min + z_max) / 2)
-        theta, bound, accepted, errors = test(z)
-        tried.append((theta, bound, accepted, errors))
-        if bound < target_risk:
+        tried.append(test(z))
+        if tried[-1].bound < target_risk:
             z_max = z
         else:
             z_min = z
-
-    feasible = [t for t in tried if t[1] < target_risk]
-    if feasible:
-        theta, bound, accepted, errors = max(feasible, key=lambda t: t[2])
-    else:
-        theta, bound, accepted, errors = min(tried, key=lambda t: t[1])
-    orient = 1.0 if HIGHER_IS_CONFIDENT[score] else -1.0
-    coverage, risk = accepted / total, errors / accepted
-    inside_text = "" if within is None else f" within {describe_rule(within)} (accepts {m})"
-    if feasible:
-        sign = ">=" if orient > 0 else "<="
-        message = (
-            f"{score} {sign} {orient * theta:.6g}{inside_text}: coverage {coverage:.1%} on {total} calibration "
-            f"images, selective risk {risk:.2%}, guaranteed <= {bound:.2%} at "
-            f"{confidence:.0%} confidence"
-        )
-    else:
-        # Even with no error at all, the bound needs this many accepted images.
-        needed = math.ceil(math.log(delta / steps) / math.log1p(-target_risk))
-        message = (
-            f"target risk {target_risk:g} cannot be guaranteed at {confidence:.0%} confidence "
-            f"with {m} calibration images{inside_text} and score {score}: the best threshold tried accepts "
-            f"{accepted} images with {errors} errors, risk bound {bound:.3f}; even with no "
-            f"errors about {needed} accepted images would be needed. Use more calibration data, "
-            "a higher target risk or a lower confidence"
-        )
-    return Calibration(
-        feasible=bool(feasible),
-        score=score,
-        target_risk=target_risk,
-        confidence=confidence,
-        threshold=orient * theta + 0.0 if feasible else None,  # + 0.0: no -0.0
-        risk_bound=bound,
-        selective_risk=risk,
-        coverage=coverage,
-        accepted=accepted,
-        errors=errors,
-        n=total,
-        steps=steps,
-        message=message,
-        within=within,
-    )
+    return tried
