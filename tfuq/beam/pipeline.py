@@ -8,11 +8,13 @@ sorted into source order (file, then index) and their per-image summaries go thr
 single-process ones bit for bit. The same code runs on the DirectRunner and on Flink, Spark or
 Dataflow; only the pipeline options differ.
 
-Data specs (``--data``): ``npz:<glob>`` (or a path or glob ending ``.npz``), ``cifar100:<split>``
-and ``cifar100_corrupted/<corruption>_<severity>:test`` (TFRecords tfds prepared, in
+Data specs (``--data``) follow the one grammar of :func:`tfuq.data.parse_spec`:
+``npz:<glob>`` (or a path ending ``.npz``), ``cifar100:<split>`` and
+``cifar100_corrupted/<corruption>_<severity>:test`` (TFRecords tfds prepared, in
 ``--data-dir``), ``cifar100_corrupted/*:test`` (all 75 CIFAR-100-C sets in one pipeline, with
 tables per severity and per corruption), ``tfrecord:<glob>`` (tfds-written files),
-``folder:<dir>`` (one subfolder per class) and ``files:<glob>`` (unlabelled).
+``folder:<dir>`` (one subfolder per class, listed as ``tfuq.data`` lists it) and
+``files:<glob>`` (unlabelled). Image files are decoded by the photo rule the model carries.
 """
 
 from __future__ import annotations
@@ -35,39 +37,44 @@ _PREFIX = "records"
 
 # -- data specs ------------------------------------------------------------------------------
 def sources(spec: str, size: tuple[int, int], set_name: str = "data",
-            data_dir: str | None = None, labelled: bool = True) -> list[tuple[str, object]]:
-    """``[(set name, PTransform)]`` for one data spec (see the module docstring)."""
-    from tfuq.beam import sources as src
-    from tfuq.data.corruptions import CORRUPTIONS, SEVERITIES, config_name
+            data_dir: str | None = None, labelled: bool = True,
+            photo_rule=None) -> list[tuple[str, object]]:
+    """``[(set name, PTransform)]`` for one data spec (see the module docstring).
 
-    source, _, target = spec.partition(":")
-    known = source in ("npz", "cifar100", "tfrecord", "folder", "files") or source.startswith(
-        "cifar100_corrupted")
-    if not (known and target):
-        if spec.endswith(".npz") or Path(spec).is_file():
-            source, target = "npz", spec
-        else:
-            raise src.SourceError(
-                f"data spec {spec!r} is not one of npz:<glob>, cifar100:<split>, "
-                "cifar100_corrupted/<config>:test, cifar100_corrupted/*:test, tfrecord:<glob>, "
-                "folder:<dir>, files:<glob>"
-            )
+    ``photo_rule`` decodes image files: the model's (``photo.rule_of(model.config)``); None
+    is the current rule. Raises SourceError for a spec that is malformed or that only
+    :func:`tfuq.data.load_spec` reads (tfds slicing, a corruption applied on the fly).
+    """
+    from tfuq.beam import sources as src
+    from tfuq.data import DataError, parse_spec
+    from tfuq.data.corruptions import CORRUPTIONS, SEVERITIES, config_name
+    from tfuq.data.datasets import ALL_CORRUPTIONS
+    from tfuq.runtime import photo
+
+    photo_rule = photo.RULE if photo_rule is None else photo_rule
+    try:
+        parsed = parse_spec(spec)
+    except DataError as error:
+        raise src.SourceError(str(error)) from None
+    source, target = parsed.source, parsed.target
+    if parsed.corruption is not None and source != "cifar100_corrupted":
+        raise src.SourceError(f"{spec}: the Beam pipelines read prepared CIFAR-100-C sets "
+                              "(cifar100_corrupted/<config>:test), they corrupt nothing themselves")
     if source == "npz":
         return [(set_name, src.ReadNpz(target, size, set_name))]
     if source == "tfrecord":
         return [(set_name, src.ReadTfds(target, size, set_name))]
-    if source == "folder":
-        return [(set_name, src.ReadImageFiles(target, size, set_name, labelled=labelled))]
-    if source == "files":
-        return [(set_name, src.ReadImageFiles(target, size, set_name))]
+    if source in ("folder", "files"):
+        reader = src.ReadImageFiles(target, size, set_name, labelled=labelled and source == "folder",
+                                    photo_rule=photo_rule)
+        return [(set_name, reader)]
+    if "[" in target:
+        raise src.SourceError(f"{spec}: tfds slicing is for tfuq evaluate without --runner")
     if source == "cifar100":
         return [(set_name, src.ReadTfds(src.tfds_files("cifar100", target, data_dir), size,
                                         set_name))]
-    config = source.partition("/")[2]
-    if target != "test":
-        raise src.SourceError(f"cifar100_corrupted has only a test split, got {target!r}")
-    if config != "*":
-        files = src.tfds_files(f"cifar100_corrupted/{config}", "test", data_dir)
+    if parsed.corruption != ALL_CORRUPTIONS:
+        files = src.tfds_files(f"cifar100_corrupted/{parsed.config}", "test", data_dir)
         return [(set_name, src.ReadTfds(files, size, set_name))]
     configs = [config_name(c, s) for c in CORRUPTIONS for s in SEVERITIES]
     return [(name, src.ReadTfds(src.tfds_files(f"cifar100_corrupted/{name}", "test", data_dir),

@@ -81,7 +81,7 @@ def run(args) -> int:
         staged_model = None if args.dry_run else outputs.file(args.model, "model", in_place=True)
         model = runtime.load(args.model, threads=args.threads)
         flatbuffer, config = model.flatbuffer, model.config
-        images, labels = load_images(args.data, args.limit, model.input_shape[:2], True, "calibration")
+        images, labels = load_images(args.data, args.limit, model, True, "calibration")
         if labels.max() >= model.classes:
             raise CliError(f"{args.data}: label {labels.max()} is out of range for {model.classes} classes")
         # Work.
