@@ -1106,7 +1106,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
 
 def main(argv: list[str] | None = None) -> int:
     args, setup = parse_args(argv)
-    from tfuq.cli._common import quiet_tensorflow
+    from tfuq.quiet import import_tensorflow
     from tfuq.data import DataError
     from tfuq.modeling.backbones import ModelError
     from tfuq.training.train import TrainError
@@ -1121,7 +1121,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nnot finished yet: {len(result['missing'])} datasets "
                   f"({', '.join(result['missing'][:3])}, ...)")
         return 0
-    quiet_tensorflow()
+    import_tensorflow(log_level=3)
     try:
         result = run(setup, args.out)
     except (ExperimentError, DataError, ModelError, TrainError) as error:

@@ -106,7 +106,7 @@ ALLOWED = {
     "conversion": {"data", "modeling"},
     "beam": {"data", "evaluation"},
 }
-ALWAYS = {"runtime", "_progress", "_files"}
+ALWAYS = {"runtime", "_progress", "_files", "quiet"}
 
 
 def _tfuq_folder(module: str) -> str | None:

@@ -252,7 +252,7 @@ class ReadTfds(beam.PTransform):
 
 
 # -- image files ------------------------------------------------------------------------------
-def image_files(location: str, labelled: bool = False) -> tuple[list[tuple[str, int | None]], list[str]]:
+def _image_files(location: str, labelled: bool = False) -> tuple[list[tuple[str, int | None]], list[str]]:
     """``([(path, label or None)], class names)`` for a folder, a file or a glob of image files."""
     if any(char in location for char in "*?["):
         paths = [p for p in match(location) if Path(p).suffix.lower() in IMAGE_SUFFIXES]
@@ -299,7 +299,7 @@ class ReadImageFiles(beam.PTransform):
     def __init__(self, location: str, size: tuple[int, int], set_name: str = "images",
                  labelled: bool = False, photo_rule: photo.PhotoRule = photo.RULE):
         super().__init__()
-        self.items, self.classes = image_files(location, labelled)
+        self.items, self.classes = _image_files(location, labelled)
         self.size, self.set_name, self.photo_rule = tuple(size), set_name, photo_rule
 
     def expand(self, root):

@@ -21,31 +21,17 @@ def require(module: str, extra: str, command: str) -> None:
 
 
 def quiet_tensorflow() -> None:
-    """Import TensorFlow without its start-up chatter on the user's terminal.
+    """Import TensorFlow before a subcommand's work, without its start-up chatter on the
+    user's terminal (:func:`tfuq.quiet.import_tensorflow`; C++ errors hidden too, as the
+    command's own messages say what failed)."""
+    from tfuq.quiet import import_tensorflow
 
-    Some of it (CUDA probing) is logged before absl reads any setting, so the import runs
-    with file descriptor 2 pointed at /dev/null.
-    """
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
-    if "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    import_tensorflow(log_level=3)
 
 
 def emit_json(payload: Any, path: str | None = None) -> None:
     """Print ``payload`` as JSON, or write it atomically to ``path`` ("-" is stdout)."""
-    text = json.dumps(payload, indent=2, sort_keys=True, default=_plain)
+    text = json.dumps(payload, indent=2, sort_keys=True, default=json_default)
     if path in (None, "-"):
         print(text)
         return
@@ -55,7 +41,8 @@ def emit_json(payload: Any, path: str | None = None) -> None:
         out.write(text + "\n")
 
 
-def _plain(value):
+def json_default(value):
+    """``json.dumps(default=...)`` for NumPy values: scalars as Python numbers, arrays as lists."""
     import numpy as np
 
     if isinstance(value, np.generic):

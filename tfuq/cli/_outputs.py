@@ -27,7 +27,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from tfuq.cli._common import CliError, _plain
+from tfuq.cli._common import CliError, json_default
 
 # Failures of the storage rather than of the command: said in one line, nothing replaced.
 _STORAGE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
@@ -211,4 +211,4 @@ class Outputs:
 
 def json_text(payload) -> str:
     """``payload`` as the JSON every subcommand prints (numpy values as plain numbers)."""
-    return json.dumps(payload, indent=2, sort_keys=True, default=_plain)
+    return json.dumps(payload, indent=2, sort_keys=True, default=json_default)

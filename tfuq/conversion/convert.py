@@ -1,6 +1,6 @@
 """Keras model with MCDropout -> one full-integer TFLite file that carries its configuration.
 
-    >>> result = tfuq.conversion.convert(model, images, passes=30)          # doctest: +SKIP
+    >>> result = tfuq.convert(model, images, passes=30)          # doctest: +SKIP
     >>> result.save("model.tflite")                              # doctest: +SKIP
 
 Needs TensorFlow (the ``convert`` extra). The steps:
@@ -20,12 +20,8 @@ Needs TensorFlow (the ``convert`` extra). The steps:
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import os
-import sys
-import tempfile
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +32,8 @@ from tfuq.conversion import rewrite
 from tfuq.data.common import DataError, check_images
 from tfuq.data.datasets import load_npz, resize
 from tfuq.modeling import byo, graph
+from tfuq.quiet import held_output as _quiet_converter  # Keras export listings, C++ logs
+from tfuq.quiet import import_tensorflow as _tf
 from tfuq.runtime import abstain, flatbuffer, masks, modelfile, photo
 from tfuq.runtime.flatbuffer import summarize as summarize_flatbuffer
 
@@ -45,13 +43,6 @@ DEFAULT_DECISION = abstain.DEFAULT_RULE  # interval (Z = 1) and max_probability 
 
 class ConversionError(ValueError):
     """Conversion input the user can fix (bad model file, bad data, bad options)."""
-
-
-def _tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    return tf
 
 
 def load_keras_model(path: str | os.PathLike):
@@ -145,39 +136,6 @@ def _progress(iterable, total: int, description: str, stream):
     from tfuq._progress import bar
 
     return bar(total, description, "img", stream, iterable=iterable)
-
-
-@contextlib.contextmanager
-def _quiet_converter():
-    """Hold back what the converter prints (Keras export listings, C++ logs) at the fd level.
-
-    Yields a writable copy of the real stderr for progress bars. The held-back text is
-    replayed on stderr only when conversion fails, where it helps.
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = {fd: os.dup(fd) for fd in (1, 2)}
-    progress = os.fdopen(os.dup(saved[2]), "w")
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 1)
-        os.dup2(held.fileno(), 2)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                yield progress
-        except BaseException:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            held.seek(0)
-            os.write(saved[2], held.read()[-20000:])
-            raise
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            for fd, copy in saved.items():
-                os.dup2(copy, fd)
-                os.close(copy)
-            progress.close()
 
 
 def convert(

@@ -93,7 +93,7 @@ class Aggregate:
 
     def interval(self, conf_factor: float) -> tuple[np.ndarray, np.ndarray]:
         """``(lower, upper)`` = ``mean -/+ conf_factor * std`` for another factor."""
-        conf_factor = check_conf_factor(conf_factor)
+        conf_factor = _check_conf_factor(conf_factor)
         spread = conf_factor * self.std
         return self.mean - spread, self.mean + spread
 
@@ -143,7 +143,7 @@ class Aggregate:
         )
 
 
-def check_conf_factor(conf_factor: float) -> float:
+def _check_conf_factor(conf_factor: float) -> float:
     """Return ``conf_factor`` as a float after checking it is finite and non-negative."""
     if isinstance(conf_factor, bool) or not isinstance(conf_factor, int | float | np.number):
         raise ValueError(f"conf_factor must be a number, got {type(conf_factor).__name__}")
@@ -235,7 +235,7 @@ def aggregate(probabilities: np.ndarray, conf_factor: float = 1.0) -> Aggregate:
         >>> result.predicted.tolist(), result.mutual_information.tolist()
         ([0], [0.0])
     """
-    conf_factor = check_conf_factor(conf_factor)
+    conf_factor = _check_conf_factor(conf_factor)
     single = np.ndim(probabilities) == 2
     p = check_probabilities(probabilities)
     passes, batch, classes = p.shape
