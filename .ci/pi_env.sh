@@ -36,6 +36,6 @@ PY
 echo "== pi: tests in $pi_venv"
 # -o pythonpath= and the venv's own pytest: the installed tfuq is tested, not the source tree.
 TFUQ_PI_FIXTURES="$fixtures" TFUQ_PI_EXPECT_INSTALLED=1 \
-    "$pi_venv/bin/pytest" tests/pi tests/runtime/test_vectors.py tests/runtime/test_masks.py tests/runtime/test_boundary.py \
+    "$pi_venv/bin/pytest" tests/pi tests/runtime/test_vectors.py tests/runtime/test_masks.py tests/test_boundary.py \
     tests/runtime/test_photo.py \
     -o pythonpath= -p no:cacheprovider -q

@@ -7,7 +7,7 @@ Needs TensorFlow (the ``convert`` extra). The steps:
 
 1. ``tfuq.conversion.rewrite`` brings the model into tfuq's form (Keras dropout layers as MC
    dropout, preprocessing stated outside the graph folded in, a softmax added to logits; see
-   :func:`tfuq.conversion.rewrite.prepare`), then rewrites it (masked: masks as inputs, trunk once;
+   :func:`tfuq.modeling.byo.prepare`), then rewrites it (masked: masks as inputs, trunk once;
    or in-graph).
 2. The TFLite converter quantizes it to int8 with a representative dataset: images brought
    to the model input by the photo rule (``tfuq.runtime.photo``, carried in the file as
@@ -182,7 +182,7 @@ def convert(
         max_accuracy_drop: with labels, the self-check fails when TFLite's MC-mean
             accuracy on the held-out images is more than this below Keras'.
         mc_dropout, mc_layers, preprocessing, input_size, add_softmax: how the model is
-            brought into tfuq's form; see :func:`tfuq.conversion.rewrite.prepare`.
+            brought into tfuq's form; see :func:`tfuq.modeling.byo.prepare`.
         bias_correction: correct every layer's int8 bias for the mean error against float on
             this many of the calibration images (0: off); see :mod:`tfuq.conversion.bias_correction`.
             Not for ``in-graph`` mode.
@@ -365,7 +365,7 @@ def _float_flatbuffer(tf, keras_graph) -> bytes:
 
 def float_twin(model, passes: int = 30) -> bytes:
     """The float TFLite twin of ``convert(model, passes=passes)`` (masked mode, the model in
-    tfuq's form as :func:`tfuq.conversion.rewrite.prepare` brings it by default): the reference
+    tfuq's form as :func:`tfuq.modeling.byo.prepare` brings it by default): the reference
     that bias correction and ``benchmarks/int8_layers.py`` compare the int8 tensors with."""
     tf = _tf()
     try:
