@@ -181,9 +181,9 @@ def merge(records: list[dict], rule: dict, data_set: str = "data", ood_set: str 
           score: str | None = None, passes: int | None = None):
     """The :class:`tfuq.evaluation.Evaluation` of the records of ``data_set`` (and ``ood_set``)."""
     from tfuq import evaluation
-    from tfuq.runtime import abstain
+    from tfuq.runtime import decision
 
-    rule = abstain.check_rule(rule)
+    rule = decision.check_rule(rule)
     conf_factor = rule.get("conf_factor", 1.0)
     chosen = [r for r in records if r["set"] == data_set]
     if not chosen:

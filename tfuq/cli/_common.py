@@ -70,25 +70,25 @@ def rule_from_args(args, config: dict) -> dict:
     (``--score``, default max_probability; ``--threshold``, default 0.5): ``tfuq convert``'s
     default when given no options.
     """
-    from tfuq.runtime import abstain
+    from tfuq.runtime import decision
 
     if args.rule not in ("threshold", "combined") and args.threshold is not None:
         raise CliError("--threshold needs --rule threshold or combined")
     if args.rule not in ("interval", "combined") and args.conf_factor is not None:
         raise CliError("--conf-factor needs --rule interval or combined")
     if args.rule == "model":
-        return abstain.check_rule(config.get("decision") or abstain.DEFAULT_RULE)
+        return decision.check_rule(config.get("decision") or decision.DEFAULT_RULE)
     if args.rule == "interval":
-        return abstain.interval_rule(1.0 if args.conf_factor is None else args.conf_factor)
+        return decision.interval_rule(1.0 if args.conf_factor is None else args.conf_factor)
     if args.rule == "combined":
         score = args.score or "max_probability"
         if args.threshold is None and score != "max_probability":
             raise CliError(f"--rule combined with --score {score} needs --threshold")
-        return abstain.all_rule(
-            abstain.interval_rule(1.0 if args.conf_factor is None else args.conf_factor),
-            abstain.threshold_rule(
-                score, abstain.DEFAULT_FLOOR if args.threshold is None else args.threshold),
+        return decision.all_rule(
+            decision.interval_rule(1.0 if args.conf_factor is None else args.conf_factor),
+            decision.threshold_rule(
+                score, decision.DEFAULT_FLOOR if args.threshold is None else args.threshold),
         )
     if args.score is None or args.threshold is None:
         raise CliError("--rule threshold needs --score and --threshold")
-    return abstain.threshold_rule(args.score, args.threshold)
+    return decision.threshold_rule(args.score, args.threshold)

@@ -5,7 +5,7 @@ rule, so the Raspberry Pi and the phone apply the same one.
 
 The method is Selection with Guaranteed Risk (Geifman and El-Yaniv, NeurIPS 2017): a binary
 search over thresholds with a Clopper-Pearson bound and a union bound over its steps (see
-tfuq.runtime.abstain.calibrate for the exact guarantee). Use images the model was not trained on. When
+tfuq.runtime.calibration.calibrate for the exact guarantee). Use images the model was not trained on. When
 the target cannot be guaranteed with the images given, it says why, writes nothing and exits 2.
 
 --within keeps a rule in front of the threshold: `interval` (the paper's rule, Z = 1) or
@@ -29,10 +29,10 @@ from pathlib import Path
 from tfuq.cli._common import CliError, info
 from tfuq.cli.evaluate import check_args as check_common_args
 from tfuq.cli.evaluate import load_images
-from tfuq.runtime import abstain  # numpy only
+from tfuq.runtime import decision  # numpy only
 from tfuq.runtime.aggregate import SCORES
 
-WITHIN = {"none": None, "interval": abstain.INTERVAL_RULE, "default": abstain.DEFAULT_RULE}
+WITHIN = {"none": None, "interval": decision.INTERVAL_RULE, "default": decision.DEFAULT_RULE}
 HELP = "calibrate an abstention threshold with a risk guarantee and store it in the model"
 
 
@@ -69,7 +69,7 @@ def check_args(args) -> None:
 def run(args) -> int:
     from tfuq import evaluation, runtime
     from tfuq.cli._outputs import Outputs, json_text
-    from tfuq.runtime import abstain, modelfile
+    from tfuq.runtime import calibration, modelfile
 
     check_args(args)
     with Outputs() as outputs:
@@ -87,7 +87,7 @@ def run(args) -> int:
         # Work.
         info(f"calibrating {args.model} on {len(images)} images, {model.passes} passes, seed {args.seed}")
         probabilities = evaluation.run_passes(model, images, seed=args.seed, progress=True)
-        result = abstain.calibrate(
+        result = calibration.calibrate(
             probabilities, labels, target_risk=args.target_risk, confidence=args.confidence,
             score=args.score, within=WITHIN[args.within],
         )
@@ -105,7 +105,7 @@ def run(args) -> int:
         if not result.feasible:
             if args.json == "-":
                 print(json_text(payload))
-            raise abstain.InfeasibleError(result.message)
+            raise calibration.InfeasibleError(result.message)
         if staged_model is not None:
             changes = {k: v for k, v in config.items() if k not in ("format", "format_version")}
             outputs.write_bytes(staged_model, modelfile.pack(flatbuffer, {**changes, "decision": payload["rule"]}))
@@ -119,6 +119,6 @@ def run(args) -> int:
         info(result.message)  # stdout carries the JSON
     else:
         print(result.message)
-    info(("would write" if args.dry_run else "wrote") + f" decision {abstain.describe_rule(rule)} "
+    info(("would write" if args.dry_run else "wrote") + f" decision {decision.describe_rule(rule)} "
          f"into {args.model}")
     return 0

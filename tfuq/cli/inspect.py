@@ -15,11 +15,11 @@ from tfuq.cli._common import emit_json
 
 def _describe(rule) -> str:
     """``interval (Z = 1) and max_probability >= 0.5``, or the raw value if it is malformed."""
-    from tfuq.runtime import abstain
+    from tfuq.runtime import decision
 
     try:
-        return abstain.describe_rule(rule)
-    except abstain.RuleError:
+        return decision.describe_rule(rule)
+    except decision.RuleError:
         return f"{rule!r} (not a valid rule)"
 
 HELP = "show a tfuq model's configuration, tensors and operators"
