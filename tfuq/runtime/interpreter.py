@@ -172,9 +172,10 @@ class Model:
 
     @property
     def signature_runner(self):
-        """The interpreter's signature runner (inputs and outputs by name), as seeded by the
-        last ``run`` of an in-graph model: one raw invoke, for timing one invoke of all
-        passes against one invoke per pass (``benchmarks/bench_one_invoke.py``)."""
+        """The interpreter's signature runner (inputs and outputs by name, their details), as
+        seeded by the last ``run`` of an in-graph model: what ``tfuq inspect`` lists, and one
+        raw invoke for timing one invoke of all passes against one invoke per pass
+        (``benchmarks/bench_one_invoke.py``)."""
         return self._runner
 
     # -- running -------------------------------------------------------------------------
