@@ -84,7 +84,7 @@ def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, li
     truncated or corrupt member, a plain ``.npy``) is a :class:`DataError`.
     """
     path = Path(path)
-    if not path.is_file():
+    if not _is_file(os.fspath(path)):
         raise DataError(f"data file not found: {path}")
     try:
         archive = np.load(path, allow_pickle=False)
@@ -184,7 +184,7 @@ def parse_spec(spec: str) -> Spec:
         DataError: unknown source, split, corruption or severity, or an empty path.
     """
     if isinstance(spec, str) and (
-        (":" not in spec and spec.endswith(".npz")) or (spec and Path(spec).is_file())
+        (":" not in spec and spec.endswith(".npz")) or _is_file(spec)
     ):
         return Spec("npz", spec)
     if not isinstance(spec, str) or ":" not in spec:
@@ -316,7 +316,11 @@ def class_folder_files(path: str | os.PathLike) -> tuple[list[tuple[Path, int]],
         DataError: no such folder, no class subfolders, or a class without images.
     """
     root = Path(path)
-    if not root.is_dir():
+    try:
+        found = root.is_dir()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL character
+        found = False
+    if not found:
         raise DataError(f"image folder not found: {root}")
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
@@ -436,6 +440,15 @@ def representative(
         images = resize(images, _check_size(size))
     labels = None if loaded.labels is None else loaded.labels[chosen]
     return LabelledImages(images, labels, loaded.label_names)
+
+
+def _is_file(path: str) -> bool:
+    """Whether ``path`` names an existing file; False for what cannot be a path at all (a
+    name too long for the file system, a NUL character)."""
+    try:
+        return bool(path) and Path(path).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _split_name(split: str) -> str:
