@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -248,40 +248,46 @@ def calibrate(
     else:
         chosen = min(tried, key=lambda t: t.bound)
     orient = 1.0 if HIGHER_IS_CONFIDENT[score] else -1.0
-    coverage, risk = chosen.accepted / total, chosen.errors / chosen.accepted
-    inside_text = "" if within is None else f" within {describe_rule(within)} (accepts {m})"
-    if feasible:
-        sign = ">=" if orient > 0 else "<="
-        message = (
-            f"{score} {sign} {orient * chosen.theta:.6g}{inside_text}: coverage {coverage:.1%} on "
-            f"{total} calibration images, selective risk {risk:.2%}, guaranteed <= "
-            f"{chosen.bound:.2%} at {confidence:.0%} confidence"
-        )
-    else:
-        # Even with no error at all, the bound needs this many accepted images.
-        needed = math.ceil(math.log(delta / steps) / math.log1p(-target_risk))
-        message = (
-            f"target risk {target_risk:g} cannot be guaranteed at {confidence:.0%} confidence "
-            f"with {m} calibration images{inside_text} and score {score}: the best threshold "
-            f"tried accepts {chosen.accepted} images with {chosen.errors} errors, risk bound "
-            f"{chosen.bound:.3f}; even with no errors about {needed} accepted images would be "
-            "needed. Use more calibration data, a higher target risk or a lower confidence"
-        )
-    return Calibration(
+    result = Calibration(
         feasible=bool(feasible),
         score=score,
         target_risk=target_risk,
         confidence=confidence,
         threshold=orient * chosen.theta + 0.0 if feasible else None,  # + 0.0: no -0.0
         risk_bound=chosen.bound,
-        selective_risk=risk,
-        coverage=coverage,
+        selective_risk=chosen.errors / chosen.accepted,
+        coverage=chosen.accepted / total,
         accepted=chosen.accepted,
         errors=chosen.errors,
         n=total,
         steps=steps,
-        message=message,
+        message="",
         within=within,
+    )
+    return replace(result, message=_message(result, orient * chosen.theta, m))
+
+
+def _message(result: Calibration, threshold: float, m: int) -> str:
+    """One line: the rule found and what it guarantees, or why no threshold meets the target
+    (``threshold``: the chosen or best one, on the score's own scale; ``m``: the images the
+    search ran over)."""
+    inside = "" if result.within is None else f" within {describe_rule(result.within)} (accepts {m})"
+    if result.feasible:
+        sign = ">=" if HIGHER_IS_CONFIDENT[result.score] else "<="
+        return (
+            f"{result.score} {sign} {threshold:.6g}{inside}: coverage {result.coverage:.1%} on "
+            f"{result.n} calibration images, selective risk {result.selective_risk:.2%}, "
+            f"guaranteed <= {result.risk_bound:.2%} at {result.confidence:.0%} confidence"
+        )
+    # Even with no error at all, the bound needs this many accepted images.
+    level = (1.0 - result.confidence) / result.steps
+    needed = math.ceil(math.log(level) / math.log1p(-result.target_risk))
+    return (
+        f"target risk {result.target_risk:g} cannot be guaranteed at {result.confidence:.0%} "
+        f"confidence with {m} calibration images{inside} and score {result.score}: the best "
+        f"threshold tried accepts {result.accepted} images with {result.errors} errors, risk "
+        f"bound {result.risk_bound:.3f}; even with no errors about {needed} accepted images "
+        "would be needed. Use more calibration data, a higher target risk or a lower confidence"
     )
 
 
