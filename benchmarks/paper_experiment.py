@@ -1106,9 +1106,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
 
 def main(argv: list[str] | None = None) -> int:
     args, setup = parse_args(argv)
-    from tfuq.quiet import import_tensorflow
     from tfuq.data import DataError
     from tfuq.modeling.backbones import ModelError
+    from tfuq.quiet import import_tensorflow
     from tfuq.training.train import TrainError
 
     if args.tables_only:
