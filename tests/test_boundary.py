@@ -36,7 +36,8 @@ def _runtime_modules() -> list[str]:
 
 def test_the_runtime_folder_has_the_modules_the_readme_names():
     assert {"tfuq.runtime.masks", "tfuq.runtime.modelfile", "tfuq.runtime.interpreter",
-            "tfuq.runtime.aggregate", "tfuq.runtime.abstain", "tfuq.runtime.metrics"} <= set(
+            "tfuq.runtime.aggregate", "tfuq.runtime.decision", "tfuq.runtime.calibration",
+            "tfuq.runtime.metrics"} <= set(
         _runtime_modules())
 
 
@@ -105,7 +106,7 @@ ALLOWED = {
     "conversion": {"data", "modeling"},
     "beam": {"data", "evaluation"},
 }
-ALWAYS = {"runtime", "_progress", "_files"}
+ALWAYS = {"runtime", "_progress", "_files", "quiet"}
 
 
 def _tfuq_folder(module: str) -> str | None:

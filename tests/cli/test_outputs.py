@@ -165,7 +165,7 @@ CALIBRATE_STEPS = [
     ("tfuq.runtime.load", fail),
     ("tfuq.cli.calibrate.load_images", fail),
     ("tfuq.evaluation.run_passes", fail),
-    ("tfuq.runtime.abstain.calibrate", fail),
+    ("tfuq.runtime.calibration.calibrate", fail),
     ("tfuq.runtime.modelfile.pack", fail),
     ("tfuq.cli._outputs.Outputs.write_json", fail),
     ("os.replace", fail_on_call(1)),

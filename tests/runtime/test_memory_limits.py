@@ -178,6 +178,7 @@ def test_a_huge_input_is_refused_at_load_naming_its_size(tmp_path, tiny_tflite):
 
 def _with_output_classes(path: str, classes: int) -> bytes:
     import flatbuffers
+
     from tfuq.runtime.tflite_graph import _schema
 
     schema = _schema()

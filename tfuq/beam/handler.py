@@ -29,7 +29,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import ModelHandler
 
 from tfuq.runtime import abstain, masks
-from tfuq.runtime.aggregate import SCORES, aggregate
+from tfuq.runtime.aggregate import aggregate
 
 SEEDINGS = ("shared", "per-image")
 
@@ -143,14 +143,12 @@ class TfuqModelHandler(ModelHandler[dict, dict, LoadedModel]):
             "order": example.get("order", ""),
             "label": None if label is None else int(label),
             "seed": str(seed),
-            "predicted": int(summary.predicted),
             "predicted_label": model.label(int(summary.predicted)),
             "accept": bool(decision.accept),
-            "mean": summary.mean.tolist(),
-            "std": summary.std.tolist(),
         }
-        record.update({name: float(summary.score(name)) for name in SCORES})
-        record["expected_entropy"] = float(summary.expected_entropy)
+        # predicted, mean, std and the scores; lower and upper follow from the rule's Z.
+        columns = summary.columns(derived=False)
+        record.update({name: value.tolist() for name, value in columns.items()})
         # The model's OOD scores (an ood rule part reads them), as JSON text: one column
         # whatever scores a model carries.
         record["model_scores"] = json.dumps({name: float(value) for name, value in sorted(scores.items())})

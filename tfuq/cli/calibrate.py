@@ -5,7 +5,7 @@ rule, so the Raspberry Pi and the phone apply the same one.
 
 The method is Selection with Guaranteed Risk (Geifman and El-Yaniv, NeurIPS 2017): a binary
 search over thresholds with a Clopper-Pearson bound and a union bound over its steps (see
-tfuq.runtime.abstain.calibrate for the exact guarantee). Use images the model was not trained on. When
+tfuq.runtime.calibration.calibrate for the exact guarantee). Use images the model was not trained on. When
 the target cannot be guaranteed with the images given, it says why, writes nothing and exits 2.
 
 --within keeps a rule in front of the threshold: `interval` (the paper's rule, Z = 1) or
@@ -39,11 +39,11 @@ from tfuq._files import shown
 from tfuq.cli._common import CliError, info
 from tfuq.cli.evaluate import check_args as check_common_args
 from tfuq.cli.evaluate import load_images
-from tfuq.runtime import abstain  # numpy only
+from tfuq.runtime import abstain, decision  # numpy only
 from tfuq.runtime.aggregate import SCORES
 from tfuq.runtime.config import DecisionRule
 
-WITHIN = {"none": None, "interval": abstain.INTERVAL_RULE, "default": abstain.DEFAULT_RULE}
+WITHIN = {"none": None, "interval": decision.INTERVAL_RULE, "default": decision.DEFAULT_RULE}
 HELP = "calibrate an abstention threshold with a risk guarantee and store it in the model"
 
 
@@ -87,7 +87,7 @@ def check_args(args) -> None:
 def run(args) -> int:
     from tfuq import evaluation, runtime
     from tfuq.cli._outputs import Outputs, json_text
-    from tfuq.runtime import abstain, budget, modelfile
+    from tfuq.runtime import budget, modelfile
 
     check_args(args)
     with Outputs() as outputs:
@@ -99,7 +99,7 @@ def run(args) -> int:
         staged_model = None if args.dry_run else outputs.file(args.model, "model", in_place=True)
         model = runtime.load(args.model, threads=args.threads)
         flatbuffer, config = model.flatbuffer, model.config
-        images, labels = load_images(args.data, args.limit, model.input_shape[:2], True, "calibration")
+        images, labels = load_images(args.data, args.limit, model, True, "calibration")
         if labels.max() >= model.classes:
             raise CliError(f"{args.data}: label {labels.max()} is out of range for {model.classes} classes")
         budget.check_run(args.model, model.passes, len(images), model.classes)

@@ -121,9 +121,9 @@ def check_options(options: dict) -> None:
     if options["bias_correction"] and options["mode"] == "in-graph":
         raise CliError("--bias-correction needs a full-integer model: mode masked or deterministic")
     if options.get("decision") is not None:
-        from tfuq.runtime import abstain
+        from tfuq.runtime import decision
 
-        abstain.check_rule(options["decision"])  # a RuleError (exit 2) names what is wrong
+        decision.check_rule(options["decision"])  # a RuleError (exit 2) names what is wrong
 
 
 def run(args) -> int:

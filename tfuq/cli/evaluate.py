@@ -85,17 +85,20 @@ def add_arguments(parser) -> None:
                       "~/tensorflow_datasets)")
 
 
-def load_images(source: str, limit: int | None, size, need_labels: bool, what: str):
-    """Images (resized to ``size``) and labels from an ``.npz`` path or a dataset spec.
+def load_images(source: str, limit: int | None, model, need_labels: bool, what: str):
+    """Images (brought to the model's input size by its photo rule) and labels from an
+    ``.npz`` path or a dataset spec.
 
     ``source`` is a path to an existing ``.npz``, or a spec of :func:`tfuq.data.load_spec`
     such as ``cifar100:test`` or ``folder:photos/``. ``limit`` keeps a seeded draw of that
     many images, in their original order.
     """
     from tfuq import data
+    from tfuq.runtime import photo
 
     spec = f"npz:{source}" if Path(source).is_file() or ":" not in source else source
-    loaded = data.load_spec(spec, limit=limit, size=size)
+    loaded = data.load_spec(spec, limit=limit, size=model.input_shape[:2],
+                            photo_rule=photo.rule_of(model.config))
     if need_labels and loaded.labels is None:
         raise CliError(f"{source} has no labels (array 'y'); {what} needs them")
     return loaded.images, loaded.labels
@@ -142,11 +145,10 @@ def run(args) -> int:
         staged = claim_outputs(args, outputs)
         model = runtime.load(args.model, threads=args.threads)
         rule = rule_from_args(args, model.config)
-        size = model.input_shape[:2]
-        images, labels = load_images(args.data, args.limit, size, True, "evaluate")
+        images, labels = load_images(args.data, args.limit, model, True, "evaluate")
         ood = None
         if args.ood:
-            ood, _ = load_images(args.ood, args.limit, size, False, "--ood")
+            ood, _ = load_images(args.ood, args.limit, model, False, "--ood")
         if labels.max() >= model.classes:
             raise CliError(f"{args.data}: label {labels.max()} is out of range for {model.classes} classes")
         budget.check_run(args.model, model.passes, len(images) + (0 if ood is None else len(ood)),
@@ -226,14 +228,17 @@ def _run_pipeline(args, pipeline, SourceError, records_dir: str):
     result, and the extra tables."""
     import shlex
 
+    from tfuq.runtime import photo
+
     model = pipeline.load_model(args.model, args.threads)
     rule = rule_from_args(args, model.config)
-    size = model.input_shape[:2]
+    size, photo_rule = model.input_shape[:2], photo.rule_of(model.config)
     try:
         options = pipeline.pipeline_options(args.runner, shlex.split(args.pipeline_options))
-        data = pipeline.sources(args.data, size, "data", args.data_dir)
+        data = pipeline.sources(args.data, size, "data", args.data_dir, photo_rule=photo_rule)
         if args.ood:
-            data += pipeline.sources(args.ood, size, "ood", args.data_dir, labelled=False)
+            data += pipeline.sources(args.ood, size, "ood", args.data_dir, labelled=False,
+                                     photo_rule=photo_rule)
     except SourceError as error:
         raise CliError(str(error)) from None
     if args.ood and len(data) > 2:

@@ -16,11 +16,11 @@ from tfuq.cli._common import emit_json
 
 def _describe(rule) -> str:
     """``interval (Z = 1) and max_probability >= 0.5``, or the raw value if it is malformed."""
-    from tfuq.runtime import abstain
+    from tfuq.runtime import decision
 
     try:
-        return abstain.describe_rule(rule)
-    except abstain.RuleError:
+        return decision.describe_rule(rule)
+    except decision.RuleError:
         return f"{rule!r} (not a valid rule)"
 
 HELP = "show a tfuq model's configuration, tensors and operators"
@@ -55,8 +55,8 @@ def describe(path: str) -> dict:
         "flatbuffer_bytes": len(model.flatbuffer),
         "backend": model.backend,
         "config": model.config.to_dict(),
-        "inputs": tensors(model._runner.get_input_details()),
-        "outputs": tensors(model._runner.get_output_details()),
+        "inputs": tensors(model.signature_runner.get_input_details()),
+        "outputs": tensors(model.signature_runner.get_output_details()),
         "operators": dict(sorted(summary.operators.items())),
         "tensor_types": dict(summary.tensor_types),
         "full_integer": summary.full_integer,

@@ -44,9 +44,6 @@ HELP = "predict or abstain on image files, a stream of paths or a watched folder
 # Spelled out rather than imported so that `tfuq --help` does not load numpy.
 BACKEND_CHOICES = ("auto", "ai_edge_litert", "tflite_runtime", "tensorflow")
 SCORE_CHOICES = ("max_probability", "predictive_entropy", "mutual_information", "variation_ratio")
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pnm"}
-)
 DEFAULT_SCORE = "mutual_information"
 
 
@@ -231,6 +228,8 @@ def _stdin_paths() -> Iterator[str]:
 
 def _image_files(folder: Path) -> dict[str, tuple[int, int]]:
     """Image files directly in ``folder``, with their (mtime_ns, size) signatures."""
+    from tfuq.runtime.photo import IMAGE_SUFFIXES
+
     found = {}
     with os.scandir(folder) as entries:
         for entry in entries:
@@ -392,6 +391,7 @@ def run_beam(args) -> int:
     require("apache_beam", "beam", "predict --runner")
     from tfuq.beam import pipeline
     from tfuq.beam.sources import ReadImageFiles, SourceError
+    from tfuq.runtime import photo
 
     if not args.images or "-" in args.images or args.watch:
         raise CliError("--runner takes folders or glob patterns of images, not '-' or --watch")
@@ -407,7 +407,8 @@ def run_beam(args) -> int:
     size = model.input_shape[:2]
     try:
         options = pipeline.pipeline_options(args.runner, shlex.split(args.pipeline_options))
-        data = [(f"images{index}", ReadImageFiles(location, size, "images"))
+        photo_rule = photo.rule_of(model.config)  # as the one-process path follows it
+        data = [(f"images{index}", ReadImageFiles(location, size, "images", photo_rule=photo_rule))
                 for index, location in enumerate(args.images)]
         outcome = pipeline.run(
             args.model, data, args.records, fmt=args.records_format, options=options, rule=rule,

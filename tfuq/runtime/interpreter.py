@@ -184,6 +184,14 @@ class Model:
         generated = _masks.masks_for(seed, self.passes, layers)
         return {spec.input: mask for spec, mask in zip(self.mask_specs, generated, strict=True)}
 
+    @property
+    def signature_runner(self):
+        """The interpreter's signature runner (inputs and outputs by name, their details), as
+        seeded by the last ``run`` of an in-graph model: what ``tfuq inspect`` lists, and one
+        raw invoke for timing one invoke of all passes against one invoke per pass
+        (``benchmarks/bench_one_invoke.py``)."""
+        return self._runner
+
     # -- running -------------------------------------------------------------------------
     def run_with_masks(self, image: np.ndarray, masks: dict[str, np.ndarray]) -> np.ndarray:
         """One invoke of the masked model: one image ``(H, W, 3)`` to ``(passes, classes)``."""

@@ -63,6 +63,11 @@ import numpy as np
 from tfuq._files import file_kind
 
 MAX_PIXELS = 2**26
+#: The file suffixes (lower case) taken for photos wherever a folder or glob is read: ``tfuq
+#: predict``, ``folder:`` data specs, the Beam pipelines.
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pnm"}
+)
 
 
 class PhotoError(ValueError):
