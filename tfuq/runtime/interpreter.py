@@ -8,6 +8,10 @@ interpreter available. The search order follows the official Raspberry Pi exampl
     >>> model = tfuq.load("model.tflite", threads=2)        # doctest: +SKIP
     >>> probabilities = model.run(images, seed=0)            # doctest: +SKIP
     >>> probabilities.shape  # (passes, batch, classes)     # doctest: +SKIP
+    >>> model.run_one(image, seed=0).shape  # one image: (passes, classes)  # doctest: +SKIP
+
+A model keeps the last run seed's masks (they depend on the seed and the mask shapes alone),
+so a stream of photos under one seed draws them once; a new seed draws them again.
 """
 
 from __future__ import annotations
