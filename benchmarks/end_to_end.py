@@ -2,9 +2,10 @@
 
 What a user pays per photo beyond one pass of the network: decode, the photo rule, the masks,
 the one MC invoke, aggregation and the decision (``tfuq predict``'s ``Predictor``, warm and
-cold), beside the parts alone. Every figure is the fastest of ``--repeats`` interleaved timings
+cold), beside the parts alone. Every figure is from ``--repeats`` interleaved timings
 (ABCABC..., so background load hits each alike; the photos, slower, an eighth as many, each
-beside the deterministic invoke again) at each thread count; medians are in the JSON. Quote
+beside the deterministic invoke again) at each thread count: in wall-clock time the fastest,
+in process CPU time (``--clock cpu``, what a loaded machine inflates least) the median. Quote
 the ratios, which hold on a busy machine, rather than the milliseconds, which do not.
 
 The baselines are the interpreter called directly (the backend's signature runner on the
@@ -111,6 +112,16 @@ def _representative(path: Path) -> None:
 
 
 # -- timing -----------------------------------------------------------------------------------
+CLOCKS = {
+    # Wall-clock time: what a user waits, inflated by every other job on the cores.
+    "wall": time.perf_counter,
+    # CPU time of this process (every thread of it): what the work costs, which waiting for
+    # a busy core does not inflate; on a loaded machine its ratios hold much better.
+    "cpu": time.process_time,
+}
+_clock = CLOCKS["wall"]
+
+
 def interleaved(calls: dict, repeats: int) -> dict:
     """Milliseconds of each call, ``repeats`` times, timed in turn after one warm-up call each."""
     for call in calls.values():
@@ -118,9 +129,9 @@ def interleaved(calls: dict, repeats: int) -> dict:
     times = {name: [] for name in calls}
     for _ in range(repeats):
         for name, call in calls.items():
-            start = time.perf_counter()
+            start = _clock()
             call()
-            times[name].append((time.perf_counter() - start) * 1e3)
+            times[name].append((_clock() - start) * 1e3)
     return times
 
 
@@ -184,18 +195,19 @@ def bench_model(name: str, folder: Path, photos: list[Path], threads: int, repea
             f"{path.name}: predict, warm": lambda path=path: predictor(str(path)),
         }
         times.update(interleaved(group, max(5, repeats // 8)))
-    # On a loaded machine the fastest of many interleaved runs is the closest to the work
-    # itself; both it and the median are kept.
-    fastest = {name: min(values) for name, values in times.items()}
+    # On a loaded machine the fastest of many interleaved runs (wall clock) is the closest to
+    # the work itself; in CPU time the median is. Both statistics are kept.
+    pick = min if _clock is CLOCKS["wall"] else statistics.median
+    fastest = {name: pick(values) for name, values in times.items()}
     medians = {name: statistics.median(values) for name, values in times.items()}
 
     cold = []  # a fresh Model each time: load, then the first photo (masks drawn, first invoke)
     for _ in range(cold_runs):
-        start = time.perf_counter()
+        start = _clock()
         fresh = tfuq.load(masked_file, threads=threads)
-        loaded = time.perf_counter()
+        loaded = _clock()
         Predictor(fresh, rule, seed)(str(photos[1]))
-        cold.append(((loaded - start) * 1e3, (time.perf_counter() - loaded) * 1e3))
+        cold.append(((loaded - start) * 1e3, (_clock() - loaded) * 1e3))
 
     invoke = fastest["deterministic invoke"]
     masked_invoke = fastest["masked invoke (masks given)"]
@@ -274,6 +286,8 @@ def main(argv=None) -> int:
     run.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     run.add_argument("--repeats", type=int, default=200)
     run.add_argument("--cold-runs", type=int, default=3)
+    run.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                     help="wall (default; the fastest run of each) or cpu (process CPU time; the median)")
     run.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
     if args.command == "photos":
@@ -283,6 +297,8 @@ def main(argv=None) -> int:
     if args.command == "models":
         make_models(args.out, args.representative)
         return 0
+    global _clock
+    _clock = CLOCKS[args.clock]
     paths = write_photos(args.photos)
     load = os.getloadavg()
     started = datetime.now(UTC)
@@ -296,6 +312,7 @@ def main(argv=None) -> int:
         "load_average_at_start": load,
         "load_average_at_end": os.getloadavg(),
         "cpus": os.cpu_count(),
+        "clock": args.clock,
         "python": platform.python_version(),
         "rows": rows,
     }
@@ -303,7 +320,8 @@ def main(argv=None) -> int:
         args.json.write_text(json.dumps(result, indent=2))
     print(table(rows))
     print(f"{started:%Y-%m-%d %H:%M} UTC, load average {load[0]:.2f} at start, "
-          f"{result['load_average_at_end'][0]:.2f} at end, {os.cpu_count()} CPUs")
+          f"{result['load_average_at_end'][0]:.2f} at end, {os.cpu_count()} CPUs, "
+          f"{args.clock} clock ({'fastest' if args.clock == 'wall' else 'median'} of the runs)")
     return 0
 
 

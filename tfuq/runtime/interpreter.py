@@ -203,7 +203,10 @@ class Model:
         return feeds
 
     def _pixels(self, image: np.ndarray) -> np.ndarray:
-        """One uint8 image ``(H, W, 3)`` as the interpreter's image input ``(1, H, W, 3)``."""
+        """One image ``(H, W, 3)`` as the interpreter's image input ``(1, H, W, 3)``."""
+        image = np.asarray(image)
+        if image.dtype != np.uint8:  # run_with_masks takes what _quantize takes
+            return _quantize(image[None], self._input_details[self.config["input"]["name"]])
         if self._pixel_table is None:
             return np.ascontiguousarray(image[None])
         return self._pixel_table[image[None]]
