@@ -166,6 +166,9 @@ def bench_model(name: str, folder: Path, photos: list[Path], threads: int, repea
     masked_file, deterministic_file = (folder / f for f in MODELS[name])
     model = tfuq.load(masked_file, threads=threads)
     deterministic = tfuq.load(deterministic_file, threads=threads)
+    # Another instance for the new seeds: a Model keeps only its last seed's masks, so new
+    # seeds on the same instance would make "repeated seed" draw them again.
+    fresh_seeds = tfuq.load(masked_file, threads=threads)
     size = model.input_shape[:2]
     rule = abstain.check_rule(model.config.get("decision") or abstain.DEFAULT_RULE)
     seed = 0
@@ -178,8 +181,8 @@ def bench_model(name: str, folder: Path, photos: list[Path], threads: int, repea
         "deterministic invoke": deterministic_invoke,
         "masked invoke (masks given)": raw_invoke(model.flatbuffer, threads, image, masks),
         "Model.run, repeated seed": lambda: model.run(image, seed),
-        "Model.run_one, new seed each call": lambda: model.run_one(image, next(seeds)),
-        "masks alone (masks_for)": lambda: model.masks(next(seeds)),
+        "Model.run_one, new seed each call": lambda: fresh_seeds.run_one(image, next(seeds)),
+        "masks alone (masks_for)": lambda: fresh_seeds.masks(next(seeds)),
         "aggregate + decide": lambda: abstain.decide(probabilities, rule),
     }
     times = interleaved(calls, repeats)
@@ -247,6 +250,53 @@ def bench_model(name: str, folder: Path, photos: list[Path], threads: int, repea
     }
 
 
+# -- instructions (load-independent) -----------------------------------------------------------
+_WORKER = """
+import sys, numpy as np, tfuq
+sys.path.insert(0, {here!r})
+from end_to_end import raw_invoke
+from tfuq.cli.predict import Predictor
+from tfuq.runtime import abstain, photo
+folder, name, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
+masked, deterministic = (folder + "/" + f for f in {models!r}[name])
+path = sys.argv[4]
+model = tfuq.load(masked, threads=1)
+data = open(path, "rb").read()
+image = photo.read(path, model.input_shape[:2])
+rule = abstain.check_rule(model.config.get("decision") or abstain.DEFAULT_RULE)
+predictor = Predictor(model, rule, 0)
+work = {{
+    "deterministic invoke": raw_invoke(tfuq.load(deterministic, threads=1).flatbuffer, 1, image, {{}}),
+    "masked invoke (masks given)": raw_invoke(model.flatbuffer, 1, image, model.masks(0)),
+    "Model.run, repeated seed": lambda: model.run(image, 0),
+    "decode": lambda: photo.decode(data),
+    "predict, warm": lambda: predictor(path),
+}}[sys.argv[5]]
+work()  # warm: the first call allocates, draws the masks
+for _ in range(calls):
+    work()
+"""
+INSTRUCTION_WORK = ("deterministic invoke", "masked invoke (masks given)", "Model.run, repeated seed",
+                    "decode", "predict, warm")
+
+
+def instructions_per_call(folder: Path, name: str, photo_path: Path, work: str) -> float:
+    """CPU instructions one call of ``work`` executes (callgrind; (3 calls - 1 call) / 2)."""
+    import re
+    import tempfile
+
+    code = _WORKER.format(here=str(Path(__file__).parent), models=MODELS)
+    counts = []
+    for calls in (1, 3):
+        with tempfile.TemporaryDirectory() as out:
+            result = subprocess.run(
+                ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/out", sys.executable, "-c",
+                 code, str(folder), name, str(calls), str(photo_path), work],
+                capture_output=True, text=True, check=True)
+        counts.append(int(re.search(r"Collected : (\d+)", result.stderr).group(1)))
+    return (counts[1] - counts[0]) / 2
+
+
 def table(rows: list[dict]) -> str:
     """The Markdown table benchmarks/README.md quotes."""
     lines = [
@@ -271,6 +321,31 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def count_instructions(args) -> int:
+    """Instructions per call of the Python path on the 0.3 MP photo, and the two targets."""
+    photo_path = write_photos(args.photos)[1]
+    results = {}
+    for name in args.only:
+        counts = {}
+        for work in INSTRUCTION_WORK:
+            print(f"{name}: {work} ...", file=sys.stderr, flush=True)
+            counts[work] = instructions_per_call(args.models, name, photo_path, work)
+        invoke = counts["deterministic invoke"]
+        results[name] = {
+            "instructions": counts,
+            "over_deterministic_invoke": {work: count / invoke for work, count in counts.items()},
+            "run_repeated_seed_over_masked_invoke": counts["Model.run, repeated seed"] / counts["masked invoke (masks given)"],
+            "predict_over_invoke_plus_decode": counts["predict, warm"] / (invoke + counts["decode"]),
+        }
+        print(f"| {name} | {invoke / 1e6:.1f} M | " + " | ".join(
+            f"{counts[w] / invoke:.3f}x" for w in INSTRUCTION_WORK[1:])
+            + f" | {results[name]['run_repeated_seed_over_masked_invoke']:.4f}x"
+            f" | {results[name]['predict_over_invoke_plus_decode']:.4f}x |", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"photo": photo_path.name, "threads": 1, "results": results}, indent=2))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -286,6 +361,11 @@ def main(argv=None) -> int:
     run.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     run.add_argument("--repeats", type=int, default=200)
     run.add_argument("--cold-runs", type=int, default=3)
+    count = commands.add_parser("instructions", help="count instructions per call with callgrind (1 thread)")
+    count.add_argument("--models", type=Path, required=True)
+    count.add_argument("--photos", type=Path, required=True)
+    count.add_argument("--only", nargs="*", choices=sorted(MODELS), default=sorted(MODELS))
+    count.add_argument("--json", type=Path)
     run.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                      help="wall (default; the fastest run of each) or cpu (process CPU time; the median)")
     run.add_argument("--json", type=Path, help="write the results here")
@@ -297,6 +377,8 @@ def main(argv=None) -> int:
     if args.command == "models":
         make_models(args.out, args.representative)
         return 0
+    if args.command == "instructions":
+        return count_instructions(args)
     global _clock
     _clock = CLOCKS[args.clock]
     paths = write_photos(args.photos)

@@ -146,10 +146,14 @@ class Predictor:
             value = float(summary.score(name))
             side = "below" if HIGHER_IS_CONFIDENT[name] else "above"
             return f"{name} {value:.4g} is {side} {limit:.4g}"
+        import numpy as np
+
         top = int(summary.predicted)
         lower, upper = summary.interval(rule["conf_factor"])
-        rivals = [c for c in range(len(upper)) if c != top and upper[c] >= lower[top]]
-        rivals.sort(key=lambda c: -summary.mean[c])
+        overlapping = upper >= lower[top]
+        overlapping[top] = False
+        rivals = np.flatnonzero(overlapping)  # by decreasing mean, ties by class index
+        rivals = rivals[np.argsort(-summary.mean[rivals], kind="stable")].tolist()
         named = ", ".join(self.label(c) for c in rivals[:3])
         more = f" and {len(rivals) - 3} more" if len(rivals) > 3 else ""
         return (f"the interval of {self.label(top)} overlaps {named}{more} "
