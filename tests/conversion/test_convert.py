@@ -10,7 +10,7 @@ from tests._dummies import tiny  # noqa: E402
 from tfuq.conversion import rewrite
 from tfuq.conversion.convert import ConversionError, convert  # noqa: E402
 from tfuq.data import DataError  # noqa: E402
-from tfuq.runtime import modelfile  # noqa: E402
+from tfuq.runtime import flatbuffer, modelfile  # noqa: E402
 
 # int8 activations and a softmax output quantized in steps of 1/256: a probability can be off
 # by a few steps after three quantized layers. Measured on this model: mean 0.002, max 0.03.
@@ -19,8 +19,8 @@ MAX_TOLERANCE = 0.08
 
 
 def test_every_tensor_and_operator_is_integer(tiny_tflite):
-    flatbuffer, config = modelfile.read(tiny_tflite)
-    summary = flatbuffer.summarize(flatbuffer)
+    graph, config = modelfile.read(tiny_tflite)
+    summary = flatbuffer.summarize(graph)
     assert summary.full_integer, summary.problems
     assert not summary.float_tensors
     assert set(summary.tensor_types) <= {"INT8", "UINT8", "INT32"}
@@ -29,8 +29,8 @@ def test_every_tensor_and_operator_is_integer(tiny_tflite):
 
 
 def test_trunk_runs_once_and_the_head_once_per_pass(tiny_tflite):
-    flatbuffer, _ = modelfile.read(tiny_tflite)
-    shapes = flatbuffer.operator_outputs(flatbuffer)
+    graph, _ = modelfile.read(tiny_tflite)
+    shapes = flatbuffer.operator_outputs(graph)
     first_mul = [name for name, _ in shapes].index("MUL")
     # Everything before the first mask multiplication has batch 1: the trunk runs once.
     # (The QUANTIZE operators turn the uint8 inputs, masks included, into int8.)
@@ -86,12 +86,12 @@ def test_image_input_takes_raw_pixels(tiny_tflite):
 
 
 def test_in_graph_form_keeps_random_uniform(tiny_in_graph_tflite):
-    flatbuffer, config = modelfile.read(tiny_in_graph_tflite)
-    summary = flatbuffer.summarize(flatbuffer)
+    graph, config = modelfile.read(tiny_in_graph_tflite)
+    summary = flatbuffer.summarize(graph)
     assert config["mode"] == "in-graph"
     assert summary.operators["RANDOM_UNIFORM"] == 2
     assert not summary.full_integer  # the seed paper's form has float islands
-    assert len(flatbuffer.random_seed_offsets(flatbuffer)) == 2
+    assert len(flatbuffer.random_seed_offsets(graph)) == 2
 
 
 def test_self_check_reports_agreement(tiny_keras):
