@@ -107,8 +107,9 @@ def decode(path: str | os.PathLike, height: int, width: int, rule=None):
 class Predictor:
     """One loaded interpreter, one rule and one seed, applied image after image.
 
-    The masks of a masked model depend only on the seed, so they are drawn once and every
-    image gets the same ones, exactly as ``Model.run(images, seed)`` gives them.
+    The masks of a masked model depend only on the seed: ``Model.run_one`` draws them for the
+    first image and keeps them, so every image gets the same ones, exactly as
+    ``Model.run(images, seed)`` gives them.
     """
 
     def __init__(self, model, rule: dict, seed: int, score: str | None = None):
@@ -123,16 +124,13 @@ class Predictor:
         height, width, _ = model.input_shape
         self.size = (height, width)
         self.photo_rule = photo.rule_of(model.config)  # what the model file says
-        self._masks = model.masks(self.seed) if model.mode == "masked" else {}
 
     def label(self, index: int) -> str:
         return self.model.labels[index] if self.model.labels else f"class_{index}"
 
     def passes(self, image):
         """MC probabilities of one uint8 image, ``(passes, classes)``."""
-        if self.model.mode == "in-graph":
-            return self.model.run(image, seed=self.seed)[:, 0]
-        return self.model.run_with_masks(self.model.check_images(image)[0], self._masks)
+        return self.model.run_one(image, self.seed)
 
     def why(self, summary, rule: dict | None = None) -> str:
         """Why ``rule`` (the predictor's) abstained on one image (``summary`` without a batch
@@ -154,10 +152,14 @@ class Predictor:
             value = float(summary.score(name))
             side = "below" if HIGHER_IS_CONFIDENT[name] else "above"
             return f"{name} {value:.4g} is {side} {limit:.4g}"
+        import numpy as np
+
         top = int(summary.predicted)
         lower, upper = summary.interval(typed.conf_factor)
-        rivals = [c for c in range(len(upper)) if c != top and upper[c] >= lower[top]]
-        rivals.sort(key=lambda c: -summary.mean[c])
+        overlapping = upper >= lower[top]
+        overlapping[top] = False
+        rivals = np.flatnonzero(overlapping)  # by decreasing mean, ties by class index
+        rivals = rivals[np.argsort(-summary.mean[rivals], kind="stable")].tolist()
         named = ", ".join(self.label(c) for c in rivals[:3])
         more = f" and {len(rivals) - 3} more" if len(rivals) > 3 else ""
         return (f"the interval of {self.label(top)} overlaps {named}{more} "

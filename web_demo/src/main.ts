@@ -11,6 +11,7 @@
 import {
   DEFAULT_FLOOR,
   type Decision,
+  MaskCache,
   type ModelFile,
   PHOTO_RULE,
   type PartRule,
@@ -25,7 +26,6 @@ import {
   label,
   refusedAsOutOfDistribution,
   maskLayers,
-  masksFor,
   photoToInput,
   ruleConfFactor,
   splitModelFile,
@@ -61,6 +61,8 @@ interface PageResult {
   reason: string;
   invokeMs: number;
   masksMs: number;
+  /** The masks were the last run's (same seed and model): drawn once, kept. */
+  masksCached: boolean;
   photoMs: number;
   accelerator: Accelerator;
   threads: number;
@@ -78,6 +80,7 @@ const page = {
 let file: ModelFile | null = null;
 let runner: TfuqRunner | null = null;
 let photo: Photo | null = null;
+const maskCache = new MaskCache();
 // Opening a model, compiling and classifying run one at a time, in order: a run never sees a
 // model that is being replaced or freed.
 let queue: Promise<unknown> = Promise.resolve();
@@ -237,10 +240,12 @@ async function classifyNow(): Promise<void> {
 
     start = performance.now();
     const feeds: Record<string, Uint8Array> = {};
+    let masksCached = false;
     if (config.mode === "masked") {
-      const masks = masksFor(seed, config.passes, maskLayers(config));
+      const drawn = maskCache.get(seed, config.passes, maskLayers(config));
+      masksCached = drawn.cached;
       config.mcDropout.forEach((spec, i) => {
-        feeds[spec.input] = masks[i];
+        feeds[spec.input] = drawn.masks[i];
       });
     }
     const masksMs = performance.now() - start;
@@ -272,6 +277,7 @@ async function classifyNow(): Promise<void> {
       reason,
       invokeMs,
       masksMs,
+      masksCached,
       photoMs,
       accelerator: runner.accelerator,
       threads: runner.threads,
@@ -352,7 +358,7 @@ function render(input: Uint8Array, decision: Decision, rule: Rule, result: PageR
   const threads = result.threads === 1 ? "1 thread" : `${result.threads} threads`;
   $("footer").textContent =
     `${result.passes} of ${config.passes} passes · seed ${result.seed} · rule ${ruleText(rule)} · invoke ${result.invokeMs.toFixed(2)} ms ` +
-    `(${result.accelerator}, ${threads}, all passes) · masks ${result.masksMs.toFixed(2)} ms · photo rule ${result.photoMs.toFixed(2)} ms ` +
+    `(${result.accelerator}, ${threads}, all passes) · masks ${result.masksMs.toFixed(2)} ms${result.masksCached ? " (kept from the last photo)" : ""} · photo rule ${result.photoMs.toFixed(2)} ms ` +
     `(${PHOTO_RULE.name} v${PHOTO_RULE.version}, ${shown.width}×${shown.height} → ${config.input.height}×${config.input.width})`;
   $("result").hidden = false;
 }

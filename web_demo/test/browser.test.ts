@@ -253,6 +253,19 @@ describe.skipIf(!haveChromium)("the page in headless Chromium against tfuq's Pyt
     await modelLoaded("model.tflite");
   }, 90_000);
 
+  it("a new seed draws the masks; the next photo with that seed keeps them, and the footer says so", async () => {
+    await classify("red.png", "0");
+    await page.fill("#seed", "4242");
+    await page.dispatchEvent("#seed", "change"); // the shown photo again, under a new seed
+    await page.waitForFunction(() => (window as any).tfuq.state === "done" && (window as any).tfuq.result?.seed === "4242", null, { timeout: 30_000 });
+    const drawn = await page.evaluate(() => (window as any).tfuq.result);
+    expect(drawn.masksCached).toBe(false);
+    expect(await page.textContent("#footer")).not.toContain("kept from the last photo");
+    const kept = (await classify("orange.png", "4242")).result;
+    expect(kept.masksCached).toBe(true);
+    expect(await page.textContent("#footer")).toContain(`masks ${kept.masksMs.toFixed(2)} ms (kept from the last photo)`);
+  });
+
   it("a damaged model file gets a one-line message, not a result", async () => {
     const bad = join(mkdtempSync(join(tmpdir(), "tfuq-bad-")), "bad.tflite");
     const data = readFileSync(join(DEMO, "model.tflite"));

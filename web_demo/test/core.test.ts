@@ -17,6 +17,8 @@ import {
   explain,
   layerMask,
   layerMaskBigInt,
+  MaskCache,
+  masksFor,
   mix,
   quantize,
   refusedAsOutOfDistribution,
@@ -274,10 +276,51 @@ describe("masks: the 32-bit element loop against the BigInt form", () => {
       x = mix(x + 0x9e3779b97f4a7c15n) & (2n ** 64n - 1n);
       keys.push(x);
     }
-    for (const rate of [0.01, 0.3, 0.5, 0.99]) {
+    for (const rate of [2 ** -24, 0.01, 0.3, 0.5, 0.99]) {
       const fast = layerMask(keys, 2, [7, 19], rate);
       const plain = layerMaskBigInt(keys, 2, [7, 19], rate);
       expect(Buffer.from(fast).equals(Buffer.from(plain)), `rate ${rate}`).toBe(true);
     }
+  });
+});
+
+describe("the mask cache: the last run's masks, kept", () => {
+  const layers = [
+    { shape: [12], rate: 0.5 },
+    { shape: [2, 3], rate: 0.2 },
+  ];
+  it("gives masksFor's masks, drawing again only when the seed, passes or layers change", () => {
+    const cache = new MaskCache();
+    const first = cache.get("7", 5, layers);
+    expect(first.cached).toBe(false);
+    expect(first.masks).toEqual(masksFor(7n, 5, layers));
+    const again = cache.get(7, 5, layers); // the same seed written another way
+    expect(again.cached).toBe(true);
+    expect(again.masks).toBe(first.masks);
+    for (const [seed, passes, other] of [[8, 5, layers], [7, 4, layers], [7, 5, [layers[0]]], [7, 5, [{ shape: [12], rate: 0.4 }, layers[1]]]] as const) {
+      const next = cache.get(seed, passes, other);
+      expect(next.cached, `${seed} ${passes} ${JSON.stringify(other)}`).toBe(false);
+      expect(next.masks).toEqual(masksFor(BigInt(seed), passes, other));
+    }
+    expect(() => cache.get(-1, 5, layers)).toThrow(RangeError);
+    expect(cache.get(7, 5, layers).cached).toBe(false); // only the last run is kept
+  });
+});
+
+describe("quantizing bytes by table, as by the formula", () => {
+  it("gives the formula's bytes for pixels and masks of every integer type", () => {
+    const bytes = Uint8Array.from({ length: 256 }, (_, i) => i);
+    for (const info of [
+      { name: "m", type: "uint8", shape: [], scale: Math.fround(1 / 255), zeroPoint: 0 },
+      { name: "x", type: "int8", shape: [], scale: 1, zeroPoint: -128 },
+      { name: "y", type: "int8", shape: [], scale: 0.7, zeroPoint: 3 },
+      { name: "z", type: "int32", shape: [], scale: 0.5, zeroPoint: -7 },
+      { name: "r", type: "uint8", shape: [], scale: 0, zeroPoint: 0 },
+    ] as TensorInfo[]) {
+      expect(Array.from(quantize(bytes, info)), info.name).toEqual(Array.from(quantize(Array.from(bytes), info)));
+    }
+    // by hand: scale 0.7, zero point 3 puts 7 at round(10) + 3 = 13 and clips 255 (367) to 127
+    const y = new Int8Array(quantize(Uint8Array.of(7, 255), { name: "y", type: "int8", shape: [], scale: 0.7, zeroPoint: 3 }).buffer);
+    expect(Array.from(y)).toEqual([13, 127]);
   });
 });

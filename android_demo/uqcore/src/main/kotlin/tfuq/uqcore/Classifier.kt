@@ -98,6 +98,22 @@ class Classifier(val config: ModelConfig, private val runner: MaskedModelRunner)
 
     private val pixelCount = config.input.height * config.input.width * config.input.channels
 
+    // The last seed's masks: a pure function of the seed and the model's mask shapes, so a
+    // stream of photos with one seed (the camera, the gallery) draws them once. Masks are immutable.
+    private var keptSeed = 0L
+    private var keptMasks: List<Mask>? = null
+
+    /** The masks of run seed [seed] (unsigned bits), drawn when the seed differs from the last one. */
+    @Synchronized
+    fun masksOf(seed: Long): List<Mask> {
+        val kept = keptMasks
+        if (kept != null && keptSeed == seed) return kept
+        val drawn = config.masks(seed)
+        keptMasks = drawn
+        keptSeed = seed
+        return drawn
+    }
+
     fun classify(pixels: ByteArray, settings: RunSettings, topK: Int = 5): Classification {
         if (pixels.size != pixelCount) {
             throw IllegalArgumentException(
@@ -110,7 +126,7 @@ class Classifier(val config: ModelConfig, private val runner: MaskedModelRunner)
         if (topK < 1) throw IllegalArgumentException("topK must be at least 1, got $topK")
 
         val maskStart = System.nanoTime()
-        val masks = config.masks(settings.seed)
+        val masks = masksOf(settings.seed)
         val maskNanos = System.nanoTime() - maskStart
 
         val invocation = runner.invoke(pixels, masks)

@@ -191,4 +191,22 @@ class ClassifierTest {
         assertEquals(config.decision, d.rule)
         assertEquals("8 passes, seed 18446744073709551615, rule interval (conf_factor 1.0)", d.withSeed(-1L).toString())
     }
+
+    @Test
+    fun keepsTheLastSeedsMasksAndDrawsAgainForAnotherSeed() {
+        val model = StandIn()
+        val classifier = Classifier(config, model)
+        val settings = RunSettings.defaults(config).withSeed(7L)
+        classifier.classify(pixels, settings)
+        val first = model.received!!
+        classifier.classify(pixels, settings)
+        assertTrue("the same seed: the kept masks, the same objects", first === model.received)
+        classifier.classify(pixels, settings.withSeed(8L))
+        val other = model.received!!
+        assertTrue("another seed draws", first !== other)
+        assertEquals(config.masks(8L).map { it.toBitString() }, other.map { it.toBitString() })
+        classifier.classify(pixels, settings)
+        assertEquals(config.masks(7L).map { it.toBitString() }, model.received!!.map { it.toBitString() })
+        assertTrue("only the last seed is kept", first !== model.received)
+    }
 }
