@@ -50,10 +50,14 @@ def test_the_loss_round_trips_through_its_config():
     assert (again.smoothing, again.outlier_weight) == (0.1, 0.7)
 
 
-def _grey(count, seed):
-    """Images of no class: grey with the same pixel noise as the classes."""
+def _grey(count, seed, colour=(128, 128, 128)):
+    """Images of no class: grey (or ``colour``) with the same pixel noise as the classes."""
     rng = np.random.default_rng(seed)
-    return np.clip(128 + rng.normal(0, 30, (count, tiny.SIZE, tiny.SIZE, 3)), 0, 255).astype(np.uint8)
+    pixels = np.asarray(colour, np.float64) + rng.normal(0, 30, (count, tiny.SIZE, tiny.SIZE, 3))
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+PURPLE = (200, 40, 200)  # between the red and blue classes: a classifier without OE picks one
 
 
 def _max_probability(model, images):
@@ -102,3 +106,31 @@ def test_outliers_of_another_size_or_a_bad_weight_are_refused_before_training(tm
         training.train(tiny.model(), x, y, epochs=1, outliers=np.zeros((4, 8, 8, 3), np.uint8), progress=False)
     with pytest.raises(TrainError, match="outlier weight must be in"):
         training.train(tiny.model(), x, y, epochs=1, outliers=_grey(4, 0), outlier_weight=0, progress=False)
+
+
+def _softmax_classifier():
+    """A small trained classifier without MC dropout (Rescaling, conv, pooling, softmax)."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((tiny.SIZE, tiny.SIZE, 3))
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(8, 3, activation="relu")(x))
+    x = keras.layers.Dense(16, activation="relu")(x)
+    model = keras.Model(inputs, keras.layers.Dense(4, activation="softmax", name="top")(x))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x_train, y_train = tiny.images(160, seed=1)
+    model.fit(x_train.astype("float32"), y_train, epochs=8, batch_size=32, verbose=0)
+    return model
+
+
+def test_attach_with_outliers_lowers_the_confidence_on_them():
+    from tfuq.modeling.attach import AttachError, attach
+
+    x, y = tiny.images(160, seed=1)
+    confidence = {}
+    for name, extra in (("plain", {}), ("oe", {"outliers": _grey(80, 2, PURPLE), "outlier_weight": 2.0})):
+        result = attach(_softmax_classifier(), x, y, rate=1e-6, epochs=15, learning_rate=3e-3,
+                        validation_split=0.0, **extra)
+        confidence[name] = _max_probability(result.model, _grey(48, 4, PURPLE))
+    assert confidence["oe"] < confidence["plain"] - 0.05
+    with pytest.raises(AttachError, match="outlier weight"):
+        attach(_softmax_classifier(), x, y, outliers=_grey(4, 0), outlier_weight=0, epochs=1)

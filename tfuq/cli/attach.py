@@ -35,6 +35,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--passes", type=int, default=30, help="MC passes for the validation accuracy after (default 30)")
     parser.add_argument("--limit", type=int, metavar="N", help="use at most N images (a seeded draw over all classes)")
     add_input_arguments(parser)
+    parser.add_argument("--outliers", metavar="SPEC",
+                        help="outlier exposure while the head fine-tunes: photos of none of the classes "
+                        "(a folder, an .npz or any data spec; labels ignored)")
+    parser.add_argument("--outlier-weight", type=float, default=0.5, metavar="W",
+                        help="with --outliers: weight of the outlier term, in (0, 100] (default 0.5)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the split, dropout and shuffling (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress lines")
     parser.add_argument("--json", metavar="PATH", help="write the summary as JSON ('-' or /dev/stdout prints it)")
@@ -70,6 +75,9 @@ def run(args) -> int:
     loaded = data.load_spec(_spec(args.data), limit=args.limit, seed=args.seed)
     if loaded.labels is None:
         raise CliError(f"{args.data} has no labels (an .npz needs an array y)")
+    if not 0.0 < args.outlier_weight <= 100.0:
+        raise CliError(f"--outlier-weight must be in (0, 100], got {args.outlier_weight}")
+    outliers = None if args.outliers is None else data.load_spec(_spec(args.outliers), seed=args.seed).images
     quiet_tensorflow()
     from tfuq.conversion import convert
     from tfuq.modeling import attach
@@ -83,7 +91,8 @@ def run(args) -> int:
         model, loaded.images, loaded.labels, rate=args.rate, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.learning_rate,
         validation_split=args.val_split, preprocessing=stated, input_size=size,
-        passes=args.passes, seed=args.seed, progress=say,
+        passes=args.passes, seed=args.seed, progress=say, outliers=outliers,
+        outlier_weight=args.outlier_weight,
     )
     train.save_model(result.model, out)
     for note in result.notes:

@@ -78,6 +78,8 @@ def attach(
     passes: int = 30,
     seed: int = 0,
     progress=None,
+    outliers: np.ndarray | None = None,
+    outlier_weight: float = 0.5,
 ) -> AttachResult:
     """Insert ``MCDropout(rate)`` before the final Dense of ``model`` and fine-tune that Dense.
 
@@ -95,6 +97,9 @@ def attach(
         passes: MC passes for the accuracy after fine-tuning.
         seed: seeds the split, the dropout and the shuffling.
         progress: a callable ``(message)`` for progress lines, or None.
+        outliers: uint8 images of none of the classes: outlier exposure while the head
+            fine-tunes (:class:`tfuq.modeling.layers.OutlierExposureLoss`, ``outlier_weight``);
+            for a softmax classifier of two or more classes.
 
     Raises:
         AttachError (and ExportError, DataError): one line that says what to change.
@@ -131,8 +136,22 @@ def attach(
         original = keras.Model(parts.image, unchanged).predict(
             images[val_index].astype(np.float32), batch_size=64, verbose=0)
         before = _accuracy(np.asarray(original), labels[val_index], classes, kind)
+    oe_weight = None
+    if outliers is not None:
+        if kind != "softmax" or classes < 2:
+            raise AttachError("outlier exposure needs a softmax classifier of two or more classes")
+        if not 0 < outlier_weight <= 100:
+            raise AttachError(f"outlier weight must be in (0, 100], got {outlier_weight}")
+        outliers = resize(check_images(np.asarray(outliers), "outlier images"), size)
+        say(f"computing the classifier's input features for {len(outliers)} outlier images")
+        extra = np.asarray(parts.trunk.predict(outliers.astype(np.float32), batch_size=64, verbose=0))
+        first_outlier = len(features)
+        features = np.concatenate([features, extra])
+        labels = np.concatenate([labels.astype(np.int64), np.full(len(extra), -1, np.int64)])
+        train_index = np.concatenate([train_index, np.arange(first_outlier, len(features))])
+        oe_weight = float(outlier_weight)
     fit = _fit_head(parts.head, features, labels, train_index, val_index, classes, kind,
-                    epochs, batch_size, learning_rate, say)
+                    epochs, batch_size, learning_rate, say, oe_weight)
     if len(val_index):
         mean = np.mean([np.asarray(parts.head(features[val_index], training=False))
                         for _ in range(passes)], axis=0)
@@ -215,10 +234,14 @@ def _accuracy(probabilities: np.ndarray, truth: np.ndarray, classes: int, kind: 
 
 
 def _fit_head(head, features, labels, train_index, val_index, classes: int, kind: str,
-              epochs: int, batch_size: int, learning_rate: float, say):
+              epochs: int, batch_size: int, learning_rate: float, say, outlier_weight: float | None = None):
     """Adam on the head alone over the cached features, keeping the best epoch by validation
-    loss when there are validation images; Keras' ``History``."""
-    head.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=_loss(kind, classes))
+    loss when there are validation images; Keras' ``History``. With ``outlier_weight``, the
+    images labelled -1 are outliers (outlier exposure)."""
+    from tfuq.modeling.layers import OutlierExposureLoss
+
+    loss = _loss(kind, classes) if outlier_weight is None else OutlierExposureLoss(0.0, outlier_weight)
+    head.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
     callbacks = [_EpochLines(say, epochs)]
     if len(val_index):
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=epochs, restore_best_weights=True))
