@@ -169,8 +169,8 @@ def test_calibrate_within_the_default_keeps_the_interval_part(tiny_tflite, hard_
     assert "and interval (Z = 1) and max_probability >= 0.5" in capsys.readouterr().out
     decision = tfuq.read_config(model).decision
     assert decision.rule == "all"
-    # the model returns an energy score: the OOD guard comes first, then the default's parts
-    assert decision.rules[0].rule == "ood" and decision.rules[0].score == "energy"
+    # the OOD guard (on the MC predictive entropy) comes first, then the default's parts
+    assert decision.rules[0].rule == "ood" and decision.rules[0].score == "predictive_entropy"
     assert [part.to_dict() for part in decision.rules[1:3]] == abstain.DEFAULT_RULE["rules"]
     assert decision.rules[3].score == "mutual_information"
     # The combined rule's numbers on the calibration images, recomputed from the passes.

@@ -1,6 +1,7 @@
-"""The OOD score outputs of the masked graph: carried by default, int8 close to float computed
-by an independent route (numpy on the Keras head's weights), off with ``scores=()``, and the
-guard written by ``tfuq calibrate`` naming itself in ``tfuq predict``."""
+"""The OOD score outputs of the masked graph (``scores=("energy",)``, ``--scores energy``): int8
+close to float computed by an independent route (numpy on the Keras head's weights), none by
+default, and a guard on it written by ``tfuq calibrate --ood-score energy`` naming itself in
+``tfuq predict``."""
 
 from __future__ import annotations
 
@@ -35,8 +36,18 @@ def _energy_by_hand(keras_model, images, masks_by_layer, rates):
     return (np.log(np.exp(mean_logits - top).sum(-1, keepdims=True)) + top)[:, 0]
 
 
-def test_a_masked_conversion_carries_the_energy_score_close_to_float(tiny_keras, tiny_tflite, tiny_images):
-    model = tfuq.load(tiny_tflite)
+@pytest.fixture(scope="module")
+def energy_tflite(tiny_keras, tmp_path_factory):
+    calibration, _ = tiny.images(128, seed=3)
+    result = convert(tiny_keras, calibration, passes=8, calibration_samples=96, check_samples=32,
+                     labels=tiny.LABELS, scores=("energy",), progress=False)
+    path = tmp_path_factory.mktemp("energy") / "energy.tflite"
+    result.save(path)
+    return str(path)
+
+
+def test_a_masked_conversion_carries_the_energy_score_close_to_float(tiny_keras, energy_tflite, tiny_images):
+    model = tfuq.load(energy_tflite)
     assert model.score_names == ["energy"]
     assert [s.output for s in model.config.scores] == ["score_energy"]
     images = tiny_images[0][:12]
@@ -50,34 +61,32 @@ def test_a_masked_conversion_carries_the_energy_score_close_to_float(tiny_keras,
     assert np.corrcoef(scores["energy"], expected)[0, 1] > 0.98
 
 
-def test_scores_can_be_left_out_and_need_masked_mode(tiny_keras):
+def test_no_scores_by_default_and_they_need_masked_mode(tiny_keras, tiny_tflite):
     calibration, _ = tiny.images(48, seed=3)
-    plain = convert(tiny_keras, calibration, passes=4, calibration_samples=32, check_samples=0,
-                    scores=(), progress=False)
-    assert plain.config.scores is None
+    assert tfuq.load(tiny_tflite).config.scores is None
     with pytest.raises(ConversionError, match="need masked mode"):
         convert(tiny_keras, calibration, mode="deterministic", scores=("energy",), check_samples=0,
                 progress=False)
 
 
-def test_a_config_whose_guard_reads_a_score_the_model_lacks_is_refused(tiny_tflite):
+def test_a_config_whose_guard_reads_a_score_the_model_lacks_is_refused(energy_tflite):
     from tfuq.runtime.config import ConfigError, ModelConfig
 
-    _, config = modelfile.read(tiny_tflite)
+    _, config = modelfile.read(energy_tflite)
     raw = {**config.to_dict(), "decision": {"rule": "ood", "score": "knn", "threshold": 1.0}}
     with pytest.raises(ConfigError, match="reads score 'knn'"):
         ModelConfig.from_dict(raw).checked()
 
 
-def test_calibrate_writes_a_guard_and_predict_names_it(tiny_tflite, tmp_path, capsys):
+def test_calibrate_writes_a_guard_and_predict_names_it(energy_tflite, tmp_path, capsys):
     from PIL import Image
 
     model_path = tmp_path / "m.tflite"
-    model_path.write_bytes(open(tiny_tflite, "rb").read())
+    model_path.write_bytes(open(energy_tflite, "rb").read())
     x, y = tiny.images(240, seed=7)
     np.savez(tmp_path / "cal.npz", x=x, y=y)
     assert main(["calibrate", str(model_path), "--data", str(tmp_path / "cal.npz"), "--target-risk", "0.2",
-                 "--within", "default", "--json", str(tmp_path / "c.json")]) == 0
+                 "--within", "default", "--ood-score", "energy", "--json", str(tmp_path / "c.json")]) == 0
     rule = tfuq.load(model_path).config.decision_rule()
     guard = rule["rules"][0]
     assert guard["rule"] == "ood" and guard["score"] == "energy"

@@ -106,3 +106,16 @@ def test_calibrating_a_risk_threshold_within_a_guard_uses_the_scores():
     assert rule["rules"][0]["rule"] == "ood"
     decision = abstain.decide(probabilities, rule, {"energy": energy})
     assert not decision.accept[energy < guard["threshold"]].any()
+
+
+def test_a_guard_on_a_score_of_the_passes_reads_it_from_the_passes_on_its_side():
+    # entropy of (0.5, 0.25, 0.25) = 1.0397 nats, of (0.9, 0.05, 0.05) = 0.3944 (by hand)
+    passes = np.array([[[0.5, 0.25, 0.25], [0.9, 0.05, 0.05]]] * 2)  # T = 2, identical passes
+    rule = {"rule": "ood", "score": "predictive_entropy", "threshold": 0.5}
+    assert abstain.decide(passes, rule).accept.tolist() == [False, True]  # no model scores needed
+    assert abstain.describe_rule(rule) == "ood guard: predictive_entropy <= 0.5"
+    assert abstain.rule_scores(abstain.check_rule(rule)) == []  # nothing the model must output
+    # calibration on entropies 0.00..0.99: rank 2 from the high end -> refuse above 0.98
+    guard = abstain.ood_guard(np.arange(100) / 100, "predictive_entropy", alpha=0.05, delta=0.1)
+    assert guard.rank == 2 and guard.threshold == pytest.approx(0.98)
+    assert guard.refused_on_calibration == pytest.approx(0.01)

@@ -389,8 +389,10 @@ class OodGuard:
 def ood_guard(id_scores: np.ndarray, score: str, alpha: float = 0.05, delta: float = 0.1) -> OodGuard:
     """Calibrate an OOD guard on held-out in-distribution images.
 
-    The guard refuses an image whose ``score`` (larger = more like the training data) is below
-    a threshold ``t``. ``t`` is the ``k``-th smallest of the ``n`` calibration scores, with
+    The guard refuses an image whose ``score`` is on the far side of a threshold ``t``: below
+    it for a model score or ``max_probability`` (larger = more like the training data), above
+    it for ``predictive_entropy``, ``mutual_information`` and ``variation_ratio``. Below, the
+    scores are taken oriented so that larger means more in-distribution. ``t`` is the ``k``-th smallest of the ``n`` calibration scores, with
     ``k`` the largest rank such that ``P(Binomial(n, alpha) <= k - 1) <= delta``. For images
     exchangeable with the calibration images, the share ``F(t)`` of in-distribution images
     below ``t`` is then above ``alpha`` with probability at most ``delta`` (the ``k``-th order
@@ -401,8 +403,10 @@ def ood_guard(id_scores: np.ndarray, score: str, alpha: float = 0.05, delta: flo
     5% and 10%); unlabelled images do.
 
     Args:
-        id_scores: ``(n,)`` scores of held-out in-distribution images (never trained on).
-        score: the name of the model score, as in ``tfuq.json``'s ``scores``.
+        id_scores: ``(n,)`` values of ``score`` for held-out in-distribution images (never
+            trained on), in the score's own units.
+        score: a score of the passes (``tfuq.runtime.aggregate.SCORES``) or the name of a
+            model score, as in ``tfuq.json``'s ``scores``.
         alpha: the largest share of in-distribution images the guard may refuse.
         delta: the probability, over the draw of the calibration images, that it refuses more.
 
@@ -427,8 +431,11 @@ def ood_guard(id_scores: np.ndarray, score: str, alpha: float = 0.05, delta: flo
         need = math.ceil(math.log(delta) / math.log1p(-alpha))
         raise InfeasibleError(f"an OOD guard refusing at most {alpha:g} with confidence {1 - delta:g} "
                               f"needs at least {need} calibration images, got {n}")
-    threshold = float(np.sort(values)[rank - 1])
-    refused = float(np.mean(values < threshold))
+    sign = -1.0 if score in SCORES and not HIGHER_IS_CONFIDENT[score] else 1.0
+    certainty = sign * values  # larger = more in-distribution
+    threshold_certainty = float(np.sort(certainty)[rank - 1])
+    refused = float(np.mean(certainty < threshold_certainty))
+    threshold = sign * threshold_certainty
     rule = check_rule({"rule": "ood", "score": score, "threshold": threshold, "calibration": {
         "method": "order statistic, one-sided binomial bound", "alpha": alpha, "delta": delta,
         "n": n, "rank": rank, "refused_on_calibration": refused}})

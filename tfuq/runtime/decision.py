@@ -17,10 +17,12 @@ A rule is the plain dict a model file carries as ``decision`` in ``tfuq.json``:
   ``max_probability`` (accept when the score is ``>= t``), ``predictive_entropy``,
   ``mutual_information`` or ``variation_ratio`` (accept when the score is ``<= t``).
   See :mod:`tfuq.runtime.aggregate` for the scores.
-- ``{"rule": "ood", "score": S, "threshold": t}``: the out-of-distribution guard. ``S`` names
-  a score the model returns beside its probabilities (``scores`` in ``tfuq.json``, e.g.
-  ``energy``: larger = more like the training data); accept when the image's score is
-  ``>= t``. :func:`tfuq.runtime.calibration.ood_guard` calibrates ``t`` on held-out
+- ``{"rule": "ood", "score": S, "threshold": t}``: the out-of-distribution guard. ``S`` is one
+  of the scores of the passes above (``predictive_entropy``, what ``tfuq calibrate`` uses by
+  default, accepts when ``<= t``; ``max_probability`` when ``>= t``), or a score the model
+  returns beside its probabilities (``scores`` in ``tfuq.json``, e.g. ``energy``: larger =
+  more like the training data; accept when ``>= t``). It differs from a ``threshold`` part in
+  how ``t`` is chosen and what is promised. :func:`tfuq.runtime.calibration.ood_guard` calibrates ``t`` on held-out
   in-distribution images so that the guard alone refuses at most ``alpha`` of such images with
   probability at least ``1 - delta``.
 - ``{"rule": "all", "rules": [part, ...]}``: accept only when every part accepts (a logical
@@ -172,9 +174,10 @@ def check_rule(rule: Mapping) -> dict:
 
 
 def rule_scores(rule: Mapping) -> list[str]:
-    """The model scores (outputs beside the probabilities) a checked rule reads."""
+    """The model scores (outputs beside the probabilities) a checked rule reads: the ``ood``
+    parts' scores that are not scores of the passes."""
     parts = rule["rules"] if rule["rule"] == "all" else [rule]
-    return [part["score"] for part in parts if part["rule"] == "ood"]
+    return [part["score"] for part in parts if part["rule"] == "ood" and part["score"] not in SCORES]
 
 
 
@@ -186,7 +189,8 @@ def describe_rule(rule: Mapping) -> str:
     if rule["rule"] == "interval":
         return f"interval (Z = {rule['conf_factor']:g})"
     if rule["rule"] == "ood":
-        return f"ood guard: {rule['score']} >= {rule['threshold']:.6g}"
+        sign = "<=" if rule["score"] in SCORES and not HIGHER_IS_CONFIDENT[rule["score"]] else ">="
+        return f"ood guard: {rule['score']} {sign} {rule['threshold']:.6g}"
     sign = ">=" if HIGHER_IS_CONFIDENT[rule["score"]] else "<="
     return f"{rule['score']} {sign} {rule['threshold']:.6g}"
 
@@ -239,8 +243,12 @@ def rule_conf_factor(rule: Mapping) -> float:
     return rule.get("conf_factor", 1.0)
 
 
-def accept_ood(scores: Mapping[str, np.ndarray] | None, score: str, threshold: float) -> np.ndarray:
-    """OOD guard: ``scores[score] >= threshold`` (a NaN score refuses)."""
+def accept_ood(scores: Mapping[str, np.ndarray] | None, score: str, threshold: float,
+               summary: Aggregate | None = None) -> np.ndarray:
+    """OOD guard: a score of the passes (from ``summary``) on the threshold rule's side of
+    ``threshold``, or the model score ``scores[score] >= threshold``; a NaN score refuses."""
+    if score in SCORES:
+        return accept_threshold(summary, score, threshold)
     if scores is None or score not in scores:
         raise RuleError(f"the rule's OOD guard needs the model score {score!r}; pass scores={{{score!r}: ...}}")
     return np.asarray(scores[score], dtype=np.float64) >= threshold
@@ -250,7 +258,7 @@ def _accept_leaf(summary: Aggregate, rule: Mapping, scores: Mapping[str, np.ndar
     if rule["rule"] == "interval":
         return accept_interval(summary, rule["conf_factor"])
     if rule["rule"] == "ood":
-        accepted = accept_ood(scores, rule["score"], rule["threshold"])
+        accepted = np.asarray(accept_ood(scores, rule["score"], rule["threshold"], summary))
         if accepted.shape != np.shape(summary.predicted):
             raise RuleError(f"score {rule['score']!r} has shape {accepted.shape}, the batch is {np.shape(summary.predicted)}")
         return accepted
