@@ -127,7 +127,7 @@ def test_a_model_without_photo_rule_gets_the_same_pixels_from_beam_and_predict(
     records = {r["id"].rsplit("/", 1)[1]: r for path in (tmp_path / "out").glob("records-*.jsonl")
                for r in map(json.loads, path.read_text().splitlines())}
     assert sorted(records) == ["0.png", "1.png", "2.png"]
-    size = (config["input"]["height"], config["input"]["width"])
+    size = (config.input.height, config.input.width)
     for name, record in records.items():
         path = tmp_path / "photos" / name
         stretched = photo.read(path, size, photo.STRETCH)
