@@ -26,7 +26,8 @@ images; the share of the OOD images kept with them).
 
 Then the rules: the carried default (interval Z = 1 and MC max probability >= 0.5), the
 paper's interval rule, each with the OOD guard of ``tfuq calibrate`` (``abstain.ood_guard`` on
-the calibration images' int8 energy, alpha 5%, delta 10%) in front, and the guard with an
+the calibration images' int8 MC predictive entropy, alpha 5%, delta 10%; and on the in-graph
+energy where the model has it) in front, and the guard with an
 SGR threshold calibrated within it (what ``tfuq calibrate --within default`` writes): test
 coverage and risk, and the share of every OOD set each one answers.
 
@@ -165,29 +166,39 @@ def detection(test: dict[str, np.ndarray], ood: dict[str, dict[str, np.ndarray]]
 def rule_rows(kept: dict[str, dict], ood_names: list[str]) -> tuple[list[dict], dict]:
     """Coverage/risk on the test images and the share of each OOD set answered, per rule."""
     from tfuq.runtime import abstain
+    from tfuq.runtime.aggregate import aggregate
 
     calibration = kept["calibration"]
     energy = "int8_score_energy"
-    rules = {"interval Z=1 (paper)": abstain.INTERVAL_RULE, "default (interval + max prob >= 0.5)": abstain.DEFAULT_RULE}
-    guard = None
+
+    def scores_of(data):
+        return {"energy": data[energy]} if energy in data else None
+
+    # tfuq calibrate's default guard: the int8 MC predictive entropy of the calibration images
+    entropy = aggregate(calibration["int8"].astype(np.float64)).predictive_entropy
+    guard = abstain.ood_guard(entropy, "predictive_entropy", alpha=ALPHA, delta=DELTA)
+    rules = {
+        "interval Z=1 (paper)": abstain.INTERVAL_RULE,
+        "default (interval + max prob >= 0.5)": abstain.DEFAULT_RULE,
+        "OOD guard alone (entropy)": guard.rule,
+        "guard + interval": abstain.with_ood_guard(abstain.INTERVAL_RULE, guard.rule),
+        "guard + default (shipped)": abstain.with_ood_guard(abstain.DEFAULT_RULE, guard.rule),
+    }
     if energy in calibration:
-        guard = abstain.ood_guard(calibration[energy], "energy", alpha=ALPHA, delta=DELTA)
-        rules["OOD guard alone"] = guard.rule
-        rules["guard + interval"] = abstain.with_ood_guard(abstain.INTERVAL_RULE, guard.rule)
-        rules["guard + default (shipped)"] = abstain.with_ood_guard(abstain.DEFAULT_RULE, guard.rule)
-        scores = {"energy": calibration[energy]}
-        sgr = abstain.calibrate(calibration["int8"].astype(np.float64), calibration["labels"],
-                                target_risk=TARGET_RISK, confidence=CONFIDENCE, score="max_probability",
-                                within=rules["guard + default (shipped)"], scores=scores)
-        if sgr.feasible:
-            rules[f"guard + default + SGR (risk {TARGET_RISK}, conf. {CONFIDENCE})"] = sgr.to_rule()
+        energy_guard = abstain.ood_guard(calibration[energy], "energy", alpha=ALPHA, delta=DELTA)
+        rules["OOD guard alone (in-graph energy)"] = energy_guard.rule
+        rules["energy guard + default"] = abstain.with_ood_guard(abstain.DEFAULT_RULE, energy_guard.rule)
+    sgr = abstain.calibrate(calibration["int8"].astype(np.float64), calibration["labels"],
+                            target_risk=TARGET_RISK, confidence=CONFIDENCE, score="max_probability",
+                            within=rules["guard + default (shipped)"], scores=scores_of(calibration))
+    if sgr.feasible:
+        rules[f"guard + default + SGR (risk {TARGET_RISK}, conf. {CONFIDENCE})"] = sgr.to_rule()
     rows = []
     for label, rule in rules.items():
         row = {"rule": label, "text": abstain.describe_rule(rule)}
         for set_name in ["test", *ood_names]:
             data = kept[set_name]
-            scores = {"energy": data[energy]} if energy in data else None
-            decision = abstain.decide(data["int8"].astype(np.float64), rule, scores)
+            decision = abstain.decide(data["int8"].astype(np.float64), rule, scores_of(data))
             accept = decision.accept
             if set_name == "test":
                 wrong = decision.predicted != data["labels"]
@@ -197,11 +208,10 @@ def rule_rows(kept: dict[str, dict], ood_names: list[str]) -> tuple[list[dict], 
             else:
                 row[f"answers_{set_name[4:]}"] = float(accept.mean())
         rows.append(row)
-    info = {} if guard is None else {
-        "threshold": guard.threshold, "rank": guard.rank, "n": len(calibration[energy]),
-        "refused_on_calibration": guard.refused_on_calibration,
-        "refused_on_test": float(np.mean(kept["test"][energy] < guard.threshold)),
-    }
+    test_entropy = aggregate(kept["test"]["int8"].astype(np.float64)).predictive_entropy
+    info = {"score": "predictive_entropy (int8 MC mean)", "threshold": guard.threshold, "rank": guard.rank,
+            "n": len(entropy), "refused_on_calibration": guard.refused_on_calibration,
+            "refused_on_test": float(np.mean(test_entropy > guard.threshold))}
     return rows, info
 
 
@@ -244,7 +254,7 @@ def tables(result: dict, focus: tuple[str, ...] = ("cifar10", "tinyimagenet_unse
             f"{mine[s]['auroc']:.3f} / {mine[s]['ood_kept_at_95_id']:.2f}" if s in mine else "n/a" for s in ordered) + " |")
     if result["guard"]:
         g = result["guard"]
-        lines += ["", f"OOD guard (int8 energy, alpha {ALPHA}, delta {DELTA}): threshold {g['threshold']:.4g}, "
+        lines += ["", f"OOD guard ({g['score']}, alpha {ALPHA}, delta {DELTA}): threshold {g['threshold']:.4g}, "
                   f"rank {g['rank']} of {g['n']} calibration images; refuses {g['refused_on_calibration']:.1%} of them "
                   f"and {g['refused_on_test']:.1%} of the test images"]
     lines += ["", "Rules (int8, T = 30): test coverage / risk, share of each OOD set answered",

@@ -46,6 +46,7 @@ def test_the_analysis_runs_on_a_fake_run_and_the_guard_holds_its_share(tmp_path)
     guard = result["guard"]
     assert guard["rank"] == 6 and guard["n"] == 200  # P(Bin(200,.05) <= 5) = 0.064 <= 0.1 < P(<= 6)
     rules = {r["rule"]: r for r in result["rules"]}
-    assert rules["OOD guard alone"]["coverage"] >= 0.93  # a 5% guard on 400 exchangeable images
+    assert rules["OOD guard alone (entropy)"]["coverage"] >= 0.93  # a 5% guard on 400 exchangeable images
+    assert rules["OOD guard alone (in-graph energy)"]["coverage"] >= 0.93
     assert rules["guard + default (shipped)"]["coverage"] <= rules["default (interval + max prob >= 0.5)"]["coverage"]
     assert "AUROC / FPR95" in ood_scores.tables(result)

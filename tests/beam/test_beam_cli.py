@@ -110,9 +110,10 @@ def test_a_model_without_photo_rule_gets_the_same_pixels_from_beam_and_predict(
     from tfuq.runtime import masks, modelfile, photo
 
     flatbuffer, config = modelfile.read(tiny_tflite)
-    del config["input"]["photo_rule"]
+    raw = config.to_dict()
+    del raw["input"]["photo_rule"]
     old = tmp_path / "old.tflite"
-    modelfile.write(old, flatbuffer, config)
+    modelfile.write(old, flatbuffer, raw)
     assert photo.rule_of(modelfile.read_config(old)) is photo.STRETCH
     rng = np.random.default_rng(21)
     (tmp_path / "photos").mkdir()
