@@ -93,7 +93,7 @@ config = {
 flatbuffer = b"\x1c\x00\x00\x00TFL3" + bytes(range(200))
 modelfile.write(path, flatbuffer, config)
 with open(path + ".json", "w") as out:
-    json.dump(modelfile.read_config(path), out)
+    json.dump(modelfile.read_config(path).to_dict(), out)
 PY
     then
         packed="$build/python_packed.tflite"

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from tfuq.runtime import abstain, masks, photo
-from tfuq.runtime.aggregate import aggregate
+from tfuq.runtime.aggregate import SCORES, aggregate
 
 VECTORS = Path(__file__).parents[1] / "vectors"
 MASK64 = 2**64 - 1
@@ -157,10 +157,14 @@ def test_decision_vectors_cover_every_rule_and_score():
     assert True in outcomes and False in outcomes
 
 
+def _parts(rule: dict) -> list[dict]:
+    return rule["rules"] if rule["rule"] == "all" else [rule]
+
+
 def test_decision_vectors_cover_the_ood_guard():
-    def ood_positions(rule):
-        parts = rule["rules"] if rule["rule"] == "all" else [rule]
-        return [i for i, part in enumerate(parts) if part["rule"] == "ood"]
+    def ood_positions(rule):  # the guards on a model score
+        return [i for i, part in enumerate(_parts(rule))
+                if part["rule"] == "ood" and part["score"] not in SCORES]
 
     scored = [case for case in DECISIONS["cases"] if ood_positions(case["rule"])]
     assert all("scores" in case for case in scored)
@@ -171,10 +175,37 @@ def test_decision_vectors_cover_the_ood_guard():
     assert {0, 1, 2} <= {f for f, _ in refused_at} and any(f == n - 1 for f, n in refused_at)
     values = [v for case in scored for series in case["scores"].values() for v in series]
     assert None in values  # NaN refuses
-    ties = [case for case in scored for part in (case["rule"].get("rules") or [case["rule"]])
-            if part["rule"] == "ood" and part["threshold"] in case["scores"][part["score"]]]
+    ties = [case for case in scored for i in ood_positions(case["rule"])
+            if _parts(case["rule"])[i]["threshold"] in case["scores"][_parts(case["rule"])[i]["score"]]]
     assert ties  # a score equal to its threshold accepts
     assert any(len(case["scores"]) > 1 for case in scored)
+
+
+def test_decision_vectors_cover_the_ood_guard_on_each_score_of_the_passes():
+    guarded = [(case, index, part) for case in DECISIONS["cases"]
+               for index, part in enumerate(_parts(case["rule"]))
+               if part["rule"] == "ood" and part["score"] in SCORES]
+    alone = {part["score"] for case, _, part in guarded if case["rule"]["rule"] == "ood"}
+    assert alone == set(SCORES)
+    # Inside all rules, refusing as the first, a middle and the last part.
+    refused_at = {(f, len(case["rule"]["rules"])) for case, index, _ in guarded
+                  if case["rule"]["rule"] == "all" for f in case["expected"]["failed_part"] if f == index}
+    assert {0, 1} <= {f for f, _ in refused_at} and any(f == n - 1 > 1 for f, n in refused_at)
+    # A score of the passes equal to its threshold accepts, on both sides (>= and <=), for every score.
+    tied = set()
+    for case, _, part in guarded:
+        summary = aggregate(np.asarray(case["probabilities"], dtype=np.float64))
+        values = summary.score(part["score"])
+        for b in np.flatnonzero(values == part["threshold"]):
+            if case["rule"]["rule"] == "ood":
+                assert case["expected"]["accept"][b]
+            else:
+                assert case["expected"]["failed_part"][b] != case["rule"]["rules"].index(part)
+            tied.add(part["score"])
+    assert tied == set(SCORES)
+    # Such a guard reads no model score, even one of the same name.
+    assert any("scores" not in case for case, _, _ in guarded)
+    assert any(part["score"] in case.get("scores", {}) for case, _, part in guarded)
 
 
 # -- the files are what the generator writes ----------------------------------------------------

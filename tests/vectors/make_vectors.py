@@ -195,11 +195,12 @@ def reference_decision(probabilities: list, rule: dict,
                        scores: dict | None = None) -> tuple[list[bool], list[int], list[float]]:
     """``(accept, predicted, margin)``; the margin is the distance to the rule's boundary.
 
-    ``scores`` holds the model's per-image scores by name (None for NaN, as in the file)."""
+    ``scores`` holds the model's per-image scores by name (None for NaN, as in the file). An
+    ``ood`` part on a score of the passes compares it as a ``threshold`` part does."""
     summary = reference(probabilities, rule.get("conf_factor", 1.0))
     accept, margins = [], []
     for b, predicted in enumerate(summary["predicted"]):
-        if rule["rule"] == "ood":
+        if rule["rule"] == "ood" and rule["score"] not in SCORE_SIGNS:
             value = scores[rule["score"]][b]
             # NaN (null in the file) compares false: the guard refuses what it cannot score.
             margin = math.nan if value is None else value - rule["threshold"]
@@ -222,6 +223,16 @@ def _images(*images: list[list[float]]) -> list:
     return [[image[t] for image in images] for t in range(len(images[0]))]
 
 
+def _votes() -> list:
+    """T=4, 4 classes; the passes vote 0,0,1,1 / 0,0,0,1 / 0,1,2,3 / 2,2,2,2."""
+    return _images(
+        [[0.75, 0.25, 0, 0], [0.75, 0.25, 0, 0], [0.25, 0.75, 0, 0], [0.25, 0.75, 0, 0]],
+        [[0.5, 0.25, 0.25, 0], [0.5, 0.25, 0.25, 0], [0.5, 0.25, 0.25, 0], [0, 1, 0, 0]],
+        [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
+        [[0, 0, 1, 0], [0, 0, 1, 0], [0, 0, 1, 0], [0, 0, 1, 0]],
+    )
+
+
 def _decision_cases() -> list[tuple[str, dict, list, bool]]:
     """``(name, rule, probabilities, exact)``."""
     mixed = _images(  # T=2: confident; unsure but consistent; passes that disagree
@@ -230,12 +241,7 @@ def _decision_cases() -> list[tuple[str, dict, list, bool]]:
         [[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]],
     )
     random_batch = _rng_probabilities(3, 8, 6, 5, 4.0)
-    votes = _images(  # T=4, 4 classes; passes vote 0,0,1,1 / 0,0,0,1 / 0,1,2,3 / 2,2,2,2
-        [[0.75, 0.25, 0, 0], [0.75, 0.25, 0, 0], [0.25, 0.75, 0, 0], [0.25, 0.75, 0, 0]],
-        [[0.5, 0.25, 0.25, 0], [0.5, 0.25, 0.25, 0], [0.5, 0.25, 0.25, 0], [0, 1, 0, 0]],
-        [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
-        [[0, 0, 1, 0], [0, 0, 1, 0], [0, 0, 1, 0], [0, 0, 1, 0]],
-    )
+    votes = _votes()
     return [
         ("interval Z=1: accept separated intervals, abstain on overlap",
          {"rule": "interval", "conf_factor": 1.0}, mixed, False),
@@ -358,10 +364,69 @@ def _ood_cases() -> list[tuple[str, dict, list, bool, dict]]:
     ]
 
 
+def _one_hot() -> list:
+    """Four T=2 images whose scores of the passes are exact in every reader: one-hot passes
+    (``1 ln 1 = 0 ln 0 = 0``) and halves. Predictive entropy 0, ln 2, 0, ln 2; mutual information
+    0, ln 2, 0, 0 (the last not exactly: an entropy computed twice, left out where it is the
+    boundary); max_probability 1, 1/2, 1, 1/2; variation ratio 0, 1/2, 0, 0."""
+    return _images([[1, 0, 0], [1, 0, 0]], [[1, 0, 0], [0, 1, 0]], [[0, 0, 1], [0, 0, 1]],
+                   [[0.5, 0.5, 0], [0.5, 0.5, 0]])
+
+
+def _ood_pass_score_cases() -> list[tuple[str, dict, list, bool, dict | None]]:
+    """Like :func:`_ood_cases`, with guards on the scores of the passes (computed on the host,
+    compared as the threshold rule compares them: ``max_probability >= t``, the others ``<= t``).
+    They need no model scores. Those scores are never NaN: the passes are checked for NaN and
+    Inf before they are aggregated, so NaN is a model score's only (the cases above)."""
+    edges = _edges()  # predictive entropy 1.906, 0.736, 1.040, 0.662, 1.082
+    one_hot = _one_hot()
+    votes = _votes()  # variation ratio 1/2, 1/4, 3/4, 0
+    random_batch = _rng_probabilities(3, 8, 6, 5, 4.0)
+    entropy = {"rule": "ood", "score": "predictive_entropy", "threshold": 1.0}
+    calibrated = {"rule": "ood", "score": "predictive_entropy", "threshold": 1.1, "calibration": {
+        "method": "order statistic, one-sided binomial bound", "alpha": 0.05, "delta": 0.1,
+        "n": 500, "rank": 16, "refused_on_calibration": 0.03}}
+    return [
+        ("ood on max_probability: >= t accepts at equality", {"rule": "ood", "score": "max_probability", "threshold": 0.625},
+         edges, True, None),
+        ("ood on predictive_entropy: <= t accepts at equality (one-hot passes, entropy 0)",
+         {"rule": "ood", "score": "predictive_entropy", "threshold": 0.0}, one_hot, True, None),
+        ("ood on mutual_information: <= t accepts at equality",
+         {"rule": "ood", "score": "mutual_information", "threshold": 0.0}, [row[:3] for row in one_hot], True, None),
+        ("ood on variation_ratio: <= t accepts at equality",
+         {"rule": "ood", "score": "variation_ratio", "threshold": 0.25}, votes, True, None),
+        ("ood on predictive_entropy on a random batch", {"rule": "ood", "score": "predictive_entropy", "threshold": 1.0},
+         random_batch, False, None),
+        ("ood on mutual_information on a random batch", {"rule": "ood", "score": "mutual_information", "threshold": 0.2},
+         random_batch, False, None),
+        ("all: the guard on predictive_entropy first, then interval and floor (tfuq calibrate's default)",
+         {"rule": "all", "rules": [entropy, INTERVAL, FLOOR]}, edges, True, None),
+        ("all: the guard on predictive_entropy in the middle", {"rule": "all", "rules": [INTERVAL, entropy, FLOOR]},
+         edges, True, None),
+        ("all: the guard on predictive_entropy last", {"rule": "all", "rules": [INTERVAL, FLOOR, entropy]},
+         edges, True, None),
+        ("all: a guard on max_probability at its tie, then interval",
+         {"rule": "all", "rules": [{"rule": "ood", "score": "max_probability", "threshold": 0.5}, INTERVAL]},
+         one_hot, True, None),
+        ("all: a guard on variation_ratio at its tie, then mutual_information <= 0.5",
+         {"rule": "all", "rules": [{"rule": "ood", "score": "variation_ratio", "threshold": 0.5},
+                                   {"rule": "threshold", "score": "mutual_information", "threshold": 0.5}]},
+         votes, True, None),
+        ("all: a calibrated guard on predictive_entropy (as tfuq calibrate writes it) and the default on a random batch",
+         {"rule": "all", "rules": [calibrated, INTERVAL, FLOOR]}, random_batch, False, None),
+        ("all: a guard on predictive_entropy and one on the model score energy",
+         {"rule": "all", "rules": [entropy, ENERGY, INTERVAL]}, edges, True,
+         {"energy": [4.5, 3.25, 2.0, None, 5.0]}),
+        ("all: a model score named like a score of the passes is not read; the passes' score decides",
+         {"rule": "all", "rules": [{"rule": "ood", "score": "predictive_entropy", "threshold": 0.5}, INTERVAL]},
+         one_hot, True, {"predictive_entropy": [9.0, 0.0, 9.0, 0.0]}),
+    ]
+
+
 def build_decisions() -> dict:
     cases = []
     plain = [(*case, None) for case in _decision_cases()]
-    for name, rule, probabilities, exact, scores in plain + _ood_cases():
+    for name, rule, probabilities, exact, scores in plain + _ood_cases() + _ood_pass_score_cases():
         expected = {}
         if rule["rule"] == "all":
             accept, predicted, margins, expected["failed_part"] = reference_all(probabilities, rule, scores)

@@ -23,9 +23,11 @@ import {
   checkSeed,
   decide,
   explain,
+  isPassScore,
   label,
   refusedAsOutOfDistribution,
   maskLayers,
+  oodHigherIsIn,
   photoToInput,
   ruleConfFactor,
   splitModelFile,
@@ -138,7 +140,11 @@ async function compile(): Promise<void> {
 function ruleText(rule: Rule): string {
   if (rule.rule === "all") return `${rule.rules.map(ruleText).join(" and ")}${rule.calibration ? " (calibrated)" : ""}`;
   if (rule.rule === "interval") return `interval, mean ± ${rule.conf_factor}·std`;
-  if (rule.rule === "ood") return `OOD guard: ${rule.score} ≥ ${rule.threshold.toFixed(3)}${rule.calibration ? " (calibrated)" : ""}`;
+  if (rule.rule === "ood") {
+    // A score of the passes in words and on its own side ("predictive entropy ≤"); a model score as named.
+    const name = isPassScore(rule.score) ? rule.score.replace(/_/g, " ") : rule.score;
+    return `OOD guard: ${name} ${oodHigherIsIn(rule) ? "≥" : "≤"} ${rule.threshold.toFixed(3)}${rule.calibration ? " (calibrated)" : ""}`;
+  }
   const sign = rule.score === "max_probability" ? "≥" : "≤";
   return `${rule.score.replace(/_/g, " ")} ${sign} ${rule.threshold}${rule.calibration ? " (calibrated)" : ""}`;
 }

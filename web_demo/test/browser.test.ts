@@ -53,8 +53,11 @@ interface Reference {
   seed: string;
   input_base64: string;
   probabilities: number[][];
-  /** The model's out-of-distribution scores by name (energy), from the same invoke. */
+  /** The model's out-of-distribution scores by name (energy), from the same invoke; none unless
+   * converted with `--scores energy`, as the demo models are not. */
   scores: Record<string, number>;
+  /** The scores of the passes by name (max_probability, predictive_entropy, ...), as tfuq aggregates them. */
+  pass_scores: Record<string, number>;
   decisions: Record<"model" | keyof typeof RULES, PythonDecision>;
 }
 
@@ -221,32 +224,38 @@ describe.skipIf(!haveChromium)("the page in headless Chromium against tfuq's Pyt
     expect(await page.evaluate(() => (window as any).tfuq.error)).toBeNull();
   }
 
-  it("a model whose rule has a calibrated OOD guard: decides as Python, and a refusal by the guard says so with the score", async () => {
+  it("a model whose rule has a calibrated OOD guard on predictive entropy: decides as Python, and a refusal by the guard says so with the score", async () => {
     const [guard, ...others] = guarded.decision.rules;
-    expect([guarded.decision.rule, guard.rule, guard.score, others.length], "tfuq calibrate's rule: the guard first").toEqual(["all", "ood", "energy", 1]);
+    expect([guarded.decision.rule, guard.rule, guard.score, others.length], "tfuq calibrate's rule: the guard first").toEqual(["all", "ood", "predictive_entropy", 1]);
+    const threshold = guard.threshold!.toFixed(3);
     await page.setInputFiles("#model-file", join(DEMO, "guarded.tflite"));
     await modelLoaded("guarded.tflite");
-    expect(await page.textContent("#model-line")).toContain(`OOD guard: energy ≥ ${guard.threshold!.toFixed(3)} (calibrated) and max probability ≥`);
+    expect(await page.textContent("#model-line")).toContain(`OOD guard: predictive entropy ≤ ${threshold} (calibrated) and max probability ≥`);
     let refusedByGuard = 0;
     for (const reference of guarded.results) {
       const state = await classify(reference.photo, reference.seed);
       expect(state.error).toBeNull();
       expect(state.result.rule).toEqual(guarded.decision);
       expect(state.result.probabilities).toEqual(reference.probabilities);
-      expect(state.result.scores, "energy, dequantized as Python does").toEqual(reference.scores);
+      expect(state.result.scores, "no model score: the guard reads one of the passes").toEqual({});
+      expect(reference.scores).toEqual({});
       await expectDecision(state.result, reference.decisions.model);
       const byGuard = reference.decisions.model.failed_part === 0;
       expect(state.result.outOfDistribution).toBe(byGuard);
-      const energy = reference.scores.energy.toFixed(3);
-      expect(await page.textContent("#scores")).toContain(`energy (model score)${energy}`);
+      // The guard's number is Python's predictive entropy of the same passes.
+      const entropy = reference.pass_scores.predictive_entropy.toFixed(3);
+      expect(await page.textContent("#scores")).toContain(`predictive entropy (nats)${entropy}`);
+      const reason = await page.textContent("#reason");
       if (byGuard) {
         refusedByGuard++;
         expect(await page.textContent("#headline")).toBe("Not sure");
-        expect(await page.textContent("#reason")).toBe(`Looks unlike anything it was trained on: energy ${energy} is below the OOD guard's ${guard.threshold!.toFixed(3)}.`);
-        expect(await page.textContent("#parts li.refused")).toContain("OOD guard: energy");
+        expect(reason).toBe(`Looks unlike anything it was trained on: predictive entropy ${entropy} is above the OOD guard's ${threshold}.`);
+        expect(await page.textContent("#parts li.refused")).toContain("OOD guard: predictive entropy ≤");
+      } else if (reference.decisions.model.accept) {
+        expect(reason).toContain(`Looks like what it was trained on: predictive entropy ${entropy} is at or below the OOD guard's ${threshold}.`);
       }
     }
-    // orange lies between the model's red and yellow: its energy is below every colour it knows.
+    // orange lies between the model's red and yellow: its passes spread over both, entropy above the guard's.
     expect(guarded.results.filter((r) => r.decisions.model.failed_part === 0).map((r) => r.photo)).toContain("orange.png");
     expect(refusedByGuard).toBeGreaterThan(0);
     await page.setInputFiles("#model-file", join(DEMO, "model.tflite"));

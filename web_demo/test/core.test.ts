@@ -8,12 +8,15 @@ import { describe, expect, it } from "vitest";
 import {
   DEFAULT_RULE,
   ModelFileError,
+  type OodRule,
   type Rule,
+  SCORES,
   type TensorInfo,
   checkRule,
   checkSeed,
   decide,
   dequantize,
+  describeRule,
   explain,
   layerMask,
   layerMaskBigInt,
@@ -23,6 +26,7 @@ import {
   quantize,
   refusedAsOutOfDistribution,
   roundHalfEven,
+  ruleScores,
   splitModelFile,
 } from "../src/core";
 import { REPO, python } from "./python";
@@ -264,6 +268,47 @@ describe("the ood guard (abstain.py's ood rule)", () => {
     // Refused by the interval part, not by the guard.
     const unsure = decide([[0.2, 0.8], [0.8, 0.2]], rule, { energy: 4.5 });
     expect([unsure.accept, unsure.failedPart, refusedAsOutOfDistribution(unsure, rule)]).toEqual([false, 1, false]);
+  });
+});
+
+describe("the ood guard on a score of the passes", () => {
+  // Two passes that disagree: mean (1/2, 1/2), predictive entropy and mutual information ln 2,
+  // variation ratio 1/2. Two equal passes: max probability 3/4, predictive entropy 0.562, 0, 0.
+  const disagree = [[1, 0], [0, 1]];
+  const unanimous = [[0.75, 0.25], [0.75, 0.25]];
+  const guard = (score: string, threshold: number): OodRule => ({ rule: "ood", score, threshold });
+  it("computes it here and compares it on the threshold rule's side, equality accepting", () => {
+    expect([0.5, 0.5 + 2 ** -52].map((t) => decide(disagree, guard("max_probability", t)).accept)).toEqual([true, false]);
+    expect([0.6, 0.7].map((t) => decide(disagree, guard("predictive_entropy", t)).accept)).toEqual([false, true]);
+    expect(decide(unanimous, guard("predictive_entropy", 0.6)).accept).toBe(true);
+    expect([decide(disagree, guard("mutual_information", 0.1)).accept, decide(unanimous, guard("mutual_information", 0.1)).accept]).toEqual([false, true]);
+    expect([0.5, 0.5 - 2 ** -53].map((t) => decide(disagree, guard("variation_ratio", t)).accept)).toEqual([true, false]);
+    expect(decide(disagree, guard("predictive_entropy", 1)).score).toBeCloseTo(Math.LN2, 15);
+  });
+  it("reads no model score, not even one of the same name, and a model file needs none for it", () => {
+    expect(decide(disagree, guard("predictive_entropy", 0.6), { predictive_entropy: 0 }).accept).toBe(false);
+    const rule: Rule = { rule: "all", rules: [guard("predictive_entropy", 0.6), guard("energy", 1)] };
+    expect(ruleScores(rule)).toEqual(["energy"]);
+    expect(describeRule(rule)).toBe("ood guard: predictive_entropy <= 0.6 and ood guard: energy >= 1");
+    for (const score of SCORES) {
+      const decision = { rule: "all", rules: [{ rule: "ood", score, threshold: 0.25 }, { rule: "interval", conf_factor: 1 }] };
+      expect(splitModelFile(packed({ ...CONFIG, decision }), "m").config.decision).toEqual(decision);
+    }
+    expect(() => splitModelFile(packed({ ...CONFIG, decision: guard("expected_entropy", 0.25) }), "m")).toThrow(
+      'm: decision: the OOD guard reads score "expected_entropy", which the model does not output',
+    );
+  });
+  it("a refusal says which side of the guard the score is on, in words", () => {
+    const rule: Rule = { rule: "all", rules: [guard("predictive_entropy", 0.6), { rule: "interval", conf_factor: 1 }] };
+    const name = (i: number) => ["cat", "dog"][i];
+    const outside = decide(disagree, rule);
+    expect([outside.accept, outside.failedPart, refusedAsOutOfDistribution(outside, rule)]).toEqual([false, 0, true]);
+    expect(explain(outside, rule, name)).toBe("Looks unlike anything it was trained on: predictive entropy 0.693 is above the OOD guard's 0.600.");
+    expect(explain(decide(unanimous, rule), rule, name)).toMatch(
+      /^Looks like what it was trained on: predictive entropy 0\.562 is at or below the OOD guard's 0\.600\. The interval of cat/,
+    );
+    const floor = guard("max_probability", 0.6);
+    expect(explain(decide(disagree, floor), floor, name)).toBe("Looks unlike anything it was trained on: max probability 0.500 is below the OOD guard's 0.600.");
   });
 });
 

@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { type Rule, aggregate, decide, dropThreshold, masksFor, mix, passSeeds, photoToInput } from "../src/core";
+import { type Rule, SCORES, aggregate, decide, dropThreshold, isPassScore, masksFor, mix, passSeeds, photoToInput } from "../src/core";
 import { python } from "./python";
 
 const VECTORS = resolve(process.env.TFUQ_VECTORS ?? join(__dirname, "..", "..", "tests", "vectors"));
@@ -69,8 +69,9 @@ describe("decisions.json", () => {
       else expect(got.map((d) => d.failedPart)).toEqual(got.map(() => null));
     });
   }
-  it("has cases of the ood guard: alone, refusing as an all rule's part, a NaN score", () => {
-    const guarded = vectors.cases.filter((c: { rule: Rule }) => (c.rule.rule === "all" ? c.rule.rules : [c.rule]).some((p) => p.rule === "ood"));
+  const partsOf = (rule: Rule) => (rule.rule === "all" ? rule.rules : [rule]);
+  it("has cases of the ood guard on a model score: alone, refusing as an all rule's part, a NaN score", () => {
+    const guarded = vectors.cases.filter((c: { rule: Rule }) => partsOf(c.rule).some((p) => p.rule === "ood" && !isPassScore(p.score)));
     expect(guarded.some((c: { rule: Rule }) => c.rule.rule === "ood")).toBe(true);
     expect(guarded.every((c: { scores?: object }) => c.scores !== undefined)).toBe(true);
     expect(guarded.flatMap((c: { scores: Record<string, unknown[]> }) => Object.values(c.scores).flat())).toContain(null);
@@ -78,6 +79,16 @@ describe("decisions.json", () => {
       c.rule.rule === "all" ? (c.expected.failed_part ?? []).filter((f) => f >= 0 && c.rule.rule === "all" && c.rule.rules[f].rule === "ood") : [],
     );
     expect(new Set(refusedAt)).toEqual(new Set([0, 1, 2]));
+  });
+  it("has cases of the ood guard on each score of the passes, alone and refusing as each part of an all rule", () => {
+    type Case = { rule: Rule; expected: { failed_part?: number[] }; scores?: object };
+    const guards = vectors.cases.flatMap((c: Case) =>
+      partsOf(c.rule).flatMap((p, index) => (p.rule === "ood" && isPassScore(p.score) ? [{ c, index, score: p.score }] : [])),
+    );
+    expect(new Set(guards.filter(({ c }: { c: Case }) => c.rule.rule === "ood").map(({ score }: { score: string }) => score))).toEqual(new Set(SCORES));
+    const refusedAt = guards.flatMap(({ c, index }: { c: Case; index: number }) => (c.expected.failed_part ?? []).filter((f) => f === index));
+    expect(new Set(refusedAt)).toEqual(new Set([0, 1, 2]));
+    expect(guards.some(({ c }: { c: Case }) => c.scores === undefined)).toBe(true);
   });
 });
 

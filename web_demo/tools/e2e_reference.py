@@ -6,7 +6,8 @@
 For each photo and seed: the model input from the photo rule (Pillow's decoding and resize, as
 `photo_vectors.py` computes it), the probabilities of `tfuq.load(MODEL).run(input, seed)`
 (float32, `(passes, classes)`), the model's out-of-distribution scores from the same invoke
-(`Model.last_scores`, e.g. energy), and the decision (accept, predicted, failed part) of the model's
+(`Model.last_scores`, e.g. energy; none unless converted with `--scores energy`), the scores of
+the passes (`tfuq.runtime.aggregate`: max_probability, predictive_entropy, ...), and the decision (accept, predicted, failed part) of the model's
 own rule and of each `--rule NAME=JSON` by `tfuq.runtime.abstain.decide`. Run from the
 repository root so its `tfuq` is imported.
 """
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import tfuq
     from tfuq.runtime import abstain
+    from tfuq.runtime.aggregate import SCORES, aggregate
 
     model = tfuq.load(args.model)
     height, width, _ = model.input_shape
@@ -62,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             scores = dict(model.last_scores)
             rules = {"model": model.config.decision_rule(), **{name: json.loads(text) for name, text in others.items()}}
             decisions = {name: _decision(abstain.decide(probabilities, rule, scores)) for name, rule in rules.items()}
+            summary = aggregate(probabilities)
             results.append({
                 "photo": Path(path).name,
                 "photo_size": [int(rgba.shape[0]), int(rgba.shape[1])],
@@ -70,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                 # float32 values written exactly: every float32 is a double, repr round-trips.
                 "probabilities": probabilities.astype(np.float64).tolist(),
                 "scores": scores,
+                "pass_scores": {name: float(summary.score(name)) for name in SCORES},
                 "decisions": decisions,
             })
     Path(args.out).write_text(json.dumps({"model": args.model, "decision": model.config.decision_rule(), "results": results}))

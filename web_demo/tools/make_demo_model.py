@@ -10,8 +10,10 @@ pixels premultiplied, so a browser cannot return partly transparent pixels exact
 ``rotated.jpg``, stored sideways with EXIF orientation 6, for the orientation step; and
 ``guarded.tflite``: the same model with an OOD guard in its rule, from ``tfuq calibrate`` on 400
 labelled images of the model's training distribution (``tests/_dummies/tiny.py``, a seed it was
-not trained on) at target risk 0.3: the guard on its energy score, then a max-probability
-threshold within it. Skips each model that exists.
+not trained on) at target risk 0.3: the guard on the predictive entropy of the passes (tfuq
+calibrate's default; the model, converted with tfuq convert's defaults, outputs no score of its
+own), then a max-probability threshold within it. Skips each model that exists (delete
+``.cache/demo`` after a change to convert or calibrate).
 """
 
 from __future__ import annotations

@@ -6,9 +6,11 @@
  *   always accepts).
  * - `{"rule": "threshold", "score": S, "threshold": t}`: accept when `max_probability >= t`,
  *   or when `predictive_entropy`, `mutual_information` or `variation_ratio` is `<= t`.
- * - `{"rule": "ood", "score": S, "threshold": t}`: the out-of-distribution guard. S names a score
- *   the model outputs beside its probabilities (`scores` in `tfuq.json`, e.g. `energy`, larger =
- *   more like the training data); accept when the image's score is `>= t` (NaN refuses).
+ * - `{"rule": "ood", "score": S, "threshold": t}`: the out-of-distribution guard. S is one of the
+ *   scores of the passes above, computed here and compared as the threshold rule compares it
+ *   (`predictive_entropy`, what `tfuq calibrate` guards on by default, accepts when `<= t`), or
+ *   the name of a score the model outputs beside its probabilities (`scores` in `tfuq.json`, e.g.
+ *   `energy`, larger = more like the training data; accept when `>= t`). NaN refuses.
  * - `{"rule": "all", "rules": [part, ...]}`: accept only when every part (1 to 8 interval,
  *   threshold or ood rules, no nesting) accepts; `failedPart` is the index of the first part that
  *   refuses, -1 when all accept. The aggregate is made with the first interval part's Z (else 1);
@@ -32,7 +34,8 @@ export interface ThresholdRule {
   calibration?: Record<string, unknown>;
   [extra: string]: unknown;
 }
-/** The out-of-distribution guard: accept when the model's score `score` is `>= threshold`. */
+/** The out-of-distribution guard on `score`: a score of the passes (on the threshold rule's side of
+ * `threshold`) or a model score (accept when `>= threshold`). */
 export interface OodRule {
   rule: "ood";
   score: string;
@@ -128,9 +131,21 @@ export function checkRule(rule: unknown): Rule {
 /** A model score's name, as `abstain.check_rule` takes it: an identifier of 1 to 64 characters. */
 export const SCORE_NAME = /^[\p{L}_][\p{L}\p{N}_]{0,63}$/u;
 
-/** The model scores (outputs beside the probabilities) a rule reads, in part order. */
+/** True when `name` is a score of the passes (`max_probability`, ...), which the page computes. */
+export function isPassScore(name: string): name is Score {
+  return (SCORES as readonly string[]).includes(name);
+}
+
+/** The model scores (outputs beside the probabilities) a rule reads, in part order: its OOD
+ * guards' scores but those of the passes. */
 export function ruleScores(rule: Rule): string[] {
-  return (rule.rule === "all" ? rule.rules : [rule]).flatMap((part) => (part.rule === "ood" ? [part.score] : []));
+  return (rule.rule === "all" ? rule.rules : [rule]).flatMap((part) => (part.rule === "ood" && !isPassScore(part.score) ? [part.score] : []));
+}
+
+/** True when a larger value of an OOD guard's score means more like the training data: every
+ * model score and `max_probability`; not the entropies nor the variation ratio. */
+export function oodHigherIsIn(rule: OodRule): boolean {
+  return isPassScore(rule.score) ? HIGHER_IS_CONFIDENT[rule.score] : true;
 }
 
 /** The interval width `Z` a rule's aggregate is made with: an `all` rule's first interval
@@ -147,7 +162,7 @@ export function ruleConfFactor(rule: Rule): number {
 export function describeRule(rule: Rule): string {
   if (rule.rule === "all") return rule.rules.map(describeRule).join(" and ");
   if (rule.rule === "interval") return `interval (Z = ${rule.conf_factor})`;
-  if (rule.rule === "ood") return `ood guard: ${rule.score} >= ${rule.threshold}`;
+  if (rule.rule === "ood") return `ood guard: ${rule.score} ${oodHigherIsIn(rule) ? ">=" : "<="} ${rule.threshold}`;
   return `${rule.score} ${HIGHER_IS_CONFIDENT[rule.score] ? ">=" : "<="} ${rule.threshold}`;
 }
 
@@ -161,7 +176,7 @@ export interface Decision {
   parts: Decision[] | null;
   /** For an `all` rule: the index of the first part that refused, -1 when every part accepted. */
   failedPart: number | null;
-  /** For an `ood` rule: the model's score it compared (NaN when it could not be computed). */
+  /** For an `ood` rule: the score it compared, the model's or the passes' (NaN when it could not be computed). */
   score?: number;
 }
 
@@ -171,10 +186,15 @@ export type ModelScores = Readonly<Record<string, number>>;
 function decideLeaf(summary: Aggregate, rule: PartRule, scores: ModelScores): Decision {
   const predicted = summary.predicted;
   if (rule.rule === "ood") {
-    if (!(rule.score in scores)) throw new RuleError(`the rule's OOD guard needs the model score "${rule.score}", which was not given`);
-    const score = scores[rule.score];
-    // NaN compares false: what cannot be scored is refused.
-    return { accept: score >= rule.threshold, predicted, aggregate: summary, rival: null, parts: null, failedPart: null, score };
+    // A score of the passes is computed here, even when a model score has its name.
+    const name = rule.score;
+    if (!isPassScore(name) && !Object.hasOwn(scores, name)) {
+      throw new RuleError(`the rule's OOD guard needs the model score "${name}", which was not given`);
+    }
+    const score = isPassScore(name) ? summary[name] : scores[name];
+    // NaN compares false either way: what cannot be scored is refused.
+    const accept = oodHigherIsIn(rule) ? score >= rule.threshold : score <= rule.threshold;
+    return { accept, predicted, aggregate: summary, rival: null, parts: null, failedPart: null, score };
   }
   if (rule.rule === "interval") {
     // Bounds at the rule's own Z, whatever width the aggregate was made with.
@@ -249,9 +269,12 @@ export function explain(decision: Decision, rule: Rule, name: (index: number) =>
   }
   if (rule.rule === "ood") {
     const score = decision.score ?? Number.NaN;
-    return decision.accept
-      ? `Looks like what it was trained on: ${rule.score} ${fmt(score)} is at or above the OOD guard's ${fmt(rule.threshold)}.`
-      : `${OUT_OF_DISTRIBUTION}: ${rule.score} ${fmt(score)} is below the OOD guard's ${fmt(rule.threshold)}.`;
+    const higher = oodHigherIsIn(rule);
+    const side = higher ? (decision.accept ? "at or above" : "below") : decision.accept ? "at or below" : "above";
+    // "predictive entropy" for a score of the passes; a model score's name as it is.
+    const phrase = isPassScore(rule.score) ? rule.score.replace(/_/g, " ") : rule.score;
+    const what = `${phrase} ${fmt(score)} is ${side} the OOD guard's ${fmt(rule.threshold)}.`;
+    return decision.accept ? `Looks like what it was trained on: ${what}` : `${OUT_OF_DISTRIBUTION}: ${what}`;
   }
   const higher = HIGHER_IS_CONFIDENT[rule.score];
   const side = higher ? (decision.accept ? "at or above" : "below") : decision.accept ? "at or below" : "above";

@@ -147,6 +147,12 @@ class MainActivity : AppCompatActivity() {
             if (rule.score.higherMeansConfident) "≥" else "≤",
             String.format(Locale.ROOT, "%.3f", rule.threshold)
         )
-        is DecisionRule.Ood -> getString(R.string.rule_ood, rule.score, String.format(Locale.ROOT, "%.3f", rule.threshold))
+        // A score of the passes by its title and on its own side ("Predictive entropy ≤"); a model score as named.
+        is DecisionRule.Ood -> getString(
+            R.string.rule_ood,
+            rule.aggregate?.title ?: rule.score,
+            if (rule.higherMeansInDistribution) "≥" else "≤",
+            String.format(Locale.ROOT, "%.3f", rule.threshold)
+        )
     }
 }

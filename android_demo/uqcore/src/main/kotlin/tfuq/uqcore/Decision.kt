@@ -14,11 +14,15 @@ enum class Score(val key: String, val title: String, val higherMeansConfident: B
         VARIATION_RATIO -> summary.variationRatio
     }
 
+    /** The name in running text: "predictive entropy". */
+    val phrase: String get() = key.replace('_', ' ')
+
     companion object {
-        fun fromKey(key: String): Score {
-            for (score in values()) if (score.key == key) return score
-            throw IllegalArgumentException("unknown score \"$key\"; one of ${values().joinToString(", ") { it.key }}")
-        }
+        fun fromKey(key: String): Score =
+            fromKeyOrNull(key) ?: throw IllegalArgumentException("unknown score \"$key\"; one of ${values().joinToString(", ") { it.key }}")
+
+        /** The score named [key], or null when it is not one of these (a model score's name, say). */
+        fun fromKeyOrNull(key: String): Score? = values().firstOrNull { it.key == key }
     }
 }
 
@@ -29,10 +33,12 @@ enum class Score(val key: String, val title: String, val higherMeansConfident: B
  *   greater than `upper[c]` of every other class (always accept with one class).
  * - `{"rule": "threshold", "score": S, "threshold": t}`: accept when S >= t for
  *   `max_probability`, when S <= t for the other scores.
- * - `{"rule": "ood", "score": S, "threshold": t}`: the out-of-distribution guard. S names a
- *   score the model outputs beside its probabilities (`scores` in `tfuq.json`, e.g. `energy`,
- *   larger = more like the training data); accept when the image's score is >= t (a NaN score
- *   refuses). `tfuq calibrate` sets t so the guard alone refuses at most alpha of
+ * - `{"rule": "ood", "score": S, "threshold": t}`: the out-of-distribution guard. S is one of
+ *   the scores of the passes above, compared on the host as the threshold rule compares it
+ *   (`predictive_entropy`, what `tfuq calibrate` guards on by default, accepts when <= t), or
+ *   the name of a score the model outputs beside its probabilities (`scores` in `tfuq.json`,
+ *   e.g. `energy`, larger = more like the training data; accept when >= t). A NaN score
+ *   refuses. `tfuq calibrate` sets t so the guard alone refuses at most alpha of
  *   in-distribution images with probability 1 - delta.
  * - `{"rule": "all", "rules": [part, ...]}`: accept only when every part (1 to 8 interval,
  *   threshold or ood rules, no nesting) accepts; the first part that refuses is the reason. tfuq
@@ -78,7 +84,10 @@ sealed class DecisionRule {
         override fun toString(): String = "${score.key} ${if (score.higherMeansConfident) ">=" else "<="} $threshold"
     }
 
-    /** The OOD guard: accept when the model's score [score] (larger = more like the training data) is >= [threshold]. */
+    /**
+     * The OOD guard on [score]: a score of the passes ([aggregate], on the threshold rule's side
+     * of [threshold]) or a model score (larger = more like the training data, accept when >= [threshold]).
+     */
     class Ood(
         val score: String,
         val threshold: Double,
@@ -92,14 +101,20 @@ sealed class DecisionRule {
 
         override val confFactor: Double get() = Aggregation.DEFAULT_CONF_FACTOR
 
-        /** A NaN score compares false: what cannot be scored is refused. */
-        fun accepts(value: Double): Boolean = value >= threshold
+        /** The score of the passes this guard reads on the host, or null when it reads a model score. */
+        val aggregate: Score? get() = Score.fromKeyOrNull(score)
+
+        /** True when a larger score means more like the training data (every model score, max_probability). */
+        val higherMeansInDistribution: Boolean get() = aggregate?.higherMeansConfident ?: true
+
+        /** A NaN score compares false either way: what cannot be scored is refused. */
+        fun accepts(value: Double): Boolean = if (higherMeansInDistribution) value >= threshold else value <= threshold
 
         override fun toJson(): String = "{\"rule\": \"ood\", \"score\": \"$score\", \"threshold\": $threshold}"
         override fun equals(other: Any?): Boolean =
             other is Ood && other.score == score && other.threshold == threshold && other.calibrated == calibrated
         override fun hashCode(): Int = score.hashCode() * 31 + threshold.hashCode()
-        override fun toString(): String = "ood guard: $score >= $threshold"
+        override fun toString(): String = "ood guard: $score ${if (higherMeansInDistribution) ">=" else "<="} $threshold"
     }
 
     /** Accept when every one of [parts] accepts. Its interval width is its first interval part's. */
@@ -118,11 +133,12 @@ sealed class DecisionRule {
         override fun toString(): String = parts.joinToString(" and ")
     }
 
-    /** The model scores (outputs beside the probabilities) this rule reads, in part order. */
+    /** The model scores (outputs beside the probabilities) this rule reads, in part order: its
+     * OOD guards' scores but those of the passes, which the host computes. */
     val scoresRead: List<String>
         get() = when (this) {
-            is All -> parts.mapNotNull { (it as? Ood)?.score }
-            is Ood -> listOf(score)
+            is All -> parts.flatMap { it.scoresRead }
+            is Ood -> if (aggregate == null) listOf(score) else emptyList()
             else -> emptyList()
         }
 
@@ -188,8 +204,20 @@ sealed class Reason {
     /** Threshold rule: the score's value and the threshold it was held against. */
     class ScoreVersusThreshold(val score: Score, val value: Double, val threshold: Double, val calibrated: Boolean) : Reason()
 
-    /** OOD guard: the model's score [value] (NaN when it could not be computed) and the guard's threshold. */
-    class OodScore(val score: String, val value: Double, val threshold: Double, val calibrated: Boolean) : Reason()
+    /**
+     * OOD guard: the value of [score] (a model score, or one of the passes) for the image (NaN
+     * when it could not be computed), the guard's threshold, and which side of it accepts.
+     */
+    class OodScore(
+        val score: String,
+        val value: Double,
+        val threshold: Double,
+        val calibrated: Boolean,
+        val higherMeansInDistribution: Boolean = true
+    ) : Reason() {
+        /** The score's name in running text: "predictive entropy" for a score of the passes, a model score's name as it is. */
+        val phrase: String get() = Score.fromKeyOrNull(score)?.phrase ?: score
+    }
 
     /** All rule: each part's reason, and the index of the first part that refused (-1: none did). */
     class AllOf(val parts: List<Decision>, val failedPart: Int) : Reason()
@@ -228,9 +256,15 @@ class Decision(val accept: Boolean, val predicted: Int, val rule: DecisionRule, 
                 val which = if (reason.calibrated) "the calibrated threshold" else "the threshold"
                 "${reason.score.title} ${fmt(reason.value)} is $side $which ${fmt(reason.threshold)}."
             }
-            is Reason.OodScore ->
-                if (accept) "Looks like what it was trained on: ${reason.score} ${fmt(reason.value)} is at or above the OOD guard's ${fmt(reason.threshold)}."
-                else "$OUT_OF_DISTRIBUTION: ${reason.score} ${fmt(reason.value)} is below the OOD guard's ${fmt(reason.threshold)}."
+            is Reason.OodScore -> {
+                val side = if (reason.higherMeansInDistribution) {
+                    if (accept) "at or above" else "below"
+                } else {
+                    if (accept) "at or below" else "above"
+                }
+                val what = "${reason.phrase} ${fmt(reason.value)} is $side the OOD guard's ${fmt(reason.threshold)}."
+                if (accept) "Looks like what it was trained on: $what" else "$OUT_OF_DISTRIBUTION: $what"
+            }
         }
     }
 
@@ -287,9 +321,13 @@ object Decisions {
                 Decision(rule.accepts(value), predicted, rule, Reason.ScoreVersusThreshold(rule.score, value, rule.threshold, rule.calibrated))
             }
             is DecisionRule.Ood -> {
-                val value = scores[rule.score]
+                // A score of the passes is computed here, even when a model score has its name.
+                val value = rule.aggregate?.of(summary) ?: scores[rule.score]
                     ?: throw IllegalArgumentException("the rule's OOD guard needs the model score \"${rule.score}\", which was not given")
-                Decision(rule.accepts(value), predicted, rule, Reason.OodScore(rule.score, value, rule.threshold, rule.calibrated))
+                Decision(
+                    rule.accepts(value), predicted, rule,
+                    Reason.OodScore(rule.score, value, rule.threshold, rule.calibrated, rule.higherMeansInDistribution)
+                )
             }
         }
     }

@@ -177,4 +177,72 @@ class DecisionTest {
         val batch = assertThrows(IllegalArgumentException::class.java) { Decisions.decide(confident, guarded, mapOf("energy" to doubleArrayOf(1.0, 2.0))) }
         assertEquals("score \"energy\" has 2 values for a batch of 1", batch.message)
     }
+
+    // Two passes that disagree: mean (0.5, 0.5), so max_probability 1/2, predictive entropy and
+    // mutual information ln 2 = 0.693, variation ratio 1/2.
+    private val disagree = McProbabilities.fromNested(listOf(listOf(listOf(1.0, 0.0)), listOf(listOf(0.0, 1.0))))
+
+    // Two equal passes: max_probability 3/4, predictive entropy -(3/4 ln 3/4 + 1/4 ln 1/4) = 0.562,
+    // mutual information and variation ratio 0.
+    private val unanimous = McProbabilities.fromNested(listOf(listOf(listOf(0.75, 0.25)), listOf(listOf(0.75, 0.25))))
+
+    @Test
+    fun oodGuardOnAScoreOfThePassesComparesItHereOnTheThresholdRulesSide() {
+        fun accepts(probabilities: McProbabilities, score: String, threshold: Double) =
+            Decisions.decide(probabilities, DecisionRule.Ood(score, threshold))[0].accept
+        // max_probability: larger is more like the training data, accepted at equality.
+        assertTrue(accepts(disagree, "max_probability", 0.5))
+        assertFalse(accepts(disagree, "max_probability", Math.nextUp(0.5)))
+        assertTrue(accepts(unanimous, "max_probability", 0.75))
+        // The others: smaller is more like the training data.
+        assertTrue(accepts(unanimous, "predictive_entropy", 0.6))
+        assertFalse(accepts(disagree, "predictive_entropy", 0.6))
+        assertTrue(accepts(disagree, "predictive_entropy", 0.7))
+        assertTrue(accepts(unanimous, "mutual_information", 0.1))
+        assertFalse(accepts(disagree, "mutual_information", 0.1))
+        assertTrue(accepts(disagree, "variation_ratio", 0.5))
+        assertFalse(accepts(disagree, "variation_ratio", Math.nextDown(0.5)))
+        assertTrue(accepts(unanimous, "variation_ratio", 0.0))
+        // NaN refuses on either side.
+        assertFalse(DecisionRule.Ood("predictive_entropy", 1.0).accepts(Double.NaN))
+        assertFalse(DecisionRule.Ood("max_probability", 0.0).accepts(Double.NaN))
+
+        val guard = rule("""{"rule": "ood", "score": "predictive_entropy", "threshold": 0.6, "calibration": {"alpha": 0.05}}""")
+        assertEquals(DecisionRule.Ood("predictive_entropy", 0.6, calibrated = true), guard)
+        assertEquals(Score.PREDICTIVE_ENTROPY, (guard as DecisionRule.Ood).aggregate)
+        assertEquals(emptyList<String>(), guard.scoresRead)
+        assertEquals("ood guard: predictive_entropy <= 0.6", guard.toString())
+        assertEquals(DecisionRule.Ood("predictive_entropy", 0.6), rule(guard.toJson()))
+        // Computed from the passes, even when a model score of the same name is given.
+        val d = Decisions.decide(disagree, guard, mapOf("predictive_entropy" to doubleArrayOf(0.0)))[0]
+        assertFalse(d.accept)
+        assertEquals(Math.log(2.0), (d.reason as Reason.OodScore).value, 1e-15)
+        assertEquals(null, DecisionRule.Ood("energy", 1.0).aggregate)
+    }
+
+    @Test
+    fun aRefusalByAGuardOnAScoreOfThePassesSaysWhichSideItIsOn() {
+        val guarded = rule("""{"rule": "all", "rules": [{"rule": "ood", "score": "predictive_entropy", "threshold": 0.6},
+            {"rule": "interval", "conf_factor": 1}, {"rule": "ood", "score": "energy", "threshold": 3.2}]}""")
+        assertEquals(listOf("energy"), guarded.scoresRead)
+        assertEquals("ood guard: predictive_entropy <= 0.6 and interval (conf_factor 1.0) and ood guard: energy >= 3.2", guarded.toString())
+        val labels = listOf("cat", "dog")
+        val outside = Decisions.decide(disagree, guarded, mapOf("energy" to doubleArrayOf(9.0)))[0]
+        assertFalse(outside.accept)
+        assertEquals(0, (outside.reason as Reason.AllOf).failedPart)
+        assertTrue(outside.refusedAsOutOfDistribution)
+        assertEquals("Looks unlike anything it was trained on: predictive entropy 0.693 is above the OOD guard's 0.600.", outside.explain(labels))
+        val inside = Decisions.decide(unanimous, guarded, mapOf("energy" to doubleArrayOf(9.0)))[0]
+        assertTrue(inside.accept)
+        assertTrue(inside.explain(labels), inside.explain(labels).startsWith(
+            "Looks like what it was trained on: predictive entropy 0.562 is at or below the OOD guard's 0.600. The interval of cat"))
+        // The model-score guard after it still refuses in its own words.
+        val energy = Decisions.decide(unanimous, guarded, mapOf("energy" to doubleArrayOf(1.0)))[0]
+        assertEquals(2, (energy.reason as Reason.AllOf).failedPart)
+        assertEquals("Looks unlike anything it was trained on: energy 1.000 is below the OOD guard's 3.200.", energy.explain(labels))
+        val floor = Decisions.decide(disagree, DecisionRule.Ood("max_probability", 0.6), emptyMap())[0]
+        assertEquals("Looks unlike anything it was trained on: max probability 0.500 is below the OOD guard's 0.600.", floor.explain(labels))
+        val votes = Decisions.decide(disagree, DecisionRule.Ood("variation_ratio", 0.5), emptyMap())[0]
+        assertEquals("Looks like what it was trained on: variation ratio 0.500 is at or below the OOD guard's 0.500.", votes.explain(labels))
+    }
 }

@@ -61,6 +61,18 @@ class DecisionVectorsTest {
     }
 
     @Test
+    fun theOodGuardOnEveryScoreOfThePassesIsCovered() {
+        val guarded = HashSet<String>()
+        for (case in SharedVectors.cases(vectors)) {
+            val rule = DecisionRule.fromJson(case.obj("rule"))
+            val parts = if (rule is DecisionRule.All) rule.parts else listOf(rule)
+            for (part in parts) (part as? DecisionRule.Ood)?.aggregate?.let { guarded.add(it.key) }
+        }
+        val missing = Score.values().map { it.key }.filter { it !in guarded }
+        if (missing.isNotEmpty()) throw AssertionError("decisions.json has no ood guard on: ${missing.joinToString(", ")}")
+    }
+
+    @Test
     fun everyRuleOfThePythonSideIsCovered() {
         // A vector file that silently stopped covering a rule would let that rule drift.
         val seen = HashSet<String>()

@@ -59,6 +59,21 @@ class ModelConfigTest {
     }
 
     @Test
+    fun aGuardOnAScoreOfThePassesNeedsNoModelScore() {
+        for (name in listOf("max_probability", "predictive_entropy", "mutual_information", "variation_ratio")) {
+            val guard = "\"decision\": {\"rule\": \"all\", \"rules\": [{\"rule\": \"ood\", \"score\": \"$name\", \"threshold\": 0.25}, " +
+                "{\"rule\": \"interval\", \"conf_factor\": 1.0}]}, \"ignored\": "
+            val c = ModelConfig.parse(edit("\"decision\": ", guard), "m.tflite")
+            assertEquals(emptyList<ModelScore>(), c.scores)
+            assertEquals(DecisionRule.All(listOf(DecisionRule.Ood(name, 0.25), DecisionRule.Interval(1.0))), c.decision)
+        }
+        // Any other name is a model score, which the model must output.
+        val other = "\"decision\": {\"rule\": \"ood\", \"score\": \"expected_entropy\", \"threshold\": 0.25}, \"ignored\": "
+        assertEquals("m.tflite: decision: the OOD guard reads score \"expected_entropy\", which the model does not output",
+            refused(edit("\"decision\": ", other)))
+    }
+
+    @Test
     fun theFuzzersAbsoluteOffsetFileHasPythonsLayout() {
         val bytes = ModelFixtures.absoluteOffsetsModelFile(config)
         val eocd = ModelFixtures.lastIndexOf(bytes, 0x06054b50)

@@ -146,7 +146,7 @@ class ModelFileTest {
         assertEquals(c.passes, c.mcDropout[0].shape!![0])
         val masks = c.masks(0L)
         assertEquals(c.mcDropout.size, masks.size)
-        // Its out-of-distribution scores (tfuq convert writes energy by default), as the JSON lists them.
+        // Its out-of-distribution scores (none by default; tfuq convert --scores energy adds one), as the JSON lists them.
         val listed = c.json.arrayOrNull("scores")?.objects() ?: emptyList()
         assertEquals(listed.map { it.string("name") to it.string("output") }, c.scores.map { it.name to it.output })
         for (score in c.scores) assertEquals("score_${score.name}", score.output)
