@@ -16,7 +16,8 @@ from tfuq.runtime import modelfile
 
 pytest.importorskip("PIL")
 FORGED = "FAKE\nimg.png: predicted FAKE8"
-HOSTILE_LABELS = [FORGED, "\x1b[2J\x1b[31mred", "car\riage", "bell\x07"]  # NUL: refused by the schema
+HOSTILE_LABELS = [FORGED, "\x1b[2J\x1b[31mred", "car\riage", "bell\x07"]  # refused by the schema
+PLAIN_LABELS = ["red", "green", "blue", "yellow"]
 RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f]")  # anything but \t and \n, which lines are made of
 
 
@@ -27,9 +28,10 @@ def hostile(tiny_tflite, tmp_path):
     from tests._dummies import tiny
 
     flatbuffer, config = modelfile.read(tiny_tflite)
-    config = {k: v for k, v in config.items() if not k.startswith("format")}
-    config["labels"] = HOSTILE_LABELS
-    config["mc_dropout"] = [{**layer, "layer": "mc\n\x1b[0mdrop"} for layer in config["mc_dropout"]]
+    config = {k: v for k, v in config.to_dict().items() if not k.startswith("format")}
+    # Labels and layer names with control characters are refused when the config is read
+    # (test_inspect_refuses_...); here the file system's names are the hostile ones.
+    config["labels"] = PLAIN_LABELS
     model = tmp_path / "model\n\x1b[1m.tflite"
     model.write_bytes(modelfile.pack(flatbuffer, config))
     x, y = tiny.images(4, seed=2)
@@ -62,17 +64,35 @@ def test_predict_json_keeps_the_names_exact(hostile, capsys):
     assert main(["predict", str(model), *names, "--json"]) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["path"] for r in records] == names
-    assert {r["predicted_label"] for r in records} <= set(HOSTILE_LABELS)
+    assert {r["predicted_label"] for r in records} <= set(PLAIN_LABELS)
 
 
-def test_inspect_text_escapes_labels_and_layer_names(hostile, capsys):
-    model, _, _ = hostile
-    assert main(["inspect", str(model)]) == 0
-    out, err = capsys.readouterr()
-    _clean(out), _clean(err)
-    assert "FAKE\\nimg.png: predicted FAKE8" in out and "\\x1b[2J\\x1b[31mred" in out
-    assert "mc\\n\\x1b[0mdrop" in out and "bell\\x07" in out
-    assert out.splitlines()[0].startswith(str(model.parent) + "/model\\n\\x1b[1m.tflite: ")
+def _hand_packed(flatbuffer: bytes, config: dict) -> bytes:
+    """A model file whose tfuq.json is written as a hostile tool would (``pack`` checks it)."""
+    import io
+    import json
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(modelfile.CONFIG_NAME, json.dumps(config))
+    return flatbuffer + buffer.getvalue()
+
+
+def test_inspect_refuses_labels_and_layer_names_with_control_characters_in_one_escaped_line(
+        tiny_tflite, tmp_path, capsys):
+    flatbuffer, config = modelfile.read(tiny_tflite)
+    for key, value in (("labels", HOSTILE_LABELS),
+                       ("mc_dropout", [{**layer, "layer": "mc\n\x1b[0mdrop"}
+                                       for layer in config.to_dict()["mc_dropout"]])):
+        raw = {**config.to_dict(), key: value}
+        model = tmp_path / f"{key}.tflite"
+        model.write_bytes(_hand_packed(flatbuffer, raw))
+        capsys.readouterr()
+        assert main(["inspect", str(model)]) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and not RAW.search(err), repr(err)
+        assert "control character" in err
 
 
 def test_evaluate_table_escapes_the_paths(hostile, capsys):
@@ -86,10 +106,10 @@ def test_evaluate_table_escapes_the_paths(hostile, capsys):
 def test_error_lines_escape_names(hostile, tmp_path, capsys):
     model, names, _ = hostile
     flatbuffer, config = modelfile.read(model)
-    config = {k: v for k, v in config.items() if not k.startswith("format")}
+    config = config.to_dict()
     config["input"] = {**config["input"], "photo_rule": {"name": "evil\n\x1b[31mrule", "version": 1}}
     odd = tmp_path / "rule.tflite"
-    odd.write_bytes(modelfile.pack(flatbuffer, config))
+    odd.write_bytes(_hand_packed(flatbuffer, config))
     assert main(["predict", str(odd), names[3]]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "evil\\n\\x1b[31mrule" in err
