@@ -100,3 +100,24 @@ def test_calibrate_writes_a_guard_and_predict_names_it(energy_tflite, tmp_path, 
     assert "energy" in record["ood_scores"]
     if not record["accept"] and record["ood_scores"]["energy"] < guard["threshold"]:
         assert record["why"].startswith("out of distribution: energy")
+
+
+def test_the_default_guard_reads_the_entropy_of_the_passes_and_predict_names_it(tiny_tflite, tmp_path, capsys):
+    from PIL import Image
+
+    model_path = tmp_path / "m.tflite"
+    model_path.write_bytes(open(tiny_tflite, "rb").read())
+    x, y = tiny.images(240, seed=7)
+    np.savez(tmp_path / "cal.npz", x=x, y=y)
+    assert main(["calibrate", str(model_path), "--data", str(tmp_path / "cal.npz"), "--target-risk", "0.2"]) == 0
+    guard = tfuq.load(model_path).config.decision_rule()["rules"][0]
+    assert guard["rule"] == "ood" and guard["score"] == "predictive_entropy"
+    # A grey image (no colour class): its MC entropy is far above every class image's.
+    Image.fromarray(np.full((16, 16, 3), 128, np.uint8)).save(tmp_path / "grey.png")
+    capsys.readouterr()
+    main(["predict", str(model_path), str(tmp_path / "grey.png"), "--json"])
+    record = json.loads(capsys.readouterr().out)
+    record = record[0] if isinstance(record, list) else record
+    assert not record["accept"]
+    assert record["why"].startswith("out of distribution: predictive_entropy ")
+    assert f"is above the OOD guard's {guard['threshold']:.4g}" in record["why"]

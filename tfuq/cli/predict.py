@@ -136,6 +136,7 @@ class Predictor:
         """Why ``rule`` (the predictor's) abstained on one image (``summary`` without a batch
         axis); for an ``all`` rule, why its first refusing part did."""
         from tfuq.runtime.abstain import HIGHER_IS_CONFIDENT, decide
+        from tfuq.runtime.aggregate import SCORES
         from tfuq.runtime.config import DecisionRule
 
         rule = self.rule if rule is None else rule
@@ -144,8 +145,12 @@ class Predictor:
             failed = int(decide(summary, rule, self.scores()).failed_part)
             return self.why(summary, typed.rules[failed].to_dict())
         if typed.rule == "ood":
-            value = self.model.last_scores.get(typed.score, float("nan"))
-            return (f"out of distribution: {typed.score} {value:.4g} is below the OOD guard's "
+            if typed.score in SCORES:  # a score of the passes, on the threshold rule's side
+                value = float(summary.score(typed.score))
+                side = "below" if HIGHER_IS_CONFIDENT[typed.score] else "above"
+            else:
+                value, side = self.model.last_scores.get(typed.score, float("nan")), "below"
+            return (f"out of distribution: {typed.score} {value:.4g} is {side} the OOD guard's "
                     f"{typed.threshold:.4g}")
         if typed.rule == "threshold":
             name, limit = typed.score, typed.threshold
