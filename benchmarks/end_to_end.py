@@ -170,7 +170,7 @@ def bench_model(name: str, folder: Path, photos: list[Path], threads: int, repea
     # seeds on the same instance would make "repeated seed" draw them again.
     fresh_seeds = tfuq.load(masked_file, threads=threads)
     size = model.input_shape[:2]
-    rule = abstain.check_rule(model.config.get("decision") or abstain.DEFAULT_RULE)
+    rule = model.config.decision_rule()
     seed = 0
     image = photo.read(photos[0], size)
     masks = model.masks(seed)

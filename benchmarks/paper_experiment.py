@@ -832,7 +832,7 @@ def extra_sets(setup: Setup, folder: Path, float_model: FloatMC, tflite_model, s
             continue
         started = time.perf_counter()
         images, labels = make()
-        if labels == "all":
+        if isinstance(labels, str) and labels == "all":
             labels = None
         elif labels is None and setup.corrupted_limit and len(images) > setup.corrupted_limit:
             rng = np.random.default_rng([setup.seed, 2])

@@ -164,8 +164,8 @@ def targets(tiny_tflite, tmp_path):
 CALIBRATE_STEPS = [
     ("tfuq.runtime.load", fail),
     ("tfuq.cli.calibrate.load_images", fail),
-    ("tfuq.evaluation.run_passes", fail),
-    ("tfuq.runtime.calibration.calibrate", fail),
+    ("tfuq.evaluation.run_model", fail),
+    ("tfuq.runtime.abstain.calibrate", fail),
     ("tfuq.runtime.modelfile.pack", fail),
     ("tfuq.cli._outputs.Outputs.write_json", fail),
     ("os.replace", fail_on_call(1)),
@@ -197,7 +197,7 @@ def test_calibrate_succeeds_and_replaces_both(targets, data, capsys):
 
 def test_calibrate_json_into_a_missing_folder_leaves_the_model_alone(targets, data, monkeypatch, capsys):
     # The case: it used to write the rule into the model, then fail on --json.
-    monkeypatch.setattr("tfuq.evaluation.run_passes", _never("run_passes"))
+    monkeypatch.setattr("tfuq.evaluation.run_model", _never("run_model"))
     before = snapshot(targets)
     assert cli("calibrate", targets / "model.tflite", "--data", data, "--target-risk", "0.3",
                "--json", targets / "none" / "r.json") == 2

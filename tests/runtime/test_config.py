@@ -331,7 +331,7 @@ def test_the_scan_finds_string_key_reads():
 # Modules that own a grammar the config shares: abstain's rule dicts are the decision rule's
 # language (the typed DecisionRule writes them); the conversion's Keras-side configs are not
 # tfuq.json.
-RULE_GRAMMAR = {"tfuq/runtime/abstain.py"}
+RULE_GRAMMAR = {"tfuq/runtime/abstain.py", "tfuq/runtime/decision.py", "tfuq/runtime/calibration.py"}
 
 
 def test_no_module_reads_the_configuration_by_string_key():

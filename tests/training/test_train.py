@@ -59,7 +59,7 @@ def test_stratified_split_takes_every_class_from_sorted_labels():
     assert not np.array_equal(training.stratified_split(labels, 0.2, seed=4)[1], validation)
     # Keras' validation_split takes the last rows: only the last classes.
     assert set(labels[-6:].tolist()) == {1, 2}
-    with pytest.raises(training.TrainError, match=r"in \[0, 1\)"):
+    with pytest.raises(DataError, match=r"in \[0, 1\)"):  # the split lives in tfuq.data
         training.stratified_split(labels, 1.0)
 
 

@@ -67,7 +67,7 @@ def add_arguments(parser) -> None:
                         help="largest share of in-distribution images the OOD guard may refuse (default 0.05)")
     parser.add_argument("--ood-delta", type=float, default=0.1,
                         help="probability that the OOD guard refuses more than --ood-alpha (default 0.1)")
-    parser.add_argument("--ood-score", default="predictive_entropy", metavar="SCORE",
+    parser.add_argument("--ood-score", metavar="SCORE",
                         help=f"what the OOD guard reads: a score of the passes ({', '.join(SCORES)}) or "
                         "one the model returns (tfuq inspect lists them) (default predictive_entropy)")
     parser.add_argument("--no-ood-guard", action="store_true", help="no OOD guard")
@@ -81,6 +81,10 @@ def add_arguments(parser) -> None:
 
 def check_args(args) -> None:
     """Every argument, before the model or the data is read."""
+    # Without --ood-score the guard reads the MC predictive entropy, and is left out (with a
+    # line saying why) when the images are too few for its guarantee; asked for, it must be met.
+    args.ood_score_given = args.ood_score is not None
+    args.ood_score = args.ood_score or "predictive_entropy"
     for name, value in (("--target-risk", args.target_risk), ("--confidence", args.confidence),
                         ("--ood-alpha", args.ood_alpha), ("--ood-delta", args.ood_delta)):
         if not 0.0 < value < 1.0:
@@ -123,7 +127,13 @@ def run(args) -> int:
                 values = aggregate(probabilities).score(name)
             else:
                 values = scores[name]
-            guard = abstain.ood_guard(values, name, alpha=args.ood_alpha, delta=args.ood_delta)
+            try:
+                guard = abstain.ood_guard(values, name, alpha=args.ood_alpha, delta=args.ood_delta)
+            except abstain.InfeasibleError as error:
+                if args.ood_score_given:  # asked for by name: say so and stop
+                    raise
+                info(f"no OOD guard: {error}")
+        if guard is not None:
             within = guard.rule if within is None else abstain.with_ood_guard(within, guard.rule)
             info(f"OOD guard: {abstain.describe_rule(guard.rule)} (rank {guard.rank} of {len(images)} "
                  f"from the refusing end; refuses {guard.refused_on_calibration:.1%} of these images; at "
