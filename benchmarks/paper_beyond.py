@@ -386,6 +386,14 @@ def main(argv: list[str] | None = None) -> int:
     saved = {k: v for k, v in result.items() if not k.startswith("_")}
     (Path(args.out) / "paper_beyond.json").write_text(json.dumps(saved, indent=1) + "\n")
     print(tables(result))
+    if {"test", "calibration", "train_bank"} <= set(result["sets_found"]):
+        # Every OOD score the model carries and the feature scores, and the OOD guard's rules.
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import ood_scores
+
+        scored = ood_scores.analyse(args.out, args.backbone)
+        (Path(args.out) / "ood_scores.json").write_text(json.dumps(scored, indent=1) + "\n")
+        print("\n" + ood_scores.tables(scored))
     missing = [s for s in ("test", "calibration") if s not in result["sets_found"]]
     if missing:
         print(f"\nnot yet available: {', '.join(missing)}", file=sys.stderr)
