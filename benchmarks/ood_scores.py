@@ -176,22 +176,24 @@ def rule_rows(kept: dict[str, dict], ood_names: list[str]) -> tuple[list[dict], 
 
     # tfuq calibrate's default guard: the int8 MC predictive entropy of the calibration images
     entropy = aggregate(calibration["int8"].astype(np.float64)).predictive_entropy
-    guard = abstain.ood_guard(entropy, "predictive_entropy", alpha=ALPHA, delta=DELTA)
-    rules = {
-        "interval Z=1 (paper)": abstain.INTERVAL_RULE,
-        "default (interval + max prob >= 0.5)": abstain.DEFAULT_RULE,
-        "OOD guard alone (entropy)": guard.rule,
-        "guard + interval": abstain.with_ood_guard(abstain.INTERVAL_RULE, guard.rule),
-        "guard + default (shipped)": abstain.with_ood_guard(abstain.DEFAULT_RULE, guard.rule),
-    }
-    if energy in calibration:
+    rules = {"interval Z=1 (paper)": abstain.INTERVAL_RULE, "default (interval + max prob >= 0.5)": abstain.DEFAULT_RULE}
+    try:
+        guard = abstain.ood_guard(entropy, "predictive_entropy", alpha=ALPHA, delta=DELTA)
+    except abstain.InfeasibleError:  # too few calibration images for the guarantee
+        guard = None
+    if guard is not None:
+        rules["OOD guard alone (entropy)"] = guard.rule
+        rules["guard + interval"] = abstain.with_ood_guard(abstain.INTERVAL_RULE, guard.rule)
+        rules["guard + default (shipped)"] = abstain.with_ood_guard(abstain.DEFAULT_RULE, guard.rule)
+    if energy in calibration and guard is not None:
         energy_guard = abstain.ood_guard(calibration[energy], "energy", alpha=ALPHA, delta=DELTA)
         rules["OOD guard alone (in-graph energy)"] = energy_guard.rule
         rules["energy guard + default"] = abstain.with_ood_guard(abstain.DEFAULT_RULE, energy_guard.rule)
-    sgr = abstain.calibrate(calibration["int8"].astype(np.float64), calibration["labels"],
-                            target_risk=TARGET_RISK, confidence=CONFIDENCE, score="max_probability",
-                            within=rules["guard + default (shipped)"], scores=scores_of(calibration))
-    if sgr.feasible:
+    sgr = None if guard is None else abstain.calibrate(
+        calibration["int8"].astype(np.float64), calibration["labels"], target_risk=TARGET_RISK,
+        confidence=CONFIDENCE, score="max_probability", within=rules["guard + default (shipped)"],
+        scores=scores_of(calibration))
+    if sgr is not None and sgr.feasible:
         rules[f"guard + default + SGR (risk {TARGET_RISK}, conf. {CONFIDENCE})"] = sgr.to_rule()
     rows = []
     for label, rule in rules.items():
@@ -208,6 +210,8 @@ def rule_rows(kept: dict[str, dict], ood_names: list[str]) -> tuple[list[dict], 
             else:
                 row[f"answers_{set_name[4:]}"] = float(accept.mean())
         rows.append(row)
+    if guard is None:
+        return rows, {}
     test_entropy = aggregate(kept["test"]["int8"].astype(np.float64)).predictive_entropy
     info = {"score": "predictive_entropy (int8 MC mean)", "threshold": guard.threshold, "rank": guard.rank,
             "n": len(entropy), "refused_on_calibration": guard.refused_on_calibration,
