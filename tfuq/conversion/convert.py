@@ -250,22 +250,9 @@ def convert(
         byo.check_output(prepared, images)
     except graph.ExportError as error:
         raise ConversionError(str(error)) from error
-    # Held-out images for the self-check come first, so calibration never starves the check.
-    order = np.random.default_rng(0).permutation(len(images))
-    checked = min(check_samples, len(images) // 4)
-    held_out = images[order[:checked]]
-    held_out_labels = None if representative_labels is None else representative_labels[order[:checked]]
-    calibration = images[order[checked:][:calibration_samples]].copy()
-    notes = []
-    if check_samples and checked == 0:
-        held_out = calibration[:check_samples]
-        held_out_labels = None  # accuracy on calibration images proves nothing
-        notes.append("too few images to hold some out: the self-check reuses calibration images")
+    held_out, held_out_labels, calibration, notes = _split_for_check(
+        images, representative_labels, check_samples, calibration_samples)
     held_out_ok = not notes
-    # One pixel at each end of the range fixes the uint8 input scale at exactly 1, so the
-    # model takes raw pixels; two pixels of one image barely move any other range.
-    calibration[0, 0, 0] = 0
-    calibration[0, 0, -1] = 255
 
     classes = int(masked.output.shape[-1])
     if held_out_labels is not None and len(held_out_labels) and (
@@ -316,9 +303,53 @@ def convert(
             raise ConversionError(str(error)) from error
         flatbuffer = corrected.flatbuffer
 
-    output_name = _output_name(flatbuffer)
+    config = _model_config(
+        mode, passes, labels, height, width, prepared, _output_name(flatbuffer), scores, specs,
+        decision, model.name, tf.__version__, len(calibration), corrected)
+    try:
+        config = config.checked()
+    except ConfigError as error:
+        raise ConversionError(f"the model's configuration: {error}") from None
+    result = Conversion(flatbuffer, config, summary, notes=notes)
+    if check_samples:
+        result.check = self_check(
+            model, masked, result.to_bytes(), held_out, min_agreement, held_out_ok=held_out_ok,
+            labels=held_out_labels, max_accuracy_drop=max_accuracy_drop,
+        )
+    result.notes[:0] = prepared.notes
+    if corrected is not None:
+        result.notes.append(corrected.describe())
+    return result
+
+
+def _split_for_check(images: np.ndarray, labels: np.ndarray | None, check_samples: int,
+                     calibration_samples: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, list[str]]:
+    """``(held_out, held_out_labels, calibration, notes)``: held-out images for the self-check
+    first (a seeded draw, so calibration never starves the check), then the calibration images,
+    whose first image gets one pixel at each end of the range."""
+    order = np.random.default_rng(0).permutation(len(images))
+    checked = min(check_samples, len(images) // 4)
+    held_out = images[order[:checked]]
+    held_out_labels = None if labels is None else labels[order[:checked]]
+    calibration = images[order[checked:][:calibration_samples]].copy()
+    notes = []
+    if check_samples and checked == 0:
+        held_out = calibration[:check_samples]
+        held_out_labels = None  # accuracy on calibration images proves nothing
+        notes.append("too few images to hold some out: the self-check reuses calibration images")
+    # One pixel at each end of the range fixes the uint8 input scale at exactly 1, so the
+    # model takes raw pixels; two pixels of one image barely move any other range.
+    calibration[0, 0, 0] = 0
+    calibration[0, 0, -1] = 255
+    return held_out, held_out_labels, calibration, notes
+
+
+def _model_config(mode: str, passes: int, labels, height: int, width: int, prepared, output_name: str,
+                  scores: tuple[str, ...], specs, decision, model_name: str, tensorflow: str,
+                  calibration_images: int, corrected) -> ModelConfig:
+    """The ``tfuq.json`` a converted model carries (checked by the caller)."""
     masked_form = mode == "masked"
-    config = ModelConfig(
+    return ModelConfig(
         mode=mode,
         passes=passes,
         labels=tuple(labels),
@@ -346,28 +377,14 @@ def convert(
         ),
         decision=DecisionRule.from_dict(decision or DEFAULT_DECISION),
         source=Source(
-            keras_model=model.name,
-            tensorflow=tf.__version__,
+            keras_model=model_name,
+            tensorflow=tensorflow,
             created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            calibration_samples=len(calibration),
+            calibration_samples=calibration_images,
             bias_correction=None if corrected is None else BiasCorrectionRecord(
                 images=corrected.images, layers=corrected.layers, skipped=corrected.skipped),
         ),
     )
-    try:
-        config = config.checked()
-    except ConfigError as error:
-        raise ConversionError(f"the model's configuration: {error}") from None
-    result = Conversion(flatbuffer, config, summary, notes=notes)
-    if check_samples:
-        result.check = self_check(
-            model, masked, result.to_bytes(), held_out, min_agreement, held_out_ok=held_out_ok,
-            labels=held_out_labels, max_accuracy_drop=max_accuracy_drop,
-        )
-    result.notes[:0] = prepared.notes
-    if corrected is not None:
-        result.notes.append(corrected.describe())
-    return result
 
 
 def _run_converter(tf, keras_graph, calibration_feed, mode: str) -> bytes:
