@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tfuq import evaluation
+from tfuq import evaluation, reporting
 
 # 2 passes, 4 images, 2 classes. Interval rule, Z = 1:
 #   0: certain class 0, right             -> accept
@@ -140,7 +140,7 @@ def test_saved_arrays_recompute_the_report(tmp_path):
 
 def test_report_writes_plots_and_markdown(tmp_path):
     result = evaluation.summarize(PROBABILITIES, LABELS, RULE, OOD)
-    path = evaluation.write_report(result, tmp_path / "report")
+    path = reporting.write_report(result, tmp_path / "report")
     names = {p.name for p in (tmp_path / "report").iterdir()}
     assert names == {"report.md", "risk_coverage.png", "reliability.png", "scores_errors.png",
                      "scores_ood.png"}
@@ -152,7 +152,7 @@ def test_report_writes_plots_and_markdown(tmp_path):
 
 
 def test_the_table_shows_the_papers_columns():
-    table = evaluation.format_table(evaluation.summarize(PROBABILITIES, LABELS, RULE).report)
+    table = reporting.format_table(evaluation.summarize(PROBABILITIES, LABELS, RULE).report)
     for row in ("micro-F1, all images (original model)", "micro-F1, accepted images",
                 "share ignored", "share of ignored that would be wrong", "coverage",
                 "selective risk", "AURC", "AUROC", "FPR95", "ECE (15 bins)", "Brier"):

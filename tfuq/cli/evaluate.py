@@ -150,29 +150,33 @@ def run(args) -> int:
             progress=True, seeding=args.seeding,
         )
         result.report.update({"data": args.data, "ood": args.ood})
-        _commit(args, result, staged, outputs)
+        _commit(args, result, staged, outputs, images, model.labels)
     return _show(args, result, staged)
 
 
-def _commit(args, result, staged: dict, outputs) -> None:
-    """Write the staged outputs, then move them all into place (or none of them)."""
-    from tfuq import evaluation
+def _commit(args, result, staged: dict, outputs, images=None, class_names=None) -> None:
+    """Write the staged outputs, then move them all into place (or none of them).
+
+    ``images`` (uint8, the evaluated ones) give the report its gallery of refused and wrongly
+    accepted images; the Beam path has records, not images, and goes without."""
+    from tfuq import reporting
 
     if "json" in staged:
         outputs.write_json(staged["json"], result.report)
     if "save_passes" in staged:
         result.save_arrays(staged["save_passes"])
     if "report" in staged:
-        evaluation.write_report(result, staged["report"],
-                                title=f"{Path(args.model).name} on {Path(args.data).name}")
+        reporting.write_report(result, staged["report"],
+                               title=f"{Path(args.model).name} on {Path(args.data).name}",
+                               images=images, class_names=class_names)
     outputs.commit()
 
 
 def _show(args, result, staged: dict, extra_text: str = "") -> int:
-    from tfuq import evaluation
+    from tfuq import reporting
     from tfuq.cli._outputs import json_text
 
-    table = f"{args.model} on {args.data}\n" + evaluation.format_table(result.report)
+    table = f"{args.model} on {args.data}\n" + reporting.format_table(result.report)
     if extra_text:
         table += "\n\n" + extra_text
     if args.json == "-":

@@ -36,7 +36,8 @@ from tfuq.conversion import rewrite
 from tfuq.data.common import DataError, check_images
 from tfuq.data.datasets import load_npz, resize
 from tfuq.modeling import byo, graph
-from tfuq.runtime import abstain, flatbuffer, masks, modelfile, photo
+from tfuq.runtime import abstain, masks, modelfile, photo
+from tfuq.runtime import flatbuffer as flatbuffer_format
 
 MODES = ("masked", "in-graph", "deterministic")
 DEFAULT_DECISION = abstain.DEFAULT_RULE  # interval (Z = 1) and max_probability >= 0.5
@@ -127,7 +128,7 @@ class Conversion:
 
     flatbuffer: bytes
     config: dict
-    summary: flatbuffer.GraphSummary
+    summary: flatbuffer_format.GraphSummary
     check: SelfCheck | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -312,7 +313,7 @@ def convert(
     with _quiet_converter() as stream:
         progress_stream = stream if progress else None
         flatbuffer = _run_converter(tf, keras_graph, calibration_feed, mode)
-    summary = flatbuffer.summarize(flatbuffer)
+    summary = flatbuffer_format.summarize(flatbuffer)
     if mode != "in-graph" and not summary.full_integer:
         raise ConversionError("converted model is not full-integer: " + "; ".join(summary.problems))
     corrected = None
