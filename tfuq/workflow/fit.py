@@ -1,8 +1,8 @@
 """``tfuq fit``: from labelled images (a folder of class subfolders) to a model to ship.
 
-Stages, each leaving a marker ``<out>/stages/<stage>.json`` (with its seconds) when done, so
-a stopped run resumes at the first unfinished stage; the settings of a run are kept in
-``<out>/fit.json`` and a resumed run must ask for the same ones:
+Stages, each leaving a marker ``<out>/stages/<stage>.json`` (its settings and seconds) when
+done, so a stopped run resumes at the first unfinished stage, and a run with changed settings
+redoes only the stages they affect (``<out>/fit.json`` records the last run's recipe):
 
 1. ``split``: check the data (every file readable, enough images per class), then the
    per-class seeded split into train / validation / calibration / test (``split.json``);
@@ -127,27 +127,19 @@ class Data:
 
 
 class Run:
-    """One fit run in ``out``: the settings check, the stage markers and timed stages."""
+    """One fit run in ``out``: stage markers that record each stage's settings and seconds.
 
-    def __init__(self, out: str | os.PathLike, settings: dict, say: Callable[[str], None]):
+    A stage is kept when its marker holds the settings asked now; when they differ, that
+    stage and every later one run again (a new ``--target-risk`` redoes calibrate, evaluate
+    and summary, not the training).
+    """
+
+    def __init__(self, out: str | os.PathLike, say: Callable[[str], None]):
         self.out = Path(out)
         self.say = say
-        self.started = time.perf_counter()
         self.seconds: dict[str, float] = {}
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "stages").mkdir(exist_ok=True)
-        self._check_settings(settings)
-
-    def _check_settings(self, settings: dict) -> None:
-        path = self.out / "fit.json"
-        wanted = json.loads(json.dumps({"format": FIT_FORMAT, **settings}))
-        if path.exists():
-            found = json.loads(path.read_text())
-            if found != wanted and any(self.done(stage) for stage in STAGES):
-                changed = sorted(k for k in set(found) | set(wanted) if found.get(k) != wanted.get(k))
-                raise FitError(f"{self.out} holds a run with other settings ({', '.join(changed)}); "
-                               "give the same ones to resume, or another --out")
-        _write_json(path, wanted)
 
     def marker(self, stage: str) -> Path:
         return self.out / "stages" / f"{stage}.json"
@@ -155,23 +147,44 @@ class Run:
     def done(self, stage: str) -> bool:
         return self.marker(stage).exists()
 
-    def stage(self, stage: str, work: Callable[[], dict | None]) -> dict:
-        """Run ``work`` unless its marker exists; time it and leave the marker."""
+    def stage(self, stage: str, settings: dict, work: Callable[[], dict | None]) -> dict:
+        """Run ``work`` unless its marker holds ``settings``; time it and leave the marker."""
         number = STAGES.index(stage) + 1
+        wanted = json.loads(json.dumps(settings, default=_plain))
         if self.done(stage):
             record = json.loads(self.marker(stage).read_text())
-            self.seconds[stage] = record["seconds"]
-            self.say(f"[{number}/{len(STAGES)}] {stage}: done before ({record['seconds']:.0f} s), kept")
-            return record
+            if record.get("settings") == wanted:
+                self.seconds[stage] = record["seconds"]
+                self.say(f"[{number}/{len(STAGES)}] {stage}: done before ({record['seconds']:.0f} s), kept")
+                return record
+            found = record.get("settings") or {}
+            changed = sorted(k for k in set(found) | set(wanted) if found.get(k) != wanted.get(k))
+            self.say(f"[{number}/{len(STAGES)}] {stage}: settings changed ({', '.join(changed)}), "
+                     "redoing it and the stages after it")
+            for later in STAGES[STAGES.index(stage):]:
+                self.marker(later).unlink(missing_ok=True)
         self.say(f"[{number}/{len(STAGES)}] {stage}")
         began = time.perf_counter()
         details = work() or {}
         seconds = time.perf_counter() - began
         self.seconds[stage] = seconds
-        record = {"stage": stage, "seconds": round(seconds, 1), **details}
+        record = {"stage": stage, "seconds": round(seconds, 1), "settings": wanted, **details}
         _write_json(self.marker(stage), record)
         self.say(f"[{number}/{len(STAGES)}] {stage} took {seconds:.0f} s")
         return record
+
+
+def stage_settings(spec: str, recipe: Recipe, extra: dict | None = None) -> dict[str, dict]:
+    """The settings each stage depends on, cumulative (a stage depends on all before it)."""
+    values = recipe.to_json()
+    split = {"data": spec, "seed": recipe.seed, "fractions": values["fractions"],
+             "min_per_class": recipe.min_per_class, "image_size": recipe.image_size}
+    train = {**split, "train": values["train"], "outlier_weight": recipe.outlier_weight, **(extra or {})}
+    convert = {**train, "convert": values["convert"]}
+    calibrate = {**convert, "target_risk": recipe.target_risk, "confidence": recipe.confidence,
+                 "score": recipe.score}
+    return {"split": split, "train": train, "convert": convert, "calibrate": calibrate,
+            "evaluate": calibrate, "summary": calibrate}
 
 
 def _write_json(path: Path, payload) -> None:
@@ -268,7 +281,10 @@ def fit(
     scan = None if data is not None else check_folder_spec(spec, recipe)
     if scan is not None:
         say(f"{scan.root}: {len(scan.classes)} classes, {scan.images} images, all readable")
-    run = Run(out, {"data": spec, "recipe": recipe.to_json(), **(extra_settings or {})}, say)
+    run = Run(out, say)
+    settings = stage_settings(spec, recipe, extra_settings)
+    _write_json(run.out / "fit.json", {"format": FIT_FORMAT, "data": spec, "recipe": recipe.to_json(),
+                                       **(extra_settings or {})})
     if data is None:
         data = load_data(spec, recipe, scan)
     out = run.out
@@ -280,7 +296,7 @@ def fit(
                        data=spec, seed=recipe.seed, fractions=recipe.fractions)
         return {name: int(len(index)) for name, index in made.items()}
 
-    record = run.stage("split", do_split)
+    record = run.stage("split", settings["split"], do_split)
     parts.update(splitting.load(out / "split.json"))
     if sum(len(index) for index in parts.values()) != len(data.labels):
         raise FitError(f"{out / 'split.json'} was made for {sum(len(i) for i in parts.values())} images, "
@@ -315,7 +331,7 @@ def fit(
                 "best_val_accuracy_one_pass": validation[best - 1] if best else validation[-1],
                 "train_samples": fitted.train_samples, "validation_samples": fitted.validation_samples}
 
-    trained = run.stage("train", do_train)
+    trained = run.stage("train", settings["train"], do_train)
 
     def do_convert() -> dict:
         nonlocal keras_model
@@ -343,7 +359,7 @@ def fit(
                 f"images ({'passed' if check.passed else 'FAILED'})")
         return details
 
-    converted = run.stage("convert", do_convert)
+    converted = run.stage("convert", settings["convert"], do_convert)
     keras_model = None  # the rest runs on the int8 file only
 
     def do_calibrate() -> dict:
@@ -355,6 +371,10 @@ def fit(
                                       seed=recipe.seed, progress=progress)
         say(f"  {found.message}")
         if not found.feasible:
+            # A rule calibrated by an earlier run (another target) must not stay behind.
+            from tfuq.runtime import abstain, modelfile
+
+            modelfile.update_config(out / "model.tflite", {"decision": recipe.convert.decision or abstain.DEFAULT_RULE})
             say("  the model keeps the rule it was converted with")
         details = {"feasible": found.feasible, "message": found.message, "rule": found.rule,
                    "target_risk": recipe.target_risk, "confidence": recipe.confidence,
@@ -362,7 +382,7 @@ def fit(
         _write_json(out / "calibration.json", details)
         return details
 
-    calibrated = run.stage("calibrate", do_calibrate)
+    calibrated = run.stage("calibrate", settings["calibrate"], do_calibrate)
 
     def do_evaluate() -> dict:
         from tfuq import reporting
@@ -378,7 +398,7 @@ def fit(
         return {key: result.report[key] for key in (
             "images", "accuracy_all", "coverage", "selective_risk", "accuracy_accepted", "rule_text")}
 
-    evaluated = run.stage("evaluate", do_evaluate)
+    evaluated = run.stage("evaluate", settings["evaluate"], do_evaluate)
 
     def do_summary() -> dict:
         from tfuq.workflow import steps
@@ -391,7 +411,7 @@ def fit(
             handle.write(summary_markdown(summary))
         return {"invoke_seconds": seconds}
 
-    run.stage("summary", do_summary)
+    run.stage("summary", settings["summary"], do_summary)
     summary = json.loads((out / "summary.json").read_text())
     summary["seconds_per_stage"] = {stage: round(run.seconds.get(stage, 0.0), 1) for stage in STAGES}
     summary["split"] = {name: int(len(index)) for name, index in parts.items()}

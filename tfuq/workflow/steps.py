@@ -134,22 +134,6 @@ def train_classifier(
     return train.train(model, images, labels, strategy=strategy, progress=progress, **common)
 
 
-def epoch_logger(say: Say):
-    """A Keras callback saying one line per epoch with its metrics and seconds (log files do
-    not want progress bars' carriage returns)."""
-    import keras
-
-    class EpochLog(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.started = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            shown = "  ".join(f"{k} {float(v):.4f}" for k, v in sorted((logs or {}).items()))
-            say(f"  epoch {epoch + 1}: {shown}  ({time.perf_counter() - self.started:.0f} s)")
-
-    return EpochLog()
-
-
 @dataclass(frozen=True)
 class ConvertSettings:
     """How the trained model becomes a tfuq ``.tflite`` (the ``[convert]`` table of a recipe
@@ -174,12 +158,13 @@ def convert_classifier(
     settings: ConvertSettings,
     *,
     class_names: list[str] | None = None,
+    check_accuracy: bool = True,
     seed: int = 0,
     say: Say = _stderr,
 ):
     """Convert ``model`` on a class-balanced draw of ``images`` (calibration plus self-check
-    images); returns the ``Conversion`` (not saved). With ``labels`` the self-check also
-    compares accuracy."""
+    images); returns the ``Conversion`` (not saved). With ``labels`` and ``check_accuracy``
+    the self-check also compares Keras' and int8 accuracy."""
     from tfuq import data
     from tfuq.conversion.convert import convert
 
@@ -195,7 +180,7 @@ def convert_classifier(
         model, images[chosen], passes=settings.passes, mode=settings.mode,
         calibration_samples=count - check, check_samples=check,
         min_agreement=settings.min_agreement, labels=class_names, decision=settings.decision,
-        representative_labels=None if labels is None else labels[chosen],
+        representative_labels=labels[chosen] if labels is not None and check_accuracy else None,
         bias_correction=settings.bias_correction,
     )
 
