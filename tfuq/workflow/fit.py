@@ -443,7 +443,7 @@ def device_summary(out: Path, converted: dict, calibrated: dict, evaluated: dict
                      "risk_bound": bound}
     self_check = converted.get("self_check") or {}
     return {
-        "model": str(out / "model.tflite"),
+        "model": "model.tflite",  # in the run's folder
         "model_bytes": size,
         "classes": len(config.get("labels") or []),
         "passes": int(config["passes"]),
@@ -458,11 +458,6 @@ def device_summary(out: Path, converted: dict, calibrated: dict, evaluated: dict
         "self_check_passed": self_check.get("passed"),
         "self_check_agreement": self_check.get("agreement"),
         "invoke_seconds_here": invoke_seconds,
-        "how": {
-            "phone": "android_demo: ./gradlew installDebug -PtfuqModel=" + str(out / "model.tflite"),
-            "raspberry_pi": 'pip install "tfuq[pi]"; tfuq predict ' + str(out / "model.tflite") + " photo.jpg",
-            "browser": "tfuq serve-demo --model " + str(out / "model.tflite"),
-        },
     }
 
 
@@ -470,15 +465,17 @@ def _pct(value) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 
-def summary_lines(summary: dict) -> list[str]:
-    """The device summary as the lines ``tfuq fit`` prints and ``SUMMARY.md`` holds."""
+def summary_lines(summary: dict, folder: str | os.PathLike = ".") -> list[str]:
+    """The device summary as the lines ``tfuq fit`` prints and ``SUMMARY.md`` holds, with the
+    commands for the model file in ``folder``."""
     guarantee = summary["guarantee"]
+    model = str(Path(folder) / summary["model"])
     promise = (f"calibrated: selective risk <= {guarantee['target_risk']:g} with confidence "
                f"{guarantee['confidence']:g} (bound {guarantee['risk_bound']:.3f}) on images like the "
                "calibration ones" if guarantee else "no calibrated guarantee (target infeasible on the "
                "calibration images); the converter's rule applies")
     return [
-        f"model      {summary['model']}: {summary['model_bytes'] / 1e6:.2f} MB, {summary['classes']} classes, "
+        f"model      {model}: {summary['model_bytes'] / 1e6:.2f} MB, {summary['classes']} classes, "
         f"{summary['passes']} MC passes in one invoke ({summary['invoke_seconds_here'] * 1000:.1f} ms on this machine)",
         f"rule       {summary['rule_text']}",
         f"expect     on the {summary['test_images']} test images: coverage {_pct(summary['expected_coverage'])}, "
@@ -487,9 +484,9 @@ def summary_lines(summary: dict) -> list[str]:
         f"guarantee  {promise}",
         "on a phone, a Raspberry Pi and in the browser the same file gives the same passes, the same "
         "rule and so the same decisions:",
-        f"  phone    {summary['how']['phone']}",
-        f"  Pi       {summary['how']['raspberry_pi']}",
-        f"  browser  {summary['how']['browser']}",
+        f"  phone    android_demo: ./gradlew installDebug -PtfuqModel={model}",
+        f'  Pi       pip install "tfuq[pi]"; tfuq predict {model} photo.jpg',
+        f"  browser  tfuq serve-demo --model {model}",
     ]
 
 

@@ -10,7 +10,7 @@ object Labels {
     /** The first of comma-separated synonyms ("tench, Tinca tinca" is "tench"); the whole label when that part is blank. */
     fun short(label: String): String {
         val first = label.substringBefore(',').trim()
-        return if (first.isEmpty()) label else first
+        return if (first.length == 0) label else first
     }
 
     /**
