@@ -96,9 +96,9 @@ def time_beam(model_path: str, data: Path, flags: list[str], threads: int,
     start, cpu = time.perf_counter(), _cpu()
     sources = pipeline.sources(f"npz:{data}/part-*.npz", model.input_shape[:2])
     pipeline.run(model_path, sources, str(out), options=pipeline.pipeline_options("direct", flags),
-                 rule=model.config["decision"], threads=threads)
+                 rule=model.config.decision_rule(), threads=threads)
     records = pipeline.read_records(out)
-    pipeline.merge(records, model.config["decision"], passes=model.passes)
+    pipeline.merge(records, model.config.decision_rule(), passes=model.passes)
     return time.perf_counter() - start, _cpu() - cpu
 
 

@@ -172,7 +172,7 @@ def main(argv=None) -> int:
         for index, picture in enumerate(images):
             feeds = runtime.masks(index)
             inputs = [picture[None].astype(np.float32)] + [
-                feeds[spec["input"]].astype(np.float32) for spec in runtime.mask_specs
+                feeds[spec.input].astype(np.float32) for spec in runtime.mask_specs
             ]
             # (passes, classes) on both sides, the same masks
             float_top.append(int(np.asarray(masked_keras(inputs, training=False)).mean(0).argmax()))

@@ -120,7 +120,7 @@ def main(argv=None) -> int:
     keras_mean, int8_mean, per_pass = [], [], []
     for seed, image in enumerate(images):
         feeds = int8.masks(seed)
-        inputs = [image[None].astype("float32")] + [feeds[s["input"]].astype("float32") for s in int8.mask_specs]
+        inputs = [image[None].astype("float32")] + [feeds[s.input].astype("float32") for s in int8.mask_specs]
         expected = np.asarray(masked(inputs))
         got = int8.run(image, seed=seed)[:, 0]
         keras_mean.append(expected.mean(0))

@@ -29,16 +29,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def _feeds(images: np.ndarray, config: dict, seed: int) -> list[dict[str, np.ndarray]]:
+def _feeds(images: np.ndarray, config, seed: int) -> list[dict[str, np.ndarray]]:
     """One feed per image: the pixels and this image's MC masks (run seed ``seed + k``)."""
     from tfuq.runtime import masks
 
-    layers = [(m["shape"][1:], m["rate"]) for m in config["mc_dropout"]]
+    layers = [(m.feature_shape, m.rate) for m in config.mc_dropout]
     feeds = []
     for k, image in enumerate(images):
-        feed = {config["input"]["name"]: image[None].astype(np.float32)}
-        drawn = masks.masks_for(seed + k, config["passes"], layers)
-        feed.update({m["input"]: d.astype(np.float32) for m, d in zip(config["mc_dropout"], drawn, strict=True)})
+        feed = {config.input.name: image[None].astype(np.float32)}
+        drawn = masks.masks_for(seed + k, config.passes, layers)
+        feed.update({m.input: d.astype(np.float32) for m, d in zip(config.mc_dropout, drawn, strict=True)})
         feeds.append(feed)
     return feeds
 
@@ -117,9 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     config = read_config(args.tflite[0])
     loaded = load_spec(f"npz:{args.data}")
     # To the model's input size by the photo rule, as `tfuq convert` brings representative images.
-    images = resize(loaded.images, (config["input"]["height"], config["input"]["width"]))
+    images = resize(loaded.images, (config.input.height, config.input.width))
     order = np.random.default_rng(args.seed).permutation(len(loaded.images))
-    floating = float_twin(load_keras_model(args.keras), config["passes"])
+    floating = float_twin(load_keras_model(args.keras), config.passes)
     layer_feeds = _feeds(images[order[: args.images]], config, seed=1000)
     eval_images, eval_labels = images[order[: args.eval]], loaded.labels[order[: args.eval]]
     eval_feeds = _feeds(eval_images, config, seed=2000)
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             "layers": rows,
         }
     shown = _labels(args.tflite)
-    print(f"MC-mean top-1 on {len(eval_labels)} images of {args.data} (T={config['passes']}, same masks):")
+    print(f"MC-mean top-1 on {len(eval_labels)} images of {args.data} (T={config.passes}, same masks):")
     print("| model | accuracy | AURC | agreement with float |\n|---|---|---|---|")
     print(f"| float twin | {result['float']['accuracy']:.3f} | {result['float']['aurc']:.4f} | - |")
     for path, found in result["files"].items():

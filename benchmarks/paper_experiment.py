@@ -146,6 +146,10 @@ class Setup:
     label_smoothing: float = 0.0
     # Calibration images for the int8 bias correction of tfuq.conversion.bias_correction (0: off).
     bias_correction: int = 0
+    # Outlier exposure (--outliers): "tinyimagenet" = the Tiny-ImageNet classes of
+    # ood_dev.OUTLIER_CLASSES at 32 px (the other classes are measured on), None = none.
+    outliers: str | None = None
+    outlier_weight: float = 0.5
 
     def training_settings(self, backbone: str) -> dict:
         return {
@@ -168,6 +172,7 @@ class Setup:
             # Recorded only when set, so runs made before these settings existed still match.
             **({"monitor": self.monitor} if self.monitor != "val_loss" else {}),
             **({"label_smoothing": self.label_smoothing} if self.label_smoothing else {}),
+            **({"outliers": self.outliers, "outlier_weight": self.outlier_weight} if self.outliers else {}),
         }
 
     def evaluation_settings(self) -> dict:
@@ -383,8 +388,25 @@ def _check_cache(path: Path, settings: dict, what: str) -> None:
 
 
 # -- training and conversion -----------------------------------------------------------------------
-def train_model(setup: Setup, backbone: str, folder: Path, say: Callable[[str], None]):
-    """The trained Keras model of ``backbone``: loaded from ``folder`` if there, else trained.
+def outlier_images(setup: Setup, size) -> np.ndarray:
+    """The outlier-exposure images of ``setup.outliers``, uint8 at the training images' ``size``."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import ood_dev
+
+    if setup.outliers != "tinyimagenet":
+        raise ExperimentError(f"unknown outlier set {setup.outliers!r} (tinyimagenet)")
+    if not ood_dev.available():
+        raise ExperimentError(f"--outliers tinyimagenet needs the shared files in {ood_dev.SHARED_OOD}")
+    from tfuq import data
+
+    return data.resize(ood_dev.tinyimagenet(ood_dev.OUTLIER_CLASSES), tuple(size))
+
+
+def train_model(setup: Setup, backbone: str, folder: Path, say: Callable[[str], None],
+                feature_cache: Path | None = None):
+    """The trained Keras model of ``backbone``: loaded from ``folder`` if there, else trained
+    (``feature_cache``: the folder of cached trunk features, default ``folder/features``; a run
+    with outliers can share the one of a run without, since the trunk and images are the same).
 
     Returns ``(model, training)`` where ``training`` summarizes the history.
     """
@@ -416,9 +438,15 @@ def train_model(setup: Setup, backbone: str, folder: Path, say: Callable[[str], 
         # epoch, so files sorted by class (the shared CIFAR-100 subset) are safe.
         settings = train_settings(setup, backbone)
         model = steps.build_classifier(settings, classes, loaded.images.shape[1:3])
+        outliers = None
+        if setup.outliers:
+            outliers = outlier_images(setup, loaded.images.shape[1:3])
+            say(f"{backbone}: outlier exposure on {len(outliers)} images ({setup.outliers}), "
+                f"weight {setup.outlier_weight}")
         fitted = steps.train_classifier(
             model, settings, images, labels, validation_split=setup.validation_split,
-            cache=folder / "features", callbacks=[train.epoch_lines(setup.epochs, say)], say=say,
+            cache=feature_cache or folder / "features", outliers=outliers,
+            outlier_weight=setup.outlier_weight, callbacks=[train.epoch_lines(setup.epochs, say)], say=say,
         )
         model = fitted.model
         train.save_model(model, model_path)
@@ -564,21 +592,28 @@ class FloatMC:
         """The trunk's outputs (what the first MCDropout sees) for uint8 images."""
         return self.trunk.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
 
-    def deterministic(self, features: np.ndarray) -> np.ndarray:
+    def deterministic(self, features: np.ndarray, logits: bool = False) -> np.ndarray:
         """float32 ``(batch, classes)``: one pass with dropout off (every unit kept, no
-        rescaling), the network a user would ship without MC dropout."""
-        import keras
-
+        rescaling), the network a user would ship without MC dropout; its logits (before the
+        softmax) with ``logits``."""
         x = features
         for layer in self.head:
             if not self.is_dropout(layer):
-                x = keras.ops.convert_to_numpy(layer(x))
+                x = self._apply(layer, x, logits and layer is self.head[-1])
         return x
 
-    def passes(self, features: np.ndarray, masks: dict[str, np.ndarray]) -> np.ndarray:
-        """float32 ``(passes, batch, classes)`` of the head on trunk ``features``."""
+    @staticmethod
+    def _apply(layer, x: np.ndarray, logits: bool) -> np.ndarray:
         import keras
 
+        if not logits:
+            return keras.ops.convert_to_numpy(layer(x))
+        kernel, bias = (keras.ops.convert_to_numpy(w) for w in layer.weights)
+        return (x.astype(np.float32) @ kernel + bias).astype(np.float32)
+
+    def passes(self, features: np.ndarray, masks: dict[str, np.ndarray], logits: bool = False) -> np.ndarray:
+        """float32 ``(passes, batch, classes)`` of the head on trunk ``features`` (the logits
+        before the softmax with ``logits``)."""
         missing = [name for name in self.dropout_layers if name not in masks]
         if missing:
             raise ExperimentError(f"no masks for MCDropout layers {missing}")
@@ -590,7 +625,7 @@ class FloatMC:
                 if self.is_dropout(layer):
                     x = x * (masks[layer.name][index].astype(np.float32) / (1.0 - layer.rate))
                 else:
-                    x = keras.ops.convert_to_numpy(layer(x))
+                    x = self._apply(layer, x, logits and layer is self.head[-1])
             out[index] = x
         return out
 
@@ -630,19 +665,27 @@ def all_passes(setup: Setup, float_model: FloatMC, tflite_model, images: np.ndar
     classes)``, for uint8 images."""
     from tfuq import data, evaluation
 
-    int8 = evaluation.run_passes(tflite_model, images, seed=setup.seed)
+    int8, int8_scores = evaluation.run_model(tflite_model, images, seed=setup.seed)
     by_input = tflite_model.masks(setup.seed)
-    masks = {spec["layer"]: by_input[spec["input"]] for spec in tflite_model.mask_specs}
+    masks = {spec.layer: by_input[spec.input] for spec in tflite_model.mask_specs}
     features = float_model.features(data.resize(images, tflite_model.input_shape[:2]))
-    return float_model.passes(features, masks), int8, float_model.deterministic(features)
+    extras = {
+        # what the feature scores of paper_beyond.py read: the pooled trunk features (what the
+        # first MCDropout sees), the deterministic logits and the MC-mean logits (same masks)
+        "features": features.astype(np.float16),
+        "det_logits": float_model.deterministic(features, logits=True),
+        "mc_mean_logits": float_model.passes(features, masks, logits=True).mean(0),
+        **{f"int8_score_{name}": values for name, values in int8_scores.items()},
+    }
+    return float_model.passes(features, masks), int8, float_model.deterministic(features), extras
 
 
-def keep_probabilities(path: Path, floats, int8, deterministic, labels) -> None:
-    """Per-image probabilities for the analysis beyond the paper, float16, atomically."""
+def keep_probabilities(path: Path, floats, int8, deterministic, extras, labels) -> None:
+    """Per-image probabilities (float16) and the feature-score inputs, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.stem + ".part.npz")
     np.savez(partial, float=floats.astype(np.float16), int8=int8.astype(np.float16),
-             deterministic=deterministic.astype(np.float16),
+             deterministic=deterministic.astype(np.float16), **extras,
              labels=np.full(len(deterministic), -1) if labels is None else np.asarray(labels))
     os.replace(partial, path)
 
@@ -662,9 +705,9 @@ def evaluate_dataset(
     if loaded.labels is None:
         raise ExperimentError(f"{dataset.spec} has no labels to evaluate against")
     rule = abstain.interval_rule(setup.conf_factor)
-    floats, int8, deterministic = all_passes(setup, float_model, tflite_model, loaded.images)
+    floats, int8, deterministic, extras = all_passes(setup, float_model, tflite_model, loaded.images)
     if probabilities_path is not None:
-        keep_probabilities(probabilities_path, floats, int8, deterministic, loaded.labels)
+        keep_probabilities(probabilities_path, floats, int8, deterministic, extras, loaded.labels)
     agreement = float(np.mean(floats.mean(0).argmax(-1) == int8.mean(0).argmax(-1)))
     return [
         make_row(backbone, precision, dataset, evaluation.summarize(probabilities, loaded.labels, rule), agreement)
@@ -672,13 +715,14 @@ def evaluate_dataset(
     ]
 
 
-def run_backbone(setup: Setup, backbone: str, out: Path, say: Callable[[str], None]) -> dict:
+def run_backbone(setup: Setup, backbone: str, out: Path, say: Callable[[str], None],
+                 feature_cache: Path | None = None) -> dict:
     """Train, convert and evaluate one backbone; every step reuses what ``out`` already holds."""
     import tfuq
 
     folder = out / backbone
     (folder / "rows").mkdir(parents=True, exist_ok=True)
-    keras_model, training = train_model(setup, backbone, folder, say)
+    keras_model, training = train_model(setup, backbone, folder, say, feature_cache)
     conversion = convert_model(setup, keras_model, folder, say)
     _check_cache(folder / "rows" / "settings.json", setup.evaluation_settings(), "set of results")
     tflite_model = tfuq.load(folder / "model.tflite", threads=os.cpu_count())
@@ -730,7 +774,23 @@ def extra_sets(setup: Setup, folder: Path, float_model: FloatMC, tflite_model, s
         chosen = calibration_indices(setup, loaded.labels)
         return loaded.images[chosen], loaded.labels[chosen]
 
+    import ood_dev
+
+    def train_bank():
+        # 30 training images per class (never the calibration ones): what KNN and Mahalanobis
+        # scores compare a new image's features with
+        loaded = data.load_spec(setup.train_spec)
+        kept = training_indices(setup, loaded.labels)
+        rng = np.random.default_rng([setup.seed, 3])
+        chosen = np.concatenate([rng.permutation(kept[loaded.labels[kept] == label])[:30]
+                                 for label in np.unique(loaded.labels)])
+        return loaded.images[np.sort(chosen)], loaded.labels[np.sort(chosen)]
+
     todo = [("calibration", calibration)] if setup.calibration_per_class > 0 else []
+    todo.append(("train_bank", train_bank))
+    if ood_dev.available():  # real photos of no CIFAR-100 class, whole sets (never subsampled)
+        todo += [(f"ood_{name}", (lambda n=name: (data.resize(ood_dev.measured_sets()[n], size), "all")))
+                 for name in ("cifar10", "tinyimagenet_unseen")]
     todo += [(f"ood_{name}", (lambda n=name: (ood_sets.make(n, size, seed=setup.seed), None)))
              for name in ood_sets.NAMES]
     for name, make in todo:
@@ -739,7 +799,9 @@ def extra_sets(setup: Setup, folder: Path, float_model: FloatMC, tflite_model, s
             continue
         started = time.perf_counter()
         images, labels = make()
-        if labels is None and setup.corrupted_limit and len(images) > setup.corrupted_limit:
+        if labels == "all":
+            labels = None
+        elif labels is None and setup.corrupted_limit and len(images) > setup.corrupted_limit:
             rng = np.random.default_rng([setup.seed, 2])
             images = images[np.sort(rng.choice(len(images), setup.corrupted_limit, replace=False))]
         keep_probabilities(path, *all_passes(setup, float_model, tflite_model, images), labels)
@@ -897,7 +959,8 @@ def plot(result: dict, path: Path) -> None:
 
 
 # -- the command ---------------------------------------------------------------------------------------
-def run(setup: Setup, out: str | os.PathLike, say: Callable[[str], None] | None = None) -> dict:
+def run(setup: Setup, out: str | os.PathLike, say: Callable[[str], None] | None = None,
+        feature_cache: str | os.PathLike | None = None) -> dict:
     """The whole experiment for ``setup``; files in ``out``; returns the result dict."""
     import tensorflow as tf
 
@@ -923,7 +986,7 @@ def run(setup: Setup, out: str | os.PathLike, say: Callable[[str], None] | None 
         "rows": [],
     }
     for backbone in setup.backbones:
-        done = run_backbone(setup, backbone, out, clock)
+        done = run_backbone(setup, backbone, out, clock, None if feature_cache is None else Path(feature_cache))
         result["backbones"][backbone] = {"training": done["training"], "conversion": done["conversion"]}
         result["rows"] += done["rows"]
     result["severity"] = by_severity(result["rows"], setup)
@@ -1006,6 +1069,12 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
                         help="int8 bias correction on N calibration images (0: off)")
     parser.add_argument("--check-samples", type=int)
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--outliers", choices=("tinyimagenet",),
+                        help="outlier exposure on the Tiny-ImageNet classes of benchmarks/ood_dev.py's "
+                        "OUTLIER_CLASSES (the others are measured on)")
+    parser.add_argument("--outlier-weight", type=float, help="weight of the outlier term (default 0.5)")
+    parser.add_argument("--feature-cache", help="folder of cached trunk features to share with another run "
+                        "of the same trunk and images (default <out>/<backbone>/features)")
     parser.add_argument("--detail-severities", nargs="*", type=int, default=[3, 5],
                         help="severities to print a per-corruption table for (default 3 5)")
     parser.add_argument("--plot", help="plot path (default <out>/paper_experiment.png)")
@@ -1043,6 +1112,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
         "monitor": args.monitor,
         "label_smoothing": args.label_smoothing,
         "bias_correction": args.bias_correction,
+        "outliers": args.outliers,
+        "outlier_weight": args.outlier_weight,
     }
     setup = replace(setup, **{k: v for k, v in changes.items() if v is not None})
     if args.weights is not None:
@@ -1089,7 +1160,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     quiet_tensorflow()
     try:
-        result = run(setup, args.out)
+        result = run(setup, args.out, feature_cache=args.feature_cache)
     except (ExperimentError, DataError, ModelError, TrainError) as error:
         print(f"paper_experiment: {error}", file=sys.stderr)
         return 2

@@ -50,7 +50,7 @@ def time_backbone(files: dict, passes: list[int], threads: int, repeats: int, ba
         calls[f"mc{count}"] = lambda m=masked, k=masks: m.run_with_masks(image, k)
     in_graph = tfuq.load(files["in-graph"], threads=threads, backend=backend)
     in_graph.run(image, seed=0)  # patches the seeds once, as a run does
-    feed = {in_graph.config["input"]["name"]: image[None]}
+    feed = {in_graph.config.input.name: image[None]}
     for count in passes:
         calls[f"separate{count}"] = lambda n=count: [in_graph._runner(**feed) for _ in range(n)]
     return interleaved_medians(calls, repeats)

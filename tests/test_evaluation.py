@@ -5,7 +5,9 @@ import json
 import numpy as np
 import pytest
 
+from tests._dummies.modelfiles import valid_config
 from tfuq import evaluation, reporting
+from tfuq.runtime.config import ModelConfig
 
 # 2 passes, 4 images, 2 classes. Interval rule, Z = 1:
 #   0: certain class 0, right             -> accept
@@ -116,7 +118,7 @@ def test_run_passes_runs_in_chunks_and_keeps_the_order():
 
 def test_evaluate_uses_the_rule_the_model_carries():
     model = FakeModel()
-    model.config = {"decision": {"rule": "threshold", "score": "max_probability", "threshold": 0.9}}
+    model.config = ModelConfig.from_dict(valid_config(decision={"rule": "threshold", "score": "max_probability", "threshold": 0.9}))
     images = np.zeros((4, 4, 4, 3), dtype=np.uint8)
     images[:, 0, 0, 0] = [255, 250, 128, 0]
     result = evaluation.evaluate(model, images, np.array([0, 0, 0, 1]), seed=3)

@@ -115,7 +115,7 @@ def run(
     import tfuq
 
     model = tfuq.load(out / "model.tflite", threads=os.cpu_count())
-    calibrated_rule = model.config["decision"] if summary["guarantee"] else None
+    calibrated_rule = model.config.decision.to_dict() if summary["guarantee"] else None
     interval = abstain.interval_rule(1.0)
     clean_passes = model.run(test_images, seed=seed)
     ood_passes = model.run(corrupted_copies(test_images, 5, seed), seed=seed)

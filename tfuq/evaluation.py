@@ -41,6 +41,7 @@ import numpy as np
 from tfuq import data
 from tfuq.runtime import abstain, metrics
 from tfuq.runtime.aggregate import SCORES, Aggregate, aggregate
+from tfuq.runtime.config import DecisionRule
 
 # Images per model.run call: small enough for a steady progress bar, large enough to be cheap.
 _CHUNK = 32
@@ -101,7 +102,16 @@ SEEDINGS = ("shared", "per-image")
 def run_passes(
     model, images: np.ndarray, seed: int = 0, progress: bool = False, seeding: str = "shared"
 ) -> np.ndarray:
-    """All MC passes of ``model`` (a :class:`tfuq.runtime.Model`) on ``images``.
+    """All MC passes of ``model`` (a :class:`tfuq.runtime.Model`) on ``images``: the
+    probabilities of :func:`run_model`, float32 ``(passes, batch, classes)``."""
+    return run_model(model, images, seed, progress, seeding)[0]
+
+
+def run_model(
+    model, images: np.ndarray, seed: int = 0, progress: bool = False, seeding: str = "shared"
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """All MC passes of ``model`` (a :class:`tfuq.runtime.Model`) on ``images``, and the
+    out-of-distribution scores it carries (``model.score_names``) from the same invokes.
 
     ``seeding="shared"`` gives every image the masks of run seed ``seed`` (as ``tfuq
     predict`` does); ``"per-image"`` gives each image the seed
@@ -109,7 +119,7 @@ def run_passes(
     Beam pipelines of :mod:`tfuq.beam` do). Either way an image's result does not depend on
     the images around it. Images of another size than the model's input are brought to it by
     the photo rule the model carries (centre crop, bilinear: :mod:`tfuq.runtime.photo`; needs
-    Pillow). Returns float32 ``(passes, batch, classes)``.
+    Pillow). Returns float32 ``(passes, batch, classes)`` and ``{score: (batch,) float32}``.
     """
     from tfuq.runtime import masks, photo
 
@@ -119,6 +129,8 @@ def run_passes(
     if images.shape[1:3] != tuple(model.input_shape[:2]):
         images = data.resize(images, model.input_shape[:2], photo.rule_of(model.config))
     out = np.empty((model.passes, len(images), model.classes), dtype=np.float32)
+    names = list(getattr(model, "score_names", []))
+    scores = {name: np.empty(len(images), dtype=np.float32) for name in names}
     starts = range(0, len(images), _CHUNK)
     bar = None
     if progress:
@@ -128,17 +140,25 @@ def run_passes(
     try:
         for start in starts:
             chunk = images[start : start + _CHUNK]
-            if seeding == "shared":
-                out[:, start : start + len(chunk)] = model.run(chunk, seed=seed)
+            span = slice(start, start + len(chunk))
+            if names:  # one image at a time, each invoke's scores read right after it
+                for offset, image in enumerate(chunk):
+                    image_seed = seed if seeding == "shared" else masks.image_seed(seed, image)
+                    probabilities, found = model.run_scored(image, image_seed)
+                    out[:, start + offset] = probabilities[:, 0]
+                    for name in names:
+                        scores[name][start + offset] = found[name][0]
+            elif seeding == "shared":
+                out[:, span] = model.run(chunk, seed=seed)
             else:
                 seeds = [masks.image_seed(seed, image) for image in chunk]
-                out[:, start : start + len(chunk)] = model.run_each(chunk, seeds)
+                out[:, span] = model.run_each(chunk, seeds)
             if bar is not None:
                 bar.update(len(chunk))
     finally:
         if bar is not None:
             bar.close()
-    return out
+    return out, scores
 
 
 def evaluate(
@@ -174,10 +194,10 @@ def evaluate(
     if isinstance(model, str | os.PathLike):
         model = runtime.load(model)
     if rule is None:
-        rule = model.config.get("decision") or abstain.DEFAULT_RULE
-    probabilities = run_passes(model, images, seed, progress, seeding)
-    ood = None if ood_images is None else run_passes(model, ood_images, seed, progress, seeding)
-    result = summarize(probabilities, labels, rule, ood, score=score)
+        rule = model.config.decision_rule()
+    probabilities, scores = run_model(model, images, seed, progress, seeding)
+    ood, ood_scores = (None, None) if ood_images is None else run_model(model, ood_images, seed, progress, seeding)
+    result = summarize(probabilities, labels, rule, ood, score=score, scores=scores, ood_scores=ood_scores)
     result.report.update(
         {"seed": int(seed), "seeding": seeding, "model": getattr(model, "path", None)}
     )
@@ -185,6 +205,21 @@ def evaluate(
 
 
 # -- the numbers ---------------------------------------------------------------------------------
+def ood_kept_at_95_id(id_certainty: np.ndarray, ood_certainty: np.ndarray) -> float | None:
+    """FPR95 as the OOD literature (ODIN, OpenOOD) counts it: keep the 95% most certain
+    in-distribution images (a threshold at their 5th percentile, ties kept) and report the
+    share of OOD images kept with them. tfuq's ``fpr95_ood`` is the other way round: the share
+    of in-distribution images refused when 95% of the OOD ones are.
+
+    >>> ood_kept_at_95_id(np.arange(100.0), np.array([2.0, 5.0, 50.0, 99.0]))  # keep >= 5
+    0.75
+    """
+    if len(id_certainty) == 0 or len(ood_certainty) == 0:
+        return None
+    positive = np.r_[np.ones(len(id_certainty), bool), np.zeros(len(ood_certainty), bool)]
+    return _finite(metrics.fpr_at_tpr(np.r_[id_certainty, ood_certainty], positive, 0.95))
+
+
 def _finite(value: float) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
 
@@ -202,6 +237,8 @@ def summarize(
     ood_probabilities: np.ndarray | None = None,
     *,
     score: str | None = None,
+    scores: dict[str, np.ndarray] | None = None,
+    ood_scores: dict[str, np.ndarray] | None = None,
 ) -> Evaluation:
     """The report of :func:`evaluate` from MC probabilities already computed.
 
@@ -211,19 +248,22 @@ def summarize(
         rule: a decision rule dict.
         ood_probabilities: ``(passes, ood_batch, classes)`` of out-of-distribution images.
         score: headline uncertainty score (see :func:`evaluate`).
+        scores, ood_scores: the model's out-of-distribution scores by name, ``(batch,)`` and
+            ``(ood_batch,)`` (:func:`run_model`), needed by a rule with an ``ood`` part.
     """
     rule = abstain.check_rule(rule)
     if np.ndim(probabilities) != 3:
         raise ValueError(
             f"probabilities must be (passes, batch, classes), got shape {np.shape(probabilities)}"
         )
-    summary = aggregate(probabilities, rule.get("conf_factor", 1.0))
+    summary = aggregate(probabilities, abstain.rule_conf_factor(rule))
     ood_summary = None
     if ood_probabilities is not None:
         if np.ndim(ood_probabilities) != 3:
             raise ValueError("OOD probabilities must be (passes, batch, classes)")
-        ood_summary = aggregate(ood_probabilities, rule.get("conf_factor", 1.0))
-    result = summarize_aggregates(summary, labels, rule, ood_summary, score=score)
+        ood_summary = aggregate(ood_probabilities, abstain.rule_conf_factor(rule))
+    result = summarize_aggregates(summary, labels, rule, ood_summary, score=score, scores=scores,
+                                  ood_scores=ood_scores)
     result.probabilities = np.asarray(probabilities)
     if ood_probabilities is not None:
         result.ood_probabilities = np.asarray(ood_probabilities)
@@ -237,6 +277,8 @@ def summarize_aggregates(
     ood_summary: Aggregate | None = None,
     *,
     score: str | None = None,
+    scores: dict[str, np.ndarray] | None = None,
+    ood_scores: dict[str, np.ndarray] | None = None,
 ) -> Evaluation:
     """The report of :func:`summarize` from per-image summaries already aggregated.
 
@@ -248,10 +290,10 @@ def summarize_aggregates(
     rule = abstain.check_rule(rule)
     labels = data.check_labels(labels, len(summary.predicted), summary.classes)
     if score is None:
-        score = rule.get("score", "max_probability")
+        score = DecisionRule.from_dict(rule, "rule").score or "max_probability"
     if score not in SCORES:
         raise ValueError(f"unknown score {score!r}; choose one of {', '.join(SCORES)}")
-    decision = abstain.decide(summary, rule)
+    decision = abstain.decide(summary, rule, scores)
     predicted, accept = summary.predicted, decision.accept
     wrong = predicted != labels
 
@@ -280,7 +322,7 @@ def summarize_aggregates(
     if ood_summary is not None:
         if ood_summary.classes != summary.classes or ood_summary.passes != summary.passes:
             raise ValueError("OOD probabilities must have the same passes and classes")
-        ood_decision = abstain.decide(ood_summary, rule)
+        ood_decision = abstain.decide(ood_summary, rule, ood_scores)
         report["ood_images"] = int(len(ood_summary.predicted))
         report["ood_accepted"] = float(ood_decision.accept.mean())
     for name in SCORES:
@@ -295,7 +337,20 @@ def summarize_aggregates(
             ood_sure = abstain.certainty(ood_summary, name)
             is_ood = np.r_[np.zeros(len(sure), bool), np.ones(len(ood_sure), bool)]
             entry["auroc_ood"], entry["fpr95_ood"] = _ranking(is_ood, -np.r_[sure, ood_sure])
+            entry["ood_kept_at_95_id"] = ood_kept_at_95_id(sure, ood_sure)
         report["scores"][name] = entry
+    # The scores the model returns beside its probabilities (larger = more like its training
+    # data): how they tell the OOD images apart, the way the OOD literature reports it.
+    report["model_scores"] = {}
+    for name, values in (scores or {}).items():
+        entry = {"mean": float(np.mean(values))}
+        if ood_summary is not None and ood_scores is not None and name in ood_scores:
+            theirs = np.asarray(ood_scores[name], dtype=np.float64)
+            is_ood = np.r_[np.zeros(len(values), bool), np.ones(len(theirs), bool)]
+            entry["auroc_ood"], entry["fpr95_ood"] = _ranking(is_ood, -np.r_[values, theirs])
+            entry["ood_kept_at_95_id"] = ood_kept_at_95_id(np.asarray(values, np.float64), theirs)
+            entry["ood_mean"] = float(np.mean(theirs))
+        report["model_scores"][name] = entry
     report.update(report["scores"][score])
     return Evaluation(
         report=report,

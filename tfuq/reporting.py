@@ -199,6 +199,8 @@ def _why(summary, index: int, part: dict) -> str:
         rival = int(np.argmax(others))
         return (f"interval Z={part['conf_factor']:g}: low {lower[index, top]:.2f} <= "
                 f"rival high {upper[index, rival]:.2f}")
+    if part["rule"] == "ood":  # the model's own score; its per-image value is not kept here
+        return f"ood guard: {part['score']} < {part['threshold']:.2f}"
     value = float(summary.score(part["score"])[index])
     sign = "<" if abstain.HIGHER_IS_CONFIDENT[part["score"]] else ">"
     return f"{part['score']} {value:.2f} {sign} {part['threshold']:.2f}"

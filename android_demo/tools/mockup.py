@@ -73,11 +73,11 @@ def prepare(path: Path, height: int, width: int) -> tuple[object, np.ndarray]:
 
 
 def explain(
-    decision_rule: dict, summary, accept: bool, labels: list[str], conf_factor: float
+    decision_rule, summary, accept: bool, labels: list[str], conf_factor: float
 ) -> str:
     """The sentence under the headline, as uqcore's Decision.explain words it."""
     predicted = int(summary.predicted)
-    if decision_rule["rule"] == "interval":
+    if decision_rule.rule == "interval":
         lower = summary.mean - conf_factor * summary.std
         upper = summary.mean + conf_factor * summary.std
         others = [c for c in range(len(labels)) if c != predicted]
@@ -93,14 +93,14 @@ def explain(
             f"The intervals of {labels[predicted]} (lower {lower[predicted]:.3f}) and "
             f"{labels[rival]} (upper {upper[rival]:.3f}) overlap."
         )
-    score = decision_rule["score"]
+    score = decision_rule.score
     value = float(getattr(summary, score))
     higher = score == "max_probability"
     side = (
         ("at or above" if accept else "below") if higher else ("at or below" if accept else "above")
     )
-    which = "the calibrated threshold" if "calibration" in decision_rule else "the threshold"
-    return f"{SCORE_TITLES[score]} {value:.3f} is {side} {which} {decision_rule['threshold']:.3f}."
+    which = "the calibrated threshold" if decision_rule.calibration is not None else "the threshold"
+    return f"{SCORE_TITLES[score]} {value:.3f} is {side} {which} {decision_rule.threshold:.3f}."
 
 
 def wrap(draw, text: str, width: int, typeface) -> list[str]:
@@ -119,9 +119,11 @@ def screen(model, path: Path, seed: int, model_name: str):
     from PIL import Image, ImageDraw
 
     from tfuq.runtime import abstain, aggregate
+    from tfuq.runtime.config import DecisionRule
 
     config = model.config
-    rule = config["decision"]
+    carried = config.decision or DecisionRule.default()  # the rule, typed
+    rule = carried.to_dict()
     labels = model.labels or [f"class_{i}" for i in range(model.classes)]
     crop, pixels = prepare(path, *model.input_shape[:2])
     start = time.perf_counter()
@@ -138,10 +140,10 @@ def screen(model, path: Path, seed: int, model_name: str):
     predicted = int(decision.predicted)
     # An "all" rule is explained, as uqcore does, by its first refusing part (or its last part
     # when all accept; uqcore then says every part's sentence, too long for this card).
-    shown = rule
-    if rule["rule"] == "all":
+    shown = carried
+    if shown.rule == "all":
         failed = int(decision.failed_part)
-        shown = rule["rules"][failed if failed >= 0 else -1]
+        shown = shown.rules[failed if failed >= 0 else -1]
 
     s = SCALE
     image = Image.new("RGB", (WIDTH * s, HEIGHT * s), COLOURS["background"])
@@ -156,15 +158,15 @@ def screen(model, path: Path, seed: int, model_name: str):
         font=font(13),
         fill=COLOURS["button"],
     )
-    def rule_text(part: dict) -> str:
-        if part["rule"] == "all":
-            return " and ".join(rule_text(p) for p in part["rules"])
-        if part["rule"] == "interval":
-            return f"interval, Z = {part['conf_factor']:.2f}"
-        sign = "≥" if part["score"] == "max_probability" else "≤"
-        return f"{SCORE_TITLES[part['score']]} {sign} {part['threshold']:.3f}"
+    def rule_text(part) -> str:
+        if part.rule == "all":
+            return " and ".join(rule_text(p) for p in part.rules)
+        if part.rule == "interval":
+            return f"interval, Z = {part.conf_factor:.2f}"
+        sign = "≥" if part.score == "max_probability" else "≤"
+        return f"{SCORE_TITLES[part.score]} {sign} {part.threshold:.3f}"
 
-    subtitle = f"{model_name} · {model.passes} passes · {len(labels)} classes · {rule_text(rule)}"
+    subtitle = f"{model_name} · {model.passes} passes · {len(labels)} classes · {rule_text(carried)}"
     draw.text((x0, 62 * s), subtitle, font=font(10), fill=COLOURS["muted"])
 
     y = 86 * s
@@ -202,7 +204,7 @@ def screen(model, path: Path, seed: int, model_name: str):
     for line in wrap(draw, scores, x1 - x0, font(10)):
         draw.text((x0, y), line, font=font(10), fill=COLOURS["muted"])
         y += 14 * s
-    draw.text((x0, y), f"Rule: {rule_text}", font=font(10), fill=COLOURS["muted"])
+    draw.text((x0, y), f"Rule: {rule_text(carried)}", font=font(10), fill=COLOURS["muted"])
     y += 24 * s
 
     lower, upper = (

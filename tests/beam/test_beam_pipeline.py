@@ -62,12 +62,12 @@ def test_a_record_holds_what_the_runtime_computes_for_the_image(tiny_tflite, sha
     folder, images, labels = shards
     records = _records(tiny_tflite, folder, tmp_path / "r", IN_MEMORY, 4, "per-image")
     model = runtime.load(tiny_tflite)
-    rule = abstain.check_rule(model.config["decision"])
+    rule = model.config.decision_rule()
     # records come back in source order: part-a, part-b, part-c, i.e. the original order
     for record, image, label in zip(records, images, labels, strict=True):
         seed = masks.image_seed(5, image)
         passes = model.run(image, seed)[:, 0]
-        summary = aggregate(passes, rule.get("conf_factor", 1.0))
+        summary = aggregate(passes, abstain.rule_conf_factor(rule))
         assert record["seed"] == str(seed) and record["label"] == label
         assert record["key"] == f"{masks.image_key(image):016x}"
         np.testing.assert_array_equal(record["passes"], passes)

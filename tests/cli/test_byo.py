@@ -125,7 +125,7 @@ def test_attach_adds_a_head_and_fine_tunes_only_it(files, tmp_path, capsys):
     status, _, err = run_cli(["convert", out, "--out", converted, "--passes", 6, "--representative",
                               files / "data.npz", "--calibration-samples", 60], capsys)
     assert status == 0, err
-    assert [m["layer"] for m in tfuq.read_config(converted)["mc_dropout"]] == [layers[-2].name]
+    assert [m.layer for m in tfuq.read_config(converted).mc_dropout] == [layers[-2].name]
 
 
 def test_attach_bad_input_one_line_exit_2_nothing_written(files, tmp_path, capsys):

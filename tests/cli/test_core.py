@@ -137,7 +137,7 @@ def test_every_shipped_recipe_loads():
     from tfuq.cli.convert import DEFAULTS, load_recipe
     from tfuq.runtime import abstain
 
-    recipes = sorted((Path(__file__).parents[1] / "converters").glob("*.toml"))
+    recipes = sorted((Path(__file__).parents[2] / "converters").glob("*.toml"))
     assert {p.stem for p in recipes} >= {"resnet50", "efficientnetb0", "mobilenetv2", "mobilenetv3small", "small_cnn"}
     for path in recipes:
         options = load_recipe(str(path))

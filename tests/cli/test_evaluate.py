@@ -129,16 +129,16 @@ def test_calibrate_writes_the_rule_that_evaluate_then_uses(tiny_tflite, hard_dat
                  tmp_path / "cal.json")
     assert status == 0
     assert "guaranteed" in capsys.readouterr().out
-    decision = tfuq.read_config(model)["decision"]
-    assert decision["rule"] == "threshold" and decision["score"] == "mutual_information"
-    calibration = decision["calibration"]
+    decision = tfuq.read_config(model).decision
+    assert decision.rule == "threshold" and decision.score == "mutual_information"
+    calibration = decision.calibration.to_dict()
     assert calibration["risk_bound"] < 0.2 and calibration["n"] == 240
     assert calibration["target_risk"] == 0.2 and calibration["confidence"] == 0.9
     assert json.loads((tmp_path / "cal.json").read_text())["written"] is True
 
     assert cli("evaluate", model, "--data", hard_data / "test.npz", "--json", "-") == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["rule"] == decision
+    assert report["rule"] == decision.to_dict()
     # Same images, same seed: the calibration's own numbers come back.
     assert report["coverage"] == pytest.approx(calibration["coverage"])
     assert report["selective_risk"] == pytest.approx(calibration["selective_risk"])
@@ -167,18 +167,18 @@ def test_calibrate_within_the_default_keeps_the_interval_part(tiny_tflite, hard_
     assert cli("calibrate", model, "--data", hard_data / "test.npz", "--target-risk", "0.2",
                "--within", "default", "--score", "mutual_information") == 0
     assert "within interval (Z = 1) and max_probability >= 0.5" in capsys.readouterr().out
-    decision = tfuq.read_config(model)["decision"]
-    assert decision["rule"] == "all"
-    assert decision["rules"][:2] == abstain.DEFAULT_RULE["rules"]
-    assert decision["rules"][2]["score"] == "mutual_information"
+    decision = tfuq.read_config(model).decision
+    assert decision.rule == "all"
+    assert [part.to_dict() for part in decision.rules[:2]] == abstain.DEFAULT_RULE["rules"]
+    assert decision.rules[2].score == "mutual_information"
     # The combined rule's numbers on the calibration images, recomputed from the passes.
     passes = tfuq.load(model).run(np.load(hard_data / "test.npz")["x"], seed=0)
     labels = np.load(hard_data / "test.npz")["y"]
-    accept = abstain.decide(passes, decision).accept
-    calibration = decision["calibration"]
-    assert accept.mean() == pytest.approx(calibration["coverage"])
-    assert (passes.mean(0).argmax(-1) != labels)[accept].sum() == calibration["errors"]
-    assert calibration["risk_bound"] < 0.2
+    accept = abstain.decide(passes, decision.to_dict()).accept
+    calibration = decision.calibration
+    assert accept.mean() == pytest.approx(calibration.coverage)
+    assert (passes.mean(0).argmax(-1) != labels)[accept].sum() == calibration.errors
+    assert calibration.risk_bound < 0.2
 
 
 def test_calibrate_infeasible_exits_2_and_writes_nothing(tiny_tflite, hard_data, tmp_path, capsys):

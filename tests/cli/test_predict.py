@@ -60,7 +60,7 @@ def test_decisions_equal_the_runtime_and_the_carried_rule(fixture, pictures, req
                                      {"rule": "threshold", "score": "max_probability", "threshold": 0.5}]}
     import tfuq
 
-    assert tfuq.read_config(model_path)["decision"] == rule
+    assert tfuq.read_config(model_path).decision.to_dict() == rule
     passes, decision = expected(model_path, images, 7, rule)
     mean = passes.mean(axis=0)
     assert [r["path"] for r in got] == [str(p) for p in paths]

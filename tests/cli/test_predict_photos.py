@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests._dummies.modelfiles import raw_pack
 from tfuq.cli.main import main
 from tfuq.runtime import modelfile, photo
 
@@ -39,11 +40,11 @@ def run_quietly(args) -> tuple[int, str, str]:
 def with_photo_rule(source: str, target: Path, rule) -> str:
     """A copy of a model whose tfuq.json has ``rule`` as input.photo_rule (None: no key)."""
     flatbuffer, config = modelfile.read(source)
-    config = {k: v for k, v in config.items() if k not in ("format", "format_version")}
-    config["input"] = {k: v for k, v in config["input"].items() if k != "photo_rule"}
+    written = config.to_dict()  # the JSON as it is, unchecked: the rule may be malformed
+    written["input"] = {k: v for k, v in written["input"].items() if k != "photo_rule"}
     if rule is not None:
-        config["input"]["photo_rule"] = rule
-    modelfile.write(target, flatbuffer, config)
+        written["input"]["photo_rule"] = rule
+    target.write_bytes(raw_pack(flatbuffer, written))
     return str(target)
 
 
@@ -65,7 +66,7 @@ def _probabilities(model_path, image):
 
 
 def test_the_carried_rule_crops(tiny_tflite, wide_photo):
-    assert modelfile.read_config(tiny_tflite)["input"]["photo_rule"] == photo.RULE.to_json()
+    assert modelfile.read_config(tiny_tflite).input.photo_rule.to_dict() == photo.RULE.to_json()
     status, out, err = run_quietly(["predict", tiny_tflite, wide_photo, "--json"])
     assert status == 0 and "photos center-crop-bilinear v1" in err
     record = json.loads(out)
@@ -160,7 +161,7 @@ def test_a_corpus_of_bad_photos_through_the_real_command(tiny_tflite, tmp_path):
     paths = [tmp_path / name for name in corpus]
     result = subprocess.run([sys.executable, "-m", "tfuq.cli.main", "predict", tiny_tflite, *paths],
                             capture_output=True, text=True, timeout=120,
-                            cwd=Path(__file__).parents[1])
+                            cwd=Path(__file__).parents[2])
     lines = result.stdout.splitlines()
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(lines) == len(corpus)

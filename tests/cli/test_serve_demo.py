@@ -13,7 +13,7 @@ from tests._dummies.modelfiles import VALID_CONFIG  # noqa: E402
 from tfuq.cli.main import main
 from tfuq.runtime import modelfile
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FLATBUFFER = b"\x10\x00\x00\x00TFL3" + bytes(24)
 
 

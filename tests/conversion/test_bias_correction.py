@@ -129,10 +129,10 @@ def test_convert_with_bias_correction_changes_only_bias_values():
     images, _ = tiny.images(60, seed=4)
     plain = convert(model, images, passes=4, calibration_samples=40, check_samples=0)
     fixed = convert(model, images, passes=4, calibration_samples=40, check_samples=0, bias_correction=8)
-    source = fixed.config["source"]["bias_correction"]
-    assert source["images"] == 8 and source["layers"] >= 1
+    source = fixed.config.source.bias_correction
+    assert source.images == 8 and source.layers >= 1
     assert any("bias correction on 8 calibration images" in note for note in fixed.notes)
-    assert "bias_correction" not in plain.config["source"]
+    assert plain.config.source.bias_correction is None and "bias_correction" not in plain.config.to_dict()["source"]
     before = flatbuffer_utils.convert_bytearray_to_object(bytearray(plain.flatbuffer))
     after = flatbuffer_utils.convert_bytearray_to_object(bytearray(fixed.flatbuffer))
     graph = before.subgraphs[0]

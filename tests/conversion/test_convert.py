@@ -11,6 +11,7 @@ from tfuq.conversion import rewrite
 from tfuq.conversion.convert import ConversionError, convert  # noqa: E402
 from tfuq.data import DataError  # noqa: E402
 from tfuq.runtime import modelfile  # noqa: E402
+from tfuq.runtime.tflite_graph import operator_outputs, random_seed_offsets, summarize  # noqa: E402
 
 # int8 activations and a softmax output quantized in steps of 1/256: a probability can be off
 # by a few steps after three quantized layers. Measured on this model: mean 0.002, max 0.03.
@@ -20,7 +21,7 @@ MAX_TOLERANCE = 0.08
 
 def test_every_tensor_and_operator_is_integer(tiny_tflite):
     flatbuffer, config = modelfile.read(tiny_tflite)
-    summary = flatbuffer.summarize(flatbuffer)
+    summary = summarize(flatbuffer)
     assert summary.full_integer, summary.problems
     assert not summary.float_tensors
     assert set(summary.tensor_types) <= {"INT8", "UINT8", "INT32"}
@@ -30,7 +31,7 @@ def test_every_tensor_and_operator_is_integer(tiny_tflite):
 
 def test_trunk_runs_once_and_the_head_once_per_pass(tiny_tflite):
     flatbuffer, _ = modelfile.read(tiny_tflite)
-    shapes = flatbuffer.operator_outputs(flatbuffer)
+    shapes = operator_outputs(flatbuffer)
     first_mul = [name for name, _ in shapes].index("MUL")
     # Everything before the first mask multiplication has batch 1: the trunk runs once.
     # (The QUANTIZE operators turn the uint8 inputs, masks included, into int8.)
@@ -62,20 +63,34 @@ def test_tflite_equals_keras_with_the_same_masks(tiny_keras, tiny_tflite, tiny_i
 
 def test_configuration_is_carried(tiny_tflite):
     config = tfuq.read_config(tiny_tflite)
-    assert config["labels"] == tiny.LABELS
-    assert config["passes"] == 8
-    assert config["input"] == {
+    assert config.labels == tuple(tiny.LABELS)
+    assert config.passes == 8
+    assert config.input.to_dict() == {
         "name": "image", "height": 16, "width": 16, "channels": 3, "pixel_format": "RGB",
         "dtype": "uint8", "preprocessing": "inside the model: feed raw pixels 0-255",
         "photo_rule": {"name": "center-crop-bilinear", "version": 1},
     }
-    assert [(m["input"], m["shape"], m["rate"]) for m in config["mc_dropout"]] == [
-        ("mask_0", [8, 32], 0.2), ("mask_1", [8, 16], 0.3)]
-    assert config["seed_scheme"]["name"] == "splitmix64-counter"
+    assert [(m.input, m.shape, m.rate) for m in config.mc_dropout] == [
+        ("mask_0", (8, 32), 0.2), ("mask_1", (8, 16), 0.3)]
+    assert config.seed_scheme.name == "splitmix64-counter"
     # The default rule: the paper's interval rule and a floor on the top probability.
-    assert config["decision"] == {"rule": "all", "rules": [
+    assert config.decision.to_dict() == {"rule": "all", "rules": [
         {"rule": "interval", "conf_factor": 1.0},
         {"rule": "threshold", "score": "max_probability", "threshold": 0.5}]}
+    # The whole file, as written, with the keys set at conversion time; every key is typed.
+    written = config.to_dict()
+    source = written.pop("source")
+    assert set(source) == {"keras_model", "tensorflow", "created", "calibration_samples"}
+    assert written == {
+        "format": "tfuq-model", "format_version": 1, "mode": "masked", "passes": 8,
+        "labels": list(tiny.LABELS), "input": config.input.to_dict(),
+        "output": {"name": config.output.name, "kind": "probabilities", "layout": "(passes, classes)"},
+        "mc_dropout": [{"layer": m.layer, "input": m.input, "shape": list(m.shape), "rate": m.rate}
+                       for m in config.mc_dropout],
+        "seed_scheme": {"name": "splitmix64-counter", "version": 1, "keep_bits": 24,
+                        "mask_values": "0 or 1; the model scales kept units by 1/(1-rate)"},
+        "decision": config.decision.to_dict(),
+    }
 
 
 def test_image_input_takes_raw_pixels(tiny_tflite):
@@ -87,11 +102,12 @@ def test_image_input_takes_raw_pixels(tiny_tflite):
 
 def test_in_graph_form_keeps_random_uniform(tiny_in_graph_tflite):
     flatbuffer, config = modelfile.read(tiny_in_graph_tflite)
-    summary = flatbuffer.summarize(flatbuffer)
-    assert config["mode"] == "in-graph"
+    summary = summarize(flatbuffer)
+    assert config.mode == "in-graph"
+    assert all(m.input is None and m.shape is None for m in config.mc_dropout)
     assert summary.operators["RANDOM_UNIFORM"] == 2
     assert not summary.full_integer  # the seed paper's form has float islands
-    assert len(flatbuffer.random_seed_offsets(flatbuffer)) == 2
+    assert len(random_seed_offsets(flatbuffer)) == 2
 
 
 def test_self_check_reports_agreement(tiny_keras):
@@ -104,13 +120,13 @@ def test_self_check_reports_agreement(tiny_keras):
 def test_resizes_representative_images(tiny_keras):
     images, _ = tiny.images(12, seed=4, size=24)
     result = convert(tiny_keras, images, passes=2, calibration_samples=8, check_samples=0)
-    assert result.config["input"]["height"] == 16
+    assert result.config.input.height == 16
 
 
 def test_iterable_representative_data(tiny_keras):
     images, _ = tiny.images(12, seed=4)
     result = convert(tiny_keras, iter(list(images)), passes=2, calibration_samples=8, check_samples=0)
-    assert result.config["source"]["calibration_samples"] == 8
+    assert result.config.source.calibration_samples == 8
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ keras = pytest.importorskip("keras")
 from tests._dummies import tiny  # noqa: E402
 from tfuq import MCDropout  # noqa: E402
 from tfuq.conversion import rewrite  # noqa: E402
-from tfuq.modeling import graph
+from tfuq.modeling import graph  # noqa: E402
 
 
 def numpy_tiny(model, image: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:

@@ -16,7 +16,7 @@ from tests._dummies import byo, tiny  # noqa: E402
 from tfuq.conversion import rewrite  # noqa: E402
 from tfuq.conversion.convert import ConversionError, convert, load_keras_model  # noqa: E402
 from tfuq.modeling import byo as byo_form  # noqa: E402
-from tfuq.modeling import graph
+from tfuq.modeling import graph  # noqa: E402
 from tfuq.modeling.layers import MCDropout  # noqa: E402
 
 PASSES = 8
@@ -44,7 +44,7 @@ def mc_agreement(keras_model, path, images):
     agree, diffs = [], []
     for seed, image in enumerate(images):
         feeds = model.masks(seed)
-        inputs = [image[None].astype("float32")] + [feeds[s["input"]].astype("float32") for s in model.mask_specs]
+        inputs = [image[None].astype("float32")] + [feeds[s.input].astype("float32") for s in model.mask_specs]
         expected = np.asarray(masked(inputs)).mean(0)
         got = model.run(image, seed=seed)[:, 0].mean(0)
         agree.append(got.argmax() == expected.argmax())
@@ -110,8 +110,8 @@ def test_keras_io_converts_and_agrees(keras_io_model, tmp_path):
         keras_io_model, tmp_path, preprocessing=byo_form.Preprocessing.from_options("-1,1"), add_softmax=True
     )
     config = tfuq.read_config(path)
-    assert config["input"]["preprocessing"] == "folded into the model ([-1, 1]): feed raw pixels 0-255"
-    assert [m["layer"] for m in config["mc_dropout"]] == ["dropout"]
+    assert config.input.preprocessing == "folded into the model ([-1, 1]): feed raw pixels 0-255"
+    assert [m.layer for m in config.mc_dropout] == ["dropout"]
     assert any("dropout (Dropout 0.25)" in note for note in result.notes)
 
 
@@ -160,7 +160,7 @@ def test_caffe_preprocessing_converts_and_agrees(tmp_path):
     model = byo.fit(byo.nested(seed=1), preprocess=byo.caffe)
     model.name = "caffe_nested"
     _, path = convert_and_compare(model, tmp_path, preprocessing=byo_form.Preprocessing.from_options("caffe"))
-    assert "BGR" in tfuq.read_config(path)["input"]["preprocessing"]
+    assert "BGR" in tfuq.read_config(path).input.preprocessing
 
 
 def test_keras_applications_backbone_runs_once():

@@ -11,7 +11,7 @@ pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
 from tfuq.conversion import rewrite  # noqa: E402
-from tfuq.modeling import graph
+from tfuq.modeling import graph  # noqa: E402
 from tfuq.modeling.backbones import (  # noqa: E402
     ModelError,
     backbone_of,

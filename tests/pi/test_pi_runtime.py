@@ -136,7 +136,7 @@ def test_predict_on_the_pi_backend(expected):
 
     model = tfuq.load(model_path("masked"), backend="tflite_runtime")
     passes = model.run(expected["images"], seed=seed)
-    decision = abstain.decide(passes, model.config["decision"])
+    decision = abstain.decide(passes, model.config.decision_rule())
     assert [r["predicted"] for r in records] == decision.predicted.tolist()
     assert [r["accept"] for r in records] == decision.accept.tolist()
     assert [r["probability"] for r in records] == pytest.approx(

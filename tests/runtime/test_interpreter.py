@@ -1,5 +1,6 @@
 """The runtime: seeded, one invoke per image, validated inputs, and no TensorFlow import."""
 
+import dataclasses
 import subprocess
 import sys
 
@@ -105,11 +106,24 @@ def test_truncated_and_unconfigured_files(tiny_tflite, tmp_path):
 
 def test_configuration_that_does_not_match_the_graph(tiny_tflite, tmp_path):
     flatbuffer, config = modelfile.read(tiny_tflite)
-    config["mc_dropout"][0]["shape"] = [8, 31]
+    lie = dataclasses.replace(config.mc_dropout[0], shape=(8, 31))
     path = tmp_path / "lie.tflite"
-    modelfile.write(path, flatbuffer, {k: v for k, v in config.items() if not k.startswith("format")})
+    modelfile.write(path, flatbuffer, dataclasses.replace(config, mc_dropout=(lie,)))
     with pytest.raises(modelfile.ModelFileError, match="mask_0"):
         tfuq.load(path)
+
+
+@pytest.mark.parametrize("labels", [("red", "green", "blue"), ("red", "green", "blue", "yellow", "pink")])
+def test_labels_name_every_class_or_none(tiny_tflite, tmp_path, labels):
+    # The configuration alone cannot know the class count (the flatbuffer's output says 4);
+    # `labels: []` is refused when read (tests/runtime/test_config.py), other counts here.
+    flatbuffer, config = modelfile.read(tiny_tflite)
+    path = tmp_path / "labels.tflite"
+    modelfile.write(path, flatbuffer, dataclasses.replace(config, labels=labels))
+    with pytest.raises(modelfile.ModelFileError, match=f"{len(labels)} labels for 4 classes"):
+        tfuq.load(path)
+    modelfile.write(path, flatbuffer, dataclasses.replace(config, labels=None))
+    assert tfuq.load(path).labels == []
 
 
 def test_import_tfuq_and_run_without_tensorflow(tiny_tflite):

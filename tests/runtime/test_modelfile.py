@@ -15,7 +15,7 @@ def test_round_trip_and_flatbuffer_boundary():
     data = modelfile.pack(FAKE_FLATBUFFER, {**CONFIG, "passes": 3, "labels": ["a"], "mc_dropout": []})
     flatbuffer, config = modelfile.split(data)
     assert flatbuffer == FAKE_FLATBUFFER
-    assert config["passes"] == 3 and config["format"] == "tfuq-model"
+    assert config.passes == 3 and config.format == "tfuq-model" and config.labels == ("a",)
 
 
 def test_zip_offsets_are_absolute_so_any_zip_reader_finds_the_entry(tmp_path):
@@ -53,7 +53,8 @@ def test_update_config_rewrites_only_the_configuration(tmp_path):
     path = tmp_path / "m.tflite"
     modelfile.write(path, FAKE_FLATBUFFER, CONFIG)
     config = modelfile.update_config(path, {"decision": {"rule": "threshold", "score": "predictive_entropy", "threshold": 0.5}})
-    assert config["decision"]["rule"] == "threshold"
+    assert (config.decision.rule, config.decision.score) == ("threshold", "predictive_entropy")
+    assert config.mc_dropout == modelfile.read_config(path).mc_dropout
     assert modelfile.read(path)[0] == FAKE_FLATBUFFER
 
 

@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests._dummies.modelfiles import VALID_CONFIG, valid_config
 from tfuq.runtime import photo
+from tfuq.runtime.config import ConfigError, ModelConfig
 
 Image = pytest.importorskip("PIL.Image")
 hypothesis = pytest.importorskip("hypothesis")
@@ -138,15 +140,22 @@ def test_prepare_rejects_bad_arrays_and_sizes():
 
 
 # -- the rule in the model file --------------------------------------------------------------------
+def _with_photo_rule(rule) -> ModelConfig:
+    spec = {**VALID_CONFIG["input"], "photo_rule": rule} if rule is not None else VALID_CONFIG["input"]
+    return ModelConfig.from_dict(valid_config(input=spec))
+
+
 def test_rule_of_reads_the_model_configuration():
-    assert photo.rule_of({"input": {"photo_rule": {"name": "center-crop-bilinear",
-                                                   "version": 1}}}) is photo.CENTER_CROP
-    assert photo.rule_of({"input": {"height": 3}}) is photo.STRETCH  # made before the rule
-    for bad in ({"name": "center-crop-bilinear", "version": 2}, {"name": "stretch", "version": 1},
-                {"name": "center-crop-bilinear", "version": True}, "center-crop-bilinear",
-                {"name": 1, "version": 1}, []):
-        with pytest.raises(photo.PhotoError, match="photo"):
-            photo.rule_of({"input": {"photo_rule": bad}})
+    assert photo.rule_of(_with_photo_rule({"name": "center-crop-bilinear", "version": 1})) is photo.CENTER_CROP
+    assert photo.rule_of(_with_photo_rule(None)) is photo.STRETCH  # made before the rule
+    for unknown in ({"name": "center-crop-bilinear", "version": 2}, {"name": "stretch", "version": 1}):
+        with pytest.raises(photo.PhotoError, match="unknown photo rule"):
+            photo.rule_of(_with_photo_rule(unknown))
+    # A malformed rule is refused when the configuration is read.
+    for bad in ({"name": "center-crop-bilinear", "version": True}, "center-crop-bilinear",
+                {"name": 1, "version": 1}, [], {"name": "a\x1b[2J", "version": 1}):
+        with pytest.raises(ConfigError, match="input.photo_rule"):
+            _with_photo_rule(bad)
 
 
 # -- decoding: modes, 16 bits, EXIF, bombs ---------------------------------------------------------

@@ -19,6 +19,7 @@ equal the image's row of a batched aggregate bit for bit.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -51,6 +52,11 @@ class LoadedModel:
         ``keep_masks`` keeps the seed's masks for the next image (shared seeding: one draw
         per worker process instead of one per image).
         """
+        return self.passes_scored(image, seed, keep_masks)[0]
+
+    def passes_scored(self, image: np.ndarray, seed: int, keep_masks: bool = False
+                      ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """:meth:`passes` and the model's OOD scores of the same invoke (0-d arrays)."""
         model = self.model
         with self.lock:
             if model.mode == "masked":
@@ -59,8 +65,10 @@ class LoadedModel:
                     feeds = model.masks(seed)
                     if keep_masks:
                         self.shared_masks = {seed: feeds}
-                return model.run_with_masks(image, feeds)
-            return model.run(image, seed)[:, 0]
+                probabilities = model.run_with_masks(image, feeds)
+            else:
+                probabilities = model.run(image, seed)[:, 0]
+            return probabilities, {name: np.asarray(value) for name, value in model.last_scores.items()}
 
 
 class TfuqModelHandler(ModelHandler[dict, dict, LoadedModel]):
@@ -116,9 +124,7 @@ class TfuqModelHandler(ModelHandler[dict, dict, LoadedModel]):
     def run_inference(
         self, batch: Sequence[dict], model: LoadedModel, inference_args: dict | None = None
     ) -> Iterable[dict]:
-        rule = self.rule or abstain.check_rule(
-            model.model.config.get("decision") or abstain.DEFAULT_RULE
-        )
+        rule = self.rule or model.model.config.decision_rule()
         return [self.record(example, model, rule) for example in batch]
 
     def record(self, example: dict, model: LoadedModel, rule: dict) -> dict[str, Any]:
@@ -126,9 +132,9 @@ class TfuqModelHandler(ModelHandler[dict, dict, LoadedModel]):
         image = model.model.check_images(example["image"])[0]
         shared = self.seeding == "shared"
         seed = self.seed if shared else masks.image_seed(self.seed, image)
-        probabilities = model.passes(image, seed, keep_masks=shared)
-        summary = aggregate(probabilities, rule.get("conf_factor", 1.0))
-        decision = abstain.decide(summary, rule)
+        probabilities, scores = model.passes_scored(image, seed, keep_masks=shared)
+        summary = aggregate(probabilities, abstain.rule_conf_factor(rule))
+        decision = abstain.decide(summary, rule, scores)
         label = example.get("label")
         record = {
             "key": f"{masks.image_key(image):016x}",
@@ -145,6 +151,9 @@ class TfuqModelHandler(ModelHandler[dict, dict, LoadedModel]):
         }
         record.update({name: float(summary.score(name)) for name in SCORES})
         record["expected_entropy"] = float(summary.expected_entropy)
+        # The model's OOD scores (an ood rule part reads them), as JSON text: one column
+        # whatever scores a model carries.
+        record["model_scores"] = json.dumps({name: float(value) for name, value in sorted(scores.items())})
         if self.keep_passes:
             record["passes"] = probabilities.tolist()
         return record

@@ -97,6 +97,7 @@ def _parquet_schema(keep_passes: bool):
         ("predicted_label", pa.string()),
         ("accept", pa.bool_()), ("mean", pa.list_(pa.float64())), ("std", pa.list_(pa.float64())),
         *[(name, pa.float64()) for name in SCORES], ("expected_entropy", pa.float64()),
+        ("model_scores", pa.string()),
     ]
     if keep_passes:
         fields.append(("passes", pa.list_(pa.list_(pa.float32()))))
@@ -188,7 +189,7 @@ def merge(records: list[dict], rule: dict, data_set: str = "data", ood_set: str 
     from tfuq.runtime import abstain
 
     rule = abstain.check_rule(rule)
-    conf_factor = rule.get("conf_factor", 1.0)
+    conf_factor = abstain.rule_conf_factor(rule)
     chosen = [r for r in records if r["set"] == data_set]
     if not chosen:
         raise ValueError(f"no records of set {data_set!r}")
@@ -196,13 +197,23 @@ def merge(records: list[dict], rule: dict, data_set: str = "data", ood_set: str 
         raise ValueError(f"records of set {data_set!r} have no labels")
     summary = _aggregate(chosen, conf_factor)
     labels = np.array([r["label"] for r in chosen], dtype=np.int64)
-    ood = None
+    ood = ood_scores = None
     if ood_set is not None:
-        ood = _aggregate([r for r in records if r["set"] == ood_set], conf_factor)
-        ood = _with_passes(ood, passes)
+        theirs = [r for r in records if r["set"] == ood_set]
+        ood = _with_passes(_aggregate(theirs, conf_factor), passes)
+        ood_scores = _model_scores(theirs)
     result = evaluation.summarize_aggregates(_with_passes(summary, passes), labels, rule, ood,
-                                             score=score)
+                                             score=score, scores=_model_scores(chosen),
+                                             ood_scores=ood_scores)
     return result
+
+
+def _model_scores(records: list[dict]) -> dict[str, np.ndarray]:
+    """The model's OOD scores the records carry, ``{name: (n,)}`` (records of older runs: none)."""
+    parsed = [json.loads(r.get("model_scores") or "{}") for r in records]
+    names = set(parsed[0]) if parsed else set()
+    return {name: np.array([p[name] for p in parsed], dtype=np.float64)
+            for name in sorted(names) if all(name in p for p in parsed)}
 
 
 def _with_passes(summary: Aggregate, passes: int | None) -> Aggregate:

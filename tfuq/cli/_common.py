@@ -75,10 +75,11 @@ RULE_HELP = ("decision rule: the model's own (default), interval (the paper's), 
              "combined (interval and a threshold, default max_probability >= 0.5)")
 
 
-def rule_from_args(args, config: dict) -> dict:
+def rule_from_args(args, config) -> dict:
     """The decision rule ``--rule/--conf-factor/--score/--threshold`` ask for.
 
-    ``--rule model`` takes the rule the model file carries (``config`` is its configuration);
+    ``--rule model`` takes the rule the model file carries (``config`` is its
+    :class:`~tfuq.runtime.config.ModelConfig`);
     ``--rule combined`` is the interval rule (``--conf-factor``, default 1) and a threshold
     (``--score``, default max_probability; ``--threshold``, default 0.5): ``tfuq convert``'s
     default when given no options.
@@ -90,7 +91,7 @@ def rule_from_args(args, config: dict) -> dict:
     if args.rule not in ("interval", "combined") and args.conf_factor is not None:
         raise CliError("--conf-factor needs --rule interval or combined")
     if args.rule == "model":
-        return abstain.check_rule(config.get("decision") or abstain.DEFAULT_RULE)
+        return config.decision_rule()
     if args.rule == "interval":
         return abstain.interval_rule(1.0 if args.conf_factor is None else args.conf_factor)
     if args.rule == "combined":

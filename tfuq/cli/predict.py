@@ -35,6 +35,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+
 from tfuq.cli._common import RULE_CHOICES, RULE_HELP, CliError, info, rule_from_args
 
 HELP = "predict or abstain on image files, a stream of paths or a watched folder"
@@ -114,11 +116,12 @@ class Predictor:
 
     def __init__(self, model, rule: dict, seed: int, score: str | None = None):
         from tfuq.runtime import abstain, masks, photo
+        from tfuq.runtime.config import DecisionRule
 
         self.model = model
         self.rule = rule
         self.seed = masks.check_seed(seed)
-        self.score = score or rule.get("score") or DEFAULT_SCORE
+        self.score = score or DecisionRule.from_dict(rule, "rule").score or DEFAULT_SCORE
         self.rule_text = abstain.describe_rule(rule)
         height, width, _ = model.input_shape
         self.size = (height, width)
@@ -138,24 +141,34 @@ class Predictor:
         """Why ``rule`` (the predictor's) abstained on one image (``summary`` without a batch
         axis); for an ``all`` rule, why its first refusing part did."""
         from tfuq.runtime.abstain import HIGHER_IS_CONFIDENT, decide
+        from tfuq.runtime.config import DecisionRule
 
         rule = self.rule if rule is None else rule
-        if rule["rule"] == "all":
-            failed = int(decide(summary, rule).failed_part)
-            return self.why(summary, rule["rules"][failed])
-        if rule["rule"] == "threshold":
-            name, limit = rule["score"], rule["threshold"]
+        typed = DecisionRule.from_dict(rule, "rule")
+        if typed.rule == "all":
+            failed = int(decide(summary, rule, self.scores()).failed_part)
+            return self.why(summary, typed.rules[failed].to_dict())
+        if typed.rule == "ood":
+            value = self.model.last_scores.get(typed.score, float("nan"))
+            return (f"out of distribution: {typed.score} {value:.4g} is below the OOD guard's "
+                    f"{typed.threshold:.4g}")
+        if typed.rule == "threshold":
+            name, limit = typed.score, typed.threshold
             value = float(summary.score(name))
             side = "below" if HIGHER_IS_CONFIDENT[name] else "above"
             return f"{name} {value:.4g} is {side} {limit:.4g}"
         top = int(summary.predicted)
-        lower, upper = summary.interval(rule["conf_factor"])
+        lower, upper = summary.interval(typed.conf_factor)
         rivals = [c for c in range(len(upper)) if c != top and upper[c] >= lower[top]]
         rivals.sort(key=lambda c: -summary.mean[c])
         named = ", ".join(self.label(c) for c in rivals[:3])
         more = f" and {len(rivals) - 3} more" if len(rivals) > 3 else ""
         return (f"the interval of {self.label(top)} overlaps {named}{more} "
-                f"(Z = {rule['conf_factor']:g})")
+                f"(Z = {typed.conf_factor:g})")
+
+    def scores(self) -> dict[str, np.ndarray]:
+        """The model's OOD scores of the image just run, as 0-d arrays for ``decide``."""
+        return {name: np.asarray(value) for name, value in self.model.last_scores.items()}
 
     def __call__(self, path: str) -> dict:
         """Decode, run and decide one image file; the record printed for it."""
@@ -166,7 +179,7 @@ class Predictor:
         decoded = time.perf_counter()
         probabilities = self.passes(image)
         ran = time.perf_counter()
-        decision = abstain.decide(probabilities, self.rule)
+        decision = abstain.decide(probabilities, self.rule, self.scores())
         summary = decision.aggregate
         accept, top = bool(decision.accept), int(decision.predicted)
         done = time.perf_counter()
@@ -180,6 +193,7 @@ class Predictor:
             "score": self.score,
             "uncertainty": float(summary.score(self.score)),
             "why": None if accept else self.why(summary),
+            **({"ood_scores": self.model.last_scores} if self.model.last_scores else {}),
             "run_ms": (ran - decoded) * 1e3,
             "decode_ms": (decoded - start) * 1e3,
             "total_ms": (done - start) * 1e3,

@@ -116,6 +116,16 @@ def add_arguments(parser) -> None:
         help="with --cache-features: augmented views per training image, each a random crop "
         "(reflect-padded by 1/8 of the side) and flip (default 2)",
     )
+    parser.add_argument(
+        "--outliers", metavar="SPEC",
+        help="outlier exposure: photos of none of the classes (a folder, an .npz or any data spec; "
+        "labels ignored), on which training pushes the model towards uniform probabilities, so "
+        "that 'not sure' comes out on things it was never taught (Hendrycks et al. 2019)",
+    )
+    parser.add_argument(
+        "--outlier-weight", type=float, default=0.5, metavar="W",
+        help="with --outliers: weight of the outlier term against the classification loss, in (0, 100] (default 0.5)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seeds initialization, split and shuffling (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--json", metavar="PATH", help="write the run summary as JSON ('-' for stdout)")
@@ -182,6 +192,10 @@ def run(args) -> int:
         raise CliError(f"--dropout must be in (0, 1), got {args.dropout}")
     if not 0.0 <= args.val_split < 1.0:
         raise CliError(f"--val-split must be in [0, 1), got {args.val_split}")
+    if not 0.0 < args.outlier_weight <= 100.0:
+        raise CliError(f"--outlier-weight must be in (0, 100], got {args.outlier_weight}")
+    if args.outliers and args.qat:
+        raise CliError("--outliers is not supported with --qat (QAT fine-tunes without the outlier term)")
     weights = _weights(args)
     trainable = _trainable_layers(args, weights)
     if args.qat:
@@ -227,6 +241,13 @@ def _train(args, out, weights, trainable, training, outputs, json_text) -> int:
         held_out = _load(args.val_data, "validation data", None, size, args.seed)
         validation = (held_out.images, held_out.labels)
     image_size = tuple(int(d) for d in loaded.images.shape[1:3])
+    outliers = None
+    if args.outliers:
+        from tfuq import data
+
+        say(f"loading outliers {args.outliers}")
+        outliers = data.load_spec(_spec(args.outliers), size=image_size, seed=args.seed).images
+        say(f"outlier exposure: {len(outliers)} images, weight {args.outlier_weight}")
 
     from tfuq.workflow import steps
 
@@ -261,8 +282,9 @@ def _train(args, out, weights, trainable, training, outputs, json_text) -> int:
     epoch_lines = [training.epoch_lines(args.epochs)] if args.cache_features and not args.no_progress else []
     result = steps.train_classifier(
         model, recipe, loaded.images, loaded.labels, validation=validation,
-        validation_split=args.val_split, cache=args.cache_features, strategy=strategy,
-        callbacks=epoch_lines, progress=not args.no_progress, say=say,
+        validation_split=args.val_split, cache=args.cache_features, outliers=outliers,
+        outlier_weight=args.outlier_weight, strategy=strategy, callbacks=epoch_lines,
+        progress=not args.no_progress, say=say,
     )
     qat_summary = None
     if args.qat:

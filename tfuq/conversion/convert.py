@@ -26,7 +26,7 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,9 +37,23 @@ from tfuq.data.common import DataError, check_images
 from tfuq.data.datasets import load_npz, resize
 from tfuq.modeling import byo, graph
 from tfuq.runtime import abstain, masks, modelfile, photo
-from tfuq.runtime import flatbuffer as flatbuffer_format
+from tfuq.runtime.config import (
+    BiasCorrectionRecord,
+    ConfigError,
+    DecisionRule,
+    InputSpec,
+    MaskSpec,
+    ModelConfig,
+    OutputSpec,
+    PhotoRuleSpec,
+    ScoreSpec,
+    SeedScheme,
+    Source,
+)
+from tfuq.runtime.tflite_graph import GraphSummary, summarize
 
 MODES = ("masked", "in-graph", "deterministic")
+DEFAULT_SCORES = ("energy",)  # what masked conversions carry unless told otherwise
 DEFAULT_DECISION = abstain.DEFAULT_RULE  # interval (Z = 1) and max_probability >= 0.5
 
 
@@ -127,8 +141,8 @@ class Conversion:
     """The result of :func:`convert`: the model file's bytes and what was checked."""
 
     flatbuffer: bytes
-    config: dict
-    summary: flatbuffer_format.GraphSummary
+    config: ModelConfig
+    summary: GraphSummary
     check: SelfCheck | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -200,6 +214,7 @@ def convert(
     input_size: tuple[int, int] | None = None,
     add_softmax: bool = False,
     bias_correction: int = 0,
+    scores: Sequence[str] | None = None,
 ) -> Conversion:
     """Convert a Keras model with MCDropout layers to a full-integer tfuq model.
 
@@ -228,6 +243,10 @@ def convert(
         bias_correction: correct every layer's int8 bias for the mean error against float on
             this many of the calibration images (0: off); see :mod:`tfuq.conversion.bias_correction`.
             Not for ``in-graph`` mode.
+        scores: out-of-distribution scores the graph returns beside the probabilities (names
+            of :data:`tfuq.conversion.rewrite.SCORES`); None: ``("energy",)`` in masked mode,
+            none in the others; ``()``: none. Carried in ``tfuq.json`` as ``scores``; a rule's
+            ``ood`` part (``tfuq calibrate``) reads them.
     """
     tf = _tf()
     if mode not in MODES:
@@ -250,6 +269,12 @@ def convert(
         model = prepared.model
         height, width, _ = graph.image_shape(model)
         masked, specs = rewrite.build_masked(model, passes)
+        if scores is None:
+            scores = DEFAULT_SCORES if mode == "masked" else ()
+        scores = tuple(scores)
+        if scores and mode != "masked":
+            raise ConversionError(f"out-of-distribution scores need masked mode, not {mode}")
+        scored = rewrite.build_masked(model, passes, scores)[0] if scores else masked
     except graph.ExportError as error:
         raise ConversionError(str(error)) from error
     images = resize(_collect(representative, calibration_samples + check_samples), (height, width))
@@ -306,14 +331,14 @@ def convert(
             yield feed_of(index)
 
     keras_graph = {
-        "masked": lambda: masked,
+        "masked": lambda: scored,
         "in-graph": lambda: rewrite.build_in_graph(model),
         "deterministic": lambda: rewrite.build_deterministic(model),
     }[mode]()
     with _quiet_converter() as stream:
         progress_stream = stream if progress else None
         flatbuffer = _run_converter(tf, keras_graph, calibration_feed, mode)
-    summary = flatbuffer_format.summarize(flatbuffer)
+    summary = summarize(flatbuffer)
     if mode != "in-graph" and not summary.full_integer:
         raise ConversionError("converted model is not full-integer: " + "; ".join(summary.problems))
     corrected = None
@@ -331,45 +356,47 @@ def convert(
         flatbuffer = corrected.flatbuffer
 
     output_name = _output_name(flatbuffer)
-    config = {
-        "mode": mode,
-        "passes": passes,
-        "labels": labels,
-        "input": {
-            "name": graph.IMAGE_INPUT,
-            "height": height,
-            "width": width,
-            "channels": 3,
-            "pixel_format": "RGB",
-            "dtype": "uint8",
-            "preprocessing": "inside the model: feed raw pixels 0-255"
+    masked_form = mode == "masked"
+    config = ModelConfig(
+        mode=mode,
+        passes=passes,
+        labels=tuple(labels),
+        input=InputSpec(
+            name=graph.IMAGE_INPUT, height=height, width=width, channels=3, pixel_format="RGB",
+            dtype="uint8",
+            preprocessing="inside the model: feed raw pixels 0-255"
             if prepared.preprocessing is None
             else f"folded into the model ({prepared.preprocessing.description}): feed raw pixels 0-255",
-            "photo_rule": photo.RULE.to_json(),
-        },
-        "output": {"name": output_name, "kind": "probabilities", "layout": "(passes, classes)"},
-        "mc_dropout": [
-            {"layer": s.layer, "input": s.input, "shape": list(s.shape), "rate": s.rate}
+            photo_rule=PhotoRuleSpec(photo.RULE.name, photo.RULE.version),
+        ),
+        output=OutputSpec(name=output_name, kind="probabilities", layout="(passes, classes)"),
+        scores=tuple(
+            ScoreSpec(name=name, output=rewrite.SCORE_PREFIX + name, layout="(1, 1)",
+                      larger_means="more like the training data", definition=rewrite.SCORES[name])
+            for name in scores) or None,
+        mc_dropout=tuple(
+            MaskSpec(layer=s.layer, rate=s.rate, input=s.input if masked_form else None,
+                     shape=tuple(s.shape) if masked_form else None)
             for s in specs
-        ]
-        if mode == "masked"
-        else [{"layer": s.layer, "rate": s.rate} for s in specs],
-        "seed_scheme": {
-            "name": masks.SCHEME,
-            "version": masks.SCHEME_VERSION,
-            "keep_bits": masks.KEEP_BITS,
-            "mask_values": "0 or 1; the model scales kept units by 1/(1-rate)",
-        },
-        "decision": abstain.check_rule(decision or DEFAULT_DECISION),
-        "source": {
-            "keras_model": model.name,
-            "tensorflow": tf.__version__,
-            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "calibration_samples": len(calibration),
-            **({} if corrected is None else {"bias_correction": {
-                "images": corrected.images, "layers": corrected.layers, "skipped": corrected.skipped}}),
-        },
-    }
+        ),
+        seed_scheme=SeedScheme(
+            name=masks.SCHEME, version=masks.SCHEME_VERSION, keep_bits=masks.KEEP_BITS,
+            mask_values="0 or 1; the model scales kept units by 1/(1-rate)",
+        ),
+        decision=DecisionRule.from_dict(decision or DEFAULT_DECISION),
+        source=Source(
+            keras_model=model.name,
+            tensorflow=tf.__version__,
+            created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            calibration_samples=len(calibration),
+            bias_correction=None if corrected is None else BiasCorrectionRecord(
+                images=corrected.images, layers=corrected.layers, skipped=corrected.skipped),
+        ),
+    )
+    try:
+        config = config.checked()
+    except ConfigError as error:
+        raise ConversionError(f"the model's configuration: {error}") from None
     result = Conversion(flatbuffer, config, summary, notes=notes)
     if check_samples:
         result.check = self_check(
@@ -419,12 +446,14 @@ def float_twin(model, passes: int = 30) -> bytes:
 
 
 def _output_name(flatbuffer: bytes) -> str:
+    """The name of the probabilities output: the only output, or the one named so beside the
+    score outputs."""
     from tfuq.runtime import interpreter_class
 
     _, interpreter = interpreter_class()
     runner = interpreter(model_content=flatbuffer).get_signature_runner()
-    (name,) = runner.get_output_details()
-    return name
+    names = list(runner.get_output_details())
+    return names[0] if len(names) == 1 else "probabilities"
 
 
 def tie_k(classes: int) -> int:
@@ -512,7 +541,7 @@ def self_check(
         if tflite.mode == "masked":
             feeds = tflite.masks(index)
             inputs = [image[None].astype(np.float32)] + [
-                feeds[spec["input"]].astype(np.float32) for spec in tflite.mask_specs
+                feeds[spec.input].astype(np.float32) for spec in tflite.mask_specs
             ]
             keras_probs.append(np.asarray(masked(inputs, training=False)))
         elif tflite.mode == "deterministic":

@@ -19,6 +19,7 @@ model's layers and weights:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import keras
@@ -27,9 +28,11 @@ import tensorflow as tf
 from tfuq.modeling.graph import (
     IMAGE_INPUT,
     ExportError,
+    activation_name,
     check_classifier,
     image_shape,
     mask_shape,
+    output_layer,
     trace,
 )
 from tfuq.modeling.layers import MCDropout
@@ -45,19 +48,40 @@ class MaskSpec:
     rate: float
 
 
-def build_masked(model, passes: int) -> tuple[keras.Model, list[MaskSpec]]:
+# Out-of-distribution scores the masked graph can return beside the probabilities, each a
+# model output named SCORE_PREFIX + name of shape (1, 1), larger = more like the training data.
+SCORE_PREFIX = "score_"
+SCORES = {
+    "energy": "logsumexp over the classes of the mean over the passes of the logits: the negative "
+    "free energy (Liu et al. 2020) of the MC-mean logits",
+}
+
+
+def build_masked(model, passes: int, scores: Sequence[str] = ()) -> tuple[keras.Model, list[MaskSpec]]:
     """The masked, pass-batched graph: inputs ``image`` (1, H, W, 3) and one mask per MCDropout.
 
-    The returned model maps ``[image, mask_0, ...]`` to ``(passes, classes)``.
+    The returned model maps ``[image, mask_0, ...]`` to ``(passes, classes)`` probabilities;
+    with ``scores`` (names of :data:`SCORES`) to a dict of them under ``"probabilities"`` and
+    each score under ``SCORE_PREFIX + name``, ``(1, 1)``. The scores read the logits of the
+    output layer (a softmax dense layer or a softmax after the last layer), computed once for
+    all passes: the trunk still runs once, and a score costs a few operations on
+    ``(passes, classes)`` values.
     """
     if passes < 1:
         raise ExportError(f"passes must be at least 1, got {passes}")
+    unknown = [name for name in scores if name not in SCORES]
+    if unknown:
+        raise ExportError(f"unknown score {unknown[0]!r}; known: {', '.join(SCORES)}")
     functional = check_classifier(model)
     image = keras.Input(shape=image_shape(model), batch_size=1, name=IMAGE_INPUT)
     masks: list[keras.KerasTensor] = []
     specs: list[MaskSpec] = []
+    last = output_layer(functional)
+    logits: list = []
 
     def call(operation, *args, **kwargs):
+        if scores and operation is last:
+            return _softmax_keeping_logits(operation, args[0], logits)
         if not isinstance(operation, MCDropout):
             return operation(*args, **kwargs)
         features = tuple(int(d) for d in args[0].shape[1:])
@@ -75,7 +99,40 @@ def build_masked(model, passes: int) -> tuple[keras.Model, list[MaskSpec]]:
         raise ExportError(
             "the model output does not depend on any MCDropout layer; put MCDropout in the head"
         )
-    return keras.Model([image, *masks], output, name=f"{model.name}_masked"), specs
+    if not scores:
+        return keras.Model([image, *masks], output, name=f"{model.name}_masked"), specs
+    if len(logits) != 1:
+        raise ExportError(f"the output layer {last.name} was not reached as one layer: cannot read logits for OOD scores")
+    outputs = {"probabilities": output}
+    mean_logits = keras.ops.mean(logits[0], axis=0, keepdims=True)  # (1, classes)
+    for name in scores:
+        outputs[SCORE_PREFIX + name] = _score(name, mean_logits)
+    return keras.Model([image, *masks], outputs, name=f"{model.name}_scored"), specs
+
+
+def _softmax_keeping_logits(layer, x, logits: list):
+    """The output layer's softmax, with its logits appended to ``logits``."""
+    if activation_name(layer) != "softmax":
+        raise ExportError(f"the output layer {layer.name} is not a softmax: cannot read logits for OOD scores")
+    if isinstance(layer, keras.layers.Dense):
+        z = keras.ops.matmul(x, layer.kernel)
+        if layer.use_bias:
+            z = z + layer.bias
+    elif isinstance(layer, (keras.layers.Softmax, keras.layers.Activation)):
+        z = x
+    else:
+        raise ExportError(f"OOD scores need a Dense or Softmax output layer, found {type(layer).__name__}")
+    logits.append(z)
+    return keras.ops.softmax(z, axis=-1)
+
+
+def _score(name: str, mean_logits):
+    if name == "energy":
+        # logsumexp, written out so that every op has an int8 kernel (REDUCE_MAX, SUB, EXP,
+        # SUM, LOG, ADD): the max keeps EXP's inputs at or below 0.
+        top = keras.ops.max(mean_logits, axis=-1, keepdims=True)
+        return keras.ops.log(keras.ops.sum(keras.ops.exp(mean_logits - top), axis=-1, keepdims=True)) + top
+    raise ExportError(f"unknown score {name!r}")
 
 
 _IN_GRAPH_SEED = 0x7F5EED  # any non-zero value; the runtime overwrites it per run

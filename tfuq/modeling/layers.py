@@ -160,3 +160,48 @@ class SmoothedCrossentropy(keras.losses.Loss):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "smoothing": self.smoothing}
+
+
+@keras.saving.register_keras_serializable(package="tfuq")
+class OutlierExposureLoss(keras.losses.Loss):
+    """Outlier exposure (Hendrycks et al., ICLR 2019): cross-entropy on the labelled images plus
+    ``outlier_weight`` times the cross-entropy from the uniform distribution on "none of these"
+    images, which teaches the model to spread its probability over all classes there:
+
+        loss = mean_in CE(smoothed one-hot, p) + outlier_weight * mean_out (-1/K sum_k log p_k)
+
+    Outliers are marked by a negative label in the same batch. Each part is averaged over its
+    own images (a batch without outliers gives the first term alone), so the weight means the
+    same whatever the share of outliers in a batch.
+
+    >>> import numpy as np
+    >>> loss = OutlierExposureLoss(smoothing=0.0, outlier_weight=0.5)
+    >>> p = np.array([[0.5, 0.25, 0.25], [0.5, 0.25, 0.25]], "float32")
+    >>> round(float(loss(np.array([0, -1]), p)), 4)  # -ln 0.5 + 0.5 * -(ln .5 + 2 ln .25) / 3
+    1.2708
+    """
+
+    def __init__(self, smoothing: float = 0.0, outlier_weight: float = 0.5,
+                 name: str = "outlier_exposure", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.smoothing = float(smoothing)
+        self.outlier_weight = float(outlier_weight)
+
+    def call(self, y_true, y_pred):
+        ops = keras.ops
+        classes = y_pred.shape[-1]
+        labels = ops.reshape(ops.cast(y_true, "int32"), (-1,))
+        inside = ops.cast(labels >= 0, y_pred.dtype)
+        target = ops.one_hot(ops.maximum(labels, 0), classes, dtype=y_pred.dtype)
+        labelled = keras.losses.categorical_crossentropy(target, y_pred, label_smoothing=self.smoothing)
+        epsilon = keras.backend.epsilon()
+        uniform = -ops.mean(ops.log(ops.clip(y_pred, epsilon, 1.0)), axis=-1)
+        count = ops.cast(ops.shape(labels)[0], y_pred.dtype)
+        n_in = ops.maximum(ops.sum(inside), 1.0)
+        n_out = ops.maximum(count - ops.sum(inside), 1.0)
+        # Keras averages the returned values over the batch: scale each part so that the
+        # average is mean_in + weight * mean_out.
+        return count * (inside * labelled / n_in + (1.0 - inside) * self.outlier_weight * uniform / n_out)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "smoothing": self.smoothing, "outlier_weight": self.outlier_weight}

@@ -5,7 +5,8 @@ Nothing in this folder imports TensorFlow, Keras, TensorFlow Datasets, or anythi
 
 - :mod:`tfuq.runtime.masks`: the seeded ``splitmix64-counter`` masks, bit-identical in Kotlin.
 - :mod:`tfuq.runtime.modelfile`: the ``tfuq.json`` carried in a zip appended to the model.
-- :mod:`tfuq.runtime.flatbuffer`: reading the TFLite flatbuffer (tensors, operators, seeds).
+- :mod:`tfuq.runtime.tflite_graph`: the graph inside a .tflite file, read from its flatbuffer (tensors, operators, seeds).
+- :mod:`tfuq.runtime.config`: ``tfuq.json`` typed (``ModelConfig`` and a dataclass per section).
 - :mod:`tfuq.runtime.interpreter`: :func:`load` and :class:`Model`, the one-invoke MC runner.
 - :mod:`tfuq.runtime.aggregate`: mean, spread, entropy, mutual information over the passes.
 - :mod:`tfuq.runtime.abstain`: the decision rules and SGR calibration.

@@ -16,8 +16,13 @@ A rule is the plain dict a model file carries as ``decision`` in ``tfuq.json``:
   ``max_probability`` (accept when the score is ``>= t``), ``predictive_entropy``,
   ``mutual_information`` or ``variation_ratio`` (accept when the score is ``<= t``).
   See :mod:`tfuq.runtime.aggregate` for the scores.
+- ``{"rule": "ood", "score": S, "threshold": t}``: the out-of-distribution guard. ``S`` names
+  a score the model returns beside its probabilities (``scores`` in ``tfuq.json``, e.g.
+  ``energy``: larger = more like the training data); accept when the image's score is
+  ``>= t``. :func:`ood_guard` calibrates ``t`` on held-out in-distribution images so that the
+  guard alone refuses at most ``alpha`` of such images with probability at least ``1 - delta``.
 - ``{"rule": "all", "rules": [part, ...]}``: accept only when every part accepts (a logical
-  AND); each part is an ``interval`` or a ``threshold`` rule, 1 to 8 of them, no nesting. The
+  AND); each part is an ``interval``, ``threshold`` or ``ood`` rule, 1 to 8 of them, no nesting. The
   first part that refuses is the reason for abstaining (:attr:`Decision.failed_part`). It
   exists for the interval rule's blind spot: when every class is improbable (a blank image,
   noise, a photo of nothing the model knows, on a model with many classes) every interval is
@@ -62,8 +67,8 @@ import numpy as np
 
 from tfuq.runtime.aggregate import SCORES, Aggregate, aggregate
 
-RULES = ("interval", "threshold", "all")
-PART_RULES = ("interval", "threshold")  # what an "all" rule may hold
+RULES = ("interval", "threshold", "ood", "all")
+PART_RULES = ("interval", "threshold", "ood")  # what an "all" rule may hold
 MAX_PARTS = 8
 # Which way each score points: True when a larger value means a more confident prediction.
 HIGHER_IS_CONFIDENT = {
@@ -158,12 +163,24 @@ def check_rule(rule: Mapping) -> dict:
             raise RuleError(f"conf_factor must be non-negative, got {conf_factor:g}")
         checked["conf_factor"] = conf_factor
         return checked
+    if kind == "ood":
+        score = rule.get("score")
+        if not isinstance(score, str) or not 1 <= len(score) <= 64 or not score.isidentifier():
+            raise RuleError(f"ood rule score must be the name of a model score, got {score!r:.60}")
+        checked["threshold"] = _number(rule, "threshold")
+        return checked
     if rule.get("score") not in SCORES:
         raise RuleError(
             f"threshold rule score must be one of {', '.join(SCORES)}, got {rule.get('score')!r}"
         )
     checked["threshold"] = _number(rule, "threshold")
     return checked
+
+
+def rule_scores(rule: Mapping) -> list[str]:
+    """The model scores (outputs beside the probabilities) a checked rule reads."""
+    parts = rule["rules"] if rule["rule"] == "all" else [rule]
+    return [part["score"] for part in parts if part["rule"] == "ood"]
 
 
 def describe_rule(rule: Mapping) -> str:
@@ -173,6 +190,8 @@ def describe_rule(rule: Mapping) -> str:
         return " and ".join(describe_rule(part) for part in rule["rules"])
     if rule["rule"] == "interval":
         return f"interval (Z = {rule['conf_factor']:g})"
+    if rule["rule"] == "ood":
+        return f"ood guard: {rule['score']} >= {rule['threshold']:.6g}"
     sign = ">=" if HIGHER_IS_CONFIDENT[rule["score"]] else "<="
     return f"{rule['score']} {sign} {rule['threshold']:.6g}"
 
@@ -225,19 +244,35 @@ def rule_conf_factor(rule: Mapping) -> float:
     return rule.get("conf_factor", 1.0)
 
 
-def _accept_leaf(summary: Aggregate, rule: Mapping) -> np.ndarray:
+def accept_ood(scores: Mapping[str, np.ndarray] | None, score: str, threshold: float) -> np.ndarray:
+    """OOD guard: ``scores[score] >= threshold`` (a NaN score refuses)."""
+    if scores is None or score not in scores:
+        raise RuleError(f"the rule's OOD guard needs the model score {score!r}; pass scores={{{score!r}: ...}}")
+    return np.asarray(scores[score], dtype=np.float64) >= threshold
+
+
+def _accept_leaf(summary: Aggregate, rule: Mapping, scores: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
     if rule["rule"] == "interval":
         return accept_interval(summary, rule["conf_factor"])
+    if rule["rule"] == "ood":
+        accepted = accept_ood(scores, rule["score"], rule["threshold"])
+        if accepted.shape != np.shape(summary.predicted):
+            raise RuleError(f"score {rule['score']!r} has shape {accepted.shape}, the batch is {np.shape(summary.predicted)}")
+        return accepted
     return accept_threshold(summary, rule["score"], rule["threshold"])
 
 
-def decide(source: np.ndarray | Aggregate, rule: Mapping) -> Decision:
+def decide(source: np.ndarray | Aggregate, rule: Mapping,
+           scores: Mapping[str, np.ndarray] | None = None) -> Decision:
     """Apply a decision rule to MC passes or to their :class:`~tfuq.runtime.aggregate.Aggregate`.
 
     Args:
         source: MC probabilities ``(passes, batch, classes)`` (or ``(passes, classes)`` for
             one image), or the result of :func:`tfuq.runtime.aggregate.aggregate`.
         rule: a rule dict, see the module docstring.
+        scores: the model's out-of-distribution scores by name, ``(batch,)`` each (0-d for
+            one image), as :meth:`tfuq.runtime.interpreter.Model.run_scored` returns them;
+            needed when the rule has an ``ood`` part.
 
     Returns:
         A :class:`Decision`, with arrays shaped like the batch (0-d for one image).
@@ -255,11 +290,11 @@ def decide(source: np.ndarray | Aggregate, rule: Mapping) -> Decision:
     else:
         summary = aggregate(source, rule_conf_factor(rule))
     if rule["rule"] != "all":
-        accept = np.asarray(_accept_leaf(summary, rule))
+        accept = np.asarray(_accept_leaf(summary, rule, scores))
         return Decision(accept=accept, predicted=summary.predicted, aggregate=summary)
     failed = np.full(np.shape(summary.predicted), -1, dtype=np.int64)
     for index, part in enumerate(rule["rules"]):
-        refused = ~np.asarray(_accept_leaf(summary, part)) & (failed < 0)
+        refused = ~np.asarray(_accept_leaf(summary, part, scores)) & (failed < 0)
         failed = np.where(refused, index, failed)
     return Decision(
         accept=np.asarray(failed < 0), predicted=summary.predicted, aggregate=summary,
@@ -397,6 +432,7 @@ def calibrate(
     confidence: float = 0.9,
     score: str = "max_probability",
     within: Mapping | None = None,
+    scores: Mapping[str, np.ndarray] | None = None,
 ) -> Calibration:
     """Choose a score threshold whose selective risk is guaranteed below ``target_risk``.
 
@@ -470,7 +506,7 @@ def calibrate(
         )
     if within is not None:
         within = check_rule(within)
-        inside = np.asarray(decide(summary, within).accept)
+        inside = np.asarray(decide(summary, within, scores).accept)
         if not inside.any():
             raise InfeasibleError(
                 f"{describe_rule(within)} accepts none of the {total} calibration images"
@@ -551,3 +587,93 @@ def calibrate(
         message=message,
         within=within,
     )
+
+
+# -- the out-of-distribution guard --------------------------------------------------------------
+def binomial_cdf(successes: int, trials: int, rate: float) -> float:
+    """``P(Binomial(trials, rate) <= successes)``, summed in log space (no SciPy).
+
+    >>> round(binomial_cdf(0, 10, 0.1), 6)  # 0.9 ** 10
+    0.348678
+    """
+    if successes < 0:
+        return 0.0
+    if successes >= trials:
+        return 1.0
+    if rate <= 0.0:
+        return 1.0
+    if rate >= 1.0:
+        return 0.0
+    counts = np.arange(successes + 1)
+    terms = np.array([math.lgamma(trials + 1) - math.lgamma(k + 1) - math.lgamma(trials - k + 1)
+                      for k in counts]) + counts * math.log(rate) + (trials - counts) * math.log1p(-rate)
+    top = terms.max()
+    return float(min(1.0, math.exp(top) * np.exp(terms - top).sum()))
+
+
+@dataclass(frozen=True)
+class OodGuard:
+    """The outcome of :func:`ood_guard`: ``rule`` (the ``ood`` part, with its ``calibration``)
+    and the numbers behind it."""
+
+    rule: dict
+    rank: int  # the threshold is the rank-th smallest calibration score
+    refused_on_calibration: float  # share of the calibration images the guard refuses
+
+
+def ood_guard(id_scores: np.ndarray, score: str, alpha: float = 0.05, delta: float = 0.1) -> OodGuard:
+    """Calibrate an OOD guard on held-out in-distribution images.
+
+    The guard refuses an image whose ``score`` (larger = more like the training data) is below
+    a threshold ``t``. ``t`` is the ``k``-th smallest of the ``n`` calibration scores, with
+    ``k`` the largest rank such that ``P(Binomial(n, alpha) <= k - 1) <= delta``. For images
+    exchangeable with the calibration images, the share ``F(t)`` of in-distribution images
+    below ``t`` is then above ``alpha`` with probability at most ``delta`` (the ``k``-th order
+    statistic of ``n`` uniforms is Beta(k, n - k + 1), and ``P(Beta(k, n - k + 1) > alpha) =
+    P(Binomial(n, alpha) <= k - 1)``): the guard alone refuses at most ``alpha`` of the
+    in-distribution images with probability at least ``1 - delta``, as SGR's bound is stated
+    (Geifman and El-Yaniv, 2017). It needs ``n >= log(delta) / log(1 - alpha)`` images (45 for
+    5% and 10%); unlabelled images do.
+
+    Args:
+        id_scores: ``(n,)`` scores of held-out in-distribution images (never trained on).
+        score: the name of the model score, as in ``tfuq.json``'s ``scores``.
+        alpha: the largest share of in-distribution images the guard may refuse.
+        delta: the probability, over the draw of the calibration images, that it refuses more.
+
+    Raises:
+        InfeasibleError: too few images for ``alpha`` and ``delta``.
+
+    >>> guard = ood_guard(np.arange(100.0), "energy", alpha=0.05, delta=0.1)
+    >>> guard.rank, guard.rule["threshold"]  # P(Bin(100, .05) <= 1) = 0.037, <= 2: 0.118
+    (2, 1.0)
+    """
+    values = np.asarray(id_scores, dtype=np.float64).reshape(-1)
+    if len(values) == 0 or not np.all(np.isfinite(values)):
+        raise ValueError(f"need finite calibration scores, got {len(values)} values "
+                         f"({int(np.sum(~np.isfinite(values)))} not finite)")
+    alpha = _check_fraction(alpha, "alpha")
+    delta = _check_fraction(delta, "delta")
+    n = len(values)
+    rank = 0
+    while rank < n and binomial_cdf(rank, n, alpha) <= delta:  # rank + 1 is admissible
+        rank += 1
+    if rank == 0:
+        need = math.ceil(math.log(delta) / math.log1p(-alpha))
+        raise InfeasibleError(f"an OOD guard refusing at most {alpha:g} with confidence {1 - delta:g} "
+                              f"needs at least {need} calibration images, got {n}")
+    threshold = float(np.sort(values)[rank - 1])
+    refused = float(np.mean(values < threshold))
+    rule = check_rule({"rule": "ood", "score": score, "threshold": threshold, "calibration": {
+        "method": "order statistic, one-sided binomial bound", "alpha": alpha, "delta": delta,
+        "n": n, "rank": rank, "refused_on_calibration": refused}})
+    return OodGuard(rule=rule, rank=rank, refused_on_calibration=refused)
+
+
+def with_ood_guard(rule: Mapping, guard: Mapping) -> dict:
+    """``rule`` with the ``ood`` part ``guard`` added (replacing an earlier guard on the same
+    score) as the first part of an ``all`` rule, so a refusal by it names it."""
+    rule = check_rule(rule)
+    parts = rule["rules"] if rule["rule"] == "all" else [rule]
+    kept = [part for part in parts if not (part["rule"] == "ood" and part["score"] == guard["score"])]
+    return all_rule(dict(guard), *kept)

@@ -20,6 +20,7 @@ import numpy as np
 
 from tfuq.runtime import masks as _masks
 from tfuq.runtime import modelfile
+from tfuq.runtime.config import quote
 
 BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
 _INTERPRETER_MODULES = {
@@ -70,7 +71,8 @@ class Model:
         backend: ``auto``, ``ai_edge_litert``, ``tflite_runtime`` or ``tensorflow``.
 
     Attributes:
-        config: the configuration the file carries (labels, passes, masks, decision rule).
+        config: the configuration the file carries (labels, passes, masks, decision rule), a
+            :class:`tfuq.runtime.config.ModelConfig`.
         passes: number of MC passes T one ``run`` returns.
         input_shape: ``(height, width, 3)`` of the uint8 RGB images ``run`` takes.
     """
@@ -88,12 +90,12 @@ class Model:
             raise ValueError(f"threads must be at least 1, got {threads}")
         self.threads = threads
         self.backend, self._interpreter_class = interpreter_class(backend)
-        self.mode = self.config.get("mode", "masked")
-        self.passes = int(self.config["passes"])
-        spec = self.config["input"]
-        self.input_shape = (int(spec["height"]), int(spec["width"]), int(spec["channels"]))
-        self.labels = list(self.config.get("labels") or [])
-        self.mask_specs = list(self.config.get("mc_dropout", []))
+        self.mode = self.config.mode
+        self.passes = self.config.passes
+        spec = self.config.input
+        self.input_shape = (spec.height, spec.width, spec.channels)
+        self.labels = list(self.config.labels or [])
+        self.mask_specs = self.config.mc_dropout
         self._seeded_for: int | None = None
         try:
             self._runner = self._make_runner(self.flatbuffer)
@@ -116,7 +118,7 @@ class Model:
     def _validate(self) -> None:
         inputs = self._runner.get_input_details()
         outputs = self._runner.get_output_details()
-        image_name = self.config["input"]["name"]
+        image_name = self.config.input.name
         if image_name not in inputs:
             raise modelfile.ModelFileError(f"{self.path}: no input named {image_name!r}")
         shape = tuple(int(d) for d in inputs[image_name]["shape"])
@@ -126,25 +128,35 @@ class Model:
             )
         expected_inputs = {image_name}
         for spec in self.mask_specs if self.mode == "masked" else []:
-            expected_inputs.add(spec["input"])
-            got = tuple(int(d) for d in inputs.get(spec["input"], {}).get("shape", ()))
-            if got != tuple(spec["shape"]):
+            expected_inputs.add(spec.input)
+            got = tuple(int(d) for d in inputs.get(spec.input, {}).get("shape", ()))
+            if got != spec.shape:
                 raise modelfile.ModelFileError(
-                    f"{self.path}: mask input {spec['input']!r} is {got}, configuration says "
-                    f"{tuple(spec['shape'])}"
+                    f"{self.path}: mask input {spec.input!r} is {quote(got)}, configuration says "
+                    f"{quote(spec.shape)}"
                 )
         if set(inputs) != expected_inputs:
             raise modelfile.ModelFileError(
                 f"{self.path}: inputs {sorted(inputs)} do not match the configuration "
                 f"{sorted(expected_inputs)}"
             )
-        self._output_name = self.config["output"]["name"]
+        self._output_name = self.config.output.name
         if self._output_name not in outputs:
             raise modelfile.ModelFileError(f"{self.path}: no output named {self._output_name!r}")
         self._input_details = inputs
         self._output_detail = outputs[self._output_name]
+        # Out-of-distribution scores the graph returns beside the probabilities, (1, 1) each.
+        self.score_names = self.config.score_names
+        self._score_outputs = {}
+        for score in self.config.scores or ():
+            detail = outputs.get(score.output)
+            if detail is None or tuple(int(d) for d in detail["shape"]) != (1, 1):
+                raise modelfile.ModelFileError(
+                    f"{self.path}: score {score.name!r} needs a (1, 1) output named {score.output!r}")
+            self._score_outputs[score.name] = (score.output, detail)
+        self._last_scores: dict[str, float] = {}
         self.classes = int(self._output_detail["shape"][-1])
-        if self.labels and len(self.labels) != self.classes:
+        if self.config.labels is not None and len(self.config.labels) != self.classes:
             raise modelfile.ModelFileError(
                 f"{self.path}: {len(self.labels)} labels for {self.classes} classes"
             )
@@ -166,16 +178,16 @@ class Model:
 
     def masks(self, seed: int) -> dict[str, np.ndarray]:
         """The 0/1 masks (uint8) that run seed ``seed`` feeds, by input name."""
-        layers = [(spec["shape"][1:], spec["rate"]) for spec in self.mask_specs]
+        layers = [(spec.feature_shape, spec.rate) for spec in self.mask_specs]
         generated = _masks.masks_for(seed, self.passes, layers)
-        return {spec["input"]: mask for spec, mask in zip(self.mask_specs, generated, strict=True)}
+        return {spec.input: mask for spec, mask in zip(self.mask_specs, generated, strict=True)}
 
     # -- running -------------------------------------------------------------------------
     def run_with_masks(self, image: np.ndarray, masks: dict[str, np.ndarray]) -> np.ndarray:
         """One invoke of the masked model: one image ``(H, W, 3)`` to ``(passes, classes)``."""
         if self.mode == "in-graph":
             raise ValueError("run_with_masks needs a masked (or deterministic) model")
-        image_name = self.config["input"]["name"]
+        image_name = self.config.input.name
         feeds = {image_name: _quantize(image[None], self._input_details[image_name])}
         for name, mask in masks.items():
             feeds[name] = _quantize(np.asarray(mask), self._input_details[name])
@@ -184,21 +196,24 @@ class Model:
 
     def _invoke(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         try:
-            return self._runner(**feeds)[self._output_name]
+            results = self._runner(**feeds)
         except RuntimeError as error:  # a model file whose graph the interpreter cannot run
             raise modelfile.ModelFileError(f"{self.path}: the interpreter failed: {error}") from error
+        self._last_scores = {name: float(_dequantize(results[output], detail).reshape(()))
+                             for name, (output, detail) in self._score_outputs.items()}
+        return results[self._output_name]
 
     def _seed_in_graph(self, seed: int) -> None:
-        from tfuq.runtime import flatbuffer
+        from tfuq.runtime import tflite_graph
 
         if self._seeded_for == seed:
             return
         pass_seed = int(_masks.pass_seeds(seed, 1)[0])
-        count = len(flatbuffer.random_seed_offsets(self.flatbuffer))
+        count = len(tflite_graph.random_seed_offsets(self.flatbuffer))
         # RandomOptions holds signed int64s; the generator's uint64 is reinterpreted.
         signed = pass_seed - 2**64 if pass_seed >= 2**63 else pass_seed
         seeds = [(signed, layer + 1) for layer in range(count)]
-        self._runner = self._make_runner(flatbuffer.with_random_seeds(self.flatbuffer, seeds))
+        self._runner = self._make_runner(tflite_graph.with_random_seeds(self.flatbuffer, seeds))
         self._seeded_for = seed
 
     def run(self, images: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -227,11 +242,33 @@ class Model:
             self._seeded_for = None  # a fresh random stream per image, from the same seed
             self._seed_in_graph(seed)
             for p in range(self.passes):
-                image_name = self.config["input"]["name"]
+                image_name = self.config.input.name
                 pixels = _quantize(image[None], self._input_details[image_name])
                 result = self._invoke({image_name: pixels})
                 out[p, index] = _dequantize(result, self._output_detail)[0]
         return out
+
+    @property
+    def last_scores(self) -> dict[str, float]:
+        """The out-of-distribution scores of the last invoke, by name (empty when the model
+        carries none)."""
+        return dict(self._last_scores)
+
+    def run_scored(self, images: np.ndarray, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """:meth:`run`, and the out-of-distribution scores the model carries (``score_names``,
+        larger = more like the training data) from the same invokes.
+
+        Returns:
+            float32 probabilities ``(passes, batch, classes)`` and ``{name: (batch,) float32}``.
+        """
+        images = self.check_images(images)
+        probabilities = np.empty((self.passes, len(images), self.classes), dtype=np.float32)
+        scores = {name: np.empty(len(images), dtype=np.float32) for name in self.score_names}
+        for index, image in enumerate(images):
+            probabilities[:, index] = self.run(image, seed)[:, 0]
+            for name in self.score_names:
+                scores[name][index] = self._last_scores[name]
+        return probabilities, scores
 
     def run_each(self, images: np.ndarray, seeds) -> np.ndarray:
         """MC passes with a run seed of its own for each image (per-image seeding).

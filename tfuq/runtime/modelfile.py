@@ -1,4 +1,4 @@
-"""The configuration a tfuq model file carries, and safe writing of files.
+"""The tfuq model file: a TFLite flatbuffer carrying its configuration, and safe writing of files.
 
 A tfuq ``.tflite`` is an ordinary TFLite flatbuffer followed by a zip archive that holds
 ``tfuq.json``. This is the convention of TFLite metadata's associated files: interpreters
@@ -6,24 +6,23 @@ read the flatbuffer and ignore the trailing bytes, while any zip reader (Python'
 ``zipfile``, ``java.util.zip.ZipFile`` on Android) finds the archive from the end of the
 file. Entry offsets in the archive are absolute from the start of the file, so readers that
 do not tolerate a prefix work too. Reading needs neither TensorFlow nor a flatbuffer parser.
+The schema of ``tfuq.json`` is :mod:`tfuq.runtime.config`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import json
-import math
 import os
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from tfuq.runtime.config import FORMAT, FORMAT_VERSION, ConfigError, ModelConfig
+
 CONFIG_NAME = "tfuq.json"
-FORMAT = "tfuq-model"
-FORMAT_VERSION = 1
 _TFLITE_IDENTIFIER = b"TFL3"
 
 
@@ -62,37 +61,58 @@ def check_flatbuffer(data: bytes, name: str = "model") -> None:
         raise ModelFileError(f"{name} is not a TFLite flatbuffer (no TFL3 identifier)")
 
 
-def pack(flatbuffer: bytes, config: dict) -> bytes:
-    """Return ``flatbuffer`` with ``config`` appended as ``tfuq.json`` in a zip archive."""
+def _typed(config: ModelConfig | Mapping, name: str = "model") -> ModelConfig:
+    """``config`` as a checked :class:`ModelConfig`; a mapping is the JSON without the format
+    keys (``pack`` adds them)."""
+    try:
+        if isinstance(config, ModelConfig):
+            return config.checked()  # built or changed in code: the checks a file gets
+        return ModelConfig.from_dict({"format": FORMAT, "format_version": FORMAT_VERSION, **config})
+    except ConfigError as error:
+        raise ModelFileError(f"{name}: {CONFIG_NAME}: {error}") from None
+
+
+def pack(flatbuffer: bytes, config: ModelConfig | Mapping) -> bytes:
+    """Return ``flatbuffer`` with ``config`` appended as ``tfuq.json`` in a zip archive.
+
+    ``config`` is a :class:`~tfuq.runtime.config.ModelConfig`, or its JSON form as a mapping
+    without the ``format`` keys (checked the same way).
+    """
     check_flatbuffer(flatbuffer)
-    config = check_config({"format": FORMAT, "format_version": FORMAT_VERSION, **config})
+    config = _typed(config)
     buffer = io.BytesIO()
     buffer.write(flatbuffer)
     # Appending to a non-zip stream makes zipfile record offsets from the start of the
     # whole file, which every zip reader accepts.
     with zipfile.ZipFile(buffer, mode="a", compression=zipfile.ZIP_STORED) as archive:
-        archive.writestr(CONFIG_NAME, json.dumps(config, indent=1, sort_keys=True))
+        archive.writestr(CONFIG_NAME, config.to_json())
     return buffer.getvalue()
 
 
-def split(data: bytes, name: str = "model") -> tuple[bytes, dict]:
+def split(data: bytes, name: str = "model") -> tuple[bytes, ModelConfig]:
     """Split a tfuq model file into its flatbuffer and its configuration."""
     check_flatbuffer(data, name)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             entry = archive.getinfo(CONFIG_NAME)
-            config = json.loads(archive.read(CONFIG_NAME))
+            # Two entries of one name: zipfile would read the last, another reader the first.
+            if sum(info.filename == CONFIG_NAME for info in archive.infolist()) > 1:
+                raise ModelFileError(f"{name}: its archive holds {CONFIG_NAME} more than once")
+            text = archive.read(CONFIG_NAME)
     except (zipfile.BadZipFile, KeyError) as error:
         raise ModelFileError(
             f"{name} carries no tfuq configuration (truncated, or not made by `tfuq convert`)"
         ) from error
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ModelFileError(f"{name}: tfuq configuration is not valid JSON") from error
+    except ModelFileError:
+        raise
     except (zipfile.LargeZipFile, NotImplementedError, RuntimeError, ValueError, OSError,
-            EOFError, RecursionError) as error:
-        # Encrypted or exotic entries, a compression method zipfile lacks, deep JSON nesting.
+            EOFError) as error:
+        # Encrypted or exotic entries, a compression method zipfile lacks.
         raise ModelFileError(f"{name}: cannot read its tfuq configuration: {error}") from error
-    check_config(config, name)
+    try:
+        config = ModelConfig.from_json(text)
+    except ConfigError as error:
+        raise ModelFileError(f"{name}: {CONFIG_NAME}: {error}") from None
     # The flatbuffer ends where the zip archive starts: the first local header.
     if not 8 <= entry.header_offset <= len(data):
         raise ModelFileError(f"{name}: the configuration archive points outside the file")
@@ -100,148 +120,7 @@ def split(data: bytes, name: str = "model") -> tuple[bytes, dict]:
     return flatbuffer, config
 
 
-# -- the schema of tfuq.json -----------------------------------------------------------------
-MODES = ("masked", "in-graph", "deterministic")
-_MAX_SIDE = 16384  # pixels; larger inputs are not images a phone or a Pi runs
-_MAX_PASSES = 10000
-_MAX_MASK_VALUES = 1 << 26  # uint8 mask values per invoke (64 MiB): beyond, a hostile file
-
-
-def _fail(name: str, message: str):
-    raise ModelFileError(f"{name}: {CONFIG_NAME}: {message}")
-
-
-def _field(parent: dict, key: str, kind, where: str, name: str, required: bool = True):
-    if key not in parent:
-        if required:
-            _fail(name, f"{where}{key} is missing")
-        return None
-    value = parent[key]
-    if kind is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif kind is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    else:
-        ok = isinstance(value, kind)
-    if not ok:
-        _fail(name, f"{where}{key} must be {_KIND_NAMES.get(kind, kind)}, got {value!r:.60}")
-    return value
-
-
-_KIND_NAMES = {int: "an integer", float: "a finite number", str: "a string", dict: "an object",
-               list: "a list"}
-
-
-def _name_field(parent: dict, key: str, where: str, name: str) -> str:
-    value = _field(parent, key, str, where, name)
-    if not value or len(value) > 256:
-        _fail(name, f"{where}{key} must be a name of 1 to 256 characters, got {value!r:.60}")
-    return value
-
-
-def check_config(config: Any, name: str = "model") -> dict:
-    """Check every field of a ``tfuq.json`` a runtime reads: type, range, consistency.
-
-    Unknown fields are kept and not checked (a newer writer may add some). Raises
-    :class:`ModelFileError` naming the first field that is wrong.
-    """
-    from tfuq.runtime import abstain, masks
-
-    if not isinstance(config, dict):
-        _fail(name, f"must hold a JSON object, got {type(config).__name__}")
-    if config.get("format") != FORMAT:
-        raise ModelFileError(f"{name}: {CONFIG_NAME} is not a tfuq model configuration")
-    version = _field(config, "format_version", int, "", name)
-    if version > FORMAT_VERSION:
-        raise ModelFileError(
-            f"{name}: configuration version {version} is newer than this tfuq understands "
-            f"({FORMAT_VERSION}); upgrade tfuq"
-        )
-    if version < 1:
-        _fail(name, f"format_version must be at least 1, got {version}")
-    mode = _field(config, "mode", str, "", name)
-    if mode not in MODES:
-        _fail(name, f"mode must be one of {', '.join(MODES)}, got {mode!r:.60}")
-    passes = _field(config, "passes", int, "", name)
-    if not 1 <= passes <= _MAX_PASSES:
-        _fail(name, f"passes must be in [1, {_MAX_PASSES}], got {passes}")
-
-    image = _field(config, "input", dict, "", name)
-    image_name = _name_field(image, "name", "input.", name)
-    for key in ("height", "width"):
-        side = _field(image, key, int, "input.", name)
-        if not 1 <= side <= _MAX_SIDE:
-            _fail(name, f"input.{key} must be in [1, {_MAX_SIDE}], got {side}")
-    if _field(image, "channels", int, "input.", name) != 3:
-        _fail(name, f"input.channels must be 3 (RGB), got {image['channels']}")
-    for key, expected in (("dtype", "uint8"), ("pixel_format", "RGB")):
-        if key in image and image[key] != expected:
-            _fail(name, f"input.{key} must be {expected!r}, got {image[key]!r:.60}")
-    output = _field(config, "output", dict, "", name)
-    output_name = _name_field(output, "name", "output.", name)
-
-    labels = _field(config, "labels", list, "", name, required=False)
-    if labels is not None:
-        if not all(isinstance(label, str) for label in labels):
-            _fail(name, "labels must be strings")
-        if len(set(labels)) != len(labels):
-            _fail(name, "labels must be distinct")
-
-    layers = _field(config, "mc_dropout", list, "", name)
-    seen = {image_name, output_name}
-    values = 0
-    for index, layer in enumerate(layers):
-        where = f"mc_dropout[{index}]."
-        if not isinstance(layer, dict):
-            _fail(name, f"mc_dropout[{index}] must be an object")
-        rate = _field(layer, "rate", float, where, name)
-        if not 0.0 < rate < 1.0:
-            _fail(name, f"{where}rate must be in (0, 1), got {rate}")
-        _name_field(layer, "layer", where, name)
-        if mode != "masked":
-            continue
-        mask_name = _name_field(layer, "input", where, name)
-        if mask_name in seen:
-            _fail(name, f"{where}input {mask_name!r} names another input or the output")
-        seen.add(mask_name)
-        shape = _field(layer, "shape", list, where, name)
-        if len(shape) < 2 or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape):
-            _fail(name, f"{where}shape must be (passes, features...) of positive integers, got {shape!r:.60}")
-        if shape[0] != passes:
-            _fail(name, f"{where}shape starts with {shape[0]}, but passes is {passes}")
-        values += math.prod(shape)
-        if values > _MAX_MASK_VALUES:
-            _fail(name, f"masks of more than {_MAX_MASK_VALUES} values per invoke")
-
-    scheme = _field(config, "seed_scheme", dict, "", name)
-    scheme_name = _field(scheme, "name", str, "seed_scheme.", name)
-    scheme_version = _field(scheme, "version", int, "seed_scheme.", name)
-    if (scheme_name, scheme_version) != (masks.SCHEME, masks.SCHEME_VERSION):
-        _fail(name, f"seed scheme {scheme_name!r:.60} v{scheme_version} is not the one this tfuq "
-              f"draws masks with ({masks.SCHEME} v{masks.SCHEME_VERSION})")
-    if "keep_bits" in scheme and _field(scheme, "keep_bits", int, "seed_scheme.", name) != masks.KEEP_BITS:
-        _fail(name, f"seed_scheme.keep_bits must be {masks.KEEP_BITS}, got {scheme['keep_bits']}")
-
-    if "decision" in config:
-        try:
-            rule = abstain.check_rule(config["decision"])
-        except abstain.RuleError as error:
-            _fail(name, f"decision: {error}")
-        calibration = _field(rule, "calibration", dict, "decision.", name, required=False)
-        for key in ("target_risk", "confidence", "risk_bound", "coverage", "selective_risk"):
-            if calibration is not None and key in calibration and calibration[key] is not None:
-                value = _field(calibration, key, float, "decision.calibration.", name)
-                if not 0.0 <= value <= 1.0:
-                    _fail(name, f"decision.calibration.{key} must be in [0, 1], got {value}")
-        for key in ("accepted", "errors", "n"):
-            if calibration is not None and key in calibration:
-                if _field(calibration, key, int, "decision.calibration.", name) < 0:
-                    _fail(name, f"decision.calibration.{key} must be at least 0")
-    _field(config, "source", dict, "", name, required=False)
-    return config
-
-
-def read(path: str | os.PathLike) -> tuple[bytes, dict]:
+def read(path: str | os.PathLike) -> tuple[bytes, ModelConfig]:
     """Read a tfuq model file; return ``(flatbuffer, config)``."""
     path = Path(path)
     try:
@@ -251,23 +130,26 @@ def read(path: str | os.PathLike) -> tuple[bytes, dict]:
     return split(data, str(path))
 
 
-def read_config(path: str | os.PathLike) -> dict:
-    """The configuration a tfuq model file carries."""
+def read_config(path: str | os.PathLike) -> ModelConfig:
+    """The configuration a tfuq model file carries, typed (:class:`~tfuq.runtime.config.ModelConfig`)."""
     return read(path)[1]
 
 
-def write(path: str | os.PathLike, flatbuffer: bytes, config: dict) -> None:
+def write(path: str | os.PathLike, flatbuffer: bytes, config: ModelConfig | Mapping) -> None:
     """Write a tfuq model file atomically."""
     data = pack(flatbuffer, config)
     with atomic_output(path) as out:
         out.write(data)
 
 
-def update_config(path: str | os.PathLike, changes: dict) -> dict:
-    """Merge ``changes`` into the carried configuration and rewrite the file atomically."""
+def update_config(path: str | os.PathLike, changes: Mapping) -> ModelConfig:
+    """Replace top-level keys of the carried configuration by ``changes`` (their JSON form,
+    e.g. ``{"decision": rule}``) and rewrite the file atomically."""
     flatbuffer, config = read(path)
-    config = {**config, **changes}
-    config.pop("format", None)
-    config.pop("format_version", None)
+    merged = {**config.to_dict(), **changes}
+    try:
+        config = ModelConfig.from_dict(merged)
+    except ConfigError as error:
+        raise ModelFileError(f"{path}: {CONFIG_NAME}: {error}") from None
     write(path, flatbuffer, config)
     return read_config(path)

@@ -80,25 +80,24 @@ RULE = CENTER_CROP
 _KNOWN = {(CENTER_CROP.name, CENTER_CROP.version): CENTER_CROP}
 
 
-def rule_of(config: dict) -> PhotoRule:
-    """The photo rule a model configuration (``tfuq.json``) names.
+def rule_of(config) -> PhotoRule:
+    """The photo rule a model configuration (a :class:`tfuq.runtime.config.ModelConfig`)
+    names in ``input.photo_rule``; its form was checked when the configuration was read.
 
     No ``input.photo_rule`` gives :data:`STRETCH`; a rule this tfuq does not know raises.
 
     Raises:
-        PhotoError: ``photo_rule`` is malformed or names an unknown rule or version.
+        PhotoError: ``photo_rule`` names an unknown rule or version.
     """
-    spec = (config.get("input") or {}).get("photo_rule") if isinstance(config, dict) else None
+    from tfuq.runtime.config import quote
+
+    spec = config.input.photo_rule
     if spec is None:
         return STRETCH
-    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or (
-        isinstance(spec.get("version"), bool) or not isinstance(spec.get("version"), int)
-    ):
-        raise PhotoError(f"input.photo_rule must be {{'name': str, 'version': int}}, got {spec!r}")
-    rule = _KNOWN.get((spec["name"], spec["version"]))
+    rule = _KNOWN.get((spec.name, spec.version))
     if rule is None:
         known = ", ".join(str(r) for r in _KNOWN.values())
-        raise PhotoError(f"unknown photo rule {spec['name']} v{spec['version']}; this tfuq "
+        raise PhotoError(f"unknown photo rule {quote(spec.name)} v{spec.version}; this tfuq "
                          f"knows {known} (upgrade tfuq)")
     return rule
 

@@ -42,6 +42,7 @@ from tfuq.training.train import (
     TrainError,
     TrainResult,
     check_fit_settings,
+    check_outliers,
     compile_for_fit,
     early_stopping,
     fit_history,
@@ -208,8 +209,14 @@ def _features(trunk, images: np.ndarray, path: Path, batch_size: int, say, what:
     return np.load(path, mmap_mode="r")
 
 
-def _batches(features: list[np.ndarray], labels: np.ndarray, batch_size: int, seed: int):
+def _batches(features: list[np.ndarray], labels: np.ndarray, batch_size: int, seed: int,
+             outliers: list[np.ndarray] | None = None):
+    """Batches of ``batch_size`` labelled images; with ``outliers`` (cached views of "none of
+    these" images), each batch also gets ``batch_size // 2`` of them, labelled -1, drawn in a
+    seeded order that runs through all outliers before repeating one."""
     import keras
+
+    outlier_batch = max(1, batch_size // 2) if outliers else 0
 
     class ViewBatches(keras.utils.PyDataset):
         """Shuffled batches; every epoch picks one cached view per image (seeded by epoch)."""
@@ -223,6 +230,12 @@ def _batches(features: list[np.ndarray], labels: np.ndarray, batch_size: int, se
             rng = np.random.default_rng([seed, self.epoch])
             self.order = rng.permutation(len(labels))
             self.views = rng.integers(len(features), size=len(labels))
+            if outlier_batch:
+                needed = len(self) * outlier_batch
+                count = len(outliers[0])
+                rounds = -(-needed // count)
+                self.outlier_order = np.concatenate([rng.permutation(count) for _ in range(rounds)])[:needed]
+                self.outlier_views = rng.integers(len(outliers), size=needed)
 
         def __len__(self):
             return math.ceil(len(labels) / batch_size)
@@ -233,7 +246,16 @@ def _batches(features: list[np.ndarray], labels: np.ndarray, batch_size: int, se
             for view in np.unique(self.views[chosen]):
                 mine = self.views[chosen] == view
                 x[mine] = features[view][chosen[mine]]
-            return x, labels[chosen]
+            if not outlier_batch:
+                return x, labels[chosen]
+            span = slice(index * outlier_batch, (index + 1) * outlier_batch)
+            picked, views = self.outlier_order[span], self.outlier_views[span]
+            extra = np.empty((len(picked), *features[0].shape[1:]), dtype=np.float32)
+            for view in np.unique(views):
+                mine = views == view
+                extra[mine] = outliers[view][picked[mine]]
+            y = np.concatenate([labels[chosen], np.full(len(picked), -1, labels.dtype)])
+            return np.concatenate([x, extra]), y
 
         def on_epoch_end(self):
             self.epoch += 1
@@ -261,6 +283,8 @@ def train_cached(
     feature_batch_size: int = 64,
     say: Callable[[str], None] | None = None,
     callbacks: list | None = None,
+    outliers: np.ndarray | None = None,
+    outlier_weight: float = 0.5,
 ) -> TrainResult:
     """Like ``tfuq.training.train.train``, but the frozen trunk runs once per (image, view).
 
@@ -272,6 +296,11 @@ def train_cached(
         views: augmented views per training image (random crop + flip), at least 1.
         feature_batch_size: batch size of the trunk's forward passes.
         say: progress lines (default: stderr).
+        outliers: uint8 ``(M, H, W, 3)`` images of none of the classes, at the model's input
+            size, for outlier exposure (``tfuq.modeling.layers.OutlierExposureLoss``): their
+            trunk features are cached in as many augmented views as the training images', and
+            each batch gets ``batch_size // 2`` of them. None: no outlier exposure.
+        outlier_weight: the weight of the outlier term (Hendrycks et al. use 0.5).
         Other arguments as in ``tfuq.training.train.train`` (one device, no strategy).
 
     Returns:
@@ -305,6 +334,8 @@ def train_cached(
             raise TrainError(f"validation fraction must be in [0, 1), got {validation_split}")
         train_images, train_labels, val_images, val_labels = images, labels, None, None
 
+    weight = check_outliers(outliers, outlier_weight, input_size)
+
     split = split_model(model)
     folder = Path(cache) / _fingerprint(split, train_images, seed, val_images)
     folder.mkdir(parents=True, exist_ok=True)
@@ -323,6 +354,16 @@ def train_cached(
         viewed = augment(train_images, np.random.default_rng([seed, view]))
         train_features.append(_features(split.trunk, viewed, folder / f"view_{view}.npy",
                                          feature_batch_size, say, f"view {view + 1}/{views}"))
+    outlier_features = None
+    if outliers is not None:
+        # Keyed by the outlier images themselves, so other outliers never reuse these.
+        outlier_folder = folder / f"outliers_{_fingerprint(split, outliers, seed, None)}"
+        outlier_folder.mkdir(exist_ok=True)
+        outlier_features = []
+        for view in range(views):
+            viewed = augment(outliers, np.random.default_rng([seed, view, 1]))
+            outlier_features.append(_features(split.trunk, viewed, outlier_folder / f"view_{view}.npy",
+                                              feature_batch_size, say, f"outliers, view {view + 1}/{views}"))
     val_features = None
     if val_images is not None:
         val_features = _features(split.trunk, val_images, folder / "validation.npy",
@@ -330,7 +371,7 @@ def train_cached(
     feature_seconds = time.perf_counter() - started
 
     rest = split.rest
-    compile_for_fit(rest, learning_rate, label_smoothing)
+    compile_for_fit(rest, learning_rate, label_smoothing, weight)
     all_callbacks = list(callbacks or [])
     early = None
     validation_data = None
@@ -341,7 +382,7 @@ def train_cached(
             all_callbacks.append(early)
     fit_started = time.perf_counter()
     fitted = rest.fit(
-        _batches(train_features, train_labels, batch_size, seed),
+        _batches(train_features, train_labels, batch_size, seed, outlier_features),
         validation_data=validation_data,
         validation_batch_size=max(batch_size, 256),
         epochs=epochs,
@@ -370,6 +411,7 @@ def train_cached(
             "monitor": monitor,
             "label_smoothing": label_smoothing,
             "seed": seed,
+            **({"outliers": len(outliers), "outlier_weight": outlier_weight} if outliers is not None else {}),
             "cached_features": {
                 "cut": split.cut,
                 "feature_shape": list(split.feature_shape),

@@ -57,24 +57,30 @@ def fit_history(fitted, monitor: str = "val_loss") -> tuple[dict[str, list[float
     return history, epochs_run, best_epoch
 
 
-def fit_loss(label_smoothing: float = 0.0):
-    """The loss of every tfuq fit: sparse cross-entropy, smoothed when asked."""
+def fit_loss(label_smoothing: float = 0.0, outlier_weight: float | None = None):
+    """The loss of every tfuq fit: sparse cross-entropy, smoothed when asked; with
+    ``outlier_weight``, outlier exposure on the images labelled -1 (``OutlierExposureLoss``)."""
     import keras
 
-    from tfuq.modeling.layers import SmoothedCrossentropy
+    from tfuq.modeling.layers import OutlierExposureLoss, SmoothedCrossentropy
 
+    if outlier_weight is not None:
+        return OutlierExposureLoss(label_smoothing, outlier_weight)
     if label_smoothing == 0:
         return keras.losses.SparseCategoricalCrossentropy()
     return SmoothedCrossentropy(label_smoothing)
 
 
-def compile_for_fit(model, learning_rate: float, label_smoothing: float = 0.0) -> None:
-    """Compile ``model`` as every tfuq fit does: Adam, (smoothed) cross-entropy, accuracy."""
+def compile_for_fit(model, learning_rate: float, label_smoothing: float = 0.0,
+                    outlier_weight: float | None = None) -> None:
+    """Compile ``model`` as every tfuq fit does: Adam, (smoothed) cross-entropy, accuracy
+    (with outliers in a batch, labelled -1, the training accuracy counts them as wrong; the
+    validation accuracy has none)."""
     import keras
 
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
-        loss=fit_loss(label_smoothing),
+        loss=fit_loss(label_smoothing, outlier_weight),
         metrics=["accuracy"],
     )
 
@@ -87,6 +93,20 @@ def early_stopping(monitor: str, patience: int):
         monitor=monitor, mode="max" if monitor == "val_accuracy" else "min",
         patience=patience, restore_best_weights=True,
     )
+
+
+def check_outliers(outliers, outlier_weight, input_size) -> float | None:
+    """The outlier-exposure weight to compile with (None without outliers), after checking the
+    outlier images (uint8, at the model's ``input_size``) and the weight (in (0, 100])."""
+    if outliers is None:
+        return None
+    outliers = check_images(outliers, "outlier images")
+    if tuple(outliers.shape[1:3]) != tuple(input_size):
+        raise TrainError(f"outlier images are {outliers.shape[1]}x{outliers.shape[2]}, "
+                         f"the model takes {input_size[0]}x{input_size[1]}")
+    if isinstance(outlier_weight, bool) or not isinstance(outlier_weight, (int, float)) or not 0 < outlier_weight <= 100:
+        raise TrainError(f"outlier weight must be in (0, 100], got {outlier_weight!r}")
+    return float(outlier_weight)
 
 
 def check_fit_settings(epochs, batch_size, learning_rate, patience, monitor="val_loss", label_smoothing=0.0) -> None:
@@ -329,6 +349,8 @@ def train(
     seed: int = 0,
     progress: bool = True,
     callbacks: list | None = None,
+    outliers: np.ndarray | None = None,
+    outlier_weight: float = 0.5,
 ) -> TrainResult:
     """Fit ``model`` on uint8 images with integer labels.
 
@@ -354,6 +376,9 @@ def train(
         progress: a progress bar per epoch on stderr when it is a terminal; with or without
             it, one summary line per epoch (on the chief worker only).
         callbacks: extra Keras callbacks.
+        outliers: uint8 ``(M, H, W, 3)`` images of none of the classes, at the model's input
+            size: outlier exposure (``tfuq.modeling.layers.OutlierExposureLoss``) with
+            ``outlier_weight``; they are shuffled in with the training images, labelled -1.
 
     Returns:
         A :class:`TrainResult` whose ``model`` is the trained model (the rebuilt copy when a
@@ -399,9 +424,14 @@ def train(
         train_images, train_labels = images, labels
         val_images = val_labels = None
 
+    weight = check_outliers(outliers, outlier_weight, input_size)
+    if outliers is not None:
+        train_images = np.concatenate([train_images, outliers])
+        train_labels = np.concatenate([train_labels.astype(np.int64), np.full(len(outliers), -1, np.int64)])
+
     chief = is_chief(strategy)
     with strategy.scope():
-        compile_for_fit(model, learning_rate, label_smoothing)
+        compile_for_fit(model, learning_rate, label_smoothing, weight)
     train_data = _dataset(train_images, train_labels, batch_size, shuffle_seed=seed)
     val_data = None if val_images is None else _dataset(val_images, val_labels, batch_size, None)
     all_callbacks = list(callbacks or [])
@@ -446,6 +476,7 @@ def train(
             "monitor": monitor,
             "label_smoothing": label_smoothing,
             "seed": seed,
+            **({"outliers": len(outliers), "outlier_weight": outlier_weight} if outliers is not None else {}),
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
         },

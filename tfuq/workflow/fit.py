@@ -352,8 +352,12 @@ def fit(
                 "mean_abs_diff": check.mean_abs_diff, "passed": check.passed},
             "notes": conversion.notes,
         }
-        _write_json(out / "conversion.json", details)
         conversion.save(out / "model.tflite")
+        # The rule the file was converted with: what stays when no calibrated one can be had.
+        from tfuq.runtime import modelfile
+
+        details["decision"] = modelfile.read(out / "model.tflite")[1].decision.to_dict()
+        _write_json(out / "conversion.json", details)
         if check is not None:
             say(f"  self-check: Keras vs int8 top-1 agreement {check.agreement:.1%} on {check.images} "
                 f"images ({'passed' if check.passed else 'FAILED'})")
@@ -374,9 +378,13 @@ def fit(
             # A rule calibrated by an earlier run (another target) must not stay behind.
             from tfuq.runtime import abstain, modelfile
 
-            modelfile.update_config(out / "model.tflite", {"decision": recipe.convert.decision or abstain.DEFAULT_RULE})
+            modelfile.update_config(out / "model.tflite",
+                                    {"decision": converted.get("decision") or abstain.DEFAULT_RULE})
             say("  the model keeps the rule it was converted with")
+        if found.ood_guard is not None:
+            say(f"  OOD guard first: {abstain_text(found.ood_guard)}")
         details = {"feasible": found.feasible, "message": found.message, "rule": found.rule,
+                   "ood_guard": found.ood_guard,
                    "target_risk": recipe.target_risk, "confidence": recipe.confidence,
                    "images": found.images, **({"calibration": found.details} if found.details else {})}
         _write_json(out / "calibration.json", details)
@@ -421,6 +429,12 @@ def fit(
     return summary
 
 
+def abstain_text(rule: dict) -> str:
+    from tfuq.runtime import abstain
+
+    return abstain.describe_rule(rule)
+
+
 def atomic_output_text(path: Path):
     from tfuq.runtime.modelfile import atomic_output
 
@@ -434,7 +448,7 @@ def device_summary(out: Path, converted: dict, calibrated: dict, evaluated: dict
     from tfuq.runtime import abstain, modelfile
 
     _, config = modelfile.read(out / "model.tflite")
-    rule = config.get("decision") or abstain.DEFAULT_RULE
+    rule = config.decision.to_dict() if config.decision is not None else abstain.DEFAULT_RULE
     size = (out / "model.tflite").stat().st_size
     guarantee = None
     if calibrated.get("feasible"):
@@ -445,8 +459,8 @@ def device_summary(out: Path, converted: dict, calibrated: dict, evaluated: dict
     return {
         "model": "model.tflite",  # in the run's folder
         "model_bytes": size,
-        "classes": len(config.get("labels") or []),
-        "passes": int(config["passes"]),
+        "classes": len(config.labels or []),
+        "passes": int(config.passes),
         "rule": rule,
         "rule_text": abstain.describe_rule(rule),
         "test_images": evaluated["images"],

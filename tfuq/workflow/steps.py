@@ -8,7 +8,6 @@ Images are uint8 ``(N, H, W, 3)``; MC outputs are ``(passes, batch, classes)``.
 
 from __future__ import annotations
 
-import inspect
 import os
 import sys
 import time
@@ -77,13 +76,6 @@ def build_classifier(settings: TrainSettings, classes: int, image_size: tuple[in
         )
 
 
-def accepts_outliers() -> bool:
-    """Whether this tfuq's training takes outlier exposure (``outliers=`` / ``outlier_weight=``)."""
-    from tfuq.training import cached, train
-
-    return all("outliers" in inspect.signature(f).parameters for f in (train.train, cached.train_cached))
-
-
 def train_classifier(
     model,
     settings: TrainSettings,
@@ -104,7 +96,7 @@ def train_classifier(
     ``cache`` is the feature folder), else ordinary training. Returns the ``TrainResult``.
 
     ``outliers`` (uint8 images of none of the classes, or None) turn on outlier exposure with
-    weight ``outlier_weight``; :func:`accepts_outliers` says whether this tfuq has it.
+    weight ``outlier_weight`` (``tfuq.training.train.OutlierExposureLoss``).
     """
     from tfuq.training import train
 
@@ -121,9 +113,6 @@ def train_classifier(
         "callbacks": list(callbacks or []),
     }
     if outliers is not None:
-        if not accepts_outliers():
-            raise ValueError("outlier exposure is not in this tfuq's training yet (no outliers= "
-                             "argument in tfuq.training); train without outliers")
         common.update(outliers=outliers, outlier_weight=outlier_weight)
     if settings.views:
         from tfuq.training import cached
@@ -196,6 +185,7 @@ class Calibrated:
     confidence: float
     images: int
     details: dict = field(default_factory=dict)
+    ood_guard: dict | None = None
 
 
 def calibrate_model(
@@ -207,24 +197,38 @@ def calibrate_model(
     confidence: float = 0.9,
     score: str = "max_probability",
     within: dict | None = None,
+    ood_guard: bool = True,
+    ood_alpha: float = 0.05,
+    ood_delta: float = 0.1,
     seed: int = 0,
     threads: int | None = None,
     progress: bool = False,
 ) -> Calibrated:
-    """Calibrate a threshold on held-out images and, when feasible, write it into the model
-    file at ``path`` as its decision rule. An infeasible target writes nothing."""
+    """Calibrate a threshold on held-out images as ``tfuq calibrate`` does and, when feasible,
+    write the rule into the model file at ``path``. An infeasible target writes nothing.
+
+    A model that returns an out-of-distribution score (``tfuq convert``'s energy by default)
+    first gets its guard (:func:`tfuq.runtime.abstain.ood_guard`: at most ``ood_alpha`` of
+    such images refused, with probability ``1 - ood_delta``) and the threshold is searched
+    among the images the guard accepts, so the guarantee covers the whole rule.
+    """
     from tfuq import evaluation, runtime
     from tfuq.runtime import abstain, modelfile
 
     model = runtime.load(path, threads=threads or os.cpu_count())
-    probabilities = evaluation.run_passes(model, images, seed=seed, progress=progress)
+    probabilities, scores = evaluation.run_model(model, images, seed=seed, progress=progress)
+    guard = None
+    if scores and ood_guard:
+        name = model.score_names[0]
+        guard = abstain.ood_guard(scores[name], name, alpha=ood_alpha, delta=ood_delta)
+        within = guard.rule if within is None else abstain.with_ood_guard(within, guard.rule)
     found = abstain.calibrate(probabilities, labels, target_risk=target_risk, confidence=confidence,
-                              score=score, within=within)
+                              score=score, within=within, scores=scores)
     rule = found.to_rule() if found.feasible else None
     if rule is not None:
         modelfile.update_config(path, {"decision": rule})
     return Calibrated(found.feasible, found.message, rule, target_risk, confidence, len(images),
-                      dict(rule.get("calibration", {})) if rule else {})
+                      dict(rule["calibration"]) if rule else {}, None if guard is None else guard.rule)
 
 
 def evaluate_model(

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         image = photo_rule(rgba, height, width)
         for seed in args.seeds:
             probabilities = model.run(image, seed=int(seed))[:, 0]  # (passes, classes)
-            rules = {"model": model.config["decision"], **{name: json.loads(text) for name, text in others.items()}}
+            rules = {"model": model.config.decision_rule(), **{name: json.loads(text) for name, text in others.items()}}
             decisions = {name: _decision(abstain.decide(probabilities, rule)) for name, rule in rules.items()}
             results.append({
                 "photo": Path(path).name,
