@@ -383,6 +383,8 @@ def fit(
             say("  the model keeps the rule it was converted with")
         if found.ood_guard is not None:
             say(f"  OOD guard first: {abstain_text(found.ood_guard)}")
+        if found.ood_guard_note:
+            say(f"  {found.ood_guard_note}")
         details = {"feasible": found.feasible, "message": found.message, "rule": found.rule,
                    "ood_guard": found.ood_guard,
                    "target_risk": recipe.target_risk, "confidence": recipe.confidence,

@@ -186,6 +186,7 @@ class Calibrated:
     images: int
     details: dict = field(default_factory=dict)
     ood_guard: dict | None = None
+    ood_guard_note: str | None = None  # why there is none although the model has a score
 
 
 def calibrate_model(
@@ -217,18 +218,23 @@ def calibrate_model(
 
     model = runtime.load(path, threads=threads or os.cpu_count())
     probabilities, scores = evaluation.run_model(model, images, seed=seed, progress=progress)
-    guard = None
+    guard, guard_note = None, None
     if scores and ood_guard:
         name = model.score_names[0]
-        guard = abstain.ood_guard(scores[name], name, alpha=ood_alpha, delta=ood_delta)
-        within = guard.rule if within is None else abstain.with_ood_guard(within, guard.rule)
+        try:
+            guard = abstain.ood_guard(scores[name], name, alpha=ood_alpha, delta=ood_delta)
+        except abstain.InfeasibleError as error:  # too few images: the threshold alone
+            guard_note = f"no OOD guard: {error}"
+        if guard is not None:
+            within = guard.rule if within is None else abstain.with_ood_guard(within, guard.rule)
     found = abstain.calibrate(probabilities, labels, target_risk=target_risk, confidence=confidence,
                               score=score, within=within, scores=scores)
     rule = found.to_rule() if found.feasible else None
     if rule is not None:
         modelfile.update_config(path, {"decision": rule})
     return Calibrated(found.feasible, found.message, rule, target_risk, confidence, len(images),
-                      dict(rule["calibration"]) if rule else {}, None if guard is None else guard.rule)
+                      dict(rule["calibration"]) if rule else {}, None if guard is None else guard.rule,
+                      guard_note)
 
 
 def evaluate_model(
