@@ -342,7 +342,8 @@ def fit(
             keras_model = load_keras_model(out / "model.keras")
         images, labels = take("train")
         conversion = steps.convert_classifier(keras_model, images, labels, recipe.convert,
-                                              class_names=data.names, seed=recipe.seed, say=say)
+                                              class_names=data.names, seed=recipe.seed,
+                                              progress=progress, say=say)
         check = conversion.check
         details = {
             "model_bytes": len(conversion.to_bytes()),

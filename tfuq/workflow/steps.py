@@ -149,6 +149,7 @@ def convert_classifier(
     class_names: list[str] | None = None,
     check_accuracy: bool = True,
     seed: int = 0,
+    progress: bool = False,
     say: Say = _stderr,
 ):
     """Convert ``model`` on a class-balanced draw of ``images`` (calibration plus self-check
@@ -170,7 +171,7 @@ def convert_classifier(
         calibration_samples=count - check, check_samples=check,
         min_agreement=settings.min_agreement, labels=class_names, decision=settings.decision,
         representative_labels=labels[chosen] if labels is not None and check_accuracy else None,
-        bias_correction=settings.bias_correction,
+        bias_correction=settings.bias_correction, progress=progress,
     )
 
 
