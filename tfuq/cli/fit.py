@@ -10,7 +10,9 @@ images (report/ with plots and a gallery of what the model refused), and says wh
 will do on a phone, a Raspberry Pi and in the browser.
 
 Every choice is printed and can be changed below. A stopped run resumes: run the same command
-again (each finished stage leaves a marker in OUT/stages/). Exit 1 when the self-check failed.
+again (each finished stage leaves a marker in OUT/stages/ with its settings and time); with
+other settings only the stages they change run again (a new --target-risk: calibrate,
+evaluate, summary). Exit 1 when the self-check failed, 2 on an unusable folder or bad option.
 
 example:
   tfuq fit folder:photos/ --out mymodel/
