@@ -84,7 +84,7 @@ def check_args(args) -> None:
 
 
 def run(args) -> int:
-    from tfuq import evaluation, runtime
+    from tfuq import runtime
     from tfuq.cli._outputs import Outputs, json_text
     from tfuq.runtime import abstain, modelfile
 
@@ -103,18 +103,12 @@ def run(args) -> int:
             raise CliError(f"{args.data}: label {labels.max()} is out of range for {model.classes} classes")
         # Work.
         info(f"calibrating {args.model} on {len(images)} images, {model.passes} passes, seed {args.seed}")
-        probabilities, scores = evaluation.run_model(model, images, seed=args.seed, progress=True)
-        within, guard = WITHIN[args.within], None
-        if scores and not args.no_ood_guard:
-            name = model.score_names[0]
-            guard = abstain.ood_guard(scores[name], name, alpha=args.ood_alpha, delta=args.ood_delta)
-            within = guard.rule if within is None else abstain.with_ood_guard(within, guard.rule)
-            info(f"OOD guard: {abstain.describe_rule(guard.rule)} (the {guard.rank}-th smallest of "
-                 f"{len(images)} scores; refuses {guard.refused_on_calibration:.1%} of them; at most "
-                 f"{args.ood_alpha:g} of such images with probability {1 - args.ood_delta:g})")
-        result = abstain.calibrate(
-            probabilities, labels, target_risk=args.target_risk, confidence=args.confidence,
-            score=args.score, within=within, scores=scores,
+        from tfuq.workflow import steps
+
+        result, guard = steps.calibration_of(
+            model, images, labels, target_risk=args.target_risk, confidence=args.confidence,
+            score=args.score, within=WITHIN[args.within], ood_guard=not args.no_ood_guard,
+            ood_alpha=args.ood_alpha, ood_delta=args.ood_delta, seed=args.seed, progress=True, say=info,
         )
         payload = {
             "model": args.model,

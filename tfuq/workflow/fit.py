@@ -373,7 +373,7 @@ def fit(
         images, labels = take("calibration")
         found = steps.calibrate_model(out / "model.tflite", images, labels, target_risk=recipe.target_risk,
                                       confidence=recipe.confidence, score=recipe.score,
-                                      seed=recipe.seed, progress=progress)
+                                      seed=recipe.seed, progress=progress, say=lambda m: say("  " + m))
         say(f"  {found.message}")
         if not found.feasible:
             # A rule calibrated by an earlier run (another target) must not stay behind.
@@ -382,10 +382,6 @@ def fit(
             modelfile.update_config(out / "model.tflite",
                                     {"decision": converted.get("decision") or abstain.DEFAULT_RULE})
             say("  the model keeps the rule it was converted with")
-        if found.ood_guard is not None:
-            say(f"  OOD guard first: {abstain_text(found.ood_guard)}")
-        if found.ood_guard_note:
-            say(f"  {found.ood_guard_note}")
         details = {"feasible": found.feasible, "message": found.message, "rule": found.rule,
                    "ood_guard": found.ood_guard,
                    "target_risk": recipe.target_risk, "confidence": recipe.confidence,
@@ -430,12 +426,6 @@ def fit(
     summary["split_record"] = {k: v for k, v in record.items() if k != "stage"}
     _write_json(out / "summary.json", summary)
     return summary
-
-
-def abstain_text(rule: dict) -> str:
-    from tfuq.runtime import abstain
-
-    return abstain.describe_rule(rule)
 
 
 def atomic_output_text(path: Path):

@@ -187,7 +187,57 @@ class Calibrated:
     images: int
     details: dict = field(default_factory=dict)
     ood_guard: dict | None = None
-    ood_guard_note: str | None = None  # why there is none although the model has a score
+
+
+def calibration_of(
+    model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    target_risk: float,
+    confidence: float = 0.9,
+    score: str = "max_probability",
+    within: dict | None = None,
+    ood_guard: bool = True,
+    ood_alpha: float = 0.05,
+    ood_delta: float = 0.1,
+    guard_optional: bool = False,
+    seed: int = 0,
+    progress: bool = False,
+    say: Say | None = None,
+):
+    """The calibration ``tfuq calibrate`` makes, without writing it: ``(Calibration, guard)``.
+
+    A model that returns an out-of-distribution score (``tfuq convert``'s energy by default)
+    first gets its guard (:func:`tfuq.runtime.abstain.ood_guard`: at most ``ood_alpha`` of
+    such images refused, with probability ``1 - ood_delta``) and the threshold is searched
+    among the images the guard accepts, so the guarantee covers the whole rule. Too few images
+    for the guard raise ``InfeasibleError``, or with ``guard_optional`` let the threshold go
+    alone (``say`` is told why). ``guard`` is the ``OodGuard`` or None.
+    """
+    from tfuq import evaluation
+    from tfuq.runtime import abstain
+
+    probabilities, scores = evaluation.run_model(model, images, seed=seed, progress=progress)
+    guard = None
+    if scores and ood_guard:
+        name = model.score_names[0]
+        try:
+            guard = abstain.ood_guard(scores[name], name, alpha=ood_alpha, delta=ood_delta)
+        except abstain.InfeasibleError as error:
+            if not guard_optional:
+                raise
+            if say is not None:
+                say(f"no OOD guard: {error}")
+        if guard is not None:
+            within = guard.rule if within is None else abstain.with_ood_guard(within, guard.rule)
+            if say is not None:
+                say(f"OOD guard: {abstain.describe_rule(guard.rule)} (the {guard.rank}-th smallest of "
+                    f"{len(images)} scores; refuses {guard.refused_on_calibration:.1%} of them; at most "
+                    f"{ood_alpha:g} of such images with probability {1 - ood_delta:g})")
+    found = abstain.calibrate(probabilities, labels, target_risk=target_risk, confidence=confidence,
+                              score=score, within=within, scores=scores)
+    return found, guard
 
 
 def calibrate_model(
@@ -199,43 +249,26 @@ def calibrate_model(
     confidence: float = 0.9,
     score: str = "max_probability",
     within: dict | None = None,
-    ood_guard: bool = True,
-    ood_alpha: float = 0.05,
-    ood_delta: float = 0.1,
     seed: int = 0,
     threads: int | None = None,
     progress: bool = False,
+    say: Say | None = None,
 ) -> Calibrated:
-    """Calibrate a threshold on held-out images as ``tfuq calibrate`` does and, when feasible,
-    write the rule into the model file at ``path``. An infeasible target writes nothing.
-
-    A model that returns an out-of-distribution score (``tfuq convert``'s energy by default)
-    first gets its guard (:func:`tfuq.runtime.abstain.ood_guard`: at most ``ood_alpha`` of
-    such images refused, with probability ``1 - ood_delta``) and the threshold is searched
-    among the images the guard accepts, so the guarantee covers the whole rule.
-    """
-    from tfuq import evaluation, runtime
-    from tfuq.runtime import abstain, modelfile
+    """:func:`calibration_of` the model file at ``path`` (the OOD guard when there are enough
+    images), and its rule written into the file when the target is feasible (an infeasible
+    target writes nothing)."""
+    from tfuq import runtime
+    from tfuq.runtime import modelfile
 
     model = runtime.load(path, threads=threads or os.cpu_count())
-    probabilities, scores = evaluation.run_model(model, images, seed=seed, progress=progress)
-    guard, guard_note = None, None
-    if scores and ood_guard:
-        name = model.score_names[0]
-        try:
-            guard = abstain.ood_guard(scores[name], name, alpha=ood_alpha, delta=ood_delta)
-        except abstain.InfeasibleError as error:  # too few images: the threshold alone
-            guard_note = f"no OOD guard: {error}"
-        if guard is not None:
-            within = guard.rule if within is None else abstain.with_ood_guard(within, guard.rule)
-    found = abstain.calibrate(probabilities, labels, target_risk=target_risk, confidence=confidence,
-                              score=score, within=within, scores=scores)
+    found, guard = calibration_of(model, images, labels, target_risk=target_risk, confidence=confidence,
+                                  score=score, within=within, guard_optional=True, seed=seed,
+                                  progress=progress, say=say)
     rule = found.to_rule() if found.feasible else None
     if rule is not None:
         modelfile.update_config(path, {"decision": rule})
     return Calibrated(found.feasible, found.message, rule, target_risk, confidence, len(images),
-                      dict(rule["calibration"]) if rule else {}, None if guard is None else guard.rule,
-                      guard_note)
+                      dict(rule["calibration"]) if rule else {}, None if guard is None else guard.rule)
 
 
 def evaluate_model(
