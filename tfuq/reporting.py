@@ -290,7 +290,7 @@ def write_gallery(
             continue
         columns = max(3, min(6, len(chosen)))  # at least three wide, so the title fits
         rows = -(-len(chosen) // columns)
-        figure, axes = plt.subplots(rows, columns, figsize=(2.5 * columns, 3.6 * rows), squeeze=False)
+        figure, axes = plt.subplots(rows, columns, figsize=(2.5 * columns, 4.0 * rows), squeeze=False)
         for axis in axes.ravel():
             axis.axis("off")
         for axis, index in zip(axes.ravel(), chosen, strict=False):
@@ -300,7 +300,7 @@ def write_gallery(
         total = int((~result.decision.accept).sum()) if which == "abstained" else int(
             (result.decision.accept & (result.summary.predicted != result.labels)).sum())
         figure.suptitle(f"{title}: {len(chosen)} of {total}\nrule: {result.report['rule_text']}", fontsize=10)
-        figure.tight_layout(rect=(0, 0, 1, 1 - 0.55 / (3.6 * rows)), h_pad=1.2)  # room for the title
+        figure.tight_layout(rect=(0, 0, 1, 1 - 0.55 / (4.0 * rows)), h_pad=2.0)  # room for the title
         path = folder / f"{prefix}_{which}.png"
         figure.savefig(path, dpi=110)
         plt.close(figure)
