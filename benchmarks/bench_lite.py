@@ -78,9 +78,9 @@ def float_bytes(model) -> int:
     import tensorflow as tf
 
     from tfuq.conversion import rewrite
-    from tfuq.conversion.convert import _quiet_converter
+    from tfuq.quiet import held_output
 
-    with _quiet_converter():
+    with held_output():
         return len(tf.lite.TFLiteConverter.from_keras_model(rewrite.build_deterministic(model)).convert())
 
 

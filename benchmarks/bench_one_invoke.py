@@ -87,7 +87,7 @@ def bench(backbone: str, passes: int, threads: int, repeats: int, size: int, fol
         if mode == "in-graph":
             runtime.run(image, seed=0)  # patches the seed once, as a run does
             feed = {runtime.config.input.name: image[None]}
-            calls["separate"] = lambda r=runtime, f=feed: [r._runner(**f) for _ in range(passes)]
+            calls["separate"] = lambda r=runtime, f=feed: [r.signature_runner(**f) for _ in range(passes)]
         else:
             masks = runtime.masks(0) if mode == "masked" else {}
             calls[mode] = lambda r=runtime, m=masks: r.run_with_masks(image, m)

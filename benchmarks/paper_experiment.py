@@ -1143,9 +1143,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
 
 def main(argv: list[str] | None = None) -> int:
     args, setup = parse_args(argv)
-    from tfuq.cli._common import quiet_tensorflow
     from tfuq.data import DataError
     from tfuq.modeling.backbones import ModelError
+    from tfuq.quiet import import_tensorflow
     from tfuq.training.train import TrainError
 
     if args.tables_only:
@@ -1158,7 +1158,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nnot finished yet: {len(result['missing'])} datasets "
                   f"({', '.join(result['missing'][:3])}, ...)")
         return 0
-    quiet_tensorflow()
+    import_tensorflow(log_level=3)
     try:
         result = run(setup, args.out, feature_cache=args.feature_cache)
     except (ExperimentError, DataError, ModelError, TrainError) as error:

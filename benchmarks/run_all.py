@@ -133,9 +133,9 @@ def float_tflite(model) -> bytes:
     import tensorflow as tf
 
     from tfuq.conversion import rewrite
-    from tfuq.conversion.convert import _quiet_converter  # the converter's chatter, held back
+    from tfuq.quiet import held_output  # the converter's chatter, held back
 
-    with _quiet_converter():
+    with held_output():
         return tf.lite.TFLiteConverter.from_keras_model(rewrite.build_deterministic(model)).convert()
 
 
@@ -366,9 +366,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json and not Path(args.json).resolve().parent.is_dir():
         parser.error(f"--json: folder does not exist: {Path(args.json).parent}")
     started = time.monotonic()
-    from tfuq.cli._common import quiet_tensorflow
+    from tfuq.quiet import import_tensorflow
 
-    quiet_tensorflow()
+    import_tensorflow(log_level=3)
     import tensorflow as tf
 
     from tfuq.modeling.backbones import DEFAULT_INPUT_SIZE

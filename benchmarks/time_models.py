@@ -52,7 +52,7 @@ def time_backbone(files: dict, passes: list[int], threads: int, repeats: int, ba
     in_graph.run(image, seed=0)  # patches the seeds once, as a run does
     feed = {in_graph.config.input.name: image[None]}
     for count in passes:
-        calls[f"separate{count}"] = lambda n=count: [in_graph._runner(**feed) for _ in range(n)]
+        calls[f"separate{count}"] = lambda n=count: [in_graph.signature_runner(**feed) for _ in range(n)]
     return interleaved_medians(calls, repeats)
 
 

@@ -4,7 +4,8 @@ Not a test (pytest does not collect it): run it on a copy of the repository, nev
 working tree, since it rewrites the source while it runs.
 
     cp -r tfuq tests setup.cfg /tmp/m/ && cd /tmp/m && python tests/mutation_pass.py . \
-        tfuq/runtime/metrics.py tfuq/runtime/abstain.py tfuq/runtime/aggregate.py
+        tfuq/runtime/metrics.py tfuq/runtime/decision.py tfuq/runtime/calibration.py \
+        tfuq/runtime/aggregate.py
 """
 import pathlib
 import re
@@ -18,9 +19,10 @@ SWAPS = [(r"<=", "<"), (r"(?<![<>=!])<(?![<=])", "<="), (r">=", ">"), (r"(?<![<>
          (r"\bmax\(", "min("), (r"\bmin\(", "max("), (r"(?<=\s)\+(?=\s)", "-"), (r"(?<=\s)-(?=\s)", "+"),
          (r"\band\b", "or"), (r"\bor\b", "and"), (r"\b1e-(\d+)", r"1e-\g<1>0"), (r"ddof=0", "ddof=1"),
          (r"axis=0", "axis=1"), (r"\[::-1\]", ""), (r"\bnot ", "")]
-tests = ["tests/runtime/test_abstain.py", "tests/runtime/test_aggregate.py", "tests/runtime/test_metrics.py",
-         "tests/runtime/test_vectors.py"]
-TESTS = {"tfuq/runtime/abstain.py": ["tests/runtime/test_abstain.py", "tests/runtime/test_vectors.py"],
+tests = ["tests/runtime/test_decision.py", "tests/runtime/test_calibration.py",
+         "tests/runtime/test_aggregate.py", "tests/runtime/test_metrics.py", "tests/runtime/test_vectors.py"]
+TESTS = {"tfuq/runtime/decision.py": ["tests/runtime/test_decision.py", "tests/runtime/test_vectors.py"],
+         "tfuq/runtime/calibration.py": ["tests/runtime/test_calibration.py"],
          "tfuq/runtime/aggregate.py": ["tests/runtime/test_aggregate.py", "tests/runtime/test_vectors.py"],
          "tfuq/runtime/metrics.py": ["tests/runtime/test_metrics.py"]}
 survivors, total = [], 0

@@ -12,9 +12,17 @@ The folders say what each part may import:
 - ``tfuq/beam/``: Apache Beam batch inference and evaluation (numpy, an interpreter, Beam and
   Pillow; no TensorFlow), imported only when a pipeline runs.
 
+The public API is ``__all__`` below (what the README shows; ``tests/test_public_api.py``
+keeps the two in step): load and run a model file (:func:`load`, :class:`Model`,
+:func:`read_config`), summarize and decide (:func:`aggregate`, :class:`Aggregate`,
+:func:`decide`, :class:`Decision`), calibrate and evaluate (:func:`calibrate`,
+:class:`Calibration`, :func:`evaluate`), and build (:class:`MCDropout`, :func:`convert`).
+The stage folders' modules document their own public names; ``tfuq.cli`` and names with a
+leading underscore are internal.
+
 ``import tfuq`` needs numpy only. The public names below are served lazily, so the
 interpreter package is imported when a model is loaded, and TensorFlow/Keras only when
-``MCDropout`` is used.
+``MCDropout`` or ``convert`` is used.
 """
 
 from __future__ import annotations
@@ -26,10 +34,14 @@ from tfuq import _keras_hook
 __version__ = "0.1.0"
 
 __all__ = [
+    "Aggregate",
+    "Calibration",
+    "Decision",
     "MCDropout",
     "Model",
     "aggregate",
     "calibrate",
+    "convert",
     "decide",
     "evaluate",
     "load",
@@ -43,9 +55,13 @@ _LAZY = {
     "Model": "tfuq.runtime.interpreter",
     "read_config": "tfuq.runtime.modelfile",
     "aggregate": "tfuq.runtime.aggregate",
-    "decide": "tfuq.runtime.abstain",
-    "calibrate": "tfuq.runtime.abstain",
+    "Aggregate": "tfuq.runtime.aggregate",
+    "decide": "tfuq.runtime.decision",
+    "Decision": "tfuq.runtime.decision",
+    "calibrate": "tfuq.runtime.calibration",
+    "Calibration": "tfuq.runtime.calibration",
     "evaluate": "tfuq.evaluation",
+    "convert": "tfuq.conversion.convert",
 }
 
 

@@ -47,7 +47,9 @@ def format_table(report: dict) -> str:
     if "ood_images" in report:
         rows += [
             (f"AUROC ID vs OOD ({report['score']})", _show(report["auroc_ood"])),
-            (f"FPR95 ID vs OOD ({report['score']})", _show(report["fpr95_ood"])),
+            (f"FPR95 ID vs OOD, ID refused at 95% OOD caught ({report['score']})", _show(report["fpr95_ood"])),
+            (f"FPR95 as the OOD literature, OOD kept at 95% ID kept ({report['score']})",
+             _show(report["ood_kept_at_95_id"])),
             ("OOD images accepted", _show(report["ood_accepted"], "percent")),
         ]
     width = max(len(name) for name, _ in rows)
@@ -58,15 +60,24 @@ def format_table(report: dict) -> str:
     ]
     lines += [f"  {name:<{width}}  {value:>8}" for name, value in rows]
     lines += ["", _score_table(report)]
+    if report.get("model_scores"):
+        lines += ["", "  the model's own OOD scores (larger = more like its training data):"]
+        for name, entry in report["model_scores"].items():
+            found = [f"mean {entry['mean']:.4g}"]
+            if "auroc_ood" in entry:
+                found += [f"OOD mean {entry['ood_mean']:.4g}", f"AUROC OOD {_show(entry['auroc_ood'])}",
+                          f"FPR95 OOD (ID refused) {_show(entry['fpr95_ood'])}",
+                          f"OOD kept at 95% ID kept {_show(entry['ood_kept_at_95_id'])}"]
+            lines.append(f"  {name:<20}" + ", ".join(found))
     return "\n".join(lines)
 
 
 def _score_table(report: dict) -> str:
     columns = ["aurc", "auroc_errors", "fpr95_errors"]
     if "ood_images" in report:
-        columns += ["auroc_ood", "fpr95_ood"]
+        columns += ["auroc_ood", "fpr95_ood", "ood_kept_at_95_id"]
     names = {"aurc": "AURC", "auroc_errors": "AUROC err", "fpr95_errors": "FPR95 err",
-             "auroc_ood": "AUROC OOD", "fpr95_ood": "FPR95 OOD"}
+             "auroc_ood": "AUROC OOD", "fpr95_ood": "FPR95 OOD", "ood_kept_at_95_id": "OOD kept@95"}
     header = "  " + f"{'score':<20}" + "".join(f"{names[c]:>11}" for c in columns)
     lines = [header]
     for score, entry in report["scores"].items():
@@ -333,7 +344,10 @@ def write_report(
         "Micro-F1 equals accuracy for single-label predictions. Selective risk is the error "
         "rate among accepted images; ECE uses equal-width bins on the MC-mean max "
         "probability; AUROC/FPR95 \"err\" tell wrong predictions from right ones by the "
-        "score, \"OOD\" tell out-of-distribution images from test images.",
+        "score, \"OOD\" tell out-of-distribution images from test images. Two FPR95s: "
+        "\"FPR95 OOD\" is the share of test images refused when 95% of the OOD images are "
+        "(OOD as the positive class); \"OOD kept@95\" is the one the OOD literature (ODIN, "
+        "OpenOOD) reports, the share of OOD images kept when 95% of the test images are.",
         "",
     ]
     for plot_title, path in plots.items():

@@ -99,3 +99,41 @@ def test_predict_with_a_runner_writes_a_record_per_photo(tiny_tflite, tmp_path, 
     assert by_name["0.png"]["predicted_label"] == single["predicted_label"]
     assert by_name["0.png"]["max_probability"] == single["probability"]
     assert by_name["0.png"]["accept"] == single["accept"]
+
+
+def test_a_model_without_photo_rule_gets_the_same_pixels_from_beam_and_predict(
+        tiny_tflite, tmp_path, capsys):
+    # A model converted before the photo rule existed stretches photos (photo.STRETCH); Beam
+    # once centre-cropped them (the current rule) whatever the model said.
+    from PIL import Image
+
+    from tfuq.runtime import masks, modelfile, photo
+
+    flatbuffer, config = modelfile.read(tiny_tflite)
+    del config["input"]["photo_rule"]
+    old = tmp_path / "old.tflite"
+    modelfile.write(old, flatbuffer, config)
+    assert photo.rule_of(modelfile.read_config(old)) is photo.STRETCH
+    rng = np.random.default_rng(21)
+    (tmp_path / "photos").mkdir()
+    for index in range(3):  # wide photos with a left-to-right ramp: crop and stretch differ
+        ramp = np.linspace(0, 255, 48)[None, :, None] * rng.uniform(0.3, 1, (1, 1, 3))
+        pixels = np.broadcast_to(ramp, (16, 48, 3)).astype(np.uint8)
+        Image.fromarray(pixels).save(tmp_path / "photos" / f"{index}.png")
+    assert cli("predict", old, tmp_path / "photos", "--runner", "direct",
+               "--pipeline-options=--direct_running_mode=in_memory", "--records",
+               tmp_path / "out") == 0
+    records = {r["id"].rsplit("/", 1)[1]: r for path in (tmp_path / "out").glob("records-*.jsonl")
+               for r in map(json.loads, path.read_text().splitlines())}
+    assert sorted(records) == ["0.png", "1.png", "2.png"]
+    size = (config["input"]["height"], config["input"]["width"])
+    for name, record in records.items():
+        path = tmp_path / "photos" / name
+        stretched = photo.read(path, size, photo.STRETCH)
+        assert not np.array_equal(stretched, photo.read(path, size, photo.CENTER_CROP))
+        assert record["key"] == f"{masks.image_key(stretched):016x}", name  # Beam's pixels
+        capsys.readouterr()
+        cli("predict", old, path, "--json")
+        single = json.loads(capsys.readouterr().out.strip())
+        assert record["max_probability"] == single["probability"], name
+        assert record["predicted"] == single["predicted"] and record["accept"] == single["accept"]

@@ -123,7 +123,7 @@ def test_sources_fail_in_one_line_before_the_pipeline(tmp_path):
         pipeline.sources(f"npz:{tmp_path}/nothing-*.npz", (16, 16))
     with pytest.raises(SourceError, match="not prepared"):
         pipeline.sources("cifar100:test", (16, 16), data_dir=str(tmp_path))
-    with pytest.raises(SourceError, match="is not one of"):
+    with pytest.raises(SourceError, match="unknown dataset source .svhn."):
         pipeline.sources("svhn:test", (16, 16))
 
 

@@ -14,7 +14,7 @@ import tfuq  # noqa: E402
 from tests._dummies import byo, tiny  # noqa: E402
 from tfuq.cli.main import main  # noqa: E402
 from tfuq.conversion import rewrite  # noqa: E402
-from tfuq.modeling.layers import MCDropout  # noqa: E402
+from tfuq.modeling.layers import MCDropout, PixelPreprocessing  # noqa: E402
 
 
 def run_cli(args, capsys):
@@ -106,7 +106,7 @@ def test_attach_adds_a_head_and_fine_tunes_only_it(files, tmp_path, capsys):
     attached = keras.models.load_model(out)
     layers = [layer for layer in attached.layers if not isinstance(layer, keras.layers.InputLayer)]
     assert [type(layer).__name__ for layer in layers[-2:]] == ["MCDropout", "Dense"]
-    assert isinstance(layers[0], rewrite.PixelPreprocessing)  # takes raw pixels now
+    assert isinstance(layers[0], PixelPreprocessing)  # takes raw pixels now
     assert layers[-2].rate == 0.2
     for name in ("conv", "hidden"):  # the trunk is untouched ...
         for got, was in zip(attached.get_layer(name).get_weights(), original.get_layer(name).get_weights(), strict=True):

@@ -129,7 +129,7 @@ def test_calibrate_writes_the_rule_that_evaluate_then_uses(tiny_tflite, hard_dat
     shutil.copy(tiny_tflite, model)
     status = cli("calibrate", model, "--data", hard_data / "test.npz", "--target-risk", "0.2",
                  "--confidence", "0.9", "--score", "mutual_information", "--json",
-                 tmp_path / "cal.json")
+                 tmp_path / "cal.json", "--no-ood-guard")
     assert status == 0
     assert "guaranteed" in capsys.readouterr().out
     decision = tfuq.read_config(model).decision
@@ -169,15 +169,17 @@ def test_calibrate_within_the_default_keeps_the_interval_part(tiny_tflite, hard_
     shutil.copy(tiny_tflite, model)
     assert cli("calibrate", model, "--data", hard_data / "test.npz", "--target-risk", "0.2",
                "--within", "default", "--score", "mutual_information") == 0
-    assert "within interval (Z = 1) and max_probability >= 0.5" in capsys.readouterr().out
+    assert "and interval (Z = 1) and max_probability >= 0.5" in capsys.readouterr().out
     decision = tfuq.read_config(model).decision
     assert decision.rule == "all"
-    assert [part.to_dict() for part in decision.rules[:2]] == abstain.DEFAULT_RULE["rules"]
-    assert decision.rules[2].score == "mutual_information"
+    # the model returns an energy score: the OOD guard comes first, then the default's parts
+    assert decision.rules[0].rule == "ood" and decision.rules[0].score == "energy"
+    assert [part.to_dict() for part in decision.rules[1:3]] == abstain.DEFAULT_RULE["rules"]
+    assert decision.rules[3].score == "mutual_information"
     # The combined rule's numbers on the calibration images, recomputed from the passes.
-    passes = tfuq.load(model).run(np.load(hard_data / "test.npz")["x"], seed=0)
+    passes, scores = tfuq.load(model).run_scored(np.load(hard_data / "test.npz")["x"], seed=0)
     labels = np.load(hard_data / "test.npz")["y"]
-    accept = abstain.decide(passes, decision.to_dict()).accept
+    accept = abstain.decide(passes, decision.to_dict(), scores).accept
     calibration = decision.calibration
     assert accept.mean() == pytest.approx(calibration.coverage)
     assert (passes.mean(0).argmax(-1) != labels)[accept].sum() == calibration.errors
@@ -203,7 +205,9 @@ def test_calibrate_dry_run_writes_nothing(tiny_tflite, hard_data, tmp_path, caps
                "--dry-run", "--json", "-") == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["feasible"] and not payload["written"]
-    assert payload["rule"]["score"] == "max_probability"
+    assert payload["ood_guard"]["rule"] == "ood"
+    assert [part["rule"] for part in payload["rule"]["rules"]] == ["ood", "threshold"]
+    assert payload["rule"]["rules"][1]["score"] == "max_probability"
     assert model.read_bytes() == before
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import shutil
 import threading
 import time
@@ -38,8 +39,26 @@ def _stop(*args, **kwargs):
 
 
 def snapshot(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Regular files by path and sha256, and what the special entries are (a FIFO must stay a
+    FIFO, a link to /dev/null a link to it)."""
+    found = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_symlink():
+            found[str(p.relative_to(folder))] = "-> " + os.readlink(p)
+        elif p.is_fifo():
+            found[str(p.relative_to(folder))] = "fifo"
+        elif p.is_file():
+            found[str(p.relative_to(folder))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return found
+
+
+def special_files(folder: Path) -> None:
+    """Outputs and inputs that are not regular files: a FIFO (reading it would block), links
+    to /dev/null, /dev/full and /dev/zero (renaming over them would replace the link; reading
+    /dev/zero never ends). Made per run: copying a FIFO would block."""
+    os.mkfifo(folder / "fifo")
+    for name, target in (("devnull", "/dev/null"), ("devfull", "/dev/full"), ("zero", "/dev/zero")):
+        (folder / name).symlink_to(target)
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +83,13 @@ def workspace(tiny_tflite, tiny_keras, tmp_path_factory):
 
 
 NUMBERS = st.sampled_from(["0", "1", "2", "-1", "0.5", "1.5", "1e308", "-0", "nan", "inf", "-inf",
-                           str(2**64), str(2**63 - 1), "3", "0.999999", "abc", "", " 1", "1_0"])
+                           str(2**64), str(2**63 - 1), "3", "0.999999", "abc", "", " 1", "1_0",
+                           "10001", "100000"])
 PATHS = st.sampled_from(["model.tflite", "data.npz", "unlabelled.npz", "a.png", "b.jpg", "dir", "dir/",
                          "missing.npz", "missing/x.json", "new.json", "-", "", "npz:data.npz",
                          "folder:dir", "cifar100_corrupted/fog_9:npz:data.npz", "tiny.keras",
-                         "recipe.toml", "labels.txt", "a.png/x", "new.keras", "new.tflite"])
+                         "recipe.toml", "labels.txt", "a.png/x", "new.keras", "new.tflite",
+                         "fifo", "devnull", "devfull", "zero", "/dev/stdout"])
 VALUES = NUMBERS | PATHS | st.text(max_size=6)
 
 OPTIONS = {
@@ -167,10 +188,28 @@ def run_cli(argv, capsys) -> tuple[str, str]:
 @example(["evaluate", "model.tflite", "--data", "data.npz", "--limit", str(2**64)])
 @example(["predict", "model.tflite", "a.png", "--seed", str(2**64)])
 @example(["convert", "tiny.keras", "--out", "new.tflite", "--representative", "data.npz", "--min-agreement", "nan"])
+# Issue 20: outputs and inputs that are not regular files, and --passes beyond the schema.
+@example(["evaluate", "model.tflite", "--data", "data.npz", "--json", "devnull"])
+@example(["evaluate", "model.tflite", "--data", "data.npz", "--save-passes", "fifo"])
+@example(["evaluate", "model.tflite", "--data", "data.npz", "--report", "devfull"])
+@example(["evaluate", "model.tflite", "--data", "data.npz", "--save-passes", "/dev/stdout"])
+@example(["calibrate", "model.tflite", "--data", "data.npz", "--target-risk", "0.3", "--json", "devfull"])
+@example(["calibrate", "zero", "--data", "data.npz", "--target-risk", "0.3"])
+@example(["convert", "tiny.keras", "--out", "devnull", "--representative", "data.npz"])
+@example(["convert", "tiny.keras", "--out", "new.tflite", "--representative", "data.npz", "--passes", "10001"])
+@example(["convert", "tiny.keras", "--out", "new.tflite", "--representative", "fifo"])
+@example(["demo", "--passes", "100000"])
+@example(["inspect", "fifo"])
+@example(["inspect", "zero"])
+@example(["predict", "model.tflite", "fifo", "a.png"])
+@example(["predict", "zero", "a.png"])
+@example(["evaluate", "model.tflite", "--data", "fifo"])
+@example(["evaluate", "model.tflite", "--data", "zero"])
 def test_any_command_line(workspace, tmp_path_factory, monkeypatch, capsys, argv):
     folder = tmp_path_factory.mktemp("run")
     for item in workspace.iterdir():
         (shutil.copytree if item.is_dir() else shutil.copy)(item, folder / item.name)
+    special_files(folder)
     before = snapshot(folder)
     with monkeypatch.context() as patch:
         patch.chdir(folder)
@@ -186,8 +225,9 @@ def test_any_command_line(workspace, tmp_path_factory, monkeypatch, capsys, argv
 LOCATIONS = st.one_of(
     st.sampled_from([None, None, "new.json", "out.json", "new_report", "report", "same", "-"]),
     st.sampled_from(["dir", "dir/", "missing/x.json", "model.tflite", "data.npz", "a.png/x.json", "",
-                     "report/x"]),
+                     "report/x", "fifo", "devnull", "devfull", "/dev/stdout"]),
 )
+NEVER_WRITTEN = ("", "dir", "model.tflite", "data.npz", "fifo", "devnull", "devfull")
 
 
 @settings(max_examples=budget(30), suppress_health_check=SLOW)
@@ -198,10 +238,15 @@ LOCATIONS = st.one_of(
 @example("new.json", "new.npz", "new_report", "evaluate")
 @example("out.json", None, None, "calibrate")
 @example(None, "-", "-", "evaluate")  # once wrote a folder named "-", or nothing at all
+@example("devnull", None, None, "evaluate")  # issue 20: replaced the /dev/null node as root
+@example("/dev/stdout", None, None, "calibrate")  # printed, not renamed over
+@example(None, "fifo", "devfull", "evaluate")
+@example(None, "/dev/stdout", None, "evaluate")
 def test_output_locations(workspace, tmp_path_factory, capsys, monkeypatch, json_path, passes_path, report_path, command):
     folder = tmp_path_factory.mktemp("outputs")
     for item in workspace.iterdir():
         (shutil.copytree if item.is_dir() else shutil.copy)(item, folder / item.name)
+    special_files(folder)
     (folder / "out.json").write_text("{}")
     (folder / "report").mkdir()
     (folder / "report" / "report.md").write_text("old")
@@ -223,9 +268,10 @@ def test_output_locations(workspace, tmp_path_factory, capsys, monkeypatch, json
         assert after == before, (argv, err)
         OUTPUT_TALLY.add("refused, nothing written" if outcome.startswith("exit 2") else outcome)
         return
-    written = {p for o, p in chosen.items() if p not in (None, "-", "")}
-    assert all(p is None or p not in ("", "dir", "model.tflite", "data.npz") for p in chosen.values())
-    assert chosen.get("--save-passes") != "-" and chosen.get("--report") != "-"
+    written = {p for o, p in chosen.items() if p not in (None, "-", "", "/dev/stdout")}
+    assert all(p is None or p not in NEVER_WRITTEN for p in chosen.values())
+    assert chosen.get("--save-passes") not in ("-", "/dev/stdout")
+    assert chosen.get("--report") not in ("-", "/dev/stdout")
     changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
     allowed = {"model.tflite"} if command == "calibrate" else set()
     for path in written:

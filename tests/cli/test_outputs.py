@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tfuq._files import OutputError
 from tfuq.cli import _outputs
-from tfuq.cli._common import CliError
 from tfuq.cli.main import main
 
 DISK_FULL = OSError(errno.ENOSPC, "No space left on device")
@@ -72,7 +72,7 @@ def test_a_rename_failing_at_commit_restores_every_file(tmp_path, monkeypatch, f
         before = snapshot(tmp_path)
         before = {k: v for k, v in before.items() if ".part" not in k}
         monkeypatch.setattr(os, "replace", fail_on_call(failing_call))
-        with pytest.raises(CliError, match="previous files are unchanged"):
+        with pytest.raises(OutputError, match="previous files are unchanged"):
             outputs.commit()
     monkeypatch.undo()
     assert snapshot(tmp_path) == before
@@ -98,7 +98,7 @@ def test_commit_puts_everything_in_place_model_last(tmp_path, monkeypatch):
 
 def test_a_failure_before_commit_leaves_only_the_old_files(tmp_path):
     outputs = _three_outputs(tmp_path)
-    with pytest.raises(CliError, match="No space left"), outputs:
+    with pytest.raises(OutputError, match="No space left"), outputs:
         raise DISK_FULL
     assert snapshot(tmp_path) == {"a.json": _sha("old a"), "m.tflite": _sha("old model"),
                                   "report/r.md": _sha("old r")}
@@ -121,7 +121,7 @@ def _sha(text: str) -> str:
 )
 def test_bad_locations_are_refused_when_claimed(tmp_path, claim, message):
     (tmp_path / "file.txt").write_text("keep me")
-    with pytest.raises(CliError, match=message), _outputs.Outputs() as outputs:
+    with pytest.raises(OutputError, match=message), _outputs.Outputs() as outputs:
         claim(outputs, tmp_path)
     assert snapshot(tmp_path) == {"file.txt": _sha("keep me")}
 
@@ -132,7 +132,7 @@ def test_a_read_only_folder_is_refused_when_claimed(tmp_path):
     folder.mkdir()
     folder.chmod(0o500)
     try:
-        with pytest.raises(CliError, match="not writable"), _outputs.Outputs() as outputs:
+        with pytest.raises(OutputError, match="not writable"), _outputs.Outputs() as outputs:
             outputs.file(folder / "x.json", "--json")
     finally:
         folder.chmod(0o700)
@@ -165,7 +165,7 @@ CALIBRATE_STEPS = [
     ("tfuq.runtime.load", fail),
     ("tfuq.cli.calibrate.load_images", fail),
     ("tfuq.evaluation.run_passes", fail),
-    ("tfuq.runtime.abstain.calibrate", fail),
+    ("tfuq.runtime.calibration.calibrate", fail),
     ("tfuq.runtime.modelfile.pack", fail),
     ("tfuq.cli._outputs.Outputs.write_json", fail),
     ("os.replace", fail_on_call(1)),
@@ -337,3 +337,24 @@ def test_train_failing_at_any_step_changes_nothing(tmp_path, data, monkeypatch, 
     monkeypatch.undo()
     assert status == 2 and "Traceback" not in capsys.readouterr().err
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [(["--passes", "10001"], "--passes must be at most 10000, got 10001"),
+     (["--passes", "100000"], "--passes must be at most 10000"),
+     (["--input-size", "16385"], "--input-size sides must be at most 16384"),
+     (["--out", "/dev/null"], "is a character device; tfuq writes regular files only")],
+)
+def test_convert_checks_against_the_model_file_limits_before_converting(tmp_path, data, monkeypatch,
+                                                                       capsys, extra, message):
+    # The case: --passes 10001 ran the whole conversion, then failed on tfuq.json.
+    import tfuq.cli.convert
+
+    (tmp_path / "m.keras").write_bytes(b"not read")
+    monkeypatch.setattr(tfuq.cli.convert, "quiet_tensorflow", _never("loading TensorFlow"))
+    arguments = ["--out", tmp_path / "m.tflite", "--representative", data, *extra]
+    assert cli("convert", tmp_path / "m.keras", *arguments) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras"]

@@ -43,8 +43,8 @@ def test_a_masked_conversion_carries_the_energy_score_close_to_float(tiny_keras,
     probabilities, scores = model.run_scored(images, seed=5)
     np.testing.assert_array_equal(probabilities, model.run(images, seed=5))  # same invokes
     masks = model.masks(5)
-    by_layer = {spec["layer"]: masks[spec["input"]].astype(np.float64) for spec in model.mask_specs}
-    expected = _energy_by_hand(tiny_keras, images, by_layer, [s["rate"] for s in model.mask_specs])
+    by_layer = {spec.layer: masks[spec.input].astype(np.float64) for spec in model.mask_specs}
+    expected = _energy_by_hand(tiny_keras, images, by_layer, [s.rate for s in model.mask_specs])
     # int8 output: one quantization step of the score's range is about range / 255
     np.testing.assert_allclose(scores["energy"], expected, atol=0.1)
     assert np.corrcoef(scores["energy"], expected)[0, 1] > 0.98

@@ -73,6 +73,11 @@ def test_cifar100_label_names():
             "cifar100_corrupted/elastic_2:cifar100:test",
             Spec("cifar100", "test", "elastic_transform", 2),
         ),
+        # the forms only the Beam pipelines read, in the same grammar
+        ("cifar100_corrupted/*:test", Spec("cifar100_corrupted", "test", "*")),
+        ("files:photos/*.jpg", Spec("files", "photos/*.jpg")),
+        ("tfrecord:data/cifar100-test.tfrecord-*", Spec("tfrecord", "data/cifar100-test.tfrecord-*")),
+        ("shards/part-*.npz", Spec("npz", "shards/part-*.npz")),
     ],
 )
 def test_parse_spec(spec, expected):
@@ -92,6 +97,8 @@ def test_parse_spec(spec, expected):
         ("cifar100_corrupted/fog_2:train", "has only a test split"),
         ("cifar100_corrupted/fog_2:cifar100_corrupted/fog_2:test", "corrupts twice"),
         ("npz:", "names no path"),
+        ("files:", "names no path"),
+        ("cifar100_corrupted/*:train", "has only a test split"),
     ],
 )
 def test_bad_specs_are_one_line_data_errors(spec, message):
@@ -462,3 +469,38 @@ def test_official_file_problems_are_data_errors(builder_module, tmp_path):
     assert "has 7 labels for 10 images" in one_line_error(
         lambda: builder_module.read_official(tmp_path / "a", "fog", 1)
     )
+
+
+def test_specs_only_beam_reads_are_refused_in_one_line(tmp_path):
+    for spec in ("files:photos/", "tfrecord:x-*", "cifar100_corrupted/*:test"):
+        assert "read by the Beam pipelines only" in one_line_error(lambda spec=spec: load_spec(spec))
+
+
+def test_folders_take_every_image_suffix_the_photo_rule_reads(tmp_path):
+    # .ppm/.pgm/.pnm were read by tfuq predict and Beam but not by folder: specs.
+    from PIL import Image
+
+    for name, mode in (("a.ppm", "RGB"), ("b.pgm", "L"), ("c.pnm", "RGB"), ("d.png", "RGB")):
+        (tmp_path / "photos" / "only").mkdir(parents=True, exist_ok=True)
+        Image.new(mode, (6, 6), 90).save(tmp_path / "photos" / "only" / name, format="PPM" if
+                                         name[-3:] in ("ppm", "pgm", "pnm") else "PNG")
+    files, classes = data.class_folder_files(tmp_path / "photos")
+    assert [f.name for f, _ in files] == ["a.ppm", "b.pgm", "c.pnm", "d.png"] and classes == ["only"]
+    assert load_spec(f"folder:{tmp_path / 'photos'}").images.shape == (4, 6, 6, 3)
+
+
+def test_folders_are_read_by_the_photo_rule_the_caller_names(tmp_path):
+    from PIL import Image
+
+    from tfuq.runtime import photo
+
+    ramp = np.broadcast_to(np.linspace(0, 255, 30)[None, :, None], (10, 30, 3)).astype(np.uint8)
+    (tmp_path / "photos" / "ramp").mkdir(parents=True)
+    Image.fromarray(ramp).save(tmp_path / "photos" / "ramp" / "r.png")
+    spec = f"folder:{tmp_path / 'photos'}"
+    for rule in (photo.STRETCH, photo.CENTER_CROP):
+        loaded = load_spec(spec, size=(5, 5), photo_rule=rule).images[0]
+        assert np.array_equal(loaded, photo.prepare(np.dstack([ramp, np.full((10, 30), 255, np.uint8)]),
+                                                    (5, 5), rule)), rule
+    assert not np.array_equal(load_spec(spec, size=(5, 5), photo_rule=photo.STRETCH).images,
+                              load_spec(spec, size=(5, 5)).images)

@@ -9,7 +9,7 @@ from tests._dummies import byo, tiny  # noqa: E402
 from tfuq.conversion import rewrite  # noqa: E402
 from tfuq.modeling import byo as byo_form  # noqa: E402
 from tfuq.modeling.attach import AttachError, attach  # noqa: E402
-from tfuq.modeling.layers import MCDropout  # noqa: E402
+from tfuq.modeling.layers import MCDropout, PixelPreprocessing  # noqa: E402
 
 
 def _classifier(head):
@@ -56,7 +56,7 @@ def test_folded_preprocessing_makes_it_take_raw_pixels():
     images, labels = tiny.images(40, seed=1)
     result = attach(model, images, labels, rate=0.2, epochs=1, validation_split=0.25,
                     preprocessing=byo_form.Preprocessing.from_options("-1,1"))
-    assert isinstance(result.model.layers[1], rewrite.PixelPreprocessing)
+    assert isinstance(result.model.layers[1], PixelPreprocessing)
     assert any("folded" in note for note in result.notes)
     # Before: the original model fed [-1, 1] as it was trained; it learned the colours.
     assert result.accuracy_before == 1.0

@@ -9,14 +9,16 @@ What tflite-runtime gives next to ai-edge-litert (measured; see ``MAX_STEPS``): 
 applies its XNNPACK delegate to these int8 models, whose results equal TFLite's reference
 kernels, while tflite-runtime 2.14 runs the optimized builtin kernels, which round a few
 outputs differently. So the outputs match the main environment's to within a few int8 output
-steps on a small share of the values, and match ai-edge-litert *without* its default delegate
-bit for bit.
+steps on a small share of the values. Against ai-edge-litert *without* its default delegate
+they are bit-identical on x86-64; on arm64 (``.ci/arm64.sh``) for the masked and deterministic
+models only (see ``BIT_IDENTICAL_WITHOUT_DELEGATE``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -88,11 +90,21 @@ def test_tflite_runtime_reproduces_the_main_environment(mode, expected):
         assert np.array_equal(model.run(images, seed=seed), got)
 
 
+# Where tflite-runtime 2.14 equals ai-edge-litert 2.3 without its delegate, bit for bit. On
+# arm64 their int8 CONV_2D kernels (NEON code, not used on x86-64) round a few values of the
+# in-graph test model one step apart, which later layers widen: measured under emulation
+# (.ci/arm64.sh), 5 of 384 values by up to 4 steps at seed 2**64-1, 0 at the other seeds.
+# Elsewhere the bound of test_tflite_runtime_reproduces_the_main_environment applies.
+BIT_IDENTICAL_WITHOUT_DELEGATE = {"x86_64": MODES, "aarch64": ("masked", "deterministic")}
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_bit_identical_to_ai_edge_litert_with_the_same_kernels(mode, expected):
     """The difference above is the kernels chosen, not the install: ai-edge-litert without its
-    default (XNNPACK) delegate gives exactly what tflite-runtime gives."""
+    default (XNNPACK) delegate gives what tflite-runtime gives, bit for bit where
+    ``BIT_IDENTICAL_WITHOUT_DELEGATE`` says so and within ``MAX_STEPS`` elsewhere."""
     interpreter = pytest.importorskip("ai_edge_litert.interpreter")
+    identical = mode in BIT_IDENTICAL_WITHOUT_DELEGATE.get(platform.machine(), ())
     pi = tfuq.load(model_path(mode), threads=1, backend="tflite_runtime")
     plain = tfuq.load(model_path(mode), threads=1, backend="ai_edge_litert")
     # Model keeps the interpreter class it was given; this one builds it without delegates.
@@ -101,8 +113,15 @@ def test_bit_identical_to_ai_edge_litert_with_the_same_kernels(mode, expected):
         experimental_op_resolver_type=interpreter.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
     )
     plain._runner = plain._make_runner(plain.flatbuffer)
+    step = float(pi._output_detail["quantization"][0])
     for seed in seeds(expected):
-        assert np.array_equal(pi.run(expected["images"], seed=seed), plain.run(expected["images"], seed=seed))
+        got, want = pi.run(expected["images"], seed=seed), plain.run(expected["images"], seed=seed)
+        if identical:
+            assert np.array_equal(got, want), f"seed {seed} on {platform.machine()}"
+        else:
+            steps = np.abs(got.astype(np.float64) - want) / step
+            assert steps.max() <= MAX_STEPS[mode], f"seed {seed}: {steps.max():.0f} int8 steps apart"
+            assert np.mean(steps > 0) <= MAX_SHARE_DIFFERENT, f"seed {seed}: {np.mean(steps > 0):.2%} differ"
 
 
 def predict(args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -129,6 +148,9 @@ def test_predict_on_the_pi_backend(expected):
                       "--threads", "2", "--seed", str(seed)])
     assert result.returncode == 0, result.stderr
     assert "tflite_runtime, 2 threads" in result.stderr
+    # Importing tflite-runtime turns flush-to-zero on for the process on aarch64; numpy 1.x
+    # then warns about a zero smallest subnormal wherever np.finfo is first asked: not here.
+    assert "subnormal" not in result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["path"] for r in records] == paths
     # What this environment's runtime gives for the PNGs' pixels, decided by the carried rule.

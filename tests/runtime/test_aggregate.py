@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import entropy as scipy_entropy
 
 import tfuq.runtime.aggregate
-from tfuq.runtime.aggregate import SCORES, aggregate, check_probabilities, entropy
+from tfuq.runtime.aggregate import SCORES, Aggregate, aggregate, check_probabilities, entropy
 
 LN2 = math.log(2)
 
@@ -207,3 +207,46 @@ def test_float32_rounding_above_one_is_accepted_and_more_is_not():
     assert module.aggregate(ok).mean.shape == (1, 2)
     with pytest.raises(ValueError):
         module.aggregate(np.array([[[1.01, 0.0]], [[0.5, 0.5]]]))
+
+
+# -- columns -----------------------------------------------------------------------------------
+def test_columns_give_every_per_image_field_and_take_them_back():
+    rng = np.random.default_rng(3)
+    result = aggregate(rng.dirichlet(np.ones(4), size=(5, 6)), 1.5)
+    columns = result.columns()
+    assert list(columns) == ["mean", "std", "predicted", "max_probability", "predictive_entropy",
+                             "expected_entropy", "mutual_information", "variation_ratio",
+                             "lower", "upper"]
+    back = Aggregate.from_columns(columns, passes=5, conf_factor=1.5)
+    for name, value in columns.items():
+        assert np.array_equal(getattr(back, name), value), name
+    assert (back.passes, back.conf_factor) == (5, 1.5)
+
+
+def test_from_columns_computes_the_interval_when_left_out():
+    # Two images, two classes; the interval by hand: mean -/+ 2 * std.
+    stored = {"mean": [[0.75, 0.25], [0.5, 0.5]], "std": [[0.25, 0.25], [0.0, 0.0]],
+              "predicted": [0, 0], "max_probability": [0.75, 0.5],
+              "predictive_entropy": [0.5, 0.6], "expected_entropy": [0.25, 0.6],
+              "mutual_information": [0.25, 0.0], "variation_ratio": [0.5, 0.0]}
+    result = Aggregate.from_columns(stored, passes=2, conf_factor=2.0)
+    assert result.lower.tolist() == [[0.25, -0.25], [0.5, 0.5]]
+    assert result.upper.tolist() == [[1.25, 0.75], [0.5, 0.5]]
+    assert result.predicted.dtype == np.int64 and result.mean.dtype == np.float64
+    assert set(result.columns(derived=False)) == set(stored)
+    with pytest.raises(ValueError, match="aggregate columns missing: std, variation_ratio"):
+        Aggregate.from_columns({k: v for k, v in stored.items() if k not in ("std", "variation_ratio")},
+                               passes=2, conf_factor=1.0)
+
+
+def test_take_gives_the_aggregate_of_the_chosen_images():
+    rng = np.random.default_rng(4)
+    passes = rng.dirichlet(np.full(3, 0.5), size=(7, 5))
+    chosen = np.array([True, False, True, True, False])
+    picked, direct = aggregate(passes).take(chosen), aggregate(passes[:, chosen])
+    one, alone = aggregate(passes).take(1), aggregate(passes[:, 1])
+    for name in picked.columns():
+        assert np.array_equal(getattr(picked, name), getattr(direct, name)), name
+        assert isinstance(getattr(one, name), np.ndarray), name  # 0-d arrays, not NumPy scalars
+        assert np.shape(getattr(one, name)) == np.shape(getattr(alone, name)), name
+        assert np.array_equal(getattr(one, name), getattr(alone, name)), name

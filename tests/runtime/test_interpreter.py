@@ -149,3 +149,56 @@ def test_run_each_gives_every_image_its_own_seed(model, tiny_images):
     assert not np.array_equal(out[:, 0], model.run(images[0], 40)[:, 0])
     with pytest.raises(ValueError, match="2 seeds for 4 images"):
         model.run_each(images[:4], [1, 2])
+
+
+def test_run_one_equals_the_explicit_masks_and_draws_once_per_seed(model, tiny_images, monkeypatch):
+    from tfuq.runtime import masks as masks_module
+
+    images, _ = tiny_images
+    explicit = model.masks(9)  # drawn before counting: the uncached route run_with_masks takes
+    draws = []
+    real = masks_module.masks_for
+    monkeypatch.setattr(masks_module, "masks_for", lambda *a: draws.append(a[0]) or real(*a))
+    model._cached_feeds = None
+    first = model.run_one(images[0], 9)
+    assert first.shape == (model.passes, model.classes) and first.dtype == np.float32
+    assert draws == [9]
+    for image in images[:4]:  # the same seed again: the kept masks, nothing drawn
+        np.testing.assert_array_equal(model.run_one(image, 9), model.run_with_masks(image, explicit))
+    assert draws == [9]
+    other = model.run_one(images[0], 10)  # a new seed draws, and replaces the kept masks
+    assert draws == [9, 10] and not np.array_equal(other, first)
+    np.testing.assert_array_equal(model.run_one(images[0], 9), first)
+    assert draws == [9, 10, 9]
+
+
+def test_run_one_checks_its_image(model, tiny_images):
+    images, _ = tiny_images
+    with pytest.raises(ValueError, match="one image"):
+        model.run_one(images[:2], 0)
+    with pytest.raises(ValueError, match="seed"):
+        model.run_one(images[0], -1)
+
+
+def test_run_one_in_graph_equals_run(tiny_in_graph_tflite, tiny_images):
+    images, _ = tiny_images
+    model = tfuq.load(tiny_in_graph_tflite)
+    np.testing.assert_array_equal(model.run_one(images[1], 4), model.run(images[1], 4)[:, 0])
+
+
+def test_pixels_by_table_equal_quantize():
+    from tfuq.runtime.interpreter import _pixel_table, _quantize
+
+    assert _pixel_table({"quantization": (1.0, 0), "dtype": np.uint8}) is None
+    assert _pixel_table({"quantization": (0.0, 0), "dtype": np.uint8}) is None
+    image = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)[..., None].repeat(3, -1)
+    for detail in ({"quantization": (1.0, -128), "dtype": np.int8},
+                   {"quantization": (0.7, 3), "dtype": np.int8},
+                   {"quantization": (0.0, 0), "dtype": np.float32}):
+        table = _pixel_table(detail)
+        looked_up = table[image]
+        assert looked_up.dtype == np.dtype(detail["dtype"])
+        np.testing.assert_array_equal(looked_up, _quantize(image, detail))
+    # by hand: (0.7, 3) maps 7 to round(10) + 3 = 13 and 255 to round(364.29) + 3 = 367 -> 127
+    table = _pixel_table({"quantization": (0.7, 3), "dtype": np.int8})
+    assert int(table[7]) == 13 and int(table[255]) == 127

@@ -102,3 +102,16 @@ def test_image_seed_follows_its_definition_by_hand():
     for seed in (0, 7, 2**64 - 1):
         assert masks.image_seed(seed, image) == splitmix_first(seed ^ key)
     assert masks.image_seed(0, image) != masks.image_seed(0, image[::-1].copy())
+
+
+def test_one_sweep_over_all_layers_equals_the_reference_per_layer():
+    # masks_for draws every layer and pass in one array; layers of other sizes and rates
+    # (a 24-bit threshold of 1, the smallest) must each equal the element-by-element reference.
+    layers = [((2, 3), 0.5), ((1,), 2**-24), ((9,), 0.999), ((4, 1, 2), 0.2)]
+    for seed in (0, 2**64 - 1, 31337):
+        generated = masks.masks_for(seed, 3, layers)
+        for index, (shape, rate) in enumerate(layers):
+            size = int(np.prod(shape))
+            assert generated[index].shape == (3, *shape)
+            assert generated[index].reshape(3, -1).tolist() == reference_mask(seed, 3, index, size, rate)
+    assert masks.masks_for(0, 2, []) == []

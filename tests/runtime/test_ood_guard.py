@@ -72,7 +72,7 @@ def test_the_guard_refuses_about_alpha_or_less_of_new_in_distribution_images():
     over = 0
     for _ in range(400):
         guard = abstain.ood_guard(rng.normal(size=300), "energy", alpha=0.05, delta=0.1)
-        over += np.mean(fresh < guard.rule["threshold"]) > 0.05
+        over += np.mean(fresh < guard.threshold) > 0.05
     assert over / 400 <= 0.1 + 0.04  # delta plus about 2.7 standard errors of 400 draws
 
 

@@ -126,9 +126,18 @@ def test_aggregate_vectors_hold_the_exact_answer_cases():
 DECISIONS = load("decisions.json")
 
 
+def case_scores(case: dict) -> dict | None:
+    """A case's model scores as ``(batch,)`` arrays; null in the file is NaN."""
+    if "scores" not in case:
+        return None
+    return {name: np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+            for name, values in case["scores"].items()}
+
+
 @pytest.mark.parametrize("case", DECISIONS["cases"], ids=lambda case: case["name"])
 def test_decision_vectors(case):
-    decision = abstain.decide(np.asarray(case["probabilities"], dtype=np.float64), case["rule"])
+    decision = abstain.decide(np.asarray(case["probabilities"], dtype=np.float64), case["rule"],
+                              case_scores(case))
     assert decision.accept.tolist() == case["expected"]["accept"]
     assert decision.predicted.tolist() == case["expected"]["predicted"]
     if "failed_part" in case["expected"]:
@@ -146,6 +155,26 @@ def test_decision_vectors_cover_every_rule_and_score():
     assert {-1, 0, 1, 2} <= set(failed)  # accepted, and each position of a part refusing
     outcomes = [a for case in DECISIONS["cases"] for a in case["expected"]["accept"]]
     assert True in outcomes and False in outcomes
+
+
+def test_decision_vectors_cover_the_ood_guard():
+    def ood_positions(rule):
+        parts = rule["rules"] if rule["rule"] == "all" else [rule]
+        return [i for i, part in enumerate(parts) if part["rule"] == "ood"]
+
+    scored = [case for case in DECISIONS["cases"] if ood_positions(case["rule"])]
+    assert all("scores" in case for case in scored)
+    assert any(case["rule"]["rule"] == "ood" for case in scored)
+    # The guard refusing as the first, a middle and the last part of an all rule.
+    refused_at = {(f, len(case["rule"]["rules"])) for case in scored if case["rule"]["rule"] == "all"
+                  for f in case["expected"]["failed_part"] if f in ood_positions(case["rule"])}
+    assert {0, 1, 2} <= {f for f, _ in refused_at} and any(f == n - 1 for f, n in refused_at)
+    values = [v for case in scored for series in case["scores"].values() for v in series]
+    assert None in values  # NaN refuses
+    ties = [case for case in scored for part in (case["rule"].get("rules") or [case["rule"]])
+            if part["rule"] == "ood" and part["threshold"] in case["scores"][part["score"]]]
+    assert ties  # a score equal to its threshold accepts
+    assert any(len(case["scores"]) > 1 for case in scored)
 
 
 # -- the files are what the generator writes ----------------------------------------------------

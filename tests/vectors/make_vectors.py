@@ -180,9 +180,10 @@ def build_aggregate() -> dict:
 
 
 # -- decisions ---------------------------------------------------------------------------------
-def reference_all(probabilities: list, rule: dict) -> tuple[list[bool], list[int], list[float], list[int]]:
+def reference_all(probabilities: list, rule: dict,
+                  scores: dict | None = None) -> tuple[list[bool], list[int], list[float], list[int]]:
     """An ``all`` rule: ``(accept, predicted, margins of every part, failed_part)``."""
-    outcomes = [reference_decision(probabilities, part) for part in rule["rules"]]
+    outcomes = [reference_decision(probabilities, part, scores) for part in rule["rules"]]
     predicted = outcomes[0][1]
     failed = [next((i for i, outcome in enumerate(outcomes) if not outcome[0][b]), -1)
               for b in range(len(predicted))]
@@ -190,12 +191,20 @@ def reference_all(probabilities: list, rule: dict) -> tuple[list[bool], list[int
     return [f < 0 for f in failed], predicted, margins, failed
 
 
-def reference_decision(probabilities: list, rule: dict) -> tuple[list[bool], list[int], list[float]]:
-    """``(accept, predicted, margin)``; the margin is the distance to the rule's boundary."""
+def reference_decision(probabilities: list, rule: dict,
+                       scores: dict | None = None) -> tuple[list[bool], list[int], list[float]]:
+    """``(accept, predicted, margin)``; the margin is the distance to the rule's boundary.
+
+    ``scores`` holds the model's per-image scores by name (None for NaN, as in the file)."""
     summary = reference(probabilities, rule.get("conf_factor", 1.0))
     accept, margins = [], []
     for b, predicted in enumerate(summary["predicted"]):
-        if rule["rule"] == "interval":
+        if rule["rule"] == "ood":
+            value = scores[rule["score"]][b]
+            # NaN (null in the file) compares false: the guard refuses what it cannot score.
+            margin = math.nan if value is None else value - rule["threshold"]
+            accept.append(margin >= 0)
+        elif rule["rule"] == "interval":
             top_lower = summary["lower"][b][predicted]
             others = [u for c, u in enumerate(summary["upper"][b]) if c != predicted]
             margin = top_lower - max(others) if others else math.inf
@@ -277,9 +286,8 @@ INTERVAL = {"rule": "interval", "conf_factor": 1.0}
 FLOOR = {"rule": "threshold", "score": "max_probability", "threshold": 0.5}
 
 
-def _all_cases(mixed: list, votes: list) -> list[tuple[str, dict, list, bool]]:
-    """Cases of the ``all`` rule; exact ones use binary fractions and constant or T=2 passes."""
-    default = {"rule": "all", "rules": [INTERVAL, FLOOR]}
+def _edges() -> list:
+    """Five T=2 images at the default rule's edges, in binary fractions (exact)."""
     edges = _images(
         [[0.25] + [0.125] * 6] * 2,           # every class improbable: interval yes, floor no
         [[0.75, 0.125, 0.125]] * 2,           # confident: both accept
@@ -288,7 +296,13 @@ def _all_cases(mixed: list, votes: list) -> list[tuple[str, dict, list, bool]]:
         [[0.625, 0.375, 0.0], [0.125, 0.375, 0.5]],  # a tie at .375 < .5: both refuse
     )
     # Seven classes as the widest image; pad the others with zeros.
-    edges = [[image + [0.0] * (7 - len(image)) for image in row] for row in edges]
+    return [[image + [0.0] * (7 - len(image)) for image in row] for row in edges]
+
+
+def _all_cases(mixed: list, votes: list) -> list[tuple[str, dict, list, bool]]:
+    """Cases of the ``all`` rule; exact ones use binary fractions and constant or T=2 passes."""
+    default = {"rule": "all", "rules": [INTERVAL, FLOOR]}
+    edges = _edges()
     wide = _rng_probabilities(11, 4, 6, 12, 0.1)  # 12 classes, none above 0.41: the blind spot
     return [
         ("all: interval and max_probability >= 0.5 (the default) at its edges", default, edges, True),
@@ -312,22 +326,59 @@ def _all_cases(mixed: list, votes: list) -> list[tuple[str, dict, list, bool]]:
     ]
 
 
+ENERGY = {"rule": "ood", "score": "energy", "threshold": 3.25}
+
+
+def _ood_cases() -> list[tuple[str, dict, list, bool, dict]]:
+    """``(name, rule, probabilities, exact, scores)``: rules with an ``ood`` part, with the
+    model's per-image scores (None for NaN). Ties use binary fractions."""
+    edges = _edges()  # the default rule: image 0 floor refuses, 3 and 4 interval refuses
+    mixed = _decision_cases()[0][2]
+    guard = {**ENERGY, "threshold": 4.5, "calibration": {
+        "method": "order statistic, one-sided binomial bound", "alpha": 0.05, "delta": 0.1,
+        "n": 500, "rank": 16, "refused_on_calibration": 0.03}}
+    draw = random.Random(5).random
+    random_scores = [round(8.0 * draw() - 1.0, 6) for _ in range(6)]
+    return [
+        ("ood: energy >= t accepts at equality, refuses below it and a NaN score", ENERGY, edges, True,
+         {"energy": [4.5, 3.25, 3.0, None, -1.5]}),
+        ("all: the ood guard first, then interval and floor", {"rule": "all", "rules": [ENERGY, INTERVAL, FLOOR]},
+         edges, True, {"energy": [4.5, 2.0, 3.25, 5.0, None]}),
+        ("all: the ood guard in the middle", {"rule": "all", "rules": [INTERVAL, ENERGY, FLOOR]},
+         edges, True, {"energy": [4.5, 2.0, 3.25, 5.0, None]}),
+        ("all: the ood guard last", {"rule": "all", "rules": [INTERVAL, FLOOR, ENERGY]},
+         edges, True, {"energy": [4.5, 2.0, 3.25, 5.0, 3.0]}),
+        ("all: a calibrated guard (as tfuq calibrate writes it) and the default on a random batch",
+         {"rule": "all", "rules": [guard, INTERVAL, FLOOR]}, _rng_probabilities(3, 8, 6, 5, 4.0), False,
+         {"energy": random_scores}),
+        ("all: two ood parts on two scores, a negative threshold",
+         {"rule": "all", "rules": [{"rule": "ood", "score": "energy", "threshold": -0.5},
+                                   {"rule": "ood", "score": "knn", "threshold": 0.0}, INTERVAL]},
+         mixed, False, {"energy": [1.0, -2.5, 0.75], "knn": [0.5, 0.25, -0.125]}),
+    ]
+
+
 def build_decisions() -> dict:
     cases = []
-    for name, rule, probabilities, exact in _decision_cases():
+    plain = [(*case, None) for case in _decision_cases()]
+    for name, rule, probabilities, exact, scores in plain + _ood_cases():
         expected = {}
         if rule["rule"] == "all":
-            accept, predicted, margins, expected["failed_part"] = reference_all(probabilities, rule)
+            accept, predicted, margins, expected["failed_part"] = reference_all(probabilities, rule, scores)
         else:
-            accept, predicted, margins = reference_decision(probabilities, rule)
+            accept, predicted, margins = reference_decision(probabilities, rule, scores)
         close = [m for m in margins if abs(m) < MARGIN]
         if close and not (exact and all(m == 0 for m in close)):
             raise SystemExit(f"{name}: a decision is within {MARGIN} of its boundary ({close})")
-        got = abstain.decide(np.asarray(probabilities, dtype=np.float64), rule)
+        arrays = None if scores is None else {
+            key: np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+            for key, values in scores.items()}
+        got = abstain.decide(np.asarray(probabilities, dtype=np.float64), rule, arrays)
         if got.accept.tolist() != accept or got.predicted.tolist() != predicted or (
                 "failed_part" in expected and got.failed_part.tolist() != expected["failed_part"]):
             raise SystemExit(f"{name}: tfuq.runtime.abstain and the reference disagree")
-        cases.append({"name": name, "rule": rule, "probabilities": probabilities,
+        cases.append({"name": name, "rule": rule, **({} if scores is None else {"scores": scores}),
+                      "probabilities": probabilities,
                       "expected": {"accept": accept, "predicted": predicted, **expected}})
     return {"cases": cases}
 

@@ -29,7 +29,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import ModelHandler
 
 from tfuq.runtime import abstain, masks
-from tfuq.runtime.aggregate import SCORES, aggregate
+from tfuq.runtime.aggregate import aggregate
 
 SEEDINGS = ("shared", "per-image")
 
@@ -41,34 +41,24 @@ class LoadedModel:
     def __init__(self, model):
         self.model = model
         self.lock = threading.Lock()
-        self.shared_masks: dict[int, dict[str, np.ndarray]] = {}
 
     def label(self, index: int) -> str:
         return self.model.labels[index] if self.model.labels else f"class_{index}"
 
-    def passes(self, image: np.ndarray, seed: int, keep_masks: bool = False) -> np.ndarray:
+    def passes(self, image: np.ndarray, seed: int) -> np.ndarray:
         """``(passes, classes)`` float32 probabilities of one image under run seed ``seed``.
 
-        ``keep_masks`` keeps the seed's masks for the next image (shared seeding: one draw
-        per worker process instead of one per image).
+        ``Model.run_one`` keeps the last seed's masks: with shared seeding they are drawn
+        once per worker process, with per-image seeding once per image.
         """
-        return self.passes_scored(image, seed, keep_masks)[0]
+        return self.passes_scored(image, seed)[0]
 
     def passes_scored(self, image: np.ndarray, seed: int, keep_masks: bool = False
                       ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """:meth:`passes` and the model's OOD scores of the same invoke (0-d arrays)."""
-        model = self.model
         with self.lock:
-            if model.mode == "masked":
-                feeds = self.shared_masks.get(seed)
-                if feeds is None:
-                    feeds = model.masks(seed)
-                    if keep_masks:
-                        self.shared_masks = {seed: feeds}
-                probabilities = model.run_with_masks(image, feeds)
-            else:
-                probabilities = model.run(image, seed)[:, 0]
-            return probabilities, {name: np.asarray(value) for name, value in model.last_scores.items()}
+            probabilities = self.model.run_one(image, seed)
+            return probabilities, {name: np.asarray(value) for name, value in self.model.last_scores.items()}
 
 
 class TfuqModelHandler(ModelHandler[dict, dict, LoadedModel]):
@@ -132,7 +122,7 @@ class TfuqModelHandler(ModelHandler[dict, dict, LoadedModel]):
         image = model.model.check_images(example["image"])[0]
         shared = self.seeding == "shared"
         seed = self.seed if shared else masks.image_seed(self.seed, image)
-        probabilities, scores = model.passes_scored(image, seed, keep_masks=shared)
+        probabilities, scores = model.passes_scored(image, seed)
         summary = aggregate(probabilities, abstain.rule_conf_factor(rule))
         decision = abstain.decide(summary, rule, scores)
         label = example.get("label")
@@ -143,14 +133,12 @@ class TfuqModelHandler(ModelHandler[dict, dict, LoadedModel]):
             "order": example.get("order", ""),
             "label": None if label is None else int(label),
             "seed": str(seed),
-            "predicted": int(summary.predicted),
             "predicted_label": model.label(int(summary.predicted)),
             "accept": bool(decision.accept),
-            "mean": summary.mean.tolist(),
-            "std": summary.std.tolist(),
         }
-        record.update({name: float(summary.score(name)) for name in SCORES})
-        record["expected_entropy"] = float(summary.expected_entropy)
+        # predicted, mean, std and the scores; lower and upper follow from the rule's Z.
+        columns = summary.columns(derived=False)
+        record.update({name: value.tolist() for name, value in columns.items()})
         # The model's OOD scores (an ood rule part reads them), as JSON text: one column
         # whatever scores a model carries.
         record["model_scores"] = json.dumps({name: float(value) for name, value in sorted(scores.items())})

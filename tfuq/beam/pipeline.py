@@ -8,11 +8,13 @@ sorted into source order (file, then index) and their per-image summaries go thr
 single-process ones bit for bit. The same code runs on the DirectRunner and on Flink, Spark or
 Dataflow; only the pipeline options differ.
 
-Data specs (``--data``): ``npz:<glob>`` (or a path or glob ending ``.npz``), ``cifar100:<split>``
-and ``cifar100_corrupted/<corruption>_<severity>:test`` (TFRecords tfds prepared, in
+Data specs (``--data``) follow the one grammar of :func:`tfuq.data.parse_spec`:
+``npz:<glob>`` (or a path ending ``.npz``), ``cifar100:<split>`` and
+``cifar100_corrupted/<corruption>_<severity>:test`` (TFRecords tfds prepared, in
 ``--data-dir``), ``cifar100_corrupted/*:test`` (all 75 CIFAR-100-C sets in one pipeline, with
 tables per severity and per corruption), ``tfrecord:<glob>`` (tfds-written files),
-``folder:<dir>`` (one subfolder per class) and ``files:<glob>`` (unlabelled).
+``folder:<dir>`` (one subfolder per class, listed as ``tfuq.data`` lists it) and
+``files:<glob>`` (unlabelled). Image files are decoded by the photo rule the model carries.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfuq.runtime.aggregate import SCORES, Aggregate
+from tfuq.runtime.aggregate import COLUMNS, DERIVED_COLUMNS, Aggregate
 
 FORMATS = ("jsonl", "parquet")
 RUNNERS = {"direct": "DirectRunner", "flink": "FlinkRunner", "spark": "SparkRunner",
@@ -35,39 +37,44 @@ _PREFIX = "records"
 
 # -- data specs ------------------------------------------------------------------------------
 def sources(spec: str, size: tuple[int, int], set_name: str = "data",
-            data_dir: str | None = None, labelled: bool = True) -> list[tuple[str, object]]:
-    """``[(set name, PTransform)]`` for one data spec (see the module docstring)."""
-    from tfuq.beam import sources as src
-    from tfuq.data.corruptions import CORRUPTIONS, SEVERITIES, config_name
+            data_dir: str | None = None, labelled: bool = True,
+            photo_rule=None) -> list[tuple[str, object]]:
+    """``[(set name, PTransform)]`` for one data spec (see the module docstring).
 
-    source, _, target = spec.partition(":")
-    known = source in ("npz", "cifar100", "tfrecord", "folder", "files") or source.startswith(
-        "cifar100_corrupted")
-    if not (known and target):
-        if spec.endswith(".npz") or Path(spec).is_file():
-            source, target = "npz", spec
-        else:
-            raise src.SourceError(
-                f"data spec {spec!r} is not one of npz:<glob>, cifar100:<split>, "
-                "cifar100_corrupted/<config>:test, cifar100_corrupted/*:test, tfrecord:<glob>, "
-                "folder:<dir>, files:<glob>"
-            )
+    ``photo_rule`` decodes image files: the model's (``photo.rule_of(model.config)``); None
+    is the current rule. Raises SourceError for a spec that is malformed or that only
+    :func:`tfuq.data.load_spec` reads (tfds slicing, a corruption applied on the fly).
+    """
+    from tfuq.beam import sources as src
+    from tfuq.data import DataError, parse_spec
+    from tfuq.data.corruptions import CORRUPTIONS, SEVERITIES, config_name
+    from tfuq.data.datasets import ALL_CORRUPTIONS
+    from tfuq.runtime import photo
+
+    photo_rule = photo.RULE if photo_rule is None else photo_rule
+    try:
+        parsed = parse_spec(spec)
+    except DataError as error:
+        raise src.SourceError(str(error)) from None
+    source, target = parsed.source, parsed.target
+    if parsed.corruption is not None and source != "cifar100_corrupted":
+        raise src.SourceError(f"{spec}: the Beam pipelines read prepared CIFAR-100-C sets "
+                              "(cifar100_corrupted/<config>:test), they corrupt nothing themselves")
     if source == "npz":
         return [(set_name, src.ReadNpz(target, size, set_name))]
     if source == "tfrecord":
         return [(set_name, src.ReadTfds(target, size, set_name))]
-    if source == "folder":
-        return [(set_name, src.ReadImageFiles(target, size, set_name, labelled=labelled))]
-    if source == "files":
-        return [(set_name, src.ReadImageFiles(target, size, set_name))]
+    if source in ("folder", "files"):
+        reader = src.ReadImageFiles(target, size, set_name, labelled=labelled and source == "folder",
+                                    photo_rule=photo_rule)
+        return [(set_name, reader)]
+    if "[" in target:
+        raise src.SourceError(f"{spec}: tfds slicing is for tfuq evaluate without --runner")
     if source == "cifar100":
         return [(set_name, src.ReadTfds(src.tfds_files("cifar100", target, data_dir), size,
                                         set_name))]
-    config = source.partition("/")[2]
-    if target != "test":
-        raise src.SourceError(f"cifar100_corrupted has only a test split, got {target!r}")
-    if config != "*":
-        files = src.tfds_files(f"cifar100_corrupted/{config}", "test", data_dir)
+    if parsed.corruption != ALL_CORRUPTIONS:
+        files = src.tfds_files(f"cifar100_corrupted/{parsed.config}", "test", data_dir)
         return [(set_name, src.ReadTfds(files, size, set_name))]
     configs = [config_name(c, s) for c in CORRUPTIONS for s in SEVERITIES]
     return [(name, src.ReadTfds(src.tfds_files(f"cifar100_corrupted/{name}", "test", data_dir),
@@ -93,12 +100,14 @@ def _parquet_schema(keep_passes: bool):
 
     fields = [
         ("key", pa.string()), ("set", pa.string()), ("id", pa.string()), ("order", pa.string()),
-        ("label", pa.int64()), ("seed", pa.string()), ("predicted", pa.int64()),
-        ("predicted_label", pa.string()),
-        ("accept", pa.bool_()), ("mean", pa.list_(pa.float64())), ("std", pa.list_(pa.float64())),
-        *[(name, pa.float64()) for name in SCORES], ("expected_entropy", pa.float64()),
+        ("label", pa.int64()), ("seed", pa.string()), ("predicted_label", pa.string()),
+        ("accept", pa.bool_()),
         ("model_scores", pa.string()),
     ]
+    per_class = pa.list_(pa.float64())
+    kinds = {"predicted": pa.int64(), "mean": per_class, "std": per_class}
+    fields += [(name, kinds.get(name, pa.float64())) for name in COLUMNS
+               if name not in DERIVED_COLUMNS]
     if keep_passes:
         fields.append(("passes", pa.list_(pa.list_(pa.float32()))))
     return pa.schema(fields)
@@ -163,22 +172,9 @@ def read_records(folder: str | os.PathLike) -> list[dict]:
 
 def _aggregate(records: list[dict], conf_factor: float) -> Aggregate:
     """The :class:`Aggregate` the records carry, as :func:`aggregate` computed it per image."""
-    mean = np.stack([np.asarray(r["mean"], dtype=np.float64) for r in records])
-    std = np.stack([np.asarray(r["std"], dtype=np.float64) for r in records])
-    spread = conf_factor * std
-    return Aggregate(
-        mean=mean,
-        std=std,
-        predicted=np.array([r["predicted"] for r in records], dtype=np.int64),
-        max_probability=np.array([r["max_probability"] for r in records], dtype=np.float64),
-        predictive_entropy=np.array([r["predictive_entropy"] for r in records], dtype=np.float64),
-        expected_entropy=np.array([r["expected_entropy"] for r in records], dtype=np.float64),
-        mutual_information=np.array([r["mutual_information"] for r in records], dtype=np.float64),
-        variation_ratio=np.array([r["variation_ratio"] for r in records], dtype=np.float64),
-        lower=mean - spread,
-        upper=mean + spread,
-        passes=0,
-        conf_factor=conf_factor,
+    stored = [name for name in COLUMNS if name not in DERIVED_COLUMNS]
+    return Aggregate.from_columns(
+        {name: [r[name] for r in records] for name in stored}, passes=0, conf_factor=conf_factor
     )
 
 
@@ -186,10 +182,10 @@ def merge(records: list[dict], rule: dict, data_set: str = "data", ood_set: str 
           score: str | None = None, passes: int | None = None):
     """The :class:`tfuq.evaluation.Evaluation` of the records of ``data_set`` (and ``ood_set``)."""
     from tfuq import evaluation
-    from tfuq.runtime import abstain
+    from tfuq.runtime import decision
 
-    rule = abstain.check_rule(rule)
-    conf_factor = abstain.rule_conf_factor(rule)
+    rule = decision.check_rule(rule)
+    conf_factor = decision.rule_conf_factor(rule)
     chosen = [r for r in records if r["set"] == data_set]
     if not chosen:
         raise ValueError(f"no records of set {data_set!r}")

@@ -13,8 +13,8 @@ TFRecords and image files, Pillow; no TensorFlow.
   protobuf (a schema of five small messages, wire-compatible with TensorFlow's
   ``example.proto``), the PNG ``image`` decoded with Pillow.
 - :class:`ReadImageFiles`: a folder (recursively) or glob pattern of image files, each
-  decoded by :func:`decode_photo`; under a folder, with ``labelled=True``, the first-level
-  subfolder names sorted are the classes, as ``tfuq.data.load_folder`` reads them.
+  decoded by :func:`decode_photo`; with ``labelled=True`` a folder of class folders, listed by
+  :func:`tfuq.data.class_folder_files` (as ``tfuq.data.load_folder`` reads it).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pnm"}
-)
+from tfuq.data import DataError, class_folder_files
+from tfuq.runtime import photo
+from tfuq.runtime.photo import IMAGE_SUFFIXES
 
 
 class SourceError(ValueError):
@@ -38,25 +38,26 @@ class SourceError(ValueError):
 
 
 # -- one photo rule ----------------------------------------------------------------------------
-def decode_photo(path: str, height: int, width: int) -> np.ndarray:
+def decode_photo(
+    path: str, height: int, width: int, rule: photo.PhotoRule = photo.RULE
+) -> np.ndarray:
     """An image file as the model's uint8 ``(height, width, 3)`` input.
 
-    The one place the pipelines decode a file: the photo rule of :mod:`tfuq.runtime.photo`
-    (``center-crop-bilinear`` v1), as ``tfuq predict`` applies it. Paths with a scheme
-    (``gs://``, ``s3://``, ...) are read through Beam's FileSystems.
+    The one place the pipelines decode a file: by ``rule``, the photo rule the model carries
+    (``photo.rule_of(model.config)``, as ``tfuq predict`` and ``tfuq evaluate`` follow it; a
+    model without ``photo_rule`` stretches). Paths with a scheme (``gs://``, ``s3://``, ...)
+    are read through Beam's FileSystems.
 
     Raises:
         ValueError: the file cannot be read or decoded (``PhotoError`` is a ValueError).
     """
-    from tfuq.runtime import photo
-
     if "://" in path:
         try:
             with FileSystems.open(path, compression_type="uncompressed") as handle:
-                return photo.read(handle.read(), (height, width))
+                return photo.read(handle.read(), (height, width), rule)
         except OSError as error:
             raise ValueError(f"cannot read: {error}") from None
-    return photo.read(path, (height, width))
+    return photo.read(path, (height, width), rule)
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -251,7 +252,7 @@ class ReadTfds(beam.PTransform):
 
 
 # -- image files ------------------------------------------------------------------------------
-def image_files(location: str, labelled: bool = False) -> tuple[list[tuple[str, int | None]], list[str]]:
+def _image_files(location: str, labelled: bool = False) -> tuple[list[tuple[str, int | None]], list[str]]:
     """``([(path, label or None)], class names)`` for a folder, a file or a glob of image files."""
     if any(char in location for char in "*?["):
         paths = [p for p in match(location) if Path(p).suffix.lower() in IMAGE_SUFFIXES]
@@ -270,26 +271,21 @@ def image_files(location: str, labelled: bool = False) -> tuple[list[tuple[str, 
         if not paths:
             raise SourceError(f"{location} holds no image files")
         return [(p, None) for p in paths], []
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-    if not classes:
-        raise SourceError(f"{location} has no class subfolders (expected {location}/<class>/<image>)")
-    found = []
-    for label, name in enumerate(classes):
-        found += [(str(p), label) for p in sorted((root / name).rglob("*"))
-                  if p.suffix.lower() in IMAGE_SUFFIXES]
-    if not found:
-        raise SourceError(f"{location} holds no image files")
-    return found, classes
+    try:
+        found, classes = class_folder_files(root)
+    except DataError as error:
+        raise SourceError(str(error)) from None
+    return [(str(path), label) for path, label in found], classes
 
 
 class _PhotoExample(beam.DoFn):
-    def __init__(self, set_name: str, size: tuple[int, int]):
-        self.set_name, self.size = set_name, size
+    def __init__(self, set_name: str, size: tuple[int, int], rule: photo.PhotoRule):
+        self.set_name, self.size, self.rule = set_name, size, rule
 
     def process(self, item: tuple[str, int | None]) -> Iterator:
         path, label = item
         try:
-            image = decode_photo(path, *self.size)
+            image = decode_photo(path, *self.size, self.rule)
         except ValueError as error:  # one bad file does not stop the run
             yield beam.pvalue.TaggedOutput("errors", {"id": path, "error": str(error)})
             return
@@ -297,19 +293,20 @@ class _PhotoExample(beam.DoFn):
 
 
 class ReadImageFiles(beam.PTransform):
-    """Examples from image files; undecodable files go to the ``errors`` output."""
+    """Examples from image files, decoded by ``photo_rule`` (the model's); undecodable files
+    go to the ``errors`` output."""
 
     def __init__(self, location: str, size: tuple[int, int], set_name: str = "images",
-                 labelled: bool = False):
+                 labelled: bool = False, photo_rule: photo.PhotoRule = photo.RULE):
         super().__init__()
-        self.items, self.classes = image_files(location, labelled)
-        self.size, self.set_name = tuple(size), set_name
+        self.items, self.classes = _image_files(location, labelled)
+        self.size, self.set_name, self.photo_rule = tuple(size), set_name, photo_rule
 
     def expand(self, root):
         return (
             root
             | "Files" >> beam.Create(self.items)
             | "Spread" >> beam.Reshuffle()
-            | "Decode" >> beam.ParDo(_PhotoExample(self.set_name, self.size)).with_outputs(
+            | "Decode" >> beam.ParDo(_PhotoExample(self.set_name, self.size, self.photo_rule)).with_outputs(
                 "errors", main="examples")
         )

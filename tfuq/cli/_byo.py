@@ -24,12 +24,15 @@ def check_model_path(text: str) -> None:
     """A readable message for the model files people have that Keras 3 cannot load."""
     from pathlib import Path
 
+    from tfuq._files import check_input
+
     path = Path(text)
     if path.is_dir():
         raise CliError(
             f"{path} is a folder (a TensorFlow SavedModel?); tfuq reads .keras or .h5 files: "
             "load the model in Keras and save it with model.save('model.keras')"
         )
+    check_input(path, "model file")  # a FIFO or a device: said, not "not found" or a hang
     if not path.is_file():
         raise CliError(f"model file not found: {path}")
 
@@ -55,6 +58,10 @@ def input_size(text: str | None) -> tuple[int, int] | None:
         size = size * 2
     if len(size) != 2 or min(size) < 1:
         raise CliError(f"--input-size takes N or HxW with positive numbers, got {text!r}")
+    from tfuq.runtime.config import MAX_SIDE as _MAX_SIDE
+
+    if max(size) > _MAX_SIDE:  # the model file's limit: fail now, not after converting
+        raise CliError(f"--input-size sides must be at most {_MAX_SIDE}, got {text!r}")
     return size
 
 

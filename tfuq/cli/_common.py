@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 from typing import Any
 
@@ -21,48 +20,24 @@ def require(module: str, extra: str, command: str) -> None:
 
 
 def quiet_tensorflow() -> None:
-    """Import TensorFlow without its start-up chatter on the user's terminal.
+    """Import TensorFlow before a subcommand's work, without its start-up chatter on the
+    user's terminal (:func:`tfuq.quiet.import_tensorflow`; C++ errors hidden too, as the
+    command's own messages say what failed)."""
+    from tfuq.quiet import import_tensorflow
 
-    Some of it (CUDA probing) is logged before absl reads any setting, so the import runs
-    with file descriptor 2 pointed at /dev/null.
-    """
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
-    if "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    import_tensorflow(log_level=3)
 
 
 def emit_json(payload: Any, path: str | None = None) -> None:
     """Print ``payload`` as JSON, or write it atomically to ``path`` ("-" is stdout)."""
-    text = json.dumps(payload, indent=2, sort_keys=True, default=_plain)
-    if path in (None, "-"):
+    from tfuq._files import atomic_output, is_stdout, json_text
+
+    text = json_text(payload)
+    if path is None or is_stdout(path):
         print(text)
         return
-    from tfuq.runtime.modelfile import atomic_output
-
     with atomic_output(path, "w") as out:
         out.write(text + "\n")
-
-
-def _plain(value):
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 def info(message: str) -> None:
@@ -84,7 +59,7 @@ def rule_from_args(args, config) -> dict:
     (``--score``, default max_probability; ``--threshold``, default 0.5): ``tfuq convert``'s
     default when given no options.
     """
-    from tfuq.runtime import abstain
+    from tfuq.runtime import decision
 
     if args.rule not in ("threshold", "combined") and args.threshold is not None:
         raise CliError("--threshold needs --rule threshold or combined")
@@ -93,16 +68,16 @@ def rule_from_args(args, config) -> dict:
     if args.rule == "model":
         return config.decision_rule()
     if args.rule == "interval":
-        return abstain.interval_rule(1.0 if args.conf_factor is None else args.conf_factor)
+        return decision.interval_rule(1.0 if args.conf_factor is None else args.conf_factor)
     if args.rule == "combined":
         score = args.score or "max_probability"
         if args.threshold is None and score != "max_probability":
             raise CliError(f"--rule combined with --score {score} needs --threshold")
-        return abstain.all_rule(
-            abstain.interval_rule(1.0 if args.conf_factor is None else args.conf_factor),
-            abstain.threshold_rule(
-                score, abstain.DEFAULT_FLOOR if args.threshold is None else args.threshold),
+        return decision.all_rule(
+            decision.interval_rule(1.0 if args.conf_factor is None else args.conf_factor),
+            decision.threshold_rule(
+                score, decision.DEFAULT_FLOOR if args.threshold is None else args.threshold),
         )
     if args.score is None or args.threshold is None:
         raise CliError("--rule threshold needs --score and --threshold")
-    return abstain.threshold_rule(args.score, args.threshold)
+    return decision.threshold_rule(args.score, args.threshold)

@@ -37,7 +37,7 @@ def add_arguments(parser) -> None:
     add_input_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="seeds the split, dropout and shuffling (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress lines")
-    parser.add_argument("--json", metavar="PATH", help="write the summary as JSON ('-' for stdout)")
+    parser.add_argument("--json", metavar="PATH", help="write the summary as JSON ('-' or /dev/stdout prints it)")
 
 
 def _spec(text: str) -> str:

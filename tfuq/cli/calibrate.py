@@ -5,7 +5,7 @@ rule, so the Raspberry Pi and the phone apply the same one.
 
 The method is Selection with Guaranteed Risk (Geifman and El-Yaniv, NeurIPS 2017): a binary
 search over thresholds with a Clopper-Pearson bound and a union bound over its steps (see
-tfuq.runtime.abstain.calibrate for the exact guarantee). Use images the model was not trained on. When
+tfuq.runtime.calibration.calibrate for the exact guarantee). Use images the model was not trained on. When
 the target cannot be guaranteed with the images given, it says why, writes nothing and exits 2.
 
 --within keeps a rule in front of the threshold: `interval` (the paper's rule, Z = 1) or
@@ -35,14 +35,15 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from tfuq._files import shown
 from tfuq.cli._common import CliError, info
 from tfuq.cli.evaluate import check_args as check_common_args
 from tfuq.cli.evaluate import load_images
-from tfuq.runtime import abstain  # numpy only
+from tfuq.runtime import abstain, decision  # numpy only
 from tfuq.runtime.aggregate import SCORES
 from tfuq.runtime.config import DecisionRule
 
-WITHIN = {"none": None, "interval": abstain.INTERVAL_RULE, "default": abstain.DEFAULT_RULE}
+WITHIN = {"none": None, "interval": decision.INTERVAL_RULE, "default": decision.DEFAULT_RULE}
 HELP = "calibrate an abstention threshold with a risk guarantee and store it in the model"
 
 
@@ -71,7 +72,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--limit", type=int, metavar="N",
                         help="use N images (a seeded draw, in the original order)")
     parser.add_argument("--dry-run", action="store_true", help="compute and print, do not write")
-    parser.add_argument("--json", metavar="PATH", help="write the result as JSON ('-' for stdout)")
+    parser.add_argument("--json", metavar="PATH", help="write the result as JSON ('-' or /dev/stdout prints it)")
 
 
 def check_args(args) -> None:
@@ -86,23 +87,24 @@ def check_args(args) -> None:
 def run(args) -> int:
     from tfuq import runtime
     from tfuq.cli._outputs import Outputs, json_text
-    from tfuq.runtime import abstain, modelfile
+    from tfuq.runtime import budget, modelfile
 
     check_args(args)
     with Outputs() as outputs:
         # Check: every location before the long run (the model is rewritten in place).
-        outputs.input(args.model)
+        outputs.input(args.model, "model")
         if Path(args.data).exists():
-            outputs.input(args.data)
+            outputs.input(args.data, "--data")
         staged_json = outputs.file(args.json, "--json") if args.json not in (None, "-") else None
         staged_model = None if args.dry_run else outputs.file(args.model, "model", in_place=True)
         model = runtime.load(args.model, threads=args.threads)
         flatbuffer, config = model.flatbuffer, model.config
-        images, labels = load_images(args.data, args.limit, model.input_shape[:2], True, "calibration")
+        images, labels = load_images(args.data, args.limit, model, True, "calibration")
         if labels.max() >= model.classes:
             raise CliError(f"{args.data}: label {labels.max()} is out of range for {model.classes} classes")
+        budget.check_run(args.model, model.passes, len(images), model.classes)
         # Work.
-        info(f"calibrating {args.model} on {len(images)} images, {model.passes} passes, seed {args.seed}")
+        info(f"calibrating {shown(args.model)} on {len(images)} images, {model.passes} passes, seed {args.seed}")
         from tfuq.workflow import steps
 
         result, guard = steps.calibration_of(
@@ -140,5 +142,5 @@ def run(args) -> int:
     else:
         print(result.message)
     info(("would write" if args.dry_run else "wrote") + f" decision {abstain.describe_rule(rule)} "
-         f"into {args.model}")
+         f"into {shown(args.model)}")
     return 0

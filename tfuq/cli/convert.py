@@ -27,8 +27,10 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+from tfuq._files import check_input
 from tfuq.cli._byo import add_input_arguments, check_model_path, input_size, preprocessing
 from tfuq.cli._common import EXIT_CHECK_FAILED, CliError, info, quiet_tensorflow, require
+from tfuq.runtime.config import MAX_PASSES
 
 HELP = "convert a Keras classifier with (MC) dropout to a full-integer tfuq .tflite"
 
@@ -78,13 +80,14 @@ def add_arguments(parser) -> None:
         "tfuq calibrate reads; it costs a few operations on the passes' logits)",
     )
     parser.add_argument("--add-softmax", action="store_true", help="the model outputs logits: append a softmax (one logit z: two classes [1 - sigmoid(z), sigmoid(z)])")
-    parser.add_argument("--json", metavar="PATH", help="write the conversion report as JSON ('-' for stdout)")
+    parser.add_argument("--json", metavar="PATH", help="write the conversion report as JSON ('-' or /dev/stdout prints it)")
 
 
 def load_recipe(path: str | None) -> dict:
     """Read a conversion recipe; unknown keys are an error, so typos do not pass silently."""
     if path is None:
         return {}
+    check_input(path, "recipe")  # a FIFO would block
     try:
         with open(path, "rb") as handle:
             recipe = tomllib.load(handle)
@@ -110,6 +113,8 @@ def check_options(options: dict) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             flag = "--" + key.replace("_", "-")
             raise CliError(f"{flag} must be an integer of at least {least}, got {value!r}")
+    if options["passes"] > MAX_PASSES:  # the model file's limit: fail now, not after converting
+        raise CliError(f"--passes must be at most {MAX_PASSES}, got {options['passes']}")
     agreement = options["min_agreement"]
     if not isinstance(agreement, int | float) or not math.isfinite(agreement) or agreement < 0:
         raise CliError(f"--min-agreement must be a finite number >= 0, got {agreement!r}")
@@ -118,9 +123,9 @@ def check_options(options: dict) -> None:
     if options["bias_correction"] and options["mode"] == "in-graph":
         raise CliError("--bias-correction needs a full-integer model: mode masked or deterministic")
     if options.get("decision") is not None:
-        from tfuq.runtime import abstain
+        from tfuq.runtime import decision
 
-        abstain.check_rule(options["decision"])  # a RuleError (exit 2) names what is wrong
+        decision.check_rule(options["decision"])  # a RuleError (exit 2) names what is wrong
 
 
 def run(args) -> int:
@@ -147,9 +152,10 @@ def _convert(args, outputs) -> int:
     if mc_layers and args.mc_dropout != "auto":
         raise CliError("give --mc-layers or --mc-dropout, not both")
     input_size_given = input_size(args.input_size)
-    for source in (args.model, args.representative, args.labels, args.recipe):
+    for option, source in (("model", args.model), ("--representative", args.representative),
+                           ("--labels", args.labels), ("--recipe", args.recipe)):
         if source:
-            outputs.input(source)
+            outputs.input(source, option)
     staged_model = outputs.file(out, "--out")
     staged_json = outputs.file(args.json, "--json") if args.json not in (None, "-") else None
     from tfuq import data

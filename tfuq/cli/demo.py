@@ -24,13 +24,17 @@ def add_arguments(parser) -> None:
     parser.add_argument("--target-risk", type=float, default=0.02, help="selective risk to guarantee (default 0.02)")
     parser.add_argument("--confidence", type=float, default=0.9, help="confidence of the guarantee (default 0.9)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", metavar="PATH", help="also write the summary as JSON ('-' for stdout)")
+    parser.add_argument("--json", metavar="PATH", help="also write the summary as JSON ('-' or /dev/stdout prints it)")
 
 
 def check_args(args) -> None:
     """Every argument, before TensorFlow loads or anything trains."""
     if args.epochs < 1 or args.passes < 1:
         raise CliError("--epochs and --passes must be at least 1")
+    from tfuq.runtime.config import MAX_PASSES as _MAX_PASSES
+
+    if args.passes > _MAX_PASSES:  # the model file's limit, before training
+        raise CliError(f"--passes must be at most {_MAX_PASSES}, got {args.passes}")
     for name, value in (("--target-risk", args.target_risk), ("--confidence", args.confidence)):
         if not 0.0 < value < 1.0:
             raise CliError(f"{name} must be strictly between 0 and 1, got {value}")

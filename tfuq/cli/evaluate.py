@@ -1,7 +1,12 @@
 """Run a tfuq model on labelled images and report how good its predict-or-abstain decisions
 are: micro-F1 of the original model and on accepted images, the share ignored and how much of
 it would have been wrong (the seed paper's columns), coverage, selective risk, AURC, AUROC and
-FPR95 (errors vs correct, and test vs out-of-distribution with --ood), ECE and Brier.
+FPR95 (errors vs correct, and test vs out-of-distribution with --ood), ECE and Brier. With
+--ood it prints two FPR95s, named apart: "FPR95 OOD", tfuq's, is the share of test images
+refused when 95% of the OOD images are (OOD as the positive class); "OOD kept@95", the OOD
+literature's (ODIN, OpenOOD), is the share of OOD images kept when 95% of the test images are.
+Every out-of-distribution score the model returns beside its probabilities (energy, by
+default) is reported too, and a rule with an OOD guard decides with it.
 
 The decision rule is the one the model carries (--rule model, the default), or one given
 here: --rule interval --conf-factor Z, or --rule threshold --score S --threshold T.
@@ -29,6 +34,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from tfuq._files import shown
 from tfuq.cli._common import RULE_CHOICES, RULE_HELP, CliError, info, rule_from_args
 from tfuq.runtime.aggregate import SCORES  # numpy only
 
@@ -52,7 +58,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, help="interpreter threads")
     parser.add_argument("--limit", type=int, metavar="N",
                         help="use N images of each set (a seeded draw, in the original order)")
-    parser.add_argument("--json", metavar="PATH", help="write the report as JSON ('-' for stdout)")
+    parser.add_argument("--json", metavar="PATH", help="write the report as JSON ('-' or /dev/stdout prints it)")
     parser.add_argument("--save-passes", metavar="NPZ",
                         help="save MC probabilities, mean, std, scores, decisions and labels")
     parser.add_argument("--report", metavar="DIR", help="write plots and report.md into DIR")
@@ -79,17 +85,20 @@ def add_arguments(parser) -> None:
                       "~/tensorflow_datasets)")
 
 
-def load_images(source: str, limit: int | None, size, need_labels: bool, what: str):
-    """Images (resized to ``size``) and labels from an ``.npz`` path or a dataset spec.
+def load_images(source: str, limit: int | None, model, need_labels: bool, what: str):
+    """Images (brought to the model's input size by its photo rule) and labels from an
+    ``.npz`` path or a dataset spec.
 
     ``source`` is a path to an existing ``.npz``, or a spec of :func:`tfuq.data.load_spec`
     such as ``cifar100:test`` or ``folder:photos/``. ``limit`` keeps a seeded draw of that
     many images, in their original order.
     """
     from tfuq import data
+    from tfuq.runtime import photo
 
     spec = f"npz:{source}" if Path(source).is_file() or ":" not in source else source
-    loaded = data.load_spec(spec, limit=limit, size=size)
+    loaded = data.load_spec(spec, limit=limit, size=model.input_shape[:2],
+                            photo_rule=photo.rule_of(model.config))
     if need_labels and loaded.labels is None:
         raise CliError(f"{source} has no labels (array 'y'); {what} needs them")
     return loaded.images, loaded.labels
@@ -107,10 +116,10 @@ def check_args(args) -> None:
 
 def claim_outputs(args, outputs) -> dict:
     """Claim every output location before the long run; the staged paths by option."""
-    outputs.input(args.model)
-    for source in (args.data, args.ood):
+    outputs.input(args.model, "model")
+    for option, source in (("--data", args.data), ("--ood", args.ood)):
         if source and Path(source).exists():
-            outputs.input(source)
+            outputs.input(source, option)
     staged = {}
     if args.json not in (None, "-"):
         staged["json"] = outputs.file(args.json, "--json")
@@ -124,6 +133,7 @@ def claim_outputs(args, outputs) -> dict:
 def run(args) -> int:
     from tfuq import evaluation, runtime
     from tfuq.cli._outputs import Outputs
+    from tfuq.runtime import budget
 
     check_args(args)
     if args.runner:
@@ -135,14 +145,15 @@ def run(args) -> int:
         staged = claim_outputs(args, outputs)
         model = runtime.load(args.model, threads=args.threads)
         rule = rule_from_args(args, model.config)
-        size = model.input_shape[:2]
-        images, labels = load_images(args.data, args.limit, size, True, "evaluate")
+        images, labels = load_images(args.data, args.limit, model, True, "evaluate")
         ood = None
         if args.ood:
-            ood, _ = load_images(args.ood, args.limit, size, False, "--ood")
+            ood, _ = load_images(args.ood, args.limit, model, False, "--ood")
         if labels.max() >= model.classes:
             raise CliError(f"{args.data}: label {labels.max()} is out of range for {model.classes} classes")
-        info(f"evaluating {args.model} on {len(images)} images"
+        budget.check_run(args.model, model.passes, len(images) + (0 if ood is None else len(ood)),
+                         model.classes)
+        info(f"evaluating {shown(args.model)} on {len(images)} images"
              + (f" and {len(ood)} OOD images" if ood is not None else "")
              + f", {model.passes} passes, seed {args.seed}")
         result = evaluation.evaluate(
@@ -176,7 +187,7 @@ def _show(args, result, staged: dict, extra_text: str = "") -> int:
     from tfuq import reporting
     from tfuq.cli._outputs import json_text
 
-    table = f"{args.model} on {args.data}\n" + reporting.format_table(result.report)
+    table = f"{shown(args.model)} on {shown(args.data)}\n" + reporting.format_table(result.report)
     if extra_text:
         table += "\n\n" + extra_text
     if args.json == "-":
@@ -186,9 +197,9 @@ def _show(args, result, staged: dict, extra_text: str = "") -> int:
         print(table)
     for option in ("json", "save_passes"):
         if option in staged:
-            info(f"wrote {getattr(args, option)}")
+            info(f"wrote {shown(getattr(args, option))}")
     if args.report:
-        info(f"wrote {Path(args.report) / 'report.md'} and its plots")
+        info(f"wrote {shown(Path(args.report) / 'report.md')} and its plots")
     return 0
 
 
@@ -221,14 +232,17 @@ def _run_pipeline(args, pipeline, SourceError, records_dir: str):
     result, and the extra tables."""
     import shlex
 
+    from tfuq.runtime import photo
+
     model = pipeline.load_model(args.model, args.threads)
     rule = rule_from_args(args, model.config)
-    size = model.input_shape[:2]
+    size, photo_rule = model.input_shape[:2], photo.rule_of(model.config)
     try:
         options = pipeline.pipeline_options(args.runner, shlex.split(args.pipeline_options))
-        data = pipeline.sources(args.data, size, "data", args.data_dir)
+        data = pipeline.sources(args.data, size, "data", args.data_dir, photo_rule=photo_rule)
         if args.ood:
-            data += pipeline.sources(args.ood, size, "ood", args.data_dir, labelled=False)
+            data += pipeline.sources(args.ood, size, "ood", args.data_dir, labelled=False,
+                                     photo_rule=photo_rule)
     except SourceError as error:
         raise CliError(str(error)) from None
     if args.ood and len(data) > 2:

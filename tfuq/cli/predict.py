@@ -44,9 +44,6 @@ HELP = "predict or abstain on image files, a stream of paths or a watched folder
 # Spelled out rather than imported so that `tfuq --help` does not load numpy.
 BACKEND_CHOICES = ("auto", "ai_edge_litert", "tflite_runtime", "tensorflow")
 SCORE_CHOICES = ("max_probability", "predictive_entropy", "mutual_information", "variation_ratio")
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pnm"}
-)
 DEFAULT_SCORE = "mutual_information"
 
 
@@ -110,8 +107,9 @@ def decode(path: str | os.PathLike, height: int, width: int, rule=None):
 class Predictor:
     """One loaded interpreter, one rule and one seed, applied image after image.
 
-    The masks of a masked model depend only on the seed, so they are drawn once and every
-    image gets the same ones, exactly as ``Model.run(images, seed)`` gives them.
+    The masks of a masked model depend only on the seed: ``Model.run_one`` draws them for the
+    first image and keeps them, so every image gets the same ones, exactly as
+    ``Model.run(images, seed)`` gives them.
     """
 
     def __init__(self, model, rule: dict, seed: int, score: str | None = None):
@@ -126,16 +124,13 @@ class Predictor:
         height, width, _ = model.input_shape
         self.size = (height, width)
         self.photo_rule = photo.rule_of(model.config)  # what the model file says
-        self._masks = model.masks(self.seed) if model.mode == "masked" else {}
 
     def label(self, index: int) -> str:
         return self.model.labels[index] if self.model.labels else f"class_{index}"
 
     def passes(self, image):
         """MC probabilities of one uint8 image, ``(passes, classes)``."""
-        if self.model.mode == "in-graph":
-            return self.model.run(image, seed=self.seed)[:, 0]
-        return self.model.run_with_masks(self.model.check_images(image)[0], self._masks)
+        return self.model.run_one(image, self.seed)
 
     def why(self, summary, rule: dict | None = None) -> str:
         """Why ``rule`` (the predictor's) abstained on one image (``summary`` without a batch
@@ -157,10 +152,14 @@ class Predictor:
             value = float(summary.score(name))
             side = "below" if HIGHER_IS_CONFIDENT[name] else "above"
             return f"{name} {value:.4g} is {side} {limit:.4g}"
+        import numpy as np
+
         top = int(summary.predicted)
         lower, upper = summary.interval(typed.conf_factor)
-        rivals = [c for c in range(len(upper)) if c != top and upper[c] >= lower[top]]
-        rivals.sort(key=lambda c: -summary.mean[c])
+        overlapping = upper >= lower[top]
+        overlapping[top] = False
+        rivals = np.flatnonzero(overlapping)  # by decreasing mean, ties by class index
+        rivals = rivals[np.argsort(-summary.mean[rivals], kind="stable")].tolist()
         named = ", ".join(self.label(c) for c in rivals[:3])
         more = f" and {len(rivals) - 3} more" if len(rivals) > 3 else ""
         return (f"the interval of {self.label(top)} overlaps {named}{more} "
@@ -201,15 +200,20 @@ class Predictor:
 
 
 def format_line(record: dict) -> str:
-    """The text line for one record (an error record or a decision)."""
+    """The text line for one record (an error record or a decision). File names, labels and
+    messages are shown with control characters escaped, so none can start a line of its own
+    (``--json`` escapes them as JSON does)."""
+    from tfuq._files import shown
+
+    path = shown(record["path"])
     if "error" in record:
-        return f"{record['path']}: error: {record['error']}"
+        return f"{path}: error: {shown(record['error'])}"
     numbers = (f"p={record['probability']:.3f}  {record['score']}={record['uncertainty']:.4f}  "
                f"{record['run_ms']:.1f} ms (total {record['total_ms']:.1f} ms)")
     if record["accept"]:
-        return f"{record['path']}: {record['label']}  {numbers}"
-    return (f"{record['path']}: not sure ({record['why']}); "
-            f"top {record['predicted_label']}  {numbers}")
+        return f"{path}: {shown(record['label'])}  {numbers}"
+    return (f"{path}: not sure ({shown(record['why'])}); "
+            f"top {shown(record['predicted_label'])}  {numbers}")
 
 
 # -- where the images come from --------------------------------------------------------------
@@ -226,6 +230,8 @@ def _stdin_paths() -> Iterator[str]:
 
 def _image_files(folder: Path) -> dict[str, tuple[int, int]]:
     """Image files directly in ``folder``, with their (mtime_ns, size) signatures."""
+    from tfuq.runtime.photo import IMAGE_SUFFIXES
+
     found = {}
     with os.scandir(folder) as entries:
         for entry in entries:
@@ -324,6 +330,7 @@ def run(args) -> int:
         raise CliError("--records needs --runner")
     _check_args(args)
     from tfuq import runtime
+    from tfuq._files import shown
 
     try:
         model = runtime.load(args.model, threads=args.threads, backend=args.backend)
@@ -335,14 +342,14 @@ def run(args) -> int:
         predictor = Predictor(model, rule_from_args(args, model.config), args.seed, args.score)
     except PhotoError as error:
         raise CliError(f"{args.model}: {error}") from None
-    info(f"{args.model}: {model.classes} classes, {model.passes} passes ({model.mode}), "
+    info(f"{shown(args.model)}: {model.classes} classes, {model.passes} passes ({model.mode}), "
          f"rule {predictor.rule_text}, photos {predictor.photo_rule}, seed {predictor.seed}, "
          f"{model.backend}"
          + (f", {args.threads} threads" if args.threads else ""))
     watched = None
     if args.watch:  # what is in the folder now is not new; taken before saying "watching"
         watched = watch(args.watch, args.interval, args.timeout, args.include_existing)
-        info(f"watching {args.watch} for new images"
+        info(f"watching {shown(args.watch)} for new images"
              + (f" for {args.timeout:g} s" if args.timeout else "") + " (Ctrl-C stops)")
     counts = {"predicted": 0, "not sure": 0, "failed": 0}
     run_ms = []
@@ -351,7 +358,9 @@ def run(args) -> int:
         for path in _sources(args, watched):
             try:
                 record = predictor(path)
-            except ValueError as error:  # this image is bad; the stream goes on
+            except (ValueError, MemoryError) as error:  # this image is bad; the stream goes on
+                if isinstance(error, MemoryError):
+                    error = "not enough memory for it"
                 record = {"path": str(path), "error": str(error)}
                 counts["failed"] += 1
                 first_failure = first_failure or f"{path}: {error}"
@@ -384,6 +393,7 @@ def run_beam(args) -> int:
     require("apache_beam", "beam", "predict --runner")
     from tfuq.beam import pipeline
     from tfuq.beam.sources import ReadImageFiles, SourceError
+    from tfuq.runtime import photo
 
     if not args.images or "-" in args.images or args.watch:
         raise CliError("--runner takes folders or glob patterns of images, not '-' or --watch")
@@ -399,7 +409,8 @@ def run_beam(args) -> int:
     size = model.input_shape[:2]
     try:
         options = pipeline.pipeline_options(args.runner, shlex.split(args.pipeline_options))
-        data = [(f"images{index}", ReadImageFiles(location, size, "images"))
+        photo_rule = photo.rule_of(model.config)  # as the one-process path follows it
+        data = [(f"images{index}", ReadImageFiles(location, size, "images", photo_rule=photo_rule))
                 for index, location in enumerate(args.images)]
         outcome = pipeline.run(
             args.model, data, args.records, fmt=args.records_format, options=options, rule=rule,
@@ -409,8 +420,10 @@ def run_beam(args) -> int:
         raise CliError(str(error)) from None
     records = pipeline.read_records(outcome["records"])
     accepted = sum(bool(r["accept"]) for r in records)
+    from tfuq._files import shown
+
     for error in outcome["errors"]:
-        info(f"{error['id']}: error: {error['error']}")
+        info(f"{shown(error['id'])}: error: {shown(error['error'])}")
     info(f"{len(records) + len(outcome['errors'])} images: {accepted} predicted, "
          f"{len(records) - accepted} not sure, {len(outcome['errors'])} failed; records in "
          f"{args.records}")

@@ -35,7 +35,7 @@ def add_arguments(parser) -> None:
         "--input-size", type=int, metavar="N",
         help="image size the model takes (default: the variant's, 224/240/260); smaller is faster and less accurate",
     )
-    parser.add_argument("--json", metavar="PATH", help="write a summary as JSON ('-' for stdout)")
+    parser.add_argument("--json", metavar="PATH", help="write a summary as JSON ('-' or /dev/stdout prints it)")
 
 
 def run(args) -> int:

@@ -1,13 +1,13 @@
 """Keras model with MCDropout -> one full-integer TFLite file that carries its configuration.
 
-    >>> result = tfuq.conversion.convert(model, images, passes=30)          # doctest: +SKIP
+    >>> result = tfuq.convert(model, images, passes=30)          # doctest: +SKIP
     >>> result.save("model.tflite")                              # doctest: +SKIP
 
 Needs TensorFlow (the ``convert`` extra). The steps:
 
 1. ``tfuq.conversion.rewrite`` brings the model into tfuq's form (Keras dropout layers as MC
    dropout, preprocessing stated outside the graph folded in, a softmax added to logits; see
-   :func:`tfuq.conversion.rewrite.prepare`), then rewrites it (masked: masks as inputs, trunk once;
+   :func:`tfuq.modeling.byo.prepare`), then rewrites it (masked: masks as inputs, trunk once;
    or in-graph).
 2. The TFLite converter quantizes it to int8 with a representative dataset: images brought
    to the model input by the photo rule (``tfuq.runtime.photo``, carried in the file as
@@ -20,12 +20,8 @@ Needs TensorFlow (the ``convert`` extra). The steps:
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import os
-import sys
-import tempfile
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +32,8 @@ from tfuq.conversion import rewrite
 from tfuq.data.common import DataError, check_images
 from tfuq.data.datasets import load_npz, resize
 from tfuq.modeling import byo, graph
+from tfuq.quiet import held_output as _quiet_converter  # Keras export listings, C++ logs
+from tfuq.quiet import import_tensorflow as _tf
 from tfuq.runtime import abstain, masks, modelfile, photo
 from tfuq.runtime.config import (
     BiasCorrectionRecord,
@@ -59,13 +57,6 @@ DEFAULT_DECISION = abstain.DEFAULT_RULE  # interval (Z = 1) and max_probability 
 
 class ConversionError(ValueError):
     """Conversion input the user can fix (bad model file, bad data, bad options)."""
-
-
-def _tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    return tf
 
 
 def load_keras_model(path: str | os.PathLike):
@@ -161,39 +152,6 @@ def _progress(iterable, total: int, description: str, stream):
     return bar(total, description, "img", stream, iterable=iterable)
 
 
-@contextlib.contextmanager
-def _quiet_converter():
-    """Hold back what the converter prints (Keras export listings, C++ logs) at the fd level.
-
-    Yields a writable copy of the real stderr for progress bars. The held-back text is
-    replayed on stderr only when conversion fails, where it helps.
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = {fd: os.dup(fd) for fd in (1, 2)}
-    progress = os.fdopen(os.dup(saved[2]), "w")
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 1)
-        os.dup2(held.fileno(), 2)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                yield progress
-        except BaseException:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            held.seek(0)
-            os.write(saved[2], held.read()[-20000:])
-            raise
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            for fd, copy in saved.items():
-                os.dup2(copy, fd)
-                os.close(copy)
-            progress.close()
-
-
 def convert(
     model,
     representative,
@@ -239,7 +197,7 @@ def convert(
         max_accuracy_drop: with labels, the self-check fails when TFLite's MC-mean
             accuracy on the held-out images is more than this below Keras'.
         mc_dropout, mc_layers, preprocessing, input_size, add_softmax: how the model is
-            brought into tfuq's form; see :func:`tfuq.conversion.rewrite.prepare`.
+            brought into tfuq's form; see :func:`tfuq.modeling.byo.prepare`.
         bias_correction: correct every layer's int8 bias for the mean error against float on
             this many of the calibration images (0: off); see :mod:`tfuq.conversion.bias_correction`.
             Not for ``in-graph`` mode.
@@ -434,7 +392,7 @@ def _float_flatbuffer(tf, keras_graph) -> bytes:
 
 def float_twin(model, passes: int = 30) -> bytes:
     """The float TFLite twin of ``convert(model, passes=passes)`` (masked mode, the model in
-    tfuq's form as :func:`tfuq.conversion.rewrite.prepare` brings it by default): the reference
+    tfuq's form as :func:`tfuq.modeling.byo.prepare` brings it by default): the reference
     that bias correction and ``benchmarks/int8_layers.py`` compare the int8 tensors with."""
     tf = _tf()
     try:

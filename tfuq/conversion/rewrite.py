@@ -128,10 +128,11 @@ def _softmax_keeping_logits(layer, x, logits: list):
 
 def _score(name: str, mean_logits):
     if name == "energy":
-        # logsumexp, written out so that every op has an int8 kernel (REDUCE_MAX, SUB, EXP,
-        # SUM, LOG, ADD): the max keeps EXP's inputs at or below 0.
+        # logsumexp(z) = max(z) - max(log_softmax(z)): the same number, written with operators
+        # that have int8 kernels in every interpreter tfuq supports (tflite-runtime 2.14 has
+        # no int8 LOG, and an int8 LOG_SOFTMAX output has a fixed 1/16 step, fine for a score).
         top = keras.ops.max(mean_logits, axis=-1, keepdims=True)
-        return keras.ops.log(keras.ops.sum(keras.ops.exp(mean_logits - top), axis=-1, keepdims=True)) + top
+        return top - keras.ops.max(keras.ops.log_softmax(mean_logits, axis=-1), axis=-1, keepdims=True)
     raise ExportError(f"unknown score {name!r}")
 
 

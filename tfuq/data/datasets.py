@@ -5,22 +5,33 @@ Everything here works on uint8 RGB images in ``(N, H, W, 3)`` (NHWC) and integer
 read folders and to resize (by the photo rule of :mod:`tfuq.runtime.photo`, for arrays and photos
 alike), tensorflow-datasets to read ``cifar100`` specs, SciPy by the corruptions.
 
-Dataset specs, as the command line takes them (:func:`load_spec`):
+Dataset specs, as the command line takes them: one grammar (:func:`parse_spec`) for both
+readers, :func:`load_spec` here (into memory) and the Beam pipelines
+(:func:`tfuq.beam.pipeline.sources`, ``--runner``). "Beam only" marks what only they read.
 
 ``cifar100:test``, ``cifar100:train``
     CIFAR-100 through ``tfds.load("cifar100")`` (downloaded on first use); tfds slicing such
-    as ``cifar100:train[:10%]`` works.
+    as ``cifar100:train[:10%]`` works here (not in Beam).
 ``cifar100_corrupted/<corruption>_<severity>:test``
     CIFAR-100-C through the :mod:`tfuq.data.cifar100_corrupted` tfds builder: the official files
     when they are in the manual download folder, else generated from the CIFAR-100 test split.
+``cifar100_corrupted/*:test``
+    all 75 CIFAR-100-C sets (Beam only).
 ``cifar100_corrupted/<corruption>_<severity>:<spec>``
     any other spec (``npz:...``, ``folder:...``, ``cifar100:...``) corrupted here with
-    :func:`tfuq.data.corruptions.corrupt`, e.g. ``cifar100_corrupted/fog_3:npz:test.npz``.
-``npz:path.npz``
+    :func:`tfuq.data.corruptions.corrupt`, e.g. ``cifar100_corrupted/fog_3:npz:test.npz``
+    (not in Beam).
+``npz:path.npz``, or just ``path.npz``
     ``x``: uint8 ``(N, H, W, 3)`` images, optionally ``y``: integer labels and ``label_names``
-    (or ``fine_names``, as the CIFAR-100 files do).
+    (or ``fine_names``, as the CIFAR-100 files do). Beam takes a glob of them.
 ``folder:path/``
-    one subfolder per class (sorted names are the labels), images read by the photo rule.
+    one subfolder per class (sorted names are the labels; :func:`class_folder_files`).
+``files:<folder or glob>``, ``tfrecord:<glob>``
+    image files without labels; TFRecord files tensorflow-datasets wrote (Beam only).
+
+Image files are read by the photo rule (:mod:`tfuq.runtime.photo`) the caller names, the
+model's (``photo.rule_of(model.config)``), and only files with a suffix in
+:data:`tfuq.runtime.photo.IMAGE_SUFFIXES` count.
 
 Example::
 
@@ -42,13 +53,16 @@ from typing import NamedTuple
 
 import numpy as np
 
+from tfuq._files import file_kind
 from tfuq.data.common import CIFAR100_LABELS, DataError, check_images, check_labels
 from tfuq.runtime import photo
+from tfuq.runtime.photo import IMAGE_SUFFIXES
 
 __all__ = [
     "LabelledImages",
     "Spec",
     "balanced_indices",
+    "class_folder_files",
     "load_folder",
     "load_npz",
     "load_spec",
@@ -58,9 +72,9 @@ __all__ = [
 ]
 
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
-
 _LOCAL_SOURCES = ("npz", "folder")
+_BEAM_SOURCES = ("files", "tfrecord")  # read by the Beam pipelines only
+ALL_CORRUPTIONS = "*"  # cifar100_corrupted/*:test, every corruption at every severity
 _CIFAR100_SPLITS = ("train", "test")
 
 
@@ -71,7 +85,13 @@ def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, li
     truncated or corrupt member, a plain ``.npy``) is a :class:`DataError`.
     """
     path = Path(path)
-    if not path.is_file():
+    try:
+        kind = file_kind(path)
+    except (OSError, ValueError):  # not a path at all: too long, a NUL character
+        kind = None
+    if kind is not None:  # a FIFO would block, a link to /dev/zero never end
+        raise DataError(f"data file {path} is {kind}, not a regular file")
+    if not _is_file(os.fspath(path)):
         raise DataError(f"data file not found: {path}")
     try:
         archive = np.load(path, allow_pickle=False)
@@ -141,10 +161,11 @@ class LabelledImages(NamedTuple):
 class Spec:
     """A parsed dataset spec: where the images come from and an optional corruption.
 
-    ``source`` is ``cifar100``, ``cifar100_corrupted`` (the tfds builder), ``npz`` or
-    ``folder``; ``target`` the split or path. ``corruption``/``severity`` are set for
-    ``cifar100_corrupted/...`` specs, applied by tfds for ``source="cifar100_corrupted"`` and
-    here, by :func:`tfuq.data.corruptions.corrupt`, for the other sources.
+    ``source`` is ``cifar100``, ``cifar100_corrupted`` (the tfds builder), ``npz``,
+    ``folder``, ``files`` or ``tfrecord``; ``target`` the split, path or glob.
+    ``corruption``/``severity`` are set for ``cifar100_corrupted/...`` specs, applied by tfds
+    for ``source="cifar100_corrupted"`` and here, by :func:`tfuq.data.corruptions.corrupt`,
+    for the other sources; ``corruption`` is ``"*"`` (severity None) for every set at once.
     """
 
     source: str
@@ -154,16 +175,25 @@ class Spec:
 
     @property
     def config(self) -> str | None:
-        """The ``<corruption>_<severity>`` tfds config name, or None."""
-        return None if self.corruption is None else f"{self.corruption}_{self.severity}"
+        """The ``<corruption>_<severity>`` tfds config name (``*`` for all), or None."""
+        if self.corruption is None or self.corruption == ALL_CORRUPTIONS:
+            return self.corruption
+        return f"{self.corruption}_{self.severity}"
 
 
 def parse_spec(spec: str) -> Spec:
     """Parse a dataset spec such as ``cifar100:test`` or ``cifar100_corrupted/fog_3:npz:x.npz``.
 
+    A path ending ``.npz`` without a source, or any path to an existing file, reads as
+    ``npz:<path>``.
+
     Raises:
         DataError: unknown source, split, corruption or severity, or an empty path.
     """
+    if isinstance(spec, str) and (
+        (":" not in spec and spec.endswith(".npz")) or _is_file(spec)
+    ):
+        return Spec("npz", spec)
     if not isinstance(spec, str) or ":" not in spec:
         raise DataError(
             f"dataset spec {spec!r} is not <source>:<split or path>; try cifar100:test, "
@@ -178,6 +208,10 @@ def parse_spec(spec: str) -> Spec:
             raise DataError(
                 f"dataset spec {spec!r} needs a config: cifar100_corrupted/<corruption>_<severity>"
             )
+        if config == ALL_CORRUPTIONS:
+            if target != "test":
+                raise DataError(f"cifar100_corrupted has only a test split, got {target!r} in {spec!r}")
+            return Spec("cifar100_corrupted", target, ALL_CORRUPTIONS)
         corruption, severity = parse_config_name(config)
         inner_source = target.partition(":")[0]
         if inner_source in _LOCAL_SOURCES or inner_source == "cifar100":
@@ -192,11 +226,12 @@ def parse_spec(spec: str) -> Spec:
         if _split_name(target) not in _CIFAR100_SPLITS:
             raise DataError(f"cifar100 has splits train and test, got {target!r} in {spec!r}")
         return Spec("cifar100", target)
-    if source in _LOCAL_SOURCES:
+    if source in _LOCAL_SOURCES or source in _BEAM_SOURCES:
         if not target:
             raise DataError(f"dataset spec {spec!r} names no path")
         return Spec(source, target)
-    known = ", ".join(["cifar100", "cifar100_corrupted/<corruption>_<severity>", *_LOCAL_SOURCES])
+    known = ", ".join(["cifar100", "cifar100_corrupted/<corruption>_<severity>", *_LOCAL_SOURCES,
+                       *_BEAM_SOURCES])
     raise DataError(f"unknown dataset source {source!r} in {spec!r}; known: {known}")
 
 
@@ -208,6 +243,7 @@ def load_spec(
     data_dir: str | os.PathLike | None = None,
     download: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    photo_rule: photo.PhotoRule = photo.RULE,
 ) -> LabelledImages:
     """Load the images a dataset spec names (see the module docstring for the forms).
 
@@ -226,15 +262,21 @@ def load_spec(
         download: let tfds download CIFAR-100 when it is not prepared yet.
         progress: ``progress(done, total)`` while corrupting here (per 5,000 32x32 images on
             one core: 1-20 s for most corruptions, up to 90 s for zoom_blur at severity 5).
+        photo_rule: how image files and arrays of another size become ``size``: the model's
+            (``photo.rule_of(model.config)``); the default is the current rule.
 
     Returns:
         :class:`LabelledImages` with uint8 NHWC images, int64 labels (None for an ``.npz``
         without ``y``) and label names (None when the source has none).
 
     Raises:
-        DataError: bad spec, unreadable or invalid data, missing tensorflow-datasets.
+        DataError: bad spec, unreadable or invalid data, missing tensorflow-datasets, a
+            source only the Beam pipelines read.
     """
     parsed = spec if isinstance(spec, Spec) else parse_spec(spec)
+    if parsed.source in _BEAM_SOURCES or parsed.corruption == ALL_CORRUPTIONS:
+        raise DataError(f"{parsed.source}:{parsed.target} data (or cifar100_corrupted/*) is read "
+                        "by the Beam pipelines only: add --runner direct")
     if limit is not None and (
         isinstance(limit, bool) or not isinstance(limit, int | np.integer) or limit < 1
     ):
@@ -243,7 +285,7 @@ def load_spec(
     if parsed.source == "npz":
         loaded = LabelledImages(*load_npz(parsed.target))
     elif parsed.source == "folder":
-        loaded = load_folder(parsed.target, size=size)
+        loaded = load_folder(parsed.target, size=size, photo_rule=photo_rule)
     elif parsed.source == "cifar100":
         loaded = _load_cifar100("cifar100", parsed.target, data_dir, download)
     elif parsed.source == "cifar100_corrupted":
@@ -265,31 +307,32 @@ def load_spec(
             images, parsed.corruption, parsed.severity, seed=seed, index=index, progress=progress
         )
     if size is not None:
-        images = resize(images, size)
+        images = resize(images, size, photo_rule)
     return LabelledImages(images, labels, loaded.label_names)
 
 
-def load_folder(path: str | os.PathLike, size: tuple[int, int] | None = None) -> LabelledImages:
-    """Read a folder with one subfolder of images per class; labels follow sorted folder names.
+def class_folder_files(path: str | os.PathLike) -> tuple[list[tuple[Path, int]], list[str]]:
+    """``([(image file, label)], class names)`` of a folder with one subfolder per class.
 
-    Images become model inputs by the photo rule (:mod:`tfuq.runtime.photo`, as ``tfuq
-    predict`` reads them): decoded with Pillow, turned upright by their EXIF orientation,
-    alpha over white and, when ``size`` (``(height, width)``) is given, centre-cropped to its
-    aspect ratio and resized bilinearly. Hidden files and files whose suffix is not an image
-    suffix (``.png``, ``.jpg``, ...) are skipped.
+    Labels follow the sorted names of the subfolders; the files are those directly in each,
+    sorted, whose suffix is in :data:`~tfuq.runtime.photo.IMAGE_SUFFIXES`. Hidden folders and
+    files (a leading dot) are skipped. The one folder reader: :func:`load_folder` and the Beam
+    pipelines (``folder:`` data) both list files with it.
 
     Raises:
-        DataError: no such folder, no class subfolders, a class without images, an unreadable
-            image, or images of different sizes without ``size``.
+        DataError: no such folder, no class subfolders, or a class without images.
     """
     root = Path(path)
-    if not root.is_dir():
+    try:
+        found = root.is_dir()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL character
+        found = False
+    if not found:
         raise DataError(f"image folder not found: {root}")
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise DataError(f"{root} has no class subfolders (expected {root}/<class>/<image>)")
-    target = None if size is None else _check_size(size)
-    images, labels = [], []
+    found = []
     for label, folder in enumerate(classes):
         files = sorted(
             f
@@ -298,20 +341,42 @@ def load_folder(path: str | os.PathLike, size: tuple[int, int] | None = None) ->
         )
         if not files:
             raise DataError(f"class folder {folder} holds no images")
-        for file in files:
-            try:
-                images.append(photo.read(file, target))
-            except photo.PhotoError as error:
-                raise DataError(f"cannot read image {file}: {error}") from error
-            labels.append(label)
+        found += [(file, label) for file in files]
+    return found, [p.name for p in classes]
+
+
+def load_folder(
+    path: str | os.PathLike,
+    size: tuple[int, int] | None = None,
+    photo_rule: photo.PhotoRule = photo.RULE,
+) -> LabelledImages:
+    """Read a folder with one subfolder of images per class; labels follow sorted folder names.
+
+    Images become model inputs by ``photo_rule`` (:mod:`tfuq.runtime.photo`, the model's, as
+    ``tfuq predict`` reads them): decoded with Pillow, turned upright by their EXIF
+    orientation, alpha over white and, when ``size`` (``(height, width)``) is given, brought
+    to it (the current rule: centre-cropped to its aspect ratio and resized bilinearly). The
+    files are those :func:`class_folder_files` lists.
+
+    Raises:
+        DataError: no such folder, no class subfolders, a class without images, an unreadable
+            image, or images of different sizes without ``size``.
+    """
+    files, classes = class_folder_files(path)
+    target = None if size is None else _check_size(size)
+    images, labels = [], []
+    for file, label in files:
+        try:
+            images.append(photo.read(file, target, photo_rule))
+        except photo.PhotoError as error:
+            raise DataError(f"cannot read image {file}: {error}") from error
+        labels.append(label)
     shapes = {image.shape for image in images}
     if len(shapes) > 1:
         raise DataError(
-            f"images in {root} differ in size ({len(shapes)} sizes); give a size to resize them to"
+            f"images in {path} differ in size ({len(shapes)} sizes); give a size to resize them to"
         )
-    return LabelledImages(
-        np.stack(images), np.asarray(labels, dtype=np.int64), [p.name for p in classes]
-    )
+    return LabelledImages(np.stack(images), np.asarray(labels, dtype=np.int64), classes)
 
 
 def balanced_indices(labels: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
@@ -382,6 +447,15 @@ def representative(
         images = resize(images, _check_size(size))
     labels = None if loaded.labels is None else loaded.labels[chosen]
     return LabelledImages(images, labels, loaded.label_names)
+
+
+def _is_file(path: str) -> bool:
+    """Whether ``path`` names an existing file; False for what cannot be a path at all (a
+    name too long for the file system, a NUL character)."""
+    try:
+        return bool(path) and Path(path).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _split_name(split: str) -> str:

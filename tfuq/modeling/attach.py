@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -104,35 +105,85 @@ def attach(
     if epochs < 1 or batch_size < 1 or passes < 1:
         raise AttachError("epochs, batch size and passes must be at least 1")
     functional = graph.as_functional(model)
-    height, width = graph.image_size(functional, input_size)
+    size = graph.image_size(functional, input_size)
+    notes = _check_dropout(functional)
+    dense = _classifier(functional)
+    classes = int(dense.units)
+    activation = graph.activation_name(graph.output_layer(functional))
+    kind = activation if activation in ("softmax", "sigmoid") else "logits"
+    images = resize(check_images(np.asarray(images), "training images"), size)
+    labels = check_labels(np.asarray(labels), len(images), 2 if classes == 1 else classes)
+
+    keras.utils.set_random_seed(seed)
+    parts = _insert_mc_dropout(functional, dense, rate, seed, preprocessing, size, notes)
+    attached = keras.Model(parts.image, parts.output, name=model.name)
+    started = time.monotonic()
+    say(f"computing the classifier's input features for {len(images)} images")
+    features = np.asarray(parts.trunk.predict(images.astype(np.float32), batch_size=64, verbose=0))
+    if validation_split:
+        train_index, val_index = stratified_split(labels, validation_split, seed)
+    else:
+        train_index, val_index = np.arange(len(labels)), np.zeros(0, int)
+    before = after = None
+    if len(val_index):
+        # The original model, preprocessing folded in the same way, without the MCDropout.
+        unchanged = graph.rebuild(functional, parts.first, lambda operation, inputs: None, set(), [])
+        original = keras.Model(parts.image, unchanged).predict(
+            images[val_index].astype(np.float32), batch_size=64, verbose=0)
+        before = _accuracy(np.asarray(original), labels[val_index], classes, kind)
+    fit = _fit_head(parts.head, features, labels, train_index, val_index, classes, kind,
+                    epochs, batch_size, learning_rate, say)
+    if len(val_index):
+        mean = np.mean([np.asarray(parts.head(features[val_index], training=False))
+                        for _ in range(passes)], axis=0)
+        after = _accuracy(mean, labels[val_index], classes, kind)
+    history = {key: [float(v) for v in values] for key, values in fit.history.items()}
+    return AttachResult(
+        attached, dense.name, history, len(val_index), before, after, passes,
+        time.monotonic() - started, notes,
+    )
+
+
+def _check_dropout(functional) -> list[str]:
+    """Refuse a model that has tfuq.MCDropout already; a note when it has Keras dropout."""
     own = graph.mc_dropout_layers(functional)
     if own:
         raise AttachError(
             f"the model already has tfuq.MCDropout ({', '.join(layer.name for layer in own)}): "
             "convert it with `tfuq convert` directly"
         )
-    notes = []
     ordinary = [
         layer for layer in functional._flatten_layers(include_self=False, recursive=True)
         if isinstance(layer, keras.layers.Dropout)
     ]
-    if ordinary:
-        notes.append(
-            f"the model has Keras dropout layers ({', '.join(layer.name for layer in ordinary)}): "
-            "`tfuq convert --mc-dropout dropout` would sample those without attach; they stay off here"
-        )
-    dense = _classifier(functional)
-    classes = int(dense.units)
-    activation = graph.activation_name(graph.output_layer(functional))
-    kind = activation if activation in ("softmax", "sigmoid") else "logits"
-    images = resize(check_images(np.asarray(images), "training images"), (height, width))
-    labels = check_labels(np.asarray(labels), len(images), 2 if classes == 1 else classes)
+    if not ordinary:
+        return []
+    return [
+        f"the model has Keras dropout layers ({', '.join(layer.name for layer in ordinary)}): "
+        "`tfuq convert --mc-dropout dropout` would sample those without attach; they stay off here"
+    ]
 
-    keras.utils.set_random_seed(seed)
+
+class _Parts(NamedTuple):
+    """The rebuilt graph: its image input, the input after folded preprocessing (``first``),
+    the output, and the two halves around the classifier (``trunk`` gives its input
+    features, ``head`` is MCDropout then the classifier and what follows it)."""
+
+    image: keras.KerasTensor
+    first: keras.KerasTensor
+    output: keras.KerasTensor
+    trunk: keras.Model
+    head: keras.Model
+
+
+def _insert_mc_dropout(functional, dense, rate: float, seed: int, preprocessing,
+                       size: tuple[int, int], notes: list[str]) -> _Parts:
+    """Rebuild ``functional`` on raw pixels with ``MCDropout(rate)`` before ``dense``; what
+    was left out or folded in is added to ``notes``."""
     taken = {layer.name for layer in functional._flatten_layers(include_self=True, recursive=True)}
     name = next(n for n in ("mc_dropout", *(f"mc_dropout_{i}" for i in range(1, 100))) if n not in taken)
     mc = MCDropout(rate, seed=seed, name=name)
-    image = keras.Input(shape=(height, width, 3), name=graph.IMAGE_INPUT)
+    image = keras.Input(shape=(*size, 3), name=graph.IMAGE_INPUT)
     first = preprocessing.layer()(image) if preprocessing is not None else image
     features = []
 
@@ -143,56 +194,39 @@ def attach(
         return dense(mc(inputs))
 
     skipped: list[str] = []
-    output = graph.rebuild(functional, first, replace, {id(dense)}, skipped, (height, width))
+    output = graph.rebuild(functional, first, replace, {id(dense)}, skipped, size)
     if skipped:
         notes.append(f"data augmentation layers left out (identities at inference): {', '.join(skipped)}")
     if preprocessing is not None:
         notes.append(f"input preprocessing folded into the model ({preprocessing.description}): it takes raw pixels 0-255")
-    attached = keras.Model(image, output, name=model.name)
     trunk = keras.Model(image, features[0], name="features")
     head = keras.Model(features[0], output, name="head")
+    return _Parts(image, first, output, trunk, head)
 
-    started = time.monotonic()
-    say(f"computing the classifier's input features for {len(images)} images")
-    feats = np.asarray(trunk.predict(images.astype(np.float32), batch_size=64, verbose=0))
-    if validation_split:
-        train_index, val_index = stratified_split(labels, validation_split, seed)
+
+def _accuracy(probabilities: np.ndarray, truth: np.ndarray, classes: int, kind: str) -> float:
+    """Top-1 accuracy of outputs ``(batch, classes)``; one output unit is thresholded at 0.5
+    for a sigmoid, at 0 for logits."""
+    if classes == 1:
+        predicted = (probabilities[:, 0] > (0.5 if kind == "sigmoid" else 0.0)).astype(int)
     else:
-        train_index, val_index = np.arange(len(labels)), np.zeros(0, int)
-    validation = (feats[val_index], labels[val_index]) if len(val_index) else None
+        predicted = probabilities.argmax(-1)
+    return float(np.mean(predicted == truth))
 
-    def accuracy(probabilities, truth):
-        if classes == 1:
-            predicted = (probabilities[:, 0] > (0.5 if kind == "sigmoid" else 0.0)).astype(int)
-        else:
-            predicted = probabilities.argmax(-1)
-        return float(np.mean(predicted == truth))
 
-    before = None
-    if validation is not None:
-        # The original model, preprocessing folded in the same way, without the MCDropout.
-        unchanged = graph.rebuild(functional, first, lambda operation, inputs: None, set(), [])
-        original = keras.Model(image, unchanged).predict(images[val_index].astype(np.float32), batch_size=64, verbose=0)
-        before = accuracy(np.asarray(original), validation[1])
-
+def _fit_head(head, features, labels, train_index, val_index, classes: int, kind: str,
+              epochs: int, batch_size: int, learning_rate: float, say):
+    """Adam on the head alone over the cached features, keeping the best epoch by validation
+    loss when there are validation images; Keras' ``History``."""
     head.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=_loss(kind, classes))
     callbacks = [_EpochLines(say, epochs)]
-    if validation is not None:
+    if len(val_index):
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=epochs, restore_best_weights=True))
     target = labels.astype(np.float32)[:, None] if classes == 1 else labels
-    fit = head.fit(
-        feats[train_index], target[train_index], epochs=epochs, batch_size=batch_size, verbose=0,
-        validation_data=None if validation is None else (validation[0], target[val_index]),
+    return head.fit(
+        features[train_index], target[train_index], epochs=epochs, batch_size=batch_size, verbose=0,
+        validation_data=(features[val_index], target[val_index]) if len(val_index) else None,
         shuffle=True, callbacks=callbacks,
-    )
-    after = None
-    if validation is not None:
-        mean = np.mean([np.asarray(head(validation[0], training=False)) for _ in range(passes)], axis=0)
-        after = accuracy(mean, validation[1])
-    history = {key: [float(v) for v in values] for key, values in fit.history.items()}
-    return AttachResult(
-        attached, dense.name, history, len(val_index), before, after, passes,
-        time.monotonic() - started, notes,
     )
 
 

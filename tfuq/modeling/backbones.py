@@ -270,29 +270,8 @@ def build_model(
     Raises:
         ModelError: unknown backbone, rate outside (0, 1), bad sizes or counts.
     """
-    if backbone not in BACKBONES:
-        raise ModelError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
-    if isinstance(classes, bool) or not isinstance(classes, int | np.integer) or classes < 2:
-        raise ModelError(f"classes must be an integer of at least 2, got {classes!r}")
-    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0.0 < dropout < 1.0:
-        raise ModelError(f"dropout rate must be in (0, 1), got {dropout!r}")
-    if pooling not in POOLINGS:
-        raise ModelError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
-    if dropout_placement not in PLACEMENTS:
-        raise ModelError(
-            f"dropout_placement must be one of {', '.join(PLACEMENTS)}, got {dropout_placement!r}"
-        )
-    dense = tuple(dense)
-    for units in dense:
-        if isinstance(units, bool) or not isinstance(units, int | np.integer) or units < 1:
-            raise ModelError(f"dense layer units must be positive integers, got {list(dense)}")
-    size = _size_pair(DEFAULT_INPUT_SIZE[backbone] if input_size is None else input_size, "input_size")
-    image = size if image_size is None else _size_pair(image_size, "image_size")
-    minimum = MIN_INPUT_SIZE.get(backbone, _MIN_APPLICATION_SIZE)
-    if min(size) < minimum:
-        raise ModelError(f"{backbone} needs an input size of at least {minimum}, got {size}")
-    if min(image) < 1:
-        raise ModelError(f"image_size must be positive, got {image}")
+    dense = _check_head(backbone, classes, dropout, dense, pooling, dropout_placement)
+    size, image = _check_sizes(backbone, input_size, image_size)
     weights = _check_weights(backbone, weights)
     if freeze_batchnorm is None:
         freeze_batchnorm = weights is not None
@@ -312,10 +291,50 @@ def build_model(
         # norm updating its statistics at inference). An explicit False, kept in the graph,
         # stops that; fit's training=True still reaches the layers after it.
         x = keras.layers.Resizing(*size, interpolation="bilinear", name="resize")(x, training=False)
-    x = _preprocessing(backbone, x)
-    x = base(x)
+    x = base(_preprocessing(backbone, x))
+    outputs = _mc_head(x, classes, dropout, dense, pooling, dropout_placement)
+    return keras.Model(inputs, outputs, name=name or f"{backbone}_mc")
+
+
+def _check_head(backbone, classes, dropout, dense, pooling, dropout_placement) -> tuple[int, ...]:
+    """Raise ModelError for a bad backbone name or head option; the hidden units as a tuple."""
+    if backbone not in BACKBONES:
+        raise ModelError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+    if isinstance(classes, bool) or not isinstance(classes, int | np.integer) or classes < 2:
+        raise ModelError(f"classes must be an integer of at least 2, got {classes!r}")
+    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0.0 < dropout < 1.0:
+        raise ModelError(f"dropout rate must be in (0, 1), got {dropout!r}")
+    if pooling not in POOLINGS:
+        raise ModelError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+    if dropout_placement not in PLACEMENTS:
+        raise ModelError(
+            f"dropout_placement must be one of {', '.join(PLACEMENTS)}, got {dropout_placement!r}"
+        )
+    dense = tuple(dense)
+    for units in dense:
+        if isinstance(units, bool) or not isinstance(units, int | np.integer) or units < 1:
+            raise ModelError(f"dense layer units must be positive integers, got {list(dense)}")
+    return dense
+
+
+def _check_sizes(backbone, input_size, image_size) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``(the size the backbone sees, the size of the images the model takes)``."""
+    size = _size_pair(DEFAULT_INPUT_SIZE[backbone] if input_size is None else input_size, "input_size")
+    image = size if image_size is None else _size_pair(image_size, "image_size")
+    minimum = MIN_INPUT_SIZE.get(backbone, _MIN_APPLICATION_SIZE)
+    if min(size) < minimum:
+        raise ModelError(f"{backbone} needs an input size of at least {minimum}, got {size}")
+    if min(image) < 1:
+        raise ModelError(f"image_size must be positive, got {image}")
+    return size, image
+
+
+def _mc_head(features, classes: int, dropout: float, dense: tuple[int, ...], pooling: str,
+             dropout_placement: str):
+    """Global pooling, the hidden ReLU layers and the softmax classifier, with ``MCDropout``
+    before the classifier (``"classifier"``) or before every dense layer (``"all"``)."""
     pool = keras.layers.GlobalAveragePooling2D if pooling == "avg" else keras.layers.GlobalMaxPooling2D
-    x = pool(name="pool")(x)
+    x = pool(name="pool")(features)
     drops = 0
 
     def mc_dropout(tensor):
@@ -328,8 +347,7 @@ def build_model(
             x = mc_dropout(x)
         x = keras.layers.Dense(int(units), activation="relu", name=f"dense_{index + 1}")(x)
     x = mc_dropout(x)
-    outputs = keras.layers.Dense(int(classes), activation="softmax", name="classifier")(x)
-    return keras.Model(inputs, outputs, name=name or f"{backbone}_mc")
+    return keras.layers.Dense(int(classes), activation="softmax", name="classifier")(x)
 
 
 def backbone_of(model: keras.Model) -> keras.Model:

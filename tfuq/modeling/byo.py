@@ -250,11 +250,28 @@ def prepare(
         ExportError: one line saying what to change.
     """
     functional = as_functional(model)
-    height, width = image_size(functional, input_size)
+    size = image_size(functional, input_size)
     chosen, notes = _choose(functional, mc_dropout, mc_layers)
-    chosen_ids = {id(layer) for layer in chosen}
+    image, raw, augmentation = _rebuild_with_mc_dropout(functional, chosen, preprocessing, size)
+    if len(raw.shape) != 2:
+        raise ExportError(f"the model output must be (batch, classes), got {tuple(raw.shape)}")
+    output, kind = _as_probabilities(raw, activation_name(output_layer(functional)), add_softmax, notes)
+    try:
+        prepared = keras.Model(image, output, name=model.name)
+    except ValueError as error:  # nested models inlined with clashing layer names
+        raise ExportError(f"cannot rebuild the model: {str(error).splitlines()[0]}") from error
+    mc_names = [layer.name for layer in mc_dropout_layers(prepared)]
+    notes += _notes_on(prepared, preprocessing, augmentation)
+    return Prepared(prepared, keras.Model(image, raw, name=f"{model.name}_raw"), mc_names, preprocessing, kind, notes)
 
-    image = keras.Input(shape=(height, width, 3), name=IMAGE_INPUT)
+
+def _rebuild_with_mc_dropout(functional, chosen, preprocessing: Preprocessing | None,
+                             size: tuple[int, int]):
+    """``(image input, raw output, augmentation layers left out)`` of the model rebuilt on raw
+    pixels of ``size``, preprocessing folded in front, the ``chosen`` dropout layers as
+    MCDropout with their rate, seed and spatial noise shape."""
+    chosen_ids = {id(layer) for layer in chosen}
+    image = keras.Input(shape=(*size, 3), name=IMAGE_INPUT)
     first = preprocessing.layer()(image) if preprocessing is not None else image
     replaced, augmentation = {}, []
 
@@ -268,11 +285,15 @@ def prepare(
             )
         return replaced[id(operation)](inputs)
 
-    raw = rebuild(functional, first, replace, chosen_ids, augmentation, (height, width))
-    if len(raw.shape) != 2:
-        raise ExportError(f"the model output must be (batch, classes), got {tuple(raw.shape)}")
+    raw = rebuild(functional, first, replace, chosen_ids, augmentation, size)
+    return image, raw, augmentation
+
+
+def _as_probabilities(raw, activation: str | None, add_softmax: bool, notes: list[str]):
+    """``(probabilities output, kind)`` from the model's raw ``(batch, classes)`` output and
+    its final activation: kind is ``softmax``, ``sigmoid`` (one unit p as ``[1 - p, p]``),
+    ``logits`` or ``logit`` (softmax added); what was read how is added to ``notes``."""
     classes = int(raw.shape[-1])
-    activation = activation_name(output_layer(functional))
     if activation == "sigmoid" and classes > 1:
         raise ExportError(
             f"the model ends in a sigmoid over {classes} units (multi-label); tfuq picks one class "
@@ -288,22 +309,21 @@ def prepare(
         else:
             kind = "logits"
             output = raw
-        output = keras.layers.Softmax(name="tfuq_softmax")(output)
-    elif classes == 1:
+        return keras.layers.Softmax(name="tfuq_softmax")(output), kind
+    if classes == 1:
         if activation != "sigmoid":
             raise ExportError(
                 "the model has one output unit without a sigmoid: if it is a logit, give --add-softmax"
             )
-        output = keras.ops.concatenate([1.0 - raw, raw], axis=-1)
         notes.append("one sigmoid unit p read as two classes [1 - p, p]")
-        kind = "sigmoid"
-    else:
-        output, kind = raw, "softmax"
-    try:
-        prepared = keras.Model(image, output, name=model.name)
-    except ValueError as error:  # nested models inlined with clashing layer names
-        raise ExportError(f"cannot rebuild the model: {str(error).splitlines()[0]}") from error
-    mc_names = [layer.name for layer in mc_dropout_layers(prepared)]
+        return keras.ops.concatenate([1.0 - raw, raw], axis=-1), "sigmoid"
+    return raw, "softmax"
+
+
+def _notes_on(prepared, preprocessing: Preprocessing | None, augmentation: list[str]) -> list[str]:
+    """What the user should know about the prepared model: layers left out, the input range,
+    convolutions that run once per pass."""
+    notes = []
     if augmentation:
         notes.append(f"data augmentation layers left out (identities at inference): {', '.join(augmentation)}")
     if preprocessing is not None:
@@ -322,7 +342,7 @@ def prepare(
             f"{len(costly)} convolution layer(s) after the first MC dropout run once per pass: "
             f"{', '.join(costly[:3])}{' ...' if len(costly) > 3 else ''}; MC dropout later in the network is cheaper"
         )
-    return Prepared(prepared, keras.Model(image, raw, name=f"{model.name}_raw"), mc_names, preprocessing, kind, notes)
+    return notes
 
 
 def check_output(prepared: Prepared, images: np.ndarray) -> None:

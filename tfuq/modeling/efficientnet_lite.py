@@ -97,17 +97,17 @@ def weights_path(name: str) -> Path:
     return Path(str(files[0]))
 
 
-def stage_repeats(name: str) -> list[int]:
+def _stage_repeats(name: str) -> list[int]:
     """Blocks per stage: ceil(depth * repeats), the first and last stage unscaled."""
     depth = _variant(name).depth
     last = len(STAGES) - 1
     return [r if i in (0, last) else int(np.ceil(depth * r)) for i, (_, _, _, r) in enumerate(STAGES)]
 
 
-def block_strides(name: str) -> list[int]:
+def _block_strides(name: str) -> list[int]:
     """The depthwise stride of every block, in order."""
     strides = []
-    for (stride, *_), repeats in zip(STAGES, stage_repeats(name), strict=True):
+    for (stride, *_), repeats in zip(STAGES, _stage_repeats(name), strict=True):
         strides += [stride] + [1] * (repeats - 1)
     return strides
 
@@ -116,7 +116,7 @@ def _load_state(name: str, weights) -> dict[str, np.ndarray]:
     path = weights_path(name) if weights == "imagenet" else Path(weights)
     state = read_state_dict(path)
     blocks = {int(k.split(".")[1]) for k in state if k.startswith("_blocks.")}
-    expected = len(block_strides(name))
+    expected = len(_block_strides(name))
     if blocks != set(range(expected)):
         raise LiteWeightsError(f"{path}: {len(blocks)} blocks, but {name} has {expected}")
     return state
@@ -182,8 +182,8 @@ def lite_backbone(
     inputs = keras.Input(shape=input_shape, name=f"{name}_input")
     x = conv(inputs, "_conv_stem", state["_conv_stem.weight"].shape[0], 3, 2, "stem_conv")
     x = relu6(batchnorm(x, "_bn0", "stem_bn"), "stem_relu")
-    stage_kernels = [k for (_, k, _, _), r in zip(STAGES, stage_repeats(name), strict=True) for _ in range(r)]
-    for index, (stride, kernel) in enumerate(zip(block_strides(name), stage_kernels, strict=True)):
+    stage_kernels = [k for (_, k, _, _), r in zip(STAGES, _stage_repeats(name), strict=True) for _ in range(r)]
+    for index, (stride, kernel) in enumerate(zip(_block_strides(name), stage_kernels, strict=True)):
         key = f"_blocks.{index}"
         prefix = f"block{index}"
         block_input = x
@@ -231,7 +231,7 @@ def _random_shapes(name: str) -> dict[str, np.ndarray]:
     conv("_conv_stem", 32, 3, 3)
     bn("_bn0", 32)
     channels, index = 32, 0
-    for (_, kernel, expand, _), repeats, filters in zip(STAGES, stage_repeats(name), base_filters, strict=True):
+    for (_, kernel, expand, _), repeats, filters in zip(STAGES, _stage_repeats(name), base_filters, strict=True):
         out = round_filters(filters)
         for _ in range(repeats):
             key = f"_blocks.{index}"
@@ -271,7 +271,7 @@ def preprocessing_layer(name: str = "preprocess_lite") -> keras.layers.Layer:
     return keras.layers.Rescaling(1.0 / PIXEL_STD, offset=-PIXEL_MEAN / PIXEL_STD, name=name)
 
 
-def classifier_weights(name: str, weights: str | os.PathLike = "imagenet") -> tuple[np.ndarray, np.ndarray]:
+def _classifier_weights(name: str, weights: str | os.PathLike = "imagenet") -> tuple[np.ndarray, np.ndarray]:
     """The ImageNet classifier ``(kernel (1280, 1000), bias (1000,))`` in Keras' layout."""
     state = _load_state(name, weights)
     return state["_fc.weight"].T.copy(), state["_fc.bias"].copy()
@@ -299,5 +299,5 @@ def pretrained_classifier(
         dropout=variant.dropout if dropout is None else dropout,
         name=f"{name}_imagenet_mc",
     )
-    model.get_layer("classifier").set_weights(list(classifier_weights(name)))
+    model.get_layer("classifier").set_weights(list(_classifier_weights(name)))
     return model

@@ -21,7 +21,7 @@ class ExportError(ValueError):
 
 def as_functional(model) -> keras.Model:
     if isinstance(model, keras.Sequential):
-        if not model.built or getattr(model, "functional", None) is None:
+        if not model.built or getattr(model, "_functional", None) is None:
             raise ExportError("the Sequential model is not built; give it an Input first")
         return model._functional
     if not isinstance(model, keras.Model) or not hasattr(model, "_run_through_graph"):

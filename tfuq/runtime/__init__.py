@@ -1,7 +1,7 @@
 """The runtime: what a Raspberry Pi or a phone-side port needs. numpy and one interpreter only.
 
-Nothing in this folder imports TensorFlow, Keras, TensorFlow Datasets, or anything from
-:mod:`tfuq.build` or :mod:`tfuq.data` (``tests/runtime/test_boundary.py`` checks it).
+Nothing in this folder imports TensorFlow, Keras, TensorFlow Datasets, or any other tfuq folder
+(``tests/test_boundary.py`` checks it).
 
 - :mod:`tfuq.runtime.masks`: the seeded ``splitmix64-counter`` masks, bit-identical in Kotlin.
 - :mod:`tfuq.runtime.modelfile`: the ``tfuq.json`` carried in a zip appended to the model.
@@ -9,7 +9,9 @@ Nothing in this folder imports TensorFlow, Keras, TensorFlow Datasets, or anythi
 - :mod:`tfuq.runtime.config`: ``tfuq.json`` typed (``ModelConfig`` and a dataclass per section).
 - :mod:`tfuq.runtime.interpreter`: :func:`load` and :class:`Model`, the one-invoke MC runner.
 - :mod:`tfuq.runtime.aggregate`: mean, spread, entropy, mutual information over the passes.
-- :mod:`tfuq.runtime.abstain`: the decision rules and SGR calibration.
+- :mod:`tfuq.runtime.decision`: the decision rules (predict or abstain), as run on the device.
+- :mod:`tfuq.runtime.calibration`: SGR, a rule's threshold with a risk guarantee (offline).
+- :mod:`tfuq.runtime.abstain`: both of the above in one namespace, for scripts.
 - :mod:`tfuq.runtime.metrics`: selective risk, AURC, AUROC, ECE and friends.
 - :mod:`tfuq.runtime.photo`: the photo rule, from an image file to the model's input (Pillow).
 """

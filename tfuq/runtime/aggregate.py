@@ -29,11 +29,27 @@ sums to 1 only within its quantization step.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 SCORES = ("max_probability", "predictive_entropy", "mutual_information", "variation_ratio")
+# The per-image arrays of an Aggregate, batch axis first, in field order; the last two follow
+# from mean, std and conf_factor, so records (Beam's) need not store them.
+COLUMNS = (
+    "mean",
+    "std",
+    "predicted",
+    "max_probability",
+    "predictive_entropy",
+    "expected_entropy",
+    "mutual_information",
+    "variation_ratio",
+    "lower",
+    "upper",
+)
+DERIVED_COLUMNS = ("lower", "upper")
 
 # Softmax outputs in float32 may exceed 1 by a rounding step; anything more is not a probability.
 _ABOVE_ONE_TOLERANCE = 1e-6
@@ -77,12 +93,57 @@ class Aggregate:
 
     def interval(self, conf_factor: float) -> tuple[np.ndarray, np.ndarray]:
         """``(lower, upper)`` = ``mean -/+ conf_factor * std`` for another factor."""
-        conf_factor = check_conf_factor(conf_factor)
+        conf_factor = _check_conf_factor(conf_factor)
         spread = conf_factor * self.std
         return self.mean - spread, self.mean + spread
 
+    def columns(self, derived: bool = True) -> dict[str, np.ndarray]:
+        """The per-image arrays by name, in :data:`COLUMNS` order; without ``lower`` and
+        ``upper`` when ``derived`` is False (:meth:`from_columns` recomputes them)."""
+        return {
+            name: getattr(self, name)
+            for name in COLUMNS
+            if derived or name not in DERIVED_COLUMNS
+        }
 
-def check_conf_factor(conf_factor: float) -> float:
+    @classmethod
+    def from_columns(
+        cls, columns: Mapping[str, np.ndarray], *, passes: int, conf_factor: float
+    ) -> Aggregate:
+        """The inverse of :meth:`columns`: arrays (or nested lists) by name.
+
+        ``lower`` and ``upper`` are taken when both are given, else computed as
+        ``mean -/+ conf_factor * std``. Raises ValueError naming a missing column.
+        """
+        missing = [
+            name for name in COLUMNS if name not in DERIVED_COLUMNS and name not in columns
+        ]
+        if missing:
+            raise ValueError(f"aggregate columns missing: {', '.join(missing)}")
+        values = {
+            name: np.asarray(columns[name], dtype=np.int64 if name == "predicted" else np.float64)
+            for name in COLUMNS
+            if name not in DERIVED_COLUMNS
+        }
+        if all(name in columns for name in DERIVED_COLUMNS):
+            lower = np.asarray(columns["lower"], dtype=np.float64)
+            upper = np.asarray(columns["upper"], dtype=np.float64)
+        else:
+            spread = conf_factor * values["std"]
+            lower, upper = values["mean"] - spread, values["mean"] + spread
+        return cls(**values, lower=lower, upper=upper, passes=passes, conf_factor=conf_factor)
+
+    def take(self, index) -> Aggregate:
+        """The images at ``index`` along the batch axis: a boolean mask, indices or a slice
+        give a batch, an int gives one image (0-d scores, ``(classes,)`` arrays)."""
+        return Aggregate(
+            **{name: value[index, ...] for name, value in self.columns().items()},
+            passes=self.passes,
+            conf_factor=self.conf_factor,
+        )
+
+
+def _check_conf_factor(conf_factor: float) -> float:
     """Return ``conf_factor`` as a float after checking it is finite and non-negative."""
     if isinstance(conf_factor, bool) or not isinstance(conf_factor, int | float | np.number):
         raise ValueError(f"conf_factor must be a number, got {type(conf_factor).__name__}")
@@ -130,10 +191,18 @@ def check_probabilities(probabilities: np.ndarray) -> np.ndarray:
     return array
 
 
+# np.finfo(dtype).tiny, the smallest normal number, written out: under flush-to-zero (which
+# importing tflite-runtime turns on for the whole process on aarch64) numpy 1.x warns "The
+# value of the smallest subnormal ... is zero" wherever np.finfo is first asked for a type.
+_SMALLEST_NORMAL = {np.dtype(np.float16): 2.0**-14, np.dtype(np.float32): 2.0**-126,
+                    np.dtype(np.float64): 2.0**-1022}
+
+
 def entropy(probabilities: np.ndarray, axis: int = -1) -> np.ndarray:
     """``-sum p ln p`` along ``axis`` with ``0 ln 0 = 0`` (natural log, in nats)."""
     p = np.asarray(probabilities)
-    tiny = np.finfo(p.dtype if np.issubdtype(p.dtype, np.floating) else np.float64).tiny
+    dtype = p.dtype if np.issubdtype(p.dtype, np.floating) else np.dtype(np.float64)
+    tiny = _SMALLEST_NORMAL[dtype] if dtype in _SMALLEST_NORMAL else np.finfo(dtype).tiny
     # max(p, tiny) keeps log finite; where p == 0 the product is 0 * finite = 0.
     return -np.sum(p * np.log(np.maximum(p, tiny)), axis=axis)
 
@@ -174,7 +243,7 @@ def aggregate(probabilities: np.ndarray, conf_factor: float = 1.0) -> Aggregate:
         >>> result.predicted.tolist(), result.mutual_information.tolist()
         ([0], [0.0])
     """
-    conf_factor = check_conf_factor(conf_factor)
+    conf_factor = _check_conf_factor(conf_factor)
     single = np.ndim(probabilities) == 2
     p = check_probabilities(probabilities)
     passes, batch, classes = p.shape
@@ -219,21 +288,4 @@ def aggregate(probabilities: np.ndarray, conf_factor: float = 1.0) -> Aggregate:
         passes=passes,
         conf_factor=conf_factor,
     )
-    if single:
-        fields = {name: getattr(result, name)[0, ...] for name in _BATCHED}
-        return Aggregate(**fields, passes=passes, conf_factor=conf_factor)
-    return result
-
-
-_BATCHED = (
-    "mean",
-    "std",
-    "predicted",
-    "max_probability",
-    "predictive_entropy",
-    "expected_entropy",
-    "mutual_information",
-    "variation_ratio",
-    "lower",
-    "upper",
-)
+    return result.take(0) if single else result

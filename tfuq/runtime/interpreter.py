@@ -8,6 +8,10 @@ interpreter available. The search order follows the official Raspberry Pi exampl
     >>> model = tfuq.load("model.tflite", threads=2)        # doctest: +SKIP
     >>> probabilities = model.run(images, seed=0)            # doctest: +SKIP
     >>> probabilities.shape  # (passes, batch, classes)     # doctest: +SKIP
+    >>> model.run_one(image, seed=0).shape  # one image: (passes, classes)  # doctest: +SKIP
+
+A model keeps the last run seed's masks (they depend on the seed and the mask shapes alone),
+so a stream of photos under one seed draws them once; a new seed draws them again.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from tfuq.runtime import budget, modelfile
 from tfuq.runtime import masks as _masks
-from tfuq.runtime import modelfile
 from tfuq.runtime.config import quote
 
 BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
@@ -62,6 +66,18 @@ def _dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
     return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
 
 
+def _pixel_table(detail: dict) -> np.ndarray | None:
+    """``_quantize`` of every uint8 value for an image input, or None when it is the identity.
+
+    Pixels take 256 values, so quantizing by table lookup gives ``_quantize``'s bytes at a
+    fraction of its float64 cost, and a raw uint8 input needs no copy at all.
+    """
+    table = _quantize(np.arange(256, dtype=np.uint8), detail)
+    if table.dtype == np.uint8 and np.array_equal(table, np.arange(256)):
+        return None
+    return table
+
+
 class Model:
     """A loaded tfuq model.
 
@@ -97,10 +113,15 @@ class Model:
         self.labels = list(self.config.labels or [])
         self.mask_specs = self.config.mc_dropout
         self._seeded_for: int | None = None
+        budget.check_model(self.path, (1, *self.input_shape), (self.passes,))  # before the interpreter
+        # The last run seed's masks, quantized as the interpreter takes them: a pure function
+        # of the seed and the mask shapes, so a repeated seed (a stream of photos, predict,
+        # shared seeding in Beam) draws them once.
+        self._cached_feeds: tuple[int, dict[str, np.ndarray]] | None = None
         try:
             self._runner = self._make_runner(self.flatbuffer)
             self._validate()
-        except modelfile.ModelFileError:
+        except (modelfile.ModelFileError, budget.BudgetError):
             raise
         except (ValueError, RuntimeError, KeyError, IndexError, TypeError) as error:
             # A flatbuffer the interpreter half-accepts: names that are not UTF-8, and such.
@@ -155,7 +176,9 @@ class Model:
                     f"{self.path}: score {score.name!r} needs a (1, 1) output named {score.output!r}")
             self._score_outputs[score.name] = (score.output, detail)
         self._last_scores: dict[str, float] = {}
+        self._pixel_table = _pixel_table(inputs[image_name])
         self.classes = int(self._output_detail["shape"][-1])
+        budget.check_model(self.path, inputs[image_name]["shape"], self._output_detail["shape"])
         if self.config.labels is not None and len(self.config.labels) != self.classes:
             raise modelfile.ModelFileError(
                 f"{self.path}: {len(self.labels)} labels for {self.classes} classes"
@@ -182,17 +205,70 @@ class Model:
         generated = _masks.masks_for(seed, self.passes, layers)
         return {spec.input: mask for spec, mask in zip(self.mask_specs, generated, strict=True)}
 
+    @property
+    def signature_runner(self):
+        """The interpreter's signature runner (inputs and outputs by name, their details), as
+        seeded by the last ``run`` of an in-graph model: what ``tfuq inspect`` lists, and one
+        raw invoke for timing one invoke of all passes against one invoke per pass
+        (``benchmarks/bench_one_invoke.py``)."""
+        return self._runner
+
+    def _mask_feeds(self, seed: int) -> dict[str, np.ndarray]:
+        """The masks of ``seed`` quantized for the interpreter, kept for the next call."""
+        if self._cached_feeds is not None and self._cached_feeds[0] == seed:
+            return self._cached_feeds[1]
+        feeds = {}
+        for name, mask in self.masks(seed).items():
+            feeds[name] = _quantize(mask, self._input_details[name])
+            feeds[name].setflags(write=False)
+        self._cached_feeds = (seed, feeds)
+        return feeds
+
+    def _pixels(self, image: np.ndarray) -> np.ndarray:
+        """One image ``(H, W, 3)`` as the interpreter's image input ``(1, H, W, 3)``."""
+        image = np.asarray(image)
+        if image.dtype != np.uint8:  # run_with_masks takes what _quantize takes
+            return _quantize(image[None], self._input_details[self.config.input.name])
+        if self._pixel_table is None:
+            return np.ascontiguousarray(image[None])
+        return self._pixel_table[image[None]]
+
     # -- running -------------------------------------------------------------------------
     def run_with_masks(self, image: np.ndarray, masks: dict[str, np.ndarray]) -> np.ndarray:
         """One invoke of the masked model: one image ``(H, W, 3)`` to ``(passes, classes)``."""
         if self.mode == "in-graph":
             raise ValueError("run_with_masks needs a masked (or deterministic) model")
         image_name = self.config.input.name
-        feeds = {image_name: _quantize(image[None], self._input_details[image_name])}
+        feeds = {image_name: self._pixels(image)}
         for name, mask in masks.items():
             feeds[name] = _quantize(np.asarray(mask), self._input_details[name])
         result = self._invoke(feeds)
         return _dequantize(result, self._output_detail)
+
+    def run_one(self, image: np.ndarray, seed: int = 0) -> np.ndarray:
+        """All MC passes of one image, the runner for a stream of photos.
+
+        The masks of the last seed are kept, so a repeated seed costs the invoke alone.
+
+        Args:
+            image: uint8 RGB ``(H, W, 3)`` at the model input size.
+            seed: run seed in [0, 2**64).
+
+        Returns:
+            float32 probabilities ``(passes, classes)``, equal to ``run(image, seed)[:, 0]``.
+        """
+        image = self.check_images(image)
+        if len(image) != 1:
+            raise ValueError(f"run_one takes one image (H, W, 3), got a batch of {len(image)}")
+        seed = _masks.check_seed(seed)
+        if self.mode == "in-graph":
+            return self.run(image, seed)[:, 0]
+        feeds = self._mask_feeds(seed) if self.mode == "masked" else {}
+        image_name = self.config.input.name
+        result = _dequantize(self._invoke({image_name: self._pixels(image[0]), **feeds}), self._output_detail)
+        if self.mode == "deterministic":  # one pass: every MC pass is that pass
+            return np.repeat(result, self.passes, axis=0)
+        return result
 
     def _invoke(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         try:
@@ -229,14 +305,9 @@ class Model:
         images = self.check_images(images)
         seed = _masks.check_seed(seed)
         out = np.empty((self.passes, len(images), self.classes), dtype=np.float32)
-        if self.mode == "deterministic":
-            for index, image in enumerate(images):
-                out[:, index] = self.run_with_masks(image, {})
-            return out
-        if self.mode == "masked":
-            feeds = self.masks(seed)  # the same masks for every image: results per image
+        if self.mode != "in-graph":  # the same masks for every image: results per image
             for index, image in enumerate(images):  # do not depend on the batch around it
-                out[:, index] = self.run_with_masks(image, feeds)
+                out[:, index] = self.run_one(image, seed)
             return out
         for index, image in enumerate(images):
             self._seeded_for = None  # a fresh random stream per image, from the same seed
@@ -286,10 +357,7 @@ class Model:
             raise ValueError(f"{len(seeds)} seeds for {len(images)} images")
         out = np.empty((self.passes, len(images), self.classes), dtype=np.float32)
         for index, (image, seed) in enumerate(zip(images, seeds, strict=True)):
-            if self.mode == "masked":  # one mask draw per image: the cost per-image seeds add
-                out[:, index] = self.run_with_masks(image, self.masks(seed))
-            else:
-                out[:, index] = self.run(image, seed)[:, 0]
+            out[:, index] = self.run_one(image, seed)  # a new seed draws its masks
         return out
 
 

@@ -31,6 +31,7 @@ and the result, do not depend on file names, shards, order or batches.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 
@@ -120,7 +121,12 @@ def layer_mask(
 def masks_for(
     seed: int, passes: int, layers: Sequence[tuple[Sequence[int], float]]
 ) -> list[np.ndarray]:
-    """Masks for every MC-dropout layer of one run.
+    """Masks for every MC-dropout layer of one run, drawn in one vectorized sweep.
+
+    Every element of every layer and pass is one SplitMix64 output computed from its index,
+    so all of them are one uint64 array ``(passes, elements of all layers)``: one pass of the
+    finalizer over it (in place, wrapping) instead of one per layer. The bits are those of
+    :func:`layer_mask` for each layer.
 
     Args:
         seed: the run seed, an integer in [0, 2**64).
@@ -131,7 +137,43 @@ def masks_for(
         One uint8 array of shape ``(passes, *shape)`` per layer.
     """
     seeds = pass_seeds(seed, passes)
-    return [layer_mask(seeds, index, shape, rate) for index, (shape, rate) in enumerate(layers)]
+    shapes = [tuple(int(d) for d in shape) for shape, _ in layers]
+    if any(d < 1 for shape in shapes for d in shape):
+        raise ValueError(f"mask shapes must be positive, got {shapes}")
+    thresholds = [drop_threshold(rate) for _, rate in layers]
+    if not shapes:
+        return []
+    sizes = tuple(int(np.prod(shape, dtype=np.int64)) for shape in shapes)
+    counters = _counters(max(sizes))
+    keys = stream(seeds, len(sizes))  # (passes, layers): each layer's key in each pass
+    state = np.empty((passes, sum(sizes)), dtype=np.uint64)
+    scratch = np.empty_like(state)
+    with np.errstate(over="ignore"):
+        start = 0
+        for layer, size in enumerate(sizes):  # key + (i + 1) * GAMMA, wrapping
+            np.add(keys[:, layer, None], counters[:size], out=state[:, start : start + size])
+            start += size
+        for shift, multiplier in ((30, _MUL1), (27, _MUL2)):
+            np.right_shift(state, np.uint64(shift), out=scratch)
+            np.bitwise_xor(state, scratch, out=state)
+            np.multiply(state, multiplier, out=state)
+    # mix ends with z ^ (z >> 31), which leaves the top 33 bits of z as they are: the kept
+    # test on the top 24 bits, (mix >> 40) >= threshold, is z >= threshold << 40 here.
+    out, start = [], 0
+    for shape, size, threshold in zip(shapes, sizes, thresholds, strict=True):
+        kept = state[:, start : start + size] >= np.uint64(threshold << (64 - KEEP_BITS))
+        out.append(kept.view(np.uint8).reshape((passes, *shape)))
+        start += size
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _counters(count: int) -> np.ndarray:
+    """``(i + 1) * GAMMA`` for ``i < count`` (uint64, wrapping, read-only): the counter term."""
+    with np.errstate(over="ignore"):
+        counters = np.arange(1, count + 1, dtype=np.uint64) * _GAMMA
+    counters.setflags(write=False)
+    return counters
 
 
 def image_key(image: np.ndarray) -> int:

@@ -1,4 +1,4 @@
-"""The tfuq model file: a TFLite flatbuffer carrying its configuration, and safe writing of files.
+"""The tfuq model file: a TFLite flatbuffer carrying its configuration.
 
 A tfuq ``.tflite`` is an ordinary TFLite flatbuffer followed by a zip archive that holds
 ``tfuq.json``. This is the convention of TFLite metadata's associated files: interpreters
@@ -11,15 +11,16 @@ The schema of ``tfuq.json`` is :mod:`tfuq.runtime.config`.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import tempfile
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
+from tfuq._files import (
+    atomic_output,  # noqa: F401  (the one staged writer; callers import it here)
+    check_input,
+)
 from tfuq.runtime.config import FORMAT, FORMAT_VERSION, ConfigError, ModelConfig
 
 CONFIG_NAME = "tfuq.json"
@@ -28,31 +29,6 @@ _TFLITE_IDENTIFIER = b"TFL3"
 
 class ModelFileError(ValueError):
     """A file that is not a usable tfuq model (truncated, not TFLite, no configuration)."""
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
-    """Open a temporary file beside ``path``; rename it over ``path`` only on success.
-
-    Fails before writing anything when the folder of ``path`` does not exist.
-    """
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"output folder does not exist: {folder}")
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(handle, mode) as out:
-            yield out
-        # mkstemp creates 0600; give the file the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def check_flatbuffer(data: bytes, name: str = "model") -> None:
@@ -89,6 +65,25 @@ def pack(flatbuffer: bytes, config: ModelConfig | Mapping) -> bytes:
     return buffer.getvalue()
 
 
+# A configuration is kilobytes (1,000 labels are about 20 KB); a larger entry is a hostile
+# file, e.g. valid JSON plus a gigabyte of spaces deflated into one megabyte.
+MAX_CONFIG_BYTES = 1 << 22
+
+
+def _read_capped(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, name: str) -> bytes:
+    """The entry's bytes, refused when it says or turns out to unpack to more than
+    :data:`MAX_CONFIG_BYTES` (never more than that plus one chunk is held)."""
+    too_big = (f"{name}: its {CONFIG_NAME} unpacks to more than {MAX_CONFIG_BYTES:,} bytes; "
+               "a configuration is kilobytes")
+    if entry.file_size > MAX_CONFIG_BYTES:
+        raise ModelFileError(too_big)
+    with archive.open(entry) as stream:  # the declared size may lie: count what comes out
+        data = stream.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ModelFileError(too_big)
+    return data
+
+
 def split(data: bytes, name: str = "model") -> tuple[bytes, ModelConfig]:
     """Split a tfuq model file into its flatbuffer and its configuration."""
     check_flatbuffer(data, name)
@@ -98,13 +93,13 @@ def split(data: bytes, name: str = "model") -> tuple[bytes, ModelConfig]:
             # Two entries of one name: zipfile would read the last, another reader the first.
             if sum(info.filename == CONFIG_NAME for info in archive.infolist()) > 1:
                 raise ModelFileError(f"{name}: its archive holds {CONFIG_NAME} more than once")
-            text = archive.read(CONFIG_NAME)
+            text = _read_capped(archive, entry, name)
+    except ModelFileError:
+        raise
     except (zipfile.BadZipFile, KeyError) as error:
         raise ModelFileError(
             f"{name} carries no tfuq configuration (truncated, or not made by `tfuq convert`)"
         ) from error
-    except ModelFileError:
-        raise
     except (zipfile.LargeZipFile, NotImplementedError, RuntimeError, ValueError, OSError,
             EOFError) as error:
         # Encrypted or exotic entries, a compression method zipfile lacks.
@@ -123,6 +118,10 @@ def split(data: bytes, name: str = "model") -> tuple[bytes, ModelConfig]:
 def read(path: str | os.PathLike) -> tuple[bytes, ModelConfig]:
     """Read a tfuq model file; return ``(flatbuffer, config)``."""
     path = Path(path)
+    try:
+        check_input(path, "model file")  # a FIFO would block, /dev/zero never ends
+    except ValueError as error:
+        raise ModelFileError(str(error)) from None
     try:
         data = path.read_bytes()
     except OSError as error:

@@ -24,6 +24,15 @@ Rule ``center-crop-bilinear`` version 1, carried in ``tfuq.json`` as
    ``Image.resize((w_m, h_m), Image.BILINEAR)`` call does up to Pillow 12). No pass along an
    axis whose size already matches.
 
+**Memory.** Decoding and steps 1-3 hold at most 16 bytes per pixel of the photo at once, so
+the largest photo allowed needs at most 1 GiB: Pillow's decoded image, a numpy copy of it
+taken in strips of rows, and the RGB result (step 1 works in strips with uint16
+temporaries; the RGBA copy is freed before the resize). Peaks measured at 8192x8192: PNG
+RGBA 11 bytes per pixel, 16-bit PNG 9, TIFF mode ``I`` 11, GIF 9, WebP 16 (Pillow's WebP
+decoder alone holds 12-16). ``tests/runtime/test_memory_limits.py`` checks the bound under
+``RLIMIT_AS``. A ``MemoryError`` while decoding or preparing one photo is a
+:class:`PhotoError` for that photo.
+
 Steps 1-3 are integer arithmetic on 8-bit RGBA (:func:`prepare`), so a language that has the
 pixels gets the same bytes: ``tests/vectors/photos.json`` holds cases, and the Kotlin core
 (``android_demo/uqcore``, ``PhotoRule.kt``) and the pytest suite check them. Decoding (step 0)
@@ -51,7 +60,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tfuq._files import file_kind
+
 MAX_PIXELS = 2**26
+#: The file suffixes (lower case) taken for photos wherever a folder or glob is read: ``tfuq
+#: predict``, ``folder:`` data specs, the Beam pipelines.
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pnm"}
+)
 
 
 class PhotoError(ValueError):
@@ -117,20 +133,44 @@ def crop_box(height: int, width: int, target_height: int, target_width: int) -> 
     return (height - crop_height) // 2, 0, crop_height, width
 
 
+# Pixels per strip (of rows) in the alpha step and the copies out of Pillow: the temporaries
+# stay near 6 bytes x this many pixels (1.5 MB) whatever the photo's size.
+_STRIP_PIXELS = 1 << 18
+
+
 def over_white(pixels: np.ndarray) -> np.ndarray:
     """Step 1: uint8 RGBA ``(H, W, 4)`` composited over white, uint8 RGB ``(H, W, 3)``.
 
     RGB input is returned as is (opaque); ``(c * 255 + 127) // 255 == c``, so opaque
-    pixels keep their values either way.
+    pixels keep their values either way. Works in strips of rows with uint16 arithmetic
+    (``c * a + 255 * (255 - a) + 127 <= 65152``), so beyond the 3-byte result it holds about
+    6 MB whatever the image's size.
     """
     if pixels.shape[-1] == 3:
         return pixels
     alpha = pixels[..., 3:]
     if alpha.size == 0 or int(alpha.min()) == 255:
         return np.ascontiguousarray(pixels[..., :3])
-    colour = pixels[..., :3].astype(np.uint32)
-    alpha = alpha.astype(np.uint32)
-    return ((colour * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
+    out = np.empty(pixels.shape[:-1] + (3,), dtype=np.uint8)
+    if pixels.ndim < 2:
+        rows, step = [pixels], 1
+    else:
+        step = max(1, _STRIP_PIXELS // max(1, int(np.prod(pixels.shape[1:-1]))))
+        rows = (pixels[top : top + step] for top in range(0, len(pixels), step))
+    for index, block in enumerate(rows):
+        alpha = block[..., 3:].astype(np.uint16)
+        colour = block[..., :3].astype(np.uint16)
+        colour *= alpha
+        alpha = 255 - alpha
+        alpha *= 255
+        colour += alpha
+        colour += 127
+        colour //= 255
+        if pixels.ndim < 2:
+            out[...] = colour
+        else:
+            out[index * step : index * step + len(block)] = colour
+    return out
 
 
 def prepare(rgba: np.ndarray, size: tuple[int, int], rule: PhotoRule = RULE) -> np.ndarray:
@@ -141,7 +181,13 @@ def prepare(rgba: np.ndarray, size: tuple[int, int], rule: PhotoRule = RULE) -> 
         PhotoError: not a uint8 ``(H, W, 3 or 4)`` array of at least one pixel, a bad size,
             or no Pillow to resize with.
     """
-    pixels = np.asarray(rgba)
+    return _prepare([rgba], size, rule)
+
+
+def _prepare(box: list, size: tuple[int, int], rule: PhotoRule) -> np.ndarray:
+    """:func:`prepare` of the array taken out of ``box``: when the caller holds no other
+    reference to it, the full-size RGBA is freed before the resize, not held through it."""
+    pixels = np.asarray(box.pop())
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
         raise PhotoError(f"pixels must be uint8 (H, W, 4) RGBA or (H, W, 3) RGB, got "
                          f"{pixels.dtype} {pixels.shape}")
@@ -154,8 +200,10 @@ def prepare(rgba: np.ndarray, size: tuple[int, int], rule: PhotoRule = RULE) -> 
         pixels = pixels[top : top + crop_height, left : left + crop_width]
     # Compositing is per pixel, so doing it after the crop gives the same bytes, sooner.
     rgb = np.ascontiguousarray(over_white(pixels))
+    shares = np.may_share_memory(rgb, pixels)
+    del pixels
     if rgb.shape[:2] == (target_height, target_width):
-        return rgb.copy() if np.may_share_memory(rgb, np.asarray(rgba)) else rgb
+        return rgb.copy() if shares else rgb
     return _resize(rgb, target_height, target_width)
 
 
@@ -206,22 +254,40 @@ _SIXTEEN_BIT = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 _TO_RGBA = frozenset({"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX"})
 
 
+def _array(image) -> np.ndarray:
+    """``np.asarray(image)``, copied in strips of rows: ``asarray`` goes through
+    ``tobytes()``, which holds the image twice more (its chunks and their join)."""
+    step = max(1, _STRIP_PIXELS // max(1, image.width))
+    out = None
+    for top in range(0, image.height, step):
+        strip = np.asarray(image.crop((0, top, image.width, min(top + step, image.height))))
+        if out is None:
+            out = np.empty((image.height, *strip.shape[1:]), dtype=strip.dtype)
+        out[top : top + len(strip)] = strip
+    return out
+
+
 def to_rgba(image) -> np.ndarray:
     """A decoded, upright PIL image as uint8 ``(H, W, 4)`` RGBA (or ``(H, W, 3)`` for plain
     RGB, which is opaque), by the rule's step 0."""
     mode = image.mode
     if mode == "RGB":
-        return np.asarray(image, dtype=np.uint8)
-    if mode in _SIXTEEN_BIT:
-        values = np.asarray(image).astype(np.int64)
-        grey = (np.clip(values, 0, 65535) >> 8).astype(np.uint8)
-        return np.stack([grey, grey, grey, np.full_like(grey, 255)], axis=-1)
+        return _array(image)
+    if mode in _SIXTEEN_BIT:  # in strips: no full-size int32 copy or int64 temporaries
+        rgba = np.full((image.height, image.width, 4), 255, dtype=np.uint8)
+        step = max(1, _STRIP_PIXELS // max(1, image.width))
+        for top in range(0, image.height, step):
+            values = np.asarray(image.crop((0, top, image.width, min(top + step, image.height))))
+            rgba[top : top + len(values), :, :3] = (np.clip(values, 0, 65535) >> 8).astype(np.uint8)[..., None]
+        return rgba
+    if mode == "RGBA":
+        return _array(image)  # convert("RGBA") would copy it first
     if mode == "F":
         raise PhotoError("32-bit float pixels (mode F) are not a photo")
     if mode in _TO_RGBA:
-        return np.asarray(image.convert("RGBA"), dtype=np.uint8)
+        return _array(image.convert("RGBA"))
     try:  # CMYK, YCbCr, LAB, HSV: Pillow's own conversion, opaque
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+        return _array(image.convert("RGB"))
     except ValueError:
         raise PhotoError(f"pixel mode {mode} cannot be converted to RGB") from None
 
@@ -243,6 +309,9 @@ def _decode(source, size: tuple[int, int] | None, rule: PhotoRule) -> np.ndarray
     copy into numpy of the full-size image: the same bytes, about twice as fast for 12 MP."""
     pil = _pil()
     opened = io.BytesIO(source) if isinstance(source, bytes | bytearray | memoryview) else source
+    kind = None if opened is not source else file_kind(source)
+    if kind is not None and kind != "a folder":  # a FIFO would block, /dev/zero never ends
+        raise PhotoError(f"is {kind}, not an image file")
     try:
         with warnings.catch_warnings():
             # EXIF or metadata Pillow cannot parse is skipped (with a warning nobody reads);
@@ -273,14 +342,22 @@ def _decode(source, size: tuple[int, int] | None, rule: PhotoRule) -> np.ndarray
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise PhotoError(f"cannot decode: {reason}") from None
     _check_pixels(pixels.shape[1], pixels.shape[0])
-    return pixels if size is None else prepare(pixels, size, rule)
+    if size is None:
+        return pixels
+    box = [pixels]
+    del pixels  # _prepare frees it before the resize
+    try:
+        return _prepare(box, size, rule)
+    except MemoryError:
+        raise PhotoError("not enough memory to prepare it") from None
 
 
 def _prepare_rgb_image(image, size: tuple[int, int], rule: PhotoRule) -> np.ndarray:
     target_height, target_width = size
     if rule.crop:
         top, left, height, width = crop_box(image.height, image.width, target_height, target_width)
-        image = image.crop((left, top, left + width, top + height))
+        if (height, width) != (image.height, image.width):  # crop copies even the whole image
+            image = image.crop((left, top, left + width, top + height))
     return np.asarray(_resize_image(image, target_height, target_width), dtype=np.uint8)
 
 

@@ -1,7 +1,7 @@
 """Quantization-aware fine-tuning through tensorflow-model-optimization (tfmot), for Keras 3 models.
 
     >>> result = finetune(model, images, labels, epochs=2)      # doctest: +SKIP
-    >>> tfuq.conversion.convert(result.model, images, passes=30)           # doctest: +SKIP
+    >>> tfuq.convert(result.model, images, passes=30)            # doctest: +SKIP
 
 tfmot 0.8.1 quantizes only tf-keras (Keras 2) models and rejects Keras 3 ones, and tfuq's
 export builds its masked graph from a Keras 3 model. So this module:

@@ -33,6 +33,7 @@ from tfuq.data.common import (
     check_labels,
     stratified_split,  # noqa: F401  (re-exported: tfuq.training.train.stratified_split)
 )
+from tfuq.quiet import import_tensorflow as _tf
 
 STRATEGIES = ("none", "mirrored", "multi-worker")
 HISTORY_FORMAT = "tfuq-train-history"
@@ -123,13 +124,6 @@ def check_fit_settings(epochs, batch_size, learning_rate, patience, monitor="val
         raise TrainError(f"monitor must be one of {', '.join(MONITORS)}, got {monitor!r}")
     if isinstance(label_smoothing, bool) or not 0.0 <= label_smoothing < 1.0:
         raise TrainError(f"label smoothing must be in [0, 1), got {label_smoothing!r}")
-
-
-def _tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    return tf
 
 
 # -- data ----------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@
 import {
   DEFAULT_FLOOR,
   type Decision,
+  MaskCache,
   type ModelFile,
   PHOTO_RULE,
   type PartRule,
@@ -24,8 +25,8 @@ import {
   decide,
   explain,
   label,
+  refusedAsOutOfDistribution,
   maskLayers,
-  masksFor,
   photoToInput,
   ruleConfFactor,
   shortLabel,
@@ -53,11 +54,17 @@ interface PageResult {
   predicted: number;
   /** For an `all` rule: the index of the first part that refused, -1 when all accepted; else null. */
   failedPart: number | null;
+  /** The model's out-of-distribution scores by name (`scores` in `tfuq.json`), from the same invoke. */
+  scores: Record<string, number>;
+  /** True when the OOD guard refused: the photo looks unlike the training data. */
+  outOfDistribution: boolean;
   label: string;
   headline: string;
   reason: string;
   invokeMs: number;
   masksMs: number;
+  /** The masks were the last run's (same seed and model): drawn once, kept. */
+  masksCached: boolean;
   photoMs: number;
   accelerator: Accelerator;
   threads: number;
@@ -75,6 +82,7 @@ const page = {
 let file: ModelFile | null = null;
 let runner: TfuqRunner | null = null;
 let photo: Photo | null = null;
+const maskCache = new MaskCache();
 // Opening a model, compiling and classifying run one at a time, in order: a run never sees a
 // model that is being replaced or freed.
 let queue: Promise<unknown> = Promise.resolve();
@@ -138,6 +146,7 @@ async function compile(): Promise<void> {
 function ruleText(rule: Rule): string {
   if (rule.rule === "all") return `${rule.rules.map(ruleText).join(" and ")}${rule.calibration ? " (calibrated)" : ""}`;
   if (rule.rule === "interval") return `interval, mean ± ${rule.conf_factor}·std`;
+  if (rule.rule === "ood") return `OOD guard: ${rule.score} ≥ ${rule.threshold.toFixed(3)}${rule.calibration ? " (calibrated)" : ""}`;
   const sign = rule.score === "max_probability" ? "≥" : "≤";
   return `${rule.score.replace(/_/g, " ")} ${sign} ${rule.threshold}${rule.calibration ? " (calibrated)" : ""}`;
 }
@@ -239,20 +248,22 @@ async function classifyNow(): Promise<void> {
 
     start = performance.now();
     const feeds: Record<string, Uint8Array> = {};
+    let masksCached = false;
     if (config.mode === "masked") {
-      const masks = masksFor(seed, config.passes, maskLayers(config));
+      const drawn = maskCache.get(seed, config.passes, maskLayers(config));
+      masksCached = drawn.cached;
       config.mcDropout.forEach((spec, i) => {
-        feeds[spec.input] = masks[i];
+        feeds[spec.input] = drawn.masks[i];
       });
     }
     const masksMs = performance.now() - start;
 
-    const { probabilities: rows, invokeMs } = await runner.run(input, feeds);
+    const { probabilities: rows, invokeMs, scores } = await runner.run(input, feeds);
     // A deterministic model gives one row: every pass is that row, as in tfuq's Python runtime.
     const all = rows.length === 1 ? Array.from({ length: config.passes }, () => rows[0]) : rows;
     // The pass seeds are a counter-based stream: the first k rows are what a k-pass run gives.
     const probabilities = all.slice(0, passesWanted);
-    const decision = decide(probabilities, rule);
+    const decision = decide(probabilities, rule, scores);
     const name = (i: number) => shortLabel(config, i);
     const headline = decision.accept ? name(decision.predicted) : "Not sure";
     const reason = explain(decision, rule, name);
@@ -267,11 +278,14 @@ async function classifyNow(): Promise<void> {
       accept: decision.accept,
       predicted: decision.predicted,
       failedPart: decision.failedPart,
+      scores,
+      outOfDistribution: refusedAsOutOfDistribution(decision, rule),
       label: name(decision.predicted),
       headline,
       reason,
       invokeMs,
       masksMs,
+      masksCached,
       photoMs,
       accelerator: runner.accelerator,
       threads: runner.threads,
@@ -341,6 +355,8 @@ function render(input: Uint8Array, decision: Decision, rule: Rule, result: PageR
     ["mutual information (nats)", summary.mutual_information],
     ["expected entropy (nats)", summary.expected_entropy],
     ["variation ratio", summary.variation_ratio],
+    // The model's own out-of-distribution scores (larger = more like its training data), all passes.
+    ...Object.entries(result.scores).map(([name, value]): [string, number] => [`${name} (model score)`, value]),
   ];
   $("scores").replaceChildren(
     ...scores.map(([name, value]) => {
@@ -352,7 +368,7 @@ function render(input: Uint8Array, decision: Decision, rule: Rule, result: PageR
   const threads = result.threads === 1 ? "1 thread" : `${result.threads} threads`;
   $("footer").textContent =
     `${result.passes} of ${config.passes} passes · seed ${result.seed} · rule ${ruleText(rule)} · invoke ${result.invokeMs.toFixed(2)} ms ` +
-    `(${result.accelerator}, ${threads}, all passes) · masks ${result.masksMs.toFixed(2)} ms · photo rule ${result.photoMs.toFixed(2)} ms ` +
+    `(${result.accelerator}, ${threads}, all passes) · masks ${result.masksMs.toFixed(2)} ms${result.masksCached ? " (kept from the last photo)" : ""} · photo rule ${result.photoMs.toFixed(2)} ms ` +
     `(${PHOTO_RULE.name} v${PHOTO_RULE.version}, ${shown.width}×${shown.height} → ${config.input.height}×${config.input.width})`;
   $("result").hidden = false;
 }

@@ -40,6 +40,9 @@ export interface RunResult {
   probabilities: number[][];
   /** The interpreter call alone, all passes, in milliseconds. */
   invokeMs: number;
+  /** The model's out-of-distribution scores by name (`scores` in `tfuq.json`), dequantized from
+   * their `(1, 1)` outputs of the same invoke; computed over all of the model's passes. */
+  scores: Record<string, number>;
 }
 
 // The lower layer's objects are not exported as types by the package; only what is used is described.
@@ -147,6 +150,11 @@ export class TfuqRunner {
     if (!outputs[config.outputName]) throw new Error(`the model has no output named "${config.outputName}"`);
     const classes = outputs[config.outputName].shape.at(-1) ?? 0;
     if (config.labels.length && config.labels.length !== classes) throw new Error(`${config.labels.length} labels for ${classes} classes`);
+    for (const score of config.scores) {
+      const shape = outputs[score.output]?.shape;
+      if (!shape || shape.join() !== "1,1") throw new Error(`score ${score.name} needs a (1, 1) output named "${score.output}"`);
+      if (!this.outputNames.includes(score.output)) throw new Error(`the runtime lists no output "${score.output}"`);
+    }
   }
 
   get classes(): number {
@@ -189,17 +197,20 @@ export class TfuqRunner {
       const start = performance.now();
       outputs = await this.compiled.run(0, buffers);
       const invokeMs = performance.now() - start;
-      const index = this.outputNames.indexOf(config.outputName);
-      const output = outputs[index];
-      if (output.isWebGpuMemory()) throw new Error("the output stayed in WebGPU memory; choose the wasm accelerator");
-      const pointer = output.lock(wasm.LiteRtTensorBufferLockMode.READ);
-      const raw = wasm.HEAPU8.slice(pointer, pointer + output.packedSize());
-      output.unlock();
-      const values = dequantize(raw, this.info(config.outputName, true));
+      const read = (name: string): Float32Array => {
+        const output = outputs[this.outputNames.indexOf(name)];
+        if (output.isWebGpuMemory()) throw new Error("the output stayed in WebGPU memory; choose the wasm accelerator");
+        const pointer = output.lock(wasm.LiteRtTensorBufferLockMode.READ);
+        const raw = wasm.HEAPU8.slice(pointer, pointer + output.packedSize());
+        output.unlock();
+        return dequantize(raw, this.info(name, true));
+      };
+      const values = read(config.outputName);
+      const scores = Object.fromEntries(config.scores.map((score) => [score.name, read(score.output)[0]]));
       const classes = this.classes;
       const passes = values.length / classes;
       const probabilities = Array.from({ length: passes }, (_, p) => Array.from(values.subarray(p * classes, (p + 1) * classes)));
-      return { probabilities, invokeMs };
+      return { probabilities, invokeMs, scores };
     } finally {
       for (const buffer of buffers) buffer.delete();
       for (const output of outputs) output.delete();

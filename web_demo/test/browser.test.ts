@@ -53,7 +53,27 @@ interface Reference {
   seed: string;
   input_base64: string;
   probabilities: number[][];
+  /** The model's out-of-distribution scores by name (energy), from the same invoke. */
+  scores: Record<string, number>;
   decisions: Record<"model" | keyof typeof RULES, PythonDecision>;
+}
+
+/** e2e_reference.py's output: the model's own rule, and per photo and seed what Python says. */
+interface References {
+  decision: { rule: string; rules: { rule: string; score?: string; threshold?: number }[] };
+  results: Reference[];
+}
+
+/** tools/e2e_reference.py on `model` with the photos, seeds and rules of this test. */
+function pythonReferences(model: string): References {
+  const out = join(mkdtempSync(join(tmpdir(), "tfuq-e2e-")), "reference.json");
+  execFileSync(python(), [join(HERE, "tools", "e2e_reference.py"), model, out, ...PHOTOS.map((p) => join(DEMO, p)), "--seeds", ...SEEDS,
+    ...Object.entries(RULES).flatMap(([name, rule]) => ["--rule", `${name}=${JSON.stringify(rule)}`])], {
+    cwd: REPO,
+    env: QUIET,
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  return JSON.parse(readFileSync(out, "utf8"));
 }
 
 const haveChromium = existsSync(CHROMIUM);
@@ -65,6 +85,7 @@ describe.skipIf(!haveChromium)("the page in headless Chromium against tfuq's Pyt
   let page: Page;
   let url: string;
   let references: Reference[];
+  let guarded: References;
   let profile: string;
   const measured: number[] = [];
   const invokeMs: number[] = [];
@@ -72,14 +93,8 @@ describe.skipIf(!haveChromium)("the page in headless Chromium against tfuq's Pyt
   beforeAll(async () => {
     execFileSync("npx", ["vite", "build", "--logLevel", "warn"], { cwd: HERE, stdio: "inherit" });
     execFileSync(python(), [join(HERE, "tools", "make_demo_model.py"), "--out", DEMO], { cwd: REPO, env: QUIET, stdio: ["ignore", "ignore", "inherit"] });
-    const out = join(mkdtempSync(join(tmpdir(), "tfuq-e2e-")), "reference.json");
-    execFileSync(python(), [join(HERE, "tools", "e2e_reference.py"), join(DEMO, "model.tflite"), out, ...PHOTOS.map((p) => join(DEMO, p)), "--seeds", ...SEEDS,
-      ...Object.entries(RULES).flatMap(([name, rule]) => ["--rule", `${name}=${JSON.stringify(rule)}`])], {
-      cwd: REPO,
-      env: QUIET,
-      stdio: ["ignore", "ignore", "inherit"],
-    });
-    references = JSON.parse(readFileSync(out, "utf8")).results;
+    references = pythonReferences(join(DEMO, "model.tflite")).results;
+    guarded = pythonReferences(join(DEMO, "guarded.tflite"));
 
     server = spawn(python(), ["-m", "tfuq.cli.main", "serve-demo", "--model", join(DEMO, "model.tflite"), "--port", "0", "--json"], {
       cwd: REPO,
@@ -198,6 +213,57 @@ describe.skipIf(!haveChromium)("the page in headless Chromium against tfuq's Pyt
     expect(state.result.threads).toBe(2);
     expect(state.result.probabilities).toEqual(reference.probabilities);
     await page.selectOption("#threads", "1");
+  });
+
+  /** Wait until the page has opened model file `name` (it then classifies the photo it shows). */
+  async function modelLoaded(name: string) {
+    await page.waitForFunction((n) => (window as any).tfuq.modelName === n && ["ready", "done", "error"].includes((window as any).tfuq.state), name, { timeout: 30_000 });
+    expect(await page.evaluate(() => (window as any).tfuq.error)).toBeNull();
+  }
+
+  it("a model whose rule has a calibrated OOD guard: decides as Python, and a refusal by the guard says so with the score", async () => {
+    const [guard, ...others] = guarded.decision.rules;
+    expect([guarded.decision.rule, guard.rule, guard.score, others.length], "tfuq calibrate's rule: the guard first").toEqual(["all", "ood", "energy", 1]);
+    await page.setInputFiles("#model-file", join(DEMO, "guarded.tflite"));
+    await modelLoaded("guarded.tflite");
+    expect(await page.textContent("#model-line")).toContain(`OOD guard: energy ≥ ${guard.threshold!.toFixed(3)} (calibrated) and max probability ≥`);
+    let refusedByGuard = 0;
+    for (const reference of guarded.results) {
+      const state = await classify(reference.photo, reference.seed);
+      expect(state.error).toBeNull();
+      expect(state.result.rule).toEqual(guarded.decision);
+      expect(state.result.probabilities).toEqual(reference.probabilities);
+      expect(state.result.scores, "energy, dequantized as Python does").toEqual(reference.scores);
+      await expectDecision(state.result, reference.decisions.model);
+      const byGuard = reference.decisions.model.failed_part === 0;
+      expect(state.result.outOfDistribution).toBe(byGuard);
+      const energy = reference.scores.energy.toFixed(3);
+      expect(await page.textContent("#scores")).toContain(`energy (model score)${energy}`);
+      if (byGuard) {
+        refusedByGuard++;
+        expect(await page.textContent("#headline")).toBe("Not sure");
+        expect(await page.textContent("#reason")).toBe(`Looks unlike anything it was trained on: energy ${energy} is below the OOD guard's ${guard.threshold!.toFixed(3)}.`);
+        expect(await page.textContent("#parts li.refused")).toContain("OOD guard: energy");
+      }
+    }
+    // orange lies between the model's red and yellow: its energy is below every colour it knows.
+    expect(guarded.results.filter((r) => r.decisions.model.failed_part === 0).map((r) => r.photo)).toContain("orange.png");
+    expect(refusedByGuard).toBeGreaterThan(0);
+    await page.setInputFiles("#model-file", join(DEMO, "model.tflite"));
+    await modelLoaded("model.tflite");
+  }, 90_000);
+
+  it("a new seed draws the masks; the next photo with that seed keeps them, and the footer says so", async () => {
+    await classify("red.png", "0");
+    await page.fill("#seed", "4242");
+    await page.dispatchEvent("#seed", "change"); // the shown photo again, under a new seed
+    await page.waitForFunction(() => (window as any).tfuq.state === "done" && (window as any).tfuq.result?.seed === "4242", null, { timeout: 30_000 });
+    const drawn = await page.evaluate(() => (window as any).tfuq.result);
+    expect(drawn.masksCached).toBe(false);
+    expect(await page.textContent("#footer")).not.toContain("kept from the last photo");
+    const kept = (await classify("orange.png", "4242")).result;
+    expect(kept.masksCached).toBe(true);
+    expect(await page.textContent("#footer")).toContain(`masks ${kept.masksMs.toFixed(2)} ms (kept from the last photo)`);
   });
 
   it("a damaged model file gets a one-line message, not a result", async () => {

@@ -18,8 +18,11 @@ import {
   explain,
   layerMask,
   layerMaskBigInt,
+  MaskCache,
+  masksFor,
   mix,
   quantize,
+  refusedAsOutOfDistribution,
   roundHalfEven,
   shortLabel,
   splitModelFile,
@@ -115,6 +118,26 @@ describe("model file", () => {
     expect(() => splitModelFile(packed({ ...CONFIG, decision }), "m")).toThrow(
       'm: decision: all rule part 1: threshold rule needs "threshold": {"rule":"threshold","score":"max_probability"}',
     );
+  });
+  it("reads the scores a converted model outputs, and a guard that reads one of them", () => {
+    const scores = [{ name: "energy", output: "score_energy", layout: "(1, 1)", larger_means: "more like the training data" }];
+    const guard = { rule: "ood", score: "energy", threshold: 3.25, calibration: { alpha: 0.05, delta: 0.1 } };
+    const decision = { rule: "all", rules: [guard, { rule: "threshold", score: "max_probability", threshold: 0.5 }] };
+    const file = splitModelFile(packed({ ...CONFIG, output: { name: "probabilities" }, scores, decision }), "m");
+    expect(file.config.scores).toEqual([{ name: "energy", output: "score_energy" }]);
+    expect(file.config.decision).toEqual(decision);
+    expect(splitModelFile(packed(CONFIG), "m").config.scores).toEqual([]); // files from before scores
+  });
+  it.each([
+    [{ decision: { rule: "ood", score: "energy", threshold: 1 } }, 'm: decision: the OOD guard reads score "energy", which the model does not output'],
+    [{ scores: [{ name: "energy", output: "output_0" }] }, 'm: scores[0].output "output_0" names an input or another output'],
+    [{ scores: [{ name: "energy", output: "mask_0" }] }, 'm: scores[0].output "mask_0" names an input or another output'],
+    [{ scores: [{ name: "energy", output: "s" }, { name: "energy", output: "t" }] }, "m: scores must have distinct names"],
+    [{ scores: [{ name: "an energy", output: "s" }] }, 'm: scores[0].name must be an identifier, got "an energy"'],
+    [{ scores: [{ name: "energy" }] }, "m: scores[0].output must be a string, got undefined"],
+    [{ scores: { name: "energy" } }, 'm: tfuq.json.scores must be an array, got {"name":"energy"}'],
+  ])("refuses scores that do not fit: %j", (change, message) => {
+    expect(() => splitModelFile(packed({ ...CONFIG, ...change }), "m")).toThrow(message);
   });
   it("refuses a bad rule", () => {
     const data = packed({ ...CONFIG, decision: { rule: "threshold", score: "margin", threshold: 1 } });
@@ -213,11 +236,11 @@ describe("the all rule: checks as abstain.check_rule's", () => {
     [{ rule: "all", rules: interval }, 'all rule needs "rules", a list of rules, got {"rule":"interval","conf_factor":1}'],
     [{ rule: "all", rules: [] }, "all rule needs 1 to 8 rules, got 0"],
     [{ rule: "all", rules: Array(9).fill(interval) }, "all rule needs 1 to 8 rules, got 9"],
-    [{ rule: "all", rules: [interval, { rule: "all", rules: [interval] }] }, 'all rule part 1: "all" cannot be a part; choose one of interval, threshold (no nesting)'],
-    [{ rule: "all", rules: [{ rule: "margin" }] }, 'all rule part 0: "margin" cannot be a part; choose one of interval, threshold (no nesting)'],
+    [{ rule: "all", rules: [interval, { rule: "all", rules: [interval] }] }, 'all rule part 1: "all" cannot be a part; choose one of interval, threshold, ood (no nesting)'],
+    [{ rule: "all", rules: [{ rule: "margin" }] }, 'all rule part 0: "margin" cannot be a part; choose one of interval, threshold, ood (no nesting)'],
     [{ rule: "all", rules: [3] }, "all rule part 0: a decision rule is an object, got 3"],
     [{ rule: "all", rules: [{ rule: "interval", conf_factor: -1 }] }, "all rule part 0: conf_factor must be non-negative, got -1"],
-    [{ rule: "any", rules: [interval] }, 'unknown decision rule "any"; choose one of interval, threshold, all'],
+    [{ rule: "any", rules: [interval] }, 'unknown decision rule "any"; choose one of interval, threshold, ood, all'],
   ])("refuses %j", (rule, message) => {
     expect(() => checkRule(rule)).toThrow(message);
   });
@@ -235,6 +258,34 @@ describe("the all rule: checks as abstain.check_rule's", () => {
   });
 });
 
+describe("the ood guard (abstain.py's ood rule)", () => {
+  const guard: Rule = { rule: "ood", score: "energy", threshold: 3.25 };
+  const passes = [[0.75, 0.25], [0.65, 0.35]];
+  it("accepts at or above its threshold, refuses below it and NaN", () => {
+    expect([4, 3.25, Math.fround(3.25) - 2 ** -20, Number.NaN].map((energy) => decide(passes, guard, { energy }).accept)).toEqual([true, true, false, false]);
+  });
+  it("needs the score it reads", () => {
+    expect(() => decide(passes, guard, { knn: 9 })).toThrow('the rule\'s OOD guard needs the model score "energy", which was not given');
+    expect(() => checkRule({ rule: "ood", score: "1 energy", threshold: 1 })).toThrow('ood rule score must be the name of a model score, got "1 energy"');
+    expect(() => checkRule({ rule: "ood", score: "energy" })).toThrow('ood rule needs "threshold"');
+  });
+  it("a refusal by the guard says the photo looks unlike the training data, with the score", () => {
+    const rule: Rule = { rule: "all", rules: [guard, { rule: "interval", conf_factor: 1 }] };
+    const name = (i: number) => ["cat", "dog"][i];
+    const outside = decide(passes, rule, { energy: 1.23 });
+    expect([outside.accept, outside.failedPart, refusedAsOutOfDistribution(outside, rule)]).toEqual([false, 0, true]);
+    expect(explain(outside, rule, name)).toBe("Looks unlike anything it was trained on: energy 1.230 is below the OOD guard's 3.250.");
+    const inside = decide(passes, rule, { energy: 4.5 });
+    expect([inside.accept, refusedAsOutOfDistribution(inside, rule)]).toEqual([true, false]);
+    expect(explain(inside, rule, name)).toBe(
+      "Looks like what it was trained on: energy 4.500 is at or above the OOD guard's 3.250. The interval of cat (lower 0.650) is clear of every other class (highest upper 0.350, dog).",
+    );
+    // Refused by the interval part, not by the guard.
+    const unsure = decide([[0.2, 0.8], [0.8, 0.2]], rule, { energy: 4.5 });
+    expect([unsure.accept, unsure.failedPart, refusedAsOutOfDistribution(unsure, rule)]).toEqual([false, 1, false]);
+  });
+});
+
 describe("masks: the 32-bit element loop against the BigInt form", () => {
   it("agrees on keys across the whole 64-bit range, all rates' ends", () => {
     // Keys that exercise carries between the halves: 0, all ones, just below 2^32 and 2^64, and pseudo-random ones.
@@ -244,10 +295,51 @@ describe("masks: the 32-bit element loop against the BigInt form", () => {
       x = mix(x + 0x9e3779b97f4a7c15n) & (2n ** 64n - 1n);
       keys.push(x);
     }
-    for (const rate of [0.01, 0.3, 0.5, 0.99]) {
+    for (const rate of [2 ** -24, 0.01, 0.3, 0.5, 0.99]) {
       const fast = layerMask(keys, 2, [7, 19], rate);
       const plain = layerMaskBigInt(keys, 2, [7, 19], rate);
       expect(Buffer.from(fast).equals(Buffer.from(plain)), `rate ${rate}`).toBe(true);
     }
+  });
+});
+
+describe("the mask cache: the last run's masks, kept", () => {
+  const layers = [
+    { shape: [12], rate: 0.5 },
+    { shape: [2, 3], rate: 0.2 },
+  ];
+  it("gives masksFor's masks, drawing again only when the seed, passes or layers change", () => {
+    const cache = new MaskCache();
+    const first = cache.get("7", 5, layers);
+    expect(first.cached).toBe(false);
+    expect(first.masks).toEqual(masksFor(7n, 5, layers));
+    const again = cache.get(7, 5, layers); // the same seed written another way
+    expect(again.cached).toBe(true);
+    expect(again.masks).toBe(first.masks);
+    for (const [seed, passes, other] of [[8, 5, layers], [7, 4, layers], [7, 5, [layers[0]]], [7, 5, [{ shape: [12], rate: 0.4 }, layers[1]]]] as const) {
+      const next = cache.get(seed, passes, other);
+      expect(next.cached, `${seed} ${passes} ${JSON.stringify(other)}`).toBe(false);
+      expect(next.masks).toEqual(masksFor(BigInt(seed), passes, other));
+    }
+    expect(() => cache.get(-1, 5, layers)).toThrow(RangeError);
+    expect(cache.get(7, 5, layers).cached).toBe(false); // only the last run is kept
+  });
+});
+
+describe("quantizing bytes by table, as by the formula", () => {
+  it("gives the formula's bytes for pixels and masks of every integer type", () => {
+    const bytes = Uint8Array.from({ length: 256 }, (_, i) => i);
+    for (const info of [
+      { name: "m", type: "uint8", shape: [], scale: Math.fround(1 / 255), zeroPoint: 0 },
+      { name: "x", type: "int8", shape: [], scale: 1, zeroPoint: -128 },
+      { name: "y", type: "int8", shape: [], scale: 0.7, zeroPoint: 3 },
+      { name: "z", type: "int32", shape: [], scale: 0.5, zeroPoint: -7 },
+      { name: "r", type: "uint8", shape: [], scale: 0, zeroPoint: 0 },
+    ] as TensorInfo[]) {
+      expect(Array.from(quantize(bytes, info)), info.name).toEqual(Array.from(quantize(Array.from(bytes), info)));
+    }
+    // by hand: scale 0.7, zero point 3 puts 7 at round(10) + 3 = 13 and clips 255 (367) to 127
+    const y = new Int8Array(quantize(Uint8Array.of(7, 255), { name: "y", type: "int8", shape: [], scale: 0.7, zeroPoint: 3 }).buffer);
+    expect(Array.from(y)).toEqual([13, 127]);
   });
 });

@@ -57,7 +57,11 @@ describe("decisions.json", () => {
   const vectors = load("decisions.json");
   for (const c of vectors.cases) {
     it(c.name, () => {
-      const got = perImage(c.probabilities).map((image) => decide(image, c.rule as Rule));
+      // A case whose rule has an ood part carries the model's per-image scores; null is NaN.
+      const scores = Object.entries((c.scores ?? {}) as Record<string, (number | null)[]>);
+      const got = perImage(c.probabilities).map((image, b) =>
+        decide(image, c.rule as Rule, Object.fromEntries(scores.map(([name, values]) => [name, values[b] ?? Number.NaN]))),
+      );
       expect(got.map((d) => d.accept)).toEqual(c.expected.accept);
       expect(got.map((d) => d.predicted)).toEqual(c.expected.predicted);
       // An all rule's cases name the first part that refused (-1: every part accepted).
@@ -65,6 +69,16 @@ describe("decisions.json", () => {
       else expect(got.map((d) => d.failedPart)).toEqual(got.map(() => null));
     });
   }
+  it("has cases of the ood guard: alone, refusing as an all rule's part, a NaN score", () => {
+    const guarded = vectors.cases.filter((c: { rule: Rule }) => (c.rule.rule === "all" ? c.rule.rules : [c.rule]).some((p) => p.rule === "ood"));
+    expect(guarded.some((c: { rule: Rule }) => c.rule.rule === "ood")).toBe(true);
+    expect(guarded.every((c: { scores?: object }) => c.scores !== undefined)).toBe(true);
+    expect(guarded.flatMap((c: { scores: Record<string, unknown[]> }) => Object.values(c.scores).flat())).toContain(null);
+    const refusedAt = guarded.flatMap((c: { rule: Rule; expected: { failed_part?: number[] } }) =>
+      c.rule.rule === "all" ? (c.expected.failed_part ?? []).filter((f) => f >= 0 && c.rule.rule === "all" && c.rule.rules[f].rule === "ood") : [],
+    );
+    expect(new Set(refusedAt)).toEqual(new Set([0, 1, 2]));
+  });
 });
 
 interface PhotoCase {

@@ -5,7 +5,8 @@
 
 For each photo and seed: the model input from the photo rule (Pillow's decoding and resize, as
 `photo_vectors.py` computes it), the probabilities of `tfuq.load(MODEL).run(input, seed)`
-(float32, `(passes, classes)`), and the decision (accept, predicted, failed part) of the model's
+(float32, `(passes, classes)`), the model's out-of-distribution scores from the same invoke
+(`Model.last_scores`, e.g. energy), and the decision (accept, predicted, failed part) of the model's
 own rule and of each `--rule NAME=JSON` by `tfuq.runtime.abstain.decide`. Run from the
 repository root so its `tfuq` is imported.
 """
@@ -58,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         image = photo_rule(rgba, height, width)
         for seed in args.seeds:
             probabilities = model.run(image, seed=int(seed))[:, 0]  # (passes, classes)
+            scores = dict(model.last_scores)
             rules = {"model": model.config.decision_rule(), **{name: json.loads(text) for name, text in others.items()}}
-            decisions = {name: _decision(abstain.decide(probabilities, rule)) for name, rule in rules.items()}
+            decisions = {name: _decision(abstain.decide(probabilities, rule, scores)) for name, rule in rules.items()}
             results.append({
                 "photo": Path(path).name,
                 "photo_size": [int(rgba.shape[0]), int(rgba.shape[1])],
@@ -67,9 +69,10 @@ def main(argv: list[str] | None = None) -> int:
                 "input_base64": base64.b64encode(image.tobytes()).decode(),
                 # float32 values written exactly: every float32 is a double, repr round-trips.
                 "probabilities": probabilities.astype(np.float64).tolist(),
+                "scores": scores,
                 "decisions": decisions,
             })
-    Path(args.out).write_text(json.dumps({"model": args.model, "results": results}))
+    Path(args.out).write_text(json.dumps({"model": args.model, "decision": model.config.decision_rule(), "results": results}))
     return 0
 
 

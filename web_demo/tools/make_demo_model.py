@@ -7,7 +7,11 @@ writes ``model.tflite``, ``red.png`` and ``orange.png`` with ``android_demo/tool
 ``yellow-wide.png``: a 300x200 picture whose top band is transparent, so the browser test also
 covers the photo rule's alpha compositing and centre crop (only alpha 0 and 255: a canvas stores
 pixels premultiplied, so a browser cannot return partly transparent pixels exactly); and
-``rotated.jpg``, stored sideways with EXIF orientation 6, for the orientation step. Skips the model when it exists.
+``rotated.jpg``, stored sideways with EXIF orientation 6, for the orientation step; and
+``guarded.tflite``: the same model with an OOD guard in its rule, from ``tfuq calibrate`` on 400
+labelled images of the model's training distribution (``tests/_dummies/tiny.py``, a seed it was
+not trained on) at target risk 0.3: the guard on its energy score, then a max-probability
+threshold within it. Skips each model that exists.
 """
 
 from __future__ import annotations
@@ -28,12 +32,31 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE.parent / ".cache" / "demo")
     args = parser.parse_args(argv)
+    args.out = args.out.resolve()  # the tfuq commands below run from the repository root
     args.out.mkdir(parents=True, exist_ok=True)
     if not (args.out / "model.tflite").is_file():
         subprocess.run(
             [sys.executable, str(REPO / "android_demo" / "tools" / "demo_model.py"), "--out", str(args.out)],
             check=True, cwd=REPO, stdout=subprocess.DEVNULL,
         )
+    guarded = args.out / "guarded.tflite"
+    if not guarded.is_file():
+        sys.path.insert(0, str(REPO / "tests"))
+        from _dummies import tiny
+
+        images, labels = tiny.images(400, seed=21)
+        np.savez(args.out / "calibration.npz", x=images.astype(np.uint8), y=labels)
+        partial = args.out / "guarded.partial.tflite"
+        partial.write_bytes((args.out / "model.tflite").read_bytes())
+        calibrated = subprocess.run(
+            [sys.executable, "-m", "tfuq.cli.main", "calibrate", str(partial), "--data", str(args.out / "calibration.npz"),
+             "--target-risk", "0.3"],
+            cwd=REPO, capture_output=True, text=True,
+        )
+        if calibrated.returncode != 0:
+            print(f"tfuq calibrate failed:\n{calibrated.stderr[-2000:]}", file=sys.stderr)
+            return 1
+        partial.replace(guarded)
     rng = np.random.default_rng(13)
     pixels = np.clip(np.array([220, 200, 40]) + rng.normal(0, 25, (200, 300, 3)), 0, 255)
     alpha = np.full((200, 300, 1), 255.0)

@@ -6,8 +6,11 @@
  *   always accepts).
  * - `{"rule": "threshold", "score": S, "threshold": t}`: accept when `max_probability >= t`,
  *   or when `predictive_entropy`, `mutual_information` or `variation_ratio` is `<= t`.
- * - `{"rule": "all", "rules": [part, ...]}`: accept only when every part (1 to 8 interval or
- *   threshold rules, no nesting) accepts; `failedPart` is the index of the first part that
+ * - `{"rule": "ood", "score": S, "threshold": t}`: the out-of-distribution guard. S names a score
+ *   the model outputs beside its probabilities (`scores` in `tfuq.json`, e.g. `energy`, larger =
+ *   more like the training data); accept when the image's score is `>= t` (NaN refuses).
+ * - `{"rule": "all", "rules": [part, ...]}`: accept only when every part (1 to 8 interval,
+ *   threshold or ood rules, no nesting) accepts; `failedPart` is the index of the first part that
  *   refuses, -1 when all accept. The aggregate is made with the first interval part's Z (else 1);
  *   each interval part compares its own bounds. `tfuq convert`'s default is `interval (Z = 1)`
  *   and `max_probability >= 0.5`.
@@ -29,8 +32,16 @@ export interface ThresholdRule {
   calibration?: Record<string, unknown>;
   [extra: string]: unknown;
 }
+/** The out-of-distribution guard: accept when the model's score `score` is `>= threshold`. */
+export interface OodRule {
+  rule: "ood";
+  score: string;
+  threshold: number;
+  calibration?: Record<string, unknown>;
+  [extra: string]: unknown;
+}
 /** A rule that can be a part of an `all` rule. */
-export type PartRule = IntervalRule | ThresholdRule;
+export type PartRule = IntervalRule | ThresholdRule | OodRule;
 export interface AllRule {
   rule: "all";
   rules: PartRule[];
@@ -83,8 +94,8 @@ export function checkRule(rule: unknown): Rule {
     if (parts.length < 1 || parts.length > MAX_PARTS) throw new RuleError(`all rule needs 1 to ${MAX_PARTS} rules, got ${parts.length}`);
     const checked = parts.map((part, index) => {
       const kind = typeof part === "object" && part !== null && !Array.isArray(part) ? (part as Record<string, unknown>).rule : undefined;
-      if (kind !== undefined && kind !== "interval" && kind !== "threshold") {
-        throw new RuleError(`all rule part ${index}: ${JSON.stringify(kind)} cannot be a part; choose one of interval, threshold (no nesting)`);
+      if (kind !== undefined && kind !== "interval" && kind !== "threshold" && kind !== "ood") {
+        throw new RuleError(`all rule part ${index}: ${JSON.stringify(kind)} cannot be a part; choose one of interval, threshold, ood (no nesting)`);
       }
       try {
         return checkRule(part) as PartRule;
@@ -105,7 +116,21 @@ export function checkRule(rule: unknown): Rule {
     }
     return { ...r, rule: "threshold", score: r.score as Score, threshold: finiteNumber(r, "threshold") };
   }
-  throw new RuleError(`unknown decision rule ${JSON.stringify(r.rule)}; choose one of interval, threshold, all`);
+  if (r.rule === "ood") {
+    if (typeof r.score !== "string" || !SCORE_NAME.test(r.score)) {
+      throw new RuleError(`ood rule score must be the name of a model score, got ${JSON.stringify(r.score)?.slice(0, 60)}`);
+    }
+    return { ...r, rule: "ood", score: r.score, threshold: finiteNumber(r, "threshold") };
+  }
+  throw new RuleError(`unknown decision rule ${JSON.stringify(r.rule)}; choose one of interval, threshold, ood, all`);
+}
+
+/** A model score's name, as `abstain.check_rule` takes it: an identifier of 1 to 64 characters. */
+export const SCORE_NAME = /^[\p{L}_][\p{L}\p{N}_]{0,63}$/u;
+
+/** The model scores (outputs beside the probabilities) a rule reads, in part order. */
+export function ruleScores(rule: Rule): string[] {
+  return (rule.rule === "all" ? rule.rules : [rule]).flatMap((part) => (part.rule === "ood" ? [part.score] : []));
 }
 
 /** The interval width `Z` a rule's aggregate is made with: an `all` rule's first interval
@@ -122,6 +147,7 @@ export function ruleConfFactor(rule: Rule): number {
 export function describeRule(rule: Rule): string {
   if (rule.rule === "all") return rule.rules.map(describeRule).join(" and ");
   if (rule.rule === "interval") return `interval (Z = ${rule.conf_factor})`;
+  if (rule.rule === "ood") return `ood guard: ${rule.score} >= ${rule.threshold}`;
   return `${rule.score} ${HIGHER_IS_CONFIDENT[rule.score] ? ">=" : "<="} ${rule.threshold}`;
 }
 
@@ -135,10 +161,21 @@ export interface Decision {
   parts: Decision[] | null;
   /** For an `all` rule: the index of the first part that refused, -1 when every part accepted. */
   failedPart: number | null;
+  /** For an `ood` rule: the model's score it compared (NaN when it could not be computed). */
+  score?: number;
 }
 
-function decideLeaf(summary: Aggregate, rule: PartRule): Decision {
+/** The model's out-of-distribution scores for one image, by name (`scores` in `tfuq.json`). */
+export type ModelScores = Readonly<Record<string, number>>;
+
+function decideLeaf(summary: Aggregate, rule: PartRule, scores: ModelScores): Decision {
   const predicted = summary.predicted;
+  if (rule.rule === "ood") {
+    if (!(rule.score in scores)) throw new RuleError(`the rule's OOD guard needs the model score "${rule.score}", which was not given`);
+    const score = scores[rule.score];
+    // NaN compares false: what cannot be scored is refused.
+    return { accept: score >= rule.threshold, predicted, aggregate: summary, rival: null, parts: null, failedPart: null, score };
+  }
   if (rule.rule === "interval") {
     // Bounds at the rule's own Z, whatever width the aggregate was made with.
     const z = rule.conf_factor;
@@ -161,12 +198,13 @@ function decideLeaf(summary: Aggregate, rule: PartRule): Decision {
   return { accept, predicted, aggregate: summary, rival: null, parts: null, failedPart: null };
 }
 
-/** Apply `rule` to one image's `(passes, classes)` probabilities. */
-export function decide(probabilities: readonly (readonly number[])[], rule: Rule): Decision {
+/** Apply `rule` to one image's `(passes, classes)` probabilities; `scores` are the model's
+ * out-of-distribution scores for it, needed when the rule has an `ood` part. */
+export function decide(probabilities: readonly (readonly number[])[], rule: Rule, scores: ModelScores = {}): Decision {
   const checked = checkRule(rule);
   const summary = aggregate(probabilities, ruleConfFactor(checked));
-  if (checked.rule !== "all") return decideLeaf(summary, checked);
-  const parts = checked.rules.map((part) => decideLeaf(summary, part));
+  if (checked.rule !== "all") return decideLeaf(summary, checked, scores);
+  const parts = checked.rules.map((part) => decideLeaf(summary, part, scores));
   const failedPart = parts.findIndex((part) => !part.accept);
   return { accept: failedPart < 0, predicted: summary.predicted, aggregate: summary, rival: null, parts, failedPart };
 }
@@ -177,6 +215,16 @@ const SCORE_TITLES: Record<Score, string> = {
   mutual_information: "Mutual information",
   variation_ratio: "Variation ratio",
 };
+
+/** What a refusal by the OOD guard says first, after "Not sure" (as the Android app). */
+export const OUT_OF_DISTRIBUTION = "Looks unlike anything it was trained on";
+
+/** True when the OOD guard refused: alone, or as the first refusing part of an `all` rule. */
+export function refusedAsOutOfDistribution(decision: Decision, rule: Rule): boolean {
+  if (decision.accept) return false;
+  if (rule.rule === "ood") return true;
+  return rule.rule === "all" && decision.failedPart !== null && decision.failedPart >= 0 && rule.rules[decision.failedPart].rule === "ood";
+}
 
 /** Why, in one sentence for under the headline: the same sentences as the Android app's.
  * For an `all` rule: the refusing part's sentence, or when every part accepted all of theirs. */
@@ -198,6 +246,12 @@ export function explain(decision: Decision, rule: Rule, name: (index: number) =>
       return `The interval of ${name(predicted)} (lower ${fmt(lower)}) is clear of every other class (highest upper ${fmt(rivalUpper)}, ${name(decision.rival)}).`;
     }
     return `The intervals of ${name(predicted)} (lower ${fmt(lower)}) and ${name(decision.rival)} (upper ${fmt(rivalUpper)}) overlap.`;
+  }
+  if (rule.rule === "ood") {
+    const score = decision.score ?? Number.NaN;
+    return decision.accept
+      ? `Looks like what it was trained on: ${rule.score} ${fmt(score)} is at or above the OOD guard's ${fmt(rule.threshold)}.`
+      : `${OUT_OF_DISTRIBUTION}: ${rule.score} ${fmt(score)} is below the OOD guard's ${fmt(rule.threshold)}.`;
   }
   const higher = HIGHER_IS_CONFIDENT[rule.score];
   const side = higher ? (decision.accept ? "at or above" : "below") : decision.accept ? "at or below" : "above";

@@ -3,8 +3,9 @@
  *
  * Unsigned 64-bit arithmetic modulo 2^64. The few seeds and keys of a run use BigInt (`mix`,
  * `streamAt`: plain and easy to check); the mask elements, thousands per run, use pairs of
- * 32-bit halves (`keepBits`), 2.5-3.5x faster than BigInt (measured in README.md) and tested
- * against the BigInt form as well as the shared vectors.
+ * 32-bit halves with `Math.imul` (`keepBits`), several times faster than BigInt (measured in
+ * README.md) and tested against the BigInt form as well as the shared vectors. `MaskCache`
+ * keeps the last run's masks.
  *
  * - `mix(z)` is the SplitMix64 finalizer.
  * - `stream(key)[i] = mix(key + (i + 1) * 0x9E3779B97F4A7C15)`.
@@ -86,27 +87,32 @@ const MUL1_LO = 0x1ce4e5b9;
 const MUL2_HI = 0x94d049bb;
 const MUL2_LO = 0x133111eb;
 
-// Scratch for the 64-bit product's halves: no allocation in the loop.
-let productHi = 0;
-let productLo = 0;
-
-/** (aHi, aLo) * (bHi, bLo) modulo 2^64 into productHi/productLo. */
-function multiply(aHi: number, aLo: number, bHi: number, bLo: number): void {
-  // aLo * bLo exactly, from 16-bit limbs (every partial product fits a double exactly).
-  const a1 = aLo >>> 16;
-  const a0 = aLo & 0xffff;
-  const b1 = bLo >>> 16;
-  const b0 = bLo & 0xffff;
-  const middle = a0 * b1 + a1 * b0;
-  const low = a0 * b0 + (middle % 65536) * 65536;
-  productLo = low >>> 0;
-  const carry = Math.floor(low / TWO32);
-  productHi = (a1 * b1 + Math.floor(middle / 65536) + carry + Math.imul(aHi, bLo) + Math.imul(aLo, bHi)) >>> 0;
+/**
+ * The high 32 bits of the unsigned product `a * (bHi16 << 16 | bLo16)`, from 16-bit limbs:
+ * every partial product and sum stays below 2^53, so the doubles are exact.
+ */
+function mulHigh(a: number, bHi16: number, bLo16: number): number {
+  const a0 = a & 0xffff;
+  const a1 = a >>> 16;
+  const low = a0 * bLo16;
+  const middle1 = a1 * bLo16;
+  const middle2 = a0 * bHi16;
+  const carry = ((low >>> 16) + (middle1 & 0xffff) + (middle2 & 0xffff)) >>> 16;
+  return a1 * bHi16 + Math.floor(middle1 / 65536) + Math.floor(middle2 / 65536) + carry;
 }
+
+const MUL1_LO_HI16 = MUL1_LO >>> 16;
+const MUL1_LO_LO16 = MUL1_LO & 0xffff;
+const MUL2_LO_HI16 = MUL2_LO >>> 16;
+const MUL2_LO_LO16 = MUL2_LO & 0xffff;
 
 /**
  * Keep bits of elements `0..count-1` of the stream at `key` into `out[offset..]`: element `i`
  * is kept when the top 24 bits of `mix(key + (i + 1) * GAMMA)` reach `threshold`.
+ *
+ * Only the high half of the second product is formed: `mix` ends with `z ^ (z >>> 31)`,
+ * which leaves the top 33 bits of `z` as they are, so the top 24 bits of `mix` are those of
+ * `z`, the high 32 bits of that product shifted right by 8.
  */
 export function keepBits(key: bigint, count: number, threshold: number, out: Uint8Array, offset = 0): void {
   let stateHi = Number(key >> 32n);
@@ -116,17 +122,16 @@ export function keepBits(key: bigint, count: number, threshold: number, out: Uin
     const lo = stateLo + GAMMA_LO;
     stateHi = (stateHi + GAMMA_HI + (lo >= TWO32 ? 1 : 0)) >>> 0;
     stateLo = lo >>> 0;
-    // z ^= z >> 30; z *= MUL1
-    let zHi = stateHi ^ (stateHi >>> 30);
-    let zLo = (stateLo ^ ((stateLo >>> 30) | (stateHi << 2))) >>> 0;
-    multiply(zHi >>> 0, zLo, MUL1_HI, MUL1_LO);
-    // z ^= z >> 27; z *= MUL2
-    zHi = productHi ^ (productHi >>> 27);
-    zLo = (productLo ^ ((productLo >>> 27) | (productHi << 5))) >>> 0;
-    multiply(zHi >>> 0, zLo, MUL2_HI, MUL2_LO);
-    // z ^= z >> 31; only the top 24 bits are used, and they lie in the high half.
-    const top = ((productHi ^ (productHi >>> 31)) >>> 0) >>> (32 - KEEP_BITS);
-    out[offset + i] = top >= threshold ? 1 : 0;
+    // z ^= z >> 30; z *= MUL1 (both halves: the next step needs them)
+    const xHi = (stateHi ^ (stateHi >>> 30)) >>> 0;
+    const xLo = (stateLo ^ ((stateLo >>> 30) | (stateHi << 2))) >>> 0;
+    const pLo = Math.imul(xLo, MUL1_LO) >>> 0;
+    const pHi = (mulHigh(xLo, MUL1_LO_HI16, MUL1_LO_LO16) + Math.imul(xHi, MUL1_LO) + Math.imul(xLo, MUL1_HI)) >>> 0;
+    // z ^= z >> 27; z *= MUL2 (the high half only)
+    const yHi = (pHi ^ (pHi >>> 27)) >>> 0;
+    const yLo = (pLo ^ ((pLo >>> 27) | (pHi << 5))) >>> 0;
+    const qHi = (mulHigh(yLo, MUL2_LO_HI16, MUL2_LO_LO16) + Math.imul(yHi, MUL2_LO) + Math.imul(yLo, MUL2_HI)) >>> 0;
+    out[offset + i] = qHi >>> (32 - KEEP_BITS) >= threshold ? 1 : 0;
   }
 }
 
@@ -151,6 +156,25 @@ export function layerMaskBigInt(seeds: readonly bigint[], layer: number, shape: 
     for (let i = 0; i < size; i++) out[p * size + i] = streamAt(key, i) >> shift >= threshold ? 1 : 0;
   });
   return out;
+}
+
+/**
+ * The masks of the last run, kept: they are a pure function of the run seed, the number of
+ * passes and the layers, so a page classifying photo after photo with one seed draws them once.
+ */
+export class MaskCache {
+  private key: string | null = null;
+  private masks: Uint8Array[] = [];
+
+  /** `masksFor(seed, passes, layers)`, and whether it came from the last call (not to be modified). */
+  get(seed: bigint | number | string, passes: number, layers: readonly MaskLayer[]): { masks: Uint8Array[]; cached: boolean } {
+    const key = `${checkSeed(seed)}/${passes}/${JSON.stringify(layers.map((l) => [l.shape, l.rate]))}`;
+    if (key === this.key) return { masks: this.masks, cached: true };
+    this.key = null; // a failed draw keeps nothing
+    this.masks = masksFor(seed, passes, layers);
+    this.key = key;
+    return { masks: this.masks, cached: false };
+  }
 }
 
 /** Masks of every MC-dropout layer of one run, each row-major `(passes, *shape)`. */

@@ -7,7 +7,7 @@
  */
 
 import { unzipSync } from "fflate";
-import { type Rule, checkRule } from "./decision";
+import { type Rule, SCORE_NAME, checkRule, ruleScores } from "./decision";
 import { KEEP_BITS, type MaskLayer, SCHEME, SCHEME_VERSION } from "./masks";
 
 export const CONFIG_NAME = "tfuq.json";
@@ -31,12 +31,24 @@ export interface MaskSpec {
   rate: number;
 }
 
+/** An out-of-distribution score the model outputs beside its probabilities: `name` (what a rule's
+ * `ood` part reads) from the `(1, 1)` output `output` (`score_<name>`). Larger = more like the training data. */
+export interface ModelScore {
+  name: string;
+  output: string;
+}
+
+/** At most this many scores, as `tfuq/runtime/modelfile.py` allows. */
+export const MAX_SCORES = 8;
+
 export interface ModelConfig {
   mode: "masked" | "deterministic" | "in-graph";
   passes: number;
   labels: string[];
   input: InputSpec;
   outputName: string;
+  /** The out-of-distribution scores the model outputs; none in files converted before they existed. */
+  scores: ModelScore[];
   mcDropout: MaskSpec[];
   decision: Rule;
   /** Everything the file carries, for display. */
@@ -144,18 +156,36 @@ export function parseConfig(json: unknown, name: string): ModelConfig {
         );
       }
     }
+    const outputName = field<string>(output, "name", "string", "output");
+    const scoresJson = json.scores ?? [];
+    if (!Array.isArray(scoresJson)) throw new ModelFileError(`tfuq.json.scores must be an array, got ${JSON.stringify(scoresJson)}`);
+    if (scoresJson.length > MAX_SCORES) throw new ModelFileError(`scores: at most ${MAX_SCORES} out-of-distribution scores, got ${scoresJson.length}`);
+    const taken = new Set([spec.name, outputName, ...mcDropout.map((m) => m.input)]);
+    const scores: ModelScore[] = scoresJson.map((score, i) => {
+      if (!isObject(score)) throw new ModelFileError(`scores[${i}] must be an object`);
+      const scoreName = field<string>(score, "name", "string", `scores[${i}]`);
+      if (!SCORE_NAME.test(scoreName)) throw new ModelFileError(`scores[${i}].name must be an identifier, got ${JSON.stringify(scoreName.slice(0, 60))}`);
+      const scoreOutput = field<string>(score, "output", "string", `scores[${i}]`);
+      if (taken.has(scoreOutput)) throw new ModelFileError(`scores[${i}].output "${scoreOutput}" names an input or another output`);
+      taken.add(scoreOutput);
+      return { name: scoreName, output: scoreOutput };
+    });
+    if (new Set(scores.map((s) => s.name)).size !== scores.length) throw new ModelFileError("scores must have distinct names");
     let decision: Rule;
     try {
       decision = checkRule(json.decision ?? { rule: "interval", conf_factor: 1.0 });
     } catch (error) {
       throw new ModelFileError(`decision: ${(error as Error).message}`);
     }
+    const missing = ruleScores(decision).find((read) => !scores.some((s) => s.name === read));
+    if (missing !== undefined) throw new ModelFileError(`decision: the OOD guard reads score "${missing}", which the model does not output`);
     return {
       mode,
       passes,
       labels: labels as string[],
       input: spec,
-      outputName: field<string>(output, "name", "string", "output"),
+      outputName,
+      scores,
       mcDropout,
       decision,
       json,

@@ -42,8 +42,15 @@ interface Coefficients {
   size: number;
 }
 
+// Photos of one camera come in one size: their weights are computed once per (input, output) size.
+const coefficientCache = new Map<string, Coefficients>();
+const COEFFICIENT_CACHE_SIZE = 8;
+
 /** Pillow's `precompute_coeffs` with the bilinear filter, then `normalize_coeffs_8bpc`. */
 function coefficients(inSize: number, outSize: number): Coefficients {
+  const key = `${inSize}>${outSize}`;
+  const known = coefficientCache.get(key);
+  if (known) return known;
   const scale = inSize / outSize;
   const filterScale = Math.max(scale, 1.0);
   const support = 1.0 * filterScale;
@@ -71,7 +78,10 @@ function coefficients(inSize: number, outSize: number): Coefficients {
     bounds[xx * 2] = xmin;
     bounds[xx * 2 + 1] = xmax;
   }
-  return { bounds, weights, size };
+  const result = { bounds, weights, size };
+  if (coefficientCache.size >= COEFFICIENT_CACHE_SIZE) coefficientCache.delete(coefficientCache.keys().next().value as string);
+  coefficientCache.set(key, result);
+  return result;
 }
 
 function clip8(value: number): number {
@@ -80,74 +90,92 @@ function clip8(value: number): number {
   return value >> PRECISION_BITS;
 }
 
+/** Where the rows of the picture to resize come from: RGB bytes, or RGBA composited over white. */
+interface RowSource {
+  /** The picture's size (the crop's, for a crop). */
+  width: number;
+  height: number;
+  /** Row `y`'s pixels: the array, the index of its first pixel, and the bytes per pixel (3 or 4, RGB first). */
+  row(y: number): [Uint8Array | Uint8ClampedArray, number, number];
+}
+
+/**
+ * Pillow's BILINEAR resize of the rows `source` gives, to `(outHeight, outWidth, 3)`: the
+ * horizontal pass row by row (only the rows the vertical pass reads, as Pillow), rounded to
+ * uint8, then the vertical pass output row by output row, each tap a sweep over a whole row of
+ * integers. A pass whose size does not change is skipped, as in Pillow.
+ */
+function resample(source: RowSource, outWidth: number, outHeight: number): Uint8Array {
+  const { width, height } = source;
+  const half = 1 << (PRECISION_BITS - 1);
+  const vertical = outHeight !== height ? coefficients(height, outHeight) : null;
+  const firstRow = vertical ? vertical.bounds[0] : 0;
+  const lastRow = vertical ? vertical.bounds[outHeight * 2 - 2] + vertical.bounds[outHeight * 2 - 1] : height;
+  const horizontal = outWidth !== width ? coefficients(width, outWidth) : null;
+  const rowBytes = outWidth * 3;
+  const temp = new Uint8Array((lastRow - firstRow) * rowBytes);
+  for (let y = firstRow; y < lastRow; y++) {
+    const [pixels, start, stride] = source.row(y);
+    let out = (y - firstRow) * rowBytes;
+    if (!horizontal) {
+      for (let x = 0, at = start; x < width; x++, at += stride) {
+        temp[out++] = pixels[at];
+        temp[out++] = pixels[at + 1];
+        temp[out++] = pixels[at + 2];
+      }
+      continue;
+    }
+    const { bounds, weights, size } = horizontal;
+    for (let xx = 0; xx < outWidth; xx++) {
+      const xmin = bounds[xx * 2];
+      const xmax = bounds[xx * 2 + 1];
+      const base = xx * size;
+      let s0 = half;
+      let s1 = half;
+      let s2 = half;
+      for (let x = 0, at = start + xmin * stride; x < xmax; x++, at += stride) {
+        const w = weights[base + x];
+        s0 += pixels[at] * w;
+        s1 += pixels[at + 1] * w;
+        s2 += pixels[at + 2] * w;
+      }
+      temp[out++] = clip8(s0);
+      temp[out++] = clip8(s1);
+      temp[out++] = clip8(s2);
+    }
+  }
+  if (!vertical) return temp;
+  const out = new Uint8Array(outHeight * rowBytes);
+  const sums = new Int32Array(rowBytes);
+  const { bounds, weights, size } = vertical;
+  for (let yy = 0; yy < outHeight; yy++) {
+    const ymin = bounds[yy * 2] - firstRow;
+    const ymax = bounds[yy * 2 + 1];
+    sums.fill(half);
+    for (let y = 0; y < ymax; y++) {
+      const w = weights[yy * size + y];
+      const row = (y + ymin) * rowBytes;
+      for (let i = 0; i < rowBytes; i++) sums[i] += temp[row + i] * w;
+    }
+    const at = yy * rowBytes;
+    for (let i = 0; i < rowBytes; i++) out[at + i] = clip8(sums[i]);
+  }
+  return out;
+}
+
 /**
  * Resize RGB `(height, width, 3)` bytes to `(outHeight, outWidth, 3)` as Pillow's BILINEAR.
  * Like Pillow, a pass whose size does not change is skipped.
  */
 export function resizeBilinear(rgb: Uint8Array, width: number, height: number, outWidth: number, outHeight: number): Uint8Array {
   if (rgb.length !== width * height * 3) throw new RangeError(`expected ${width * height * 3} RGB bytes, got ${rgb.length}`);
-  const half = 1 << (PRECISION_BITS - 1);
-  const vertical = coefficients(height, outHeight);
-  // Only the rows the vertical pass reads are resampled horizontally, as Pillow does.
-  const firstRow = vertical.bounds[0];
-  const lastRow = vertical.bounds[outHeight * 2 - 2] + vertical.bounds[outHeight * 2 - 1];
-  let source = rgb;
-  let rowOffset = 0;
-  let sourceWidth = width;
-  if (outWidth !== width) {
-    const horizontal = coefficients(width, outWidth);
-    const rows = lastRow - firstRow;
-    const temp = new Uint8Array(rows * outWidth * 3);
-    for (let y = 0; y < rows; y++) {
-      const inRow = (y + firstRow) * width * 3;
-      for (let xx = 0; xx < outWidth; xx++) {
-        const xmin = horizontal.bounds[xx * 2];
-        const xmax = horizontal.bounds[xx * 2 + 1];
-        const base = xx * horizontal.size;
-        let s0 = half;
-        let s1 = half;
-        let s2 = half;
-        for (let x = 0; x < xmax; x++) {
-          const w = horizontal.weights[base + x];
-          const at = inRow + (x + xmin) * 3;
-          s0 += rgb[at] * w;
-          s1 += rgb[at + 1] * w;
-          s2 += rgb[at + 2] * w;
-        }
-        const out = (y * outWidth + xx) * 3;
-        temp[out] = clip8(s0);
-        temp[out + 1] = clip8(s1);
-        temp[out + 2] = clip8(s2);
-      }
-    }
-    source = temp;
-    rowOffset = firstRow;
-    sourceWidth = outWidth;
-  }
-  if (outHeight === height) return source === rgb ? rgb.slice() : source;
-  const out = new Uint8Array(outHeight * outWidth * 3);
-  for (let yy = 0; yy < outHeight; yy++) {
-    const ymin = vertical.bounds[yy * 2] - rowOffset;
-    const ymax = vertical.bounds[yy * 2 + 1];
-    const base = yy * vertical.size;
-    for (let xx = 0; xx < sourceWidth; xx++) {
-      let s0 = half;
-      let s1 = half;
-      let s2 = half;
-      for (let y = 0; y < ymax; y++) {
-        const w = vertical.weights[base + y];
-        const at = ((y + ymin) * sourceWidth + xx) * 3;
-        s0 += source[at] * w;
-        s1 += source[at + 1] * w;
-        s2 += source[at + 2] * w;
-      }
-      const at = (yy * outWidth + xx) * 3;
-      out[at] = clip8(s0);
-      out[at + 1] = clip8(s1);
-      out[at + 2] = clip8(s2);
-    }
-  }
-  return out;
+  const source: RowSource = { width, height, row: (y) => [rgb, y * width * 3, 3] };
+  return resample(source, outWidth, outHeight);
+}
+
+/** One channel over white: `(c*a + 255*(255 - a) + 127) // 255`. */
+function overWhite(c: number, a: number): number {
+  return Math.floor((c * a + 255 * (255 - a) + 127) / 255);
 }
 
 /** RGBA bytes to RGB with the alpha composited over white, in integers. */
@@ -160,13 +188,47 @@ export function compositeOverWhite(rgba: Uint8Array | Uint8ClampedArray, width: 
     for (let x = region.x0; x < region.x0 + region.width; x++) {
       const i = (y * width + x) * 4;
       const a = rgba[i + 3];
-      for (let c = 0; c < 3; c++) out[o++] = Math.floor((rgba[i + c] * a + 255 * (255 - a) + 127) / 255);
+      for (let c = 0; c < 3; c++) out[o++] = overWhite(rgba[i + c], a);
     }
   }
   return out;
 }
 
-/** The whole rule: decoded RGBA `(height, width, 4)` to the model's RGB `(targetHeight, targetWidth, 3)`. */
+/**
+ * The rows of a crop of RGBA pixels over white: an opaque row is read where it lies (over
+ * white it is itself), a row with any transparency is composited into a scratch row first.
+ */
+function croppedRows(rgba: Uint8Array | Uint8ClampedArray, width: number, crop: Crop): RowSource {
+  const scratch = new Uint8Array(crop.width * 4);
+  return {
+    width: crop.width,
+    height: crop.height,
+    row(y: number) {
+      const start = ((crop.y0 + y) * width + crop.x0) * 4;
+      const end = start + crop.width * 4;
+      let opaque = true;
+      for (let i = start + 3; i < end; i += 4) {
+        if (rgba[i] !== 255) {
+          opaque = false;
+          break;
+        }
+      }
+      if (opaque) return [rgba, start, 4];
+      for (let i = start, o = 0; i < end; i += 4, o += 4) {
+        const a = rgba[i + 3];
+        scratch[o] = overWhite(rgba[i], a);
+        scratch[o + 1] = overWhite(rgba[i + 1], a);
+        scratch[o + 2] = overWhite(rgba[i + 2], a);
+      }
+      return [scratch, 0, 4];
+    },
+  };
+}
+
+/**
+ * The whole rule: decoded RGBA `(height, width, 4)` to the model's RGB `(targetHeight, targetWidth, 3)`.
+ * Steps 1-3 in one sweep over the crop's rows, with no copy of the crop.
+ */
 export function photoToInput(
   rgba: Uint8Array | Uint8ClampedArray,
   width: number,
@@ -175,7 +237,7 @@ export function photoToInput(
   targetWidth: number,
 ): Uint8Array {
   if (width < 1 || height < 1) throw new RangeError(`the photo is ${width}x${height}, not an image`);
+  if (rgba.length !== width * height * 4) throw new RangeError(`expected ${width * height * 4} RGBA bytes, got ${rgba.length}`);
   const crop = centerCrop(width, height, targetHeight, targetWidth);
-  const rgb = compositeOverWhite(rgba, width, height, crop);
-  return resizeBilinear(rgb, crop.width, crop.height, targetWidth, targetHeight);
+  return resample(croppedRows(rgba, width, crop), targetWidth, targetHeight);
 }

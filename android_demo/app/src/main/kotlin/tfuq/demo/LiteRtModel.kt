@@ -50,10 +50,14 @@ class LiteRtModel private constructor(
         val output = Tensors.output(config.passes * tensors.classes, tensors.output.type)
         val outputs = HashMap<String, Any>()
         outputs[config.outputName] = output
+        // The out-of-distribution scores come out of the same invoke, one (1, 1) output each.
+        val scoreBuffers = config.scores.associateWith { Tensors.output(1, tensors.scores.getValue(it.output).type) }
+        for ((score, buffer) in scoreBuffers) outputs[score.output] = buffer
         val start = System.nanoTime()
         interpreter.runSignature(feeds, outputs, signature)
         val invokeNanos = System.nanoTime() - start
-        return Invocation(Tensors.probabilities(output, config.passes, tensors.classes, tensors.output), invokeNanos)
+        val scores = scoreBuffers.entries.associate { (score, buffer) -> score.name to Tensors.score(buffer, tensors.scores.getValue(score.output)) }
+        return Invocation(Tensors.probabilities(output, config.passes, tensors.classes, tensors.output), invokeNanos, scores)
     }
 
     override fun close() = interpreter.close()
@@ -63,7 +67,9 @@ class LiteRtModel private constructor(
         /** By input name: the image's and every mask's. */
         val inputs: Map<String, TensorQuantization>,
         val output: TensorQuantization,
-        val classes: Int
+        val classes: Int,
+        /** By output name: each out-of-distribution score's. */
+        val scores: Map<String, TensorQuantization>
     )
 
     companion object {
@@ -126,7 +132,16 @@ class LiteRtModel private constructor(
             }
             val output = interpreter.getOutputTensorFromSignature(config.outputName, signature)
             val classes = inputs.classesOf(output.shape())
-            return TensorLayout(quantizations, quantizationOf(output, config.outputName), classes)
+            val scores = LinkedHashMap<String, TensorQuantization>()
+            for (score in config.scores) {
+                if (score.output !in interpreter.getSignatureOutputs(signature)) {
+                    throw ModelFileException("the model has no output named ${score.output} for its score ${score.name}")
+                }
+                val tensor = interpreter.getOutputTensorFromSignature(score.output, signature)
+                inputs.checkScoreShape(score.output, tensor.shape())
+                scores[score.output] = quantizationOf(tensor, score.output)
+            }
+            return TensorLayout(quantizations, quantizationOf(output, config.outputName), classes, scores)
         }
 
         private fun quantizationOf(tensor: Tensor, name: String): TensorQuantization {

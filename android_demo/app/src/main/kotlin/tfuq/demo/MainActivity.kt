@@ -116,7 +116,7 @@ class MainActivity : AppCompatActivity() {
         binding.scores.text = getString(
             R.string.scores,
             fmt(s.maxProbability), fmt(s.predictiveEntropy), fmt(s.mutualInformation), fmt(s.variationRatio)
-        )
+        ) + result.scores.entries.joinToString("") { getString(R.string.model_score, it.key, fmt(it.value)) }
         binding.rule.text = getString(R.string.rule_line, describe(result.settings.rule))
 
         binding.classes.removeAllViews()
@@ -168,5 +168,6 @@ class MainActivity : AppCompatActivity() {
             if (rule.score.higherMeansConfident) "≥" else "≤",
             String.format(Locale.ROOT, "%.3f", rule.threshold)
         )
+        is DecisionRule.Ood -> getString(R.string.rule_ood, rule.score, String.format(Locale.ROOT, "%.3f", rule.threshold))
     }
 }

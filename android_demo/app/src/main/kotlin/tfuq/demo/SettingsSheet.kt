@@ -56,6 +56,8 @@ class SettingsSheet : BottomSheetDialogFragment() {
             is DecisionRule.Threshold -> binding.ruleGroup.check(R.id.rule_threshold)
             // Only a model file carries an all rule (the sheet builds single rules).
             is DecisionRule.All -> binding.ruleGroup.check(R.id.rule_model)
+            // Only a model file carries an OOD guard: its threshold is calibrated for that model.
+            is DecisionRule.Ood -> binding.ruleGroup.check(R.id.rule_model)
         }
         binding.confFactor.value = onGrid(current.rule.confFactor)
         val threshold = (current.rule as? DecisionRule.Threshold) ?: (config.decision as? DecisionRule.Threshold)

@@ -5,7 +5,12 @@ class Invocation(
     /** The image's MC outputs, layout `(passes, classes)` held as `(passes, 1, classes)`. */
     val probabilities: McProbabilities,
     /** Wall time of the interpreter's invoke alone, in nanoseconds. */
-    val invokeNanos: Long
+    val invokeNanos: Long,
+    /**
+     * The model's out-of-distribution scores by name (`scores` in `tfuq.json`), dequantized from
+     * their `score_<name>` outputs of the same invoke; computed over all of the model's passes.
+     */
+    val scores: Map<String, Double> = emptyMap()
 )
 
 /**
@@ -64,7 +69,9 @@ class Classification(
     val top: List<ClassScore>,
     val invokeNanos: Long,
     val maskNanos: Long,
-    private val labels: List<String>
+    private val labels: List<String>,
+    /** The model's out-of-distribution scores for this image by name, empty when it carries none. */
+    val scores: Map<String, Double> = emptyMap()
 ) {
     /** The predicted class's name, accepted or not. */
     val predictedLabel: String
@@ -72,6 +79,9 @@ class Classification(
 
     /** What the screen says first: the predicted label when accepted, otherwise "Not sure". */
     val headline: String get() = if (decision.accept) predictedLabel else NOT_SURE
+
+    /** True when the OOD guard refused the image: it looks unlike the training data. */
+    val outOfDistribution: Boolean get() = decision.refusedAsOutOfDistribution
 
     /** Why, in one sentence (see [Decision.explain]). */
     val explanation: String get() = decision.explain(labels)
@@ -101,6 +111,22 @@ class Classifier(val config: ModelConfig, private val runner: MaskedModelRunner)
     // What the headline and the sentence under it name: "tiger cat", not its synonyms.
     private val shortLabels = config.labels.map { Labels.short(it) }
 
+    // The last seed's masks: a pure function of the seed and the model's mask shapes, so a
+    // stream of photos with one seed (the camera, the gallery) draws them once. Masks are immutable.
+    private var keptSeed = 0L
+    private var keptMasks: List<Mask>? = null
+
+    /** The masks of run seed [seed] (unsigned bits), drawn when the seed differs from the last one. */
+    @Synchronized
+    fun masksOf(seed: Long): List<Mask> {
+        val kept = keptMasks
+        if (kept != null && keptSeed == seed) return kept
+        val drawn = config.masks(seed)
+        keptMasks = drawn
+        keptSeed = seed
+        return drawn
+    }
+
     fun classify(pixels: ByteArray, settings: RunSettings, topK: Int = 5): Classification {
         if (pixels.size != pixelCount) {
             throw IllegalArgumentException(
@@ -113,7 +139,7 @@ class Classifier(val config: ModelConfig, private val runner: MaskedModelRunner)
         if (topK < 1) throw IllegalArgumentException("topK must be at least 1, got $topK")
 
         val maskStart = System.nanoTime()
-        val masks = config.masks(settings.seed)
+        val masks = masksOf(settings.seed)
         val maskNanos = System.nanoTime() - maskStart
 
         val invocation = runner.invoke(pixels, masks)
@@ -124,14 +150,17 @@ class Classifier(val config: ModelConfig, private val runner: MaskedModelRunner)
         if (config.labels.isNotEmpty() && all.classes != config.labels.size) {
             throw IllegalStateException("the model returned ${all.classes} classes for ${config.labels.size} labels")
         }
+        for (score in config.scores) {
+            if (score.name !in invocation.scores) throw IllegalStateException("the model returned no value for its score ${score.name} (output ${score.output})")
+        }
         val used = all.firstPasses(settings.passes)
         val summary = Aggregation.summarize(used, settings.rule.confFactor)[0]
-        val decision = Decisions.decide(summary, settings.rule)
+        val decision = Decisions.decide(summary, settings.rule, invocation.scores)
         val ranking = summary.ranking()
         val top = List(Math.min(topK, ranking.size)) {
             val c = ranking[it]
             ClassScore(c, Labels.short(config.label(c)), summary.mean(c), summary.lower(c), summary.upper(c), config.label(c))
         }
-        return Classification(settings, summary, decision, top, invocation.invokeNanos, maskNanos, shortLabels)
+        return Classification(settings, summary, decision, top, invocation.invokeNanos, maskNanos, shortLabels, invocation.scores)
     }
 }

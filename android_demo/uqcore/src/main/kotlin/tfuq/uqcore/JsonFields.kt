@@ -111,6 +111,9 @@ class JsonArray(val path: String, private val json: JSONArray) {
         return json.opt(index)
     }
 
+    /** True when element [index] is JSON null. */
+    fun isNull(index: Int): Boolean = at(index).let { it == null || it == JSONObject.NULL }
+
     fun string(index: Int): String = JsonValues.string(at(index), where(index))
 
     fun int(index: Int): Int = JsonValues.int(at(index), where(index))

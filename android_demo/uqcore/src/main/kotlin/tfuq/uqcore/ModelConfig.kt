@@ -17,6 +17,13 @@ class MaskSpec(val layer: String, val input: String?, shape: IntArray?, val rate
         get() = dims?.copyOfRange(1, dims.size)
 }
 
+/**
+ * An out-of-distribution score the model outputs beside its probabilities (`scores` in
+ * `tfuq.json`): [name] (e.g. `energy`, what a rule's `ood` part names) and the (1, 1) output
+ * tensor [output] (`score_<name>`) that holds it. Larger means more like the training data.
+ */
+class ModelScore(val name: String, val output: String, val definition: String?)
+
 /** The seed scheme a model's masks were defined with; the core implements one. */
 class SeedScheme(val name: String, val version: Int, val keepBits: Int)
 
@@ -35,6 +42,8 @@ class ModelConfig(
     /** How a photo becomes [input]: `input.photo_rule`, [PhotoRuleSpec.STRETCH] when absent. */
     val photoRule: PhotoRuleSpec,
     val outputName: String,
+    /** The out-of-distribution scores the model outputs (none in files converted before they existed). */
+    val scores: List<ModelScore>,
     val mcDropout: List<MaskSpec>,
     val seedScheme: SeedScheme,
     val decision: DecisionRule,
@@ -69,6 +78,9 @@ class ModelConfig(
 
         /** The most elements a mask (or an image's pixels) may have: a bound on what one invoke allocates. */
         const val MAX_ELEMENTS = 1L shl 28
+
+        /** At most this many scores, as `tfuq/runtime/modelfile.py` allows. */
+        const val MAX_SCORES = 8
 
         // Stops once past the bound, so a shape of huge dimensions cannot overflow a Long.
         private fun boundedCount(shape: IntArray): Long {
@@ -163,6 +175,19 @@ class ModelConfig(
                 if (!taken.add(maskInput)) throw IllegalArgumentException("mc_dropout names input \"$maskInput\" twice, or as the image input")
             }
 
+            val outputName = json.obj("output").string("name")
+            taken.add(outputName)
+            val scoresJson = json.arrayOrNull("scores")?.objects() ?: emptyList()
+            if (scoresJson.size > MAX_SCORES) throw IllegalArgumentException("scores: at most $MAX_SCORES out-of-distribution scores, got ${scoresJson.size}")
+            val scores = scoresJson.map { score ->
+                val scoreName = score.string("name")
+                if (!DecisionRule.isScoreName(scoreName)) throw IllegalArgumentException("${score.path}.name must be an identifier, got \"${scoreName.take(60)}\"")
+                val output = score.string("output")
+                if (!taken.add(output)) throw IllegalArgumentException("${score.path}.output \"$output\" names an input or another output")
+                ModelScore(scoreName, output, score.stringOrNull("definition"))
+            }
+            if (scores.map { it.name }.toSet().size != scores.size) throw IllegalArgumentException("scores must have distinct names")
+
             val schemeJson = json.obj("seed_scheme")
             val scheme = SeedScheme(schemeJson.string("name"), schemeJson.int("version"), schemeJson.int("keep_bits"))
             // Masks from another scheme would be valid-looking but different from Python's.
@@ -172,6 +197,9 @@ class ModelConfig(
                         "(${SeededMasks.SCHEME} v${SeededMasks.VERSION}, ${SeededMasks.KEEP_BITS} bits)"
                 )
             }
+            val decision = DecisionRule.fromJson(json.obj("decision"))
+            val missing = decision.scoresRead.firstOrNull { read -> scores.none { it.name == read } }
+            if (missing != null) throw IllegalArgumentException("decision: the OOD guard reads score \"$missing\", which the model does not output")
             return ModelConfig(
                 formatVersion = version,
                 mode = mode,
@@ -179,10 +207,11 @@ class ModelConfig(
                 labels = labels,
                 input = input,
                 photoRule = photoRule,
-                outputName = json.obj("output").string("name"),
+                outputName = outputName,
+                scores = scores,
                 mcDropout = mcDropout,
                 seedScheme = scheme,
-                decision = DecisionRule.fromJson(json.obj("decision")),
+                decision = decision,
                 json = json
             )
         }

@@ -67,6 +67,14 @@ class ModelInputs(val config: ModelConfig) {
         return classes
     }
 
+    /** Refuses a score output [name] whose shape is not `(1, 1)`, or that the configuration does not list. */
+    fun checkScoreShape(name: String, shape: IntArray) {
+        val score = config.scores.firstOrNull { it.output == name } ?: throw ModelFileException("no score output named $name in the configuration")
+        if (!shape.contentEquals(intArrayOf(1, 1))) {
+            throw ModelFileException("score ${score.name} needs a (1, 1) output named $name; it is ${shape.toList()}")
+        }
+    }
+
     /**
      * The buffers of one invoke, by input name: [pixels] (RGB bytes at the input size) and one
      * mask per [maskLayers] entry in its order, each quantized with the tensor's own

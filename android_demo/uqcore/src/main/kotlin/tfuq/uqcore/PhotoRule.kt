@@ -155,22 +155,39 @@ object PhotoRule {
             for (x in 0 until crop.width) {
                 val p = row[crop.left + x]
                 val a = (p ushr 24) and 0xFF
-                flat[3 * x] = overWhite((p shr 16) and 0xFF, a)
-                flat[3 * x + 1] = overWhite((p shr 8) and 0xFF, a)
-                flat[3 * x + 2] = overWhite(p and 0xFF, a)
+                if (a == 255) {  // opaque: over white it is itself, no division
+                    flat[3 * x] = (p shr 16) and 0xFF
+                    flat[3 * x + 1] = (p shr 8) and 0xFF
+                    flat[3 * x + 2] = p and 0xFF
+                } else {
+                    flat[3 * x] = overWhite((p shr 16) and 0xFF, a)
+                    flat[3 * x + 1] = overWhite((p shr 8) and 0xFF, a)
+                    flat[3 * x + 2] = overWhite(p and 0xFF, a)
+                }
             }
             val base = y * targetWidth * 3
             if (crop.width == targetWidth) {
                 System.arraycopy(flat, 0, wide, base, flat.size)
             } else {
+                val weights = across.weights
                 for (xx in 0 until targetWidth) {
-                    val start = across.start[xx]
-                    val offset = xx * across.size
-                    for (c in 0 until 3) {
-                        var sum = HALF
-                        for (k in 0 until across.count[xx]) sum += flat[3 * (start + k) + c] * across.weights[offset + k]
-                        wide[base + 3 * xx + c] = clip8(sum)
+                    var at = 3 * across.start[xx]
+                    var w = xx * across.size
+                    val end = w + across.count[xx]
+                    var s0 = HALF
+                    var s1 = HALF
+                    var s2 = HALF
+                    while (w < end) {
+                        val weight = weights[w]
+                        s0 += flat[at] * weight
+                        s1 += flat[at + 1] * weight
+                        s2 += flat[at + 2] * weight
+                        at += 3
+                        w++
                     }
+                    wide[base + 3 * xx] = clip8(s0)
+                    wide[base + 3 * xx + 1] = clip8(s1)
+                    wide[base + 3 * xx + 2] = clip8(s2)
                 }
             }
         }
@@ -179,16 +196,19 @@ object PhotoRule {
             for (i in wide.indices) out[i] = wide[i].toByte()
             return out
         }
+        // The vertical pass, output row by output row: each tap one sweep along a whole row.
         val down = Coefficients.of(crop.height, targetHeight)
         val stride = targetWidth * 3
+        val sums = IntArray(stride)
         for (yy in 0 until targetHeight) {
-            val start = down.start[yy]
-            val offset = yy * down.size
-            for (i in 0 until stride) {
-                var sum = HALF
-                for (k in 0 until down.count[yy]) sum += wide[(start + k) * stride + i] * down.weights[offset + k]
-                out[yy * stride + i] = clip8(sum).toByte()
+            java.util.Arrays.fill(sums, HALF)
+            for (k in 0 until down.count[yy]) {
+                val weight = down.weights[yy * down.size + k]
+                val from = (down.start[yy] + k) * stride
+                for (i in 0 until stride) sums[i] += wide[from + i] * weight
             }
+            val at = yy * stride
+            for (i in 0 until stride) out[at + i] = clip8(sums[i]).toByte()
         }
         return out
     }
@@ -201,7 +221,21 @@ object PhotoRule {
     /** Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for BILINEAR, in its order. */
     internal class Coefficients(val size: Int, val start: IntArray, val count: IntArray, val weights: IntArray) {
         companion object {
+            // Photos of one camera come in one size: their weights are computed once per
+            // (input, output) size, the last few kept.
+            private val known = object : java.util.LinkedHashMap<Long, Coefficients>(16, 0.75f, true) {
+                override fun removeEldestEntry(eldest: MutableMap.MutableEntry<Long, Coefficients>?): Boolean = size > 8
+            }
+
             fun of(inSize: Int, outSize: Int): Coefficients {
+                val key = (inSize.toLong() shl 32) or outSize.toLong()
+                synchronized(known) { known[key]?.let { return it } }
+                val made = compute(inSize, outSize)
+                synchronized(known) { known[key] = made }
+                return made
+            }
+
+            private fun compute(inSize: Int, outSize: Int): Coefficients {
                 val scale = inSize.toDouble() / outSize
                 val filterScale = if (scale < 1.0) 1.0 else scale
                 val support = 1.0 * filterScale

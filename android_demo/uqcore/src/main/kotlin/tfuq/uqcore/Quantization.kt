@@ -96,6 +96,24 @@ object Tensors {
         return McProbabilities.singleImage(passes, classes, values)
     }
 
+    /**
+     * Dequantize a score output, shape `(1, 1)`: one value, in float32 arithmetic as
+     * `tfuq/runtime/interpreter.py` computes it. An int8 score takes one of 256 values, and a
+     * calibrated OOD threshold is one of them, so ties are common: a double product would differ
+     * from Python's float32 one in the last bits and could refuse the very image Python accepts.
+     */
+    fun score(buffer: ByteBuffer, quantization: TensorQuantization): Double {
+        if (buffer.capacity() < quantization.type.bytes) {
+            throw IllegalArgumentException("score output holds ${buffer.capacity()} bytes, need one ${quantization.type} value")
+        }
+        val stored = when (quantization.type) {
+            TensorType.FLOAT32 -> return buffer.getFloat(0).toDouble()
+            TensorType.UINT8 -> buffer.get(0).toInt() and 0xFF
+            TensorType.INT8 -> buffer.get(0).toInt()
+        }
+        return ((stored - quantization.zeroPoint).toFloat() * quantization.scale.toFloat()).toDouble()
+    }
+
     private fun allocate(count: Int, type: TensorType): ByteBuffer =
         ByteBuffer.allocateDirect(count * type.bytes).order(ByteOrder.nativeOrder())
 

@@ -131,11 +131,15 @@ object SeededMasks {
         val bits = ByteArray(total.toInt())
         var offset = 0
         for (passSeed in passSeeds) {
-            val key = stream(passSeed, layer.toLong())
+            // stream(key, i) = mix(key + (i + 1) * GAMMA): the counter advances by GAMMA.
+            var state = stream(passSeed, layer.toLong())
             for (i in 0 until perPass.toInt()) {
-                // The top 24 bits, compared with the rate as a 24-bit integer threshold.
-                val top = stream(key, i.toLong()) ushr (64 - KEEP_BITS)
-                bits[offset + i] = if (top >= threshold) 1 else 0
+                state += GAMMA
+                var z = (state xor (state ushr 30)) * MUL1
+                z = (z xor (z ushr 27)) * MUL2
+                // mix ends with z xor (z ushr 31), which leaves the top 33 bits as they are: the
+                // top 24 bits of mix are z's, compared with the rate as a 24-bit threshold.
+                bits[offset + i] = if ((z ushr (64 - KEEP_BITS)) >= threshold) 1 else 0
             }
             offset += perPass.toInt()
         }

@@ -163,11 +163,61 @@ class ClassifierTest {
     }
 
     @Test
+    fun theOodGuardReadsTheInvokesScoreAndItsRefusalSaysSo() {
+        val guarded = ModelConfig.parse(configText
+            .replace("\"output\": {\"name\": \"output_0\"},",
+                "\"output\": {\"name\": \"probabilities\"}, \"scores\": [{\"name\": \"energy\", \"output\": \"score_energy\"}],")
+            .replace("\"decision\": {\"rule\": \"interval\", \"conf_factor\": 1.0}",
+                "\"decision\": {\"rule\": \"all\", \"rules\": [{\"rule\": \"ood\", \"score\": \"energy\", \"threshold\": 2.5}, " +
+                    "{\"rule\": \"threshold\", \"score\": \"max_probability\", \"threshold\": 0.0}]}"), "test")
+        // The stand-in's probabilities, with an energy that does not depend on them.
+        fun scoring(energy: Double?) = object : MaskedModelRunner {
+            override fun invoke(pixels: ByteArray, masks: List<Mask>): Invocation {
+                val inner = StandIn().invoke(pixels, masks)
+                return Invocation(inner.probabilities, inner.invokeNanos, if (energy == null) emptyMap() else mapOf("energy" to energy))
+            }
+        }
+        val outside = Classifier(guarded, scoring(2.0)).classify(pixels, RunSettings.defaults(guarded))
+        assertFalse(outside.decision.accept)
+        assertTrue(outside.outOfDistribution)
+        assertEquals(Classification.NOT_SURE, outside.headline)
+        assertEquals("Looks unlike anything it was trained on: energy 2.000 is below the OOD guard's 2.500.", outside.explanation)
+        assertEquals(mapOf("energy" to 2.0), outside.scores)
+        val inside = Classifier(guarded, scoring(2.5)).classify(pixels, RunSettings.defaults(guarded))
+        assertTrue(inside.decision.accept)
+        assertFalse(inside.outOfDistribution)
+        // The model's score is read even under a rule without a guard, and kept for the screen.
+        val interval = Classifier(guarded, scoring(2.0)).classify(pixels, RunSettings(8, 0L, DecisionRule.Threshold(Score.MAX_PROBABILITY, 0.0)))
+        assertTrue(interval.decision.accept)
+        assertEquals(mapOf("energy" to 2.0), interval.scores)
+        val noScore = assertThrows(IllegalStateException::class.java) { Classifier(guarded, scoring(null)).classify(pixels, RunSettings.defaults(guarded)) }
+        assertEquals("the model returned no value for its score energy (output score_energy)", noScore.message)
+    }
+
+    @Test
     fun defaultsAreTheModelsOwn() {
         val d = RunSettings.defaults(config)
         assertEquals(8, d.passes)
         assertEquals(0L, d.seed)
         assertEquals(config.decision, d.rule)
         assertEquals("8 passes, seed 18446744073709551615, rule interval (conf_factor 1.0)", d.withSeed(-1L).toString())
+    }
+
+    @Test
+    fun keepsTheLastSeedsMasksAndDrawsAgainForAnotherSeed() {
+        val model = StandIn()
+        val classifier = Classifier(config, model)
+        val settings = RunSettings.defaults(config).withSeed(7L)
+        classifier.classify(pixels, settings)
+        val first = model.received!!
+        classifier.classify(pixels, settings)
+        assertTrue("the same seed: the kept masks, the same objects", first === model.received)
+        classifier.classify(pixels, settings.withSeed(8L))
+        val other = model.received!!
+        assertTrue("another seed draws", first !== other)
+        assertEquals(config.masks(8L).map { it.toBitString() }, other.map { it.toBitString() })
+        classifier.classify(pixels, settings)
+        assertEquals(config.masks(7L).map { it.toBitString() }, model.received!!.map { it.toBitString() })
+        assertTrue("only the last seed is kept", first !== model.received)
     }
 }

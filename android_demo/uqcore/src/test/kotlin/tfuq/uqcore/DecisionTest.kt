@@ -83,7 +83,7 @@ class DecisionTest {
         val c = rule("""{"rule": "threshold", "score": "predictive_entropy", "threshold": 0.5, "calibration": {"n": 2000}}""")
         assertTrue((c as DecisionRule.Threshold).calibrated)
         val unknownRule = assertThrows(IllegalArgumentException::class.java) { rule("""{"rule": "vote"}""") }
-        assertEquals("decision: unknown rule \"vote\"; one of interval, threshold, all", unknownRule.message)
+        assertEquals("decision: unknown rule \"vote\"; one of interval, threshold, ood, all", unknownRule.message)
         val unknownScore = assertThrows(IllegalArgumentException::class.java) {
             rule("""{"rule": "threshold", "score": "margin", "threshold": 1}""")
         }
@@ -128,9 +128,53 @@ class DecisionTest {
         val nested = assertThrows(IllegalArgumentException::class.java) {
             rule("""{"rule": "all", "rules": [{"rule": "all", "rules": []}]}""")
         }
-        assertEquals("decision: all rule part 0: \"all\" cannot be a part; one of interval, threshold (no nesting)", nested.message)
+        assertEquals("decision: all rule part 0: \"all\" cannot be a part; one of interval, threshold, ood (no nesting)", nested.message)
         val empty = assertThrows(IllegalArgumentException::class.java) { rule("""{"rule": "all", "rules": []}""") }
         assertEquals("decision: all rule needs 1 to 8 rules, got 0", empty.message)
         assertThrows(IllegalArgumentException::class.java) { rule("""{"rule": "all", "rules": {"rule": "interval"}}""") }
+    }
+
+    @Test
+    fun oodGuardAcceptsAtOrAboveItsThresholdAndRefusesNaN() {
+        val guard = rule("""{"rule": "ood", "score": "energy", "threshold": 3.25, "calibration": {"alpha": 0.05}}""")
+        assertEquals(DecisionRule.Ood("energy", 3.25, calibrated = true), guard)
+        assertEquals(listOf("energy"), guard.scoresRead)
+        val oneImage = Aggregation.summarize(confident, guard.confFactor)[0]
+        fun accepts(value: Double) = Decisions.decide(oneImage, guard, mapOf("energy" to value)).accept
+        assertTrue(accepts(3.25))
+        assertTrue(accepts(10.0))
+        assertFalse(accepts(Math.nextDown(3.25)))
+        assertFalse(accepts(Double.NaN))
+        val missing = assertThrows(IllegalArgumentException::class.java) { Decisions.decide(oneImage, guard, mapOf("knn" to 9.0)) }
+        assertEquals("the rule's OOD guard needs the model score \"energy\", which was not given", missing.message)
+        val badName = assertThrows(IllegalArgumentException::class.java) { rule("""{"rule": "ood", "score": "1 energy", "threshold": 1}""") }
+        assertEquals("decision: ood rule score must be the name of a model score, got \"1 energy\"", badName.message)
+        assertThrows(IllegalArgumentException::class.java) { rule("""{"rule": "ood", "score": "energy"}""") }
+    }
+
+    @Test
+    fun aRefusalByTheGuardSaysTheImageLooksUnlikeTheTrainingData() {
+        // The default rule behind a guard, as tfuq calibrate writes it: the guard is part 0.
+        val guarded = rule("""{"rule": "all", "rules": [{"rule": "ood", "score": "energy", "threshold": 3.2},
+            {"rule": "interval", "conf_factor": 1}, {"rule": "threshold", "score": "max_probability", "threshold": 0.5}]}""")
+        assertEquals(listOf("energy"), guarded.scoresRead)
+        val labels = listOf("cat", "dog")
+        val outside = Decisions.decide(confident, guarded, mapOf("energy" to doubleArrayOf(1.23)))[0]
+        assertFalse(outside.accept)
+        assertEquals(0, (outside.reason as Reason.AllOf).failedPart)
+        assertTrue(outside.refusedAsOutOfDistribution)
+        assertEquals("Looks unlike anything it was trained on: energy 1.230 is below the OOD guard's 3.200.", outside.explain(labels))
+        val inside = Decisions.decide(confident, guarded, mapOf("energy" to doubleArrayOf(4.5)))[0]
+        assertTrue(inside.accept)
+        assertFalse(inside.refusedAsOutOfDistribution)
+        assertTrue(inside.explain(labels), inside.explain(labels).startsWith("Looks like what it was trained on: energy 4.500 is at or above the OOD guard's 3.200. The interval of cat"))
+        // Refused by another part: not an out-of-distribution refusal.
+        val unsure = Decisions.decide(spread, guarded, mapOf("energy" to doubleArrayOf(4.5)))[0]
+        assertFalse(unsure.accept)
+        assertFalse(unsure.refusedAsOutOfDistribution)
+        assertEquals(guarded, rule(guarded.toJson()))
+        assertEquals("ood guard: energy >= 3.2 and interval (conf_factor 1.0) and max_probability >= 0.5", guarded.toString())
+        val batch = assertThrows(IllegalArgumentException::class.java) { Decisions.decide(confident, guarded, mapOf("energy" to doubleArrayOf(1.0, 2.0))) }
+        assertEquals("score \"energy\" has 2 values for a batch of 1", batch.message)
     }
 }

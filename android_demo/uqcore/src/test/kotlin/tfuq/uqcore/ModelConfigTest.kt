@@ -31,6 +31,34 @@ class ModelConfigTest {
     }
 
     @Test
+    fun scoresAreReadAndAGuardMustReadOneOfThem() {
+        assertEquals(emptyList<ModelScore>(), ModelConfig.parse(config, "m.tflite").scores) // files from before scores
+        val scores = "\"scores\": [{\"name\": \"energy\", \"output\": \"score_energy\", \"layout\": \"(1, 1)\", " +
+            "\"larger_means\": \"more like the training data\", \"definition\": \"logsumexp of the MC-mean logits\"}], "
+        val guard = "\"decision\": {\"rule\": \"all\", \"rules\": [{\"rule\": \"ood\", \"score\": \"energy\", \"threshold\": 3.2, " +
+            "\"calibration\": {\"alpha\": 0.05, \"delta\": 0.1}}, {\"rule\": \"interval\", \"conf_factor\": 1.0}]}, \"ignored\": "
+        val c = ModelConfig.parse(edit("\"decision\": ", scores + guard), "m.tflite")
+        assertEquals(listOf("energy"), c.scores.map { it.name })
+        assertEquals("score_energy", c.scores[0].output)
+        assertEquals("logsumexp of the MC-mean logits", c.scores[0].definition)
+        assertEquals(DecisionRule.All(listOf(DecisionRule.Ood("energy", 3.2, calibrated = true), DecisionRule.Interval(1.0))), c.decision)
+        assertEquals("m.tflite: decision: the OOD guard reads score \"energy\", which the model does not output",
+            refused(edit("\"decision\": ", guard)))
+        assertEquals("m.tflite: decision: the OOD guard reads score \"energy\", which the model does not output",
+            refused(edit("\"decision\": ", scores.replace("\"energy\", \"output", "\"knn\", \"output") + guard)))
+        assertEquals("m.tflite: tfuq.json.scores[0].output \"output_0\" names an input or another output",
+            refused(edit("\"decision\": ", scores.replace("score_energy", "output_0") + "\"decision\": ")))
+        assertEquals("m.tflite: tfuq.json.scores[1].output \"score_energy\" names an input or another output",
+            refused(edit("\"decision\": ", scores.replace("}], ", "}, {\"name\": \"knn\", \"output\": \"score_energy\"}], ") + "\"decision\": ")))
+        assertEquals("m.tflite: scores must have distinct names",
+            refused(edit("\"decision\": ", scores.replace("}], ", "}, {\"name\": \"energy\", \"output\": \"score_other\"}], ") + "\"decision\": ")))
+        assertEquals("m.tflite: tfuq.json.scores[0].name must be an identifier, got \"an energy\"",
+            refused(edit("\"decision\": ", scores.replace("\"energy\", \"output", "\"an energy\", \"output") + "\"decision\": ")))
+        assertEquals("m.tflite: tfuq.json.scores[0].output is missing",
+            refused(edit("\"decision\": ", "\"scores\": [{\"name\": \"energy\"}], \"decision\": ")))
+    }
+
+    @Test
     fun theFuzzersAbsoluteOffsetFileHasPythonsLayout() {
         val bytes = ModelFixtures.absoluteOffsetsModelFile(config)
         val eocd = ModelFixtures.lastIndexOf(bytes, 0x06054b50)

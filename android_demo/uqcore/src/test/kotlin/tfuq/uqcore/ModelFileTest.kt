@@ -146,6 +146,12 @@ class ModelFileTest {
         assertEquals(c.passes, c.mcDropout[0].shape!![0])
         val masks = c.masks(0L)
         assertEquals(c.mcDropout.size, masks.size)
+        // Its out-of-distribution scores (tfuq convert writes energy by default), as the JSON lists them.
+        val listed = c.json.arrayOrNull("scores")?.objects() ?: emptyList()
+        assertEquals(listed.map { it.string("name") to it.string("output") }, c.scores.map { it.name to it.output })
+        for (score in c.scores) assertEquals("score_${score.name}", score.output)
+        assertTrue(c.scores.map { it.name }.containsAll(c.decision.scoresRead))
+        System.out.println("uqcore: the real model carries scores ${c.scores.map { it.name }}; rule ${c.decision}")
     }
 
     private fun refused(bytes: ByteArray): String =
@@ -191,7 +197,7 @@ class ModelFileTest {
         assertTrue(withConfig(config.replace("\"RGB\"", "\"BGR\"")).contains("this reader handles 3-channel RGB uint8"))
         assertTrue(withConfig(config.replace("\"rate\": 0.5", "\"rate\": 1.5")).contains("mc_dropout[1].rate must be in (0, 1)"))
         assertTrue(withConfig(config.replace("\"mode\": \"masked\"", "\"mode\": \"magic\"")).contains("mode \"magic\""))
-        assertEquals("m.tflite: tfuq.json.decision: unknown rule \"vote\"; one of interval, threshold, all",
+        assertEquals("m.tflite: tfuq.json.decision: unknown rule \"vote\"; one of interval, threshold, ood, all",
             withConfig(config.replace("\"rule\": \"threshold\"", "\"rule\": \"vote\"")))
     }
 

@@ -145,6 +145,17 @@ class ModelInputsTest {
     }
 
     @Test
+    fun scoreOutputsAreOneByOneAndListedInTheConfiguration() {
+        val scored = ModelInputs(ModelConfig.parse(text.replace("\"output\": {\"name\": \"output_0\"},",
+            "\"output\": {\"name\": \"probabilities\"}, \"scores\": [{\"name\": \"energy\", \"output\": \"score_energy\", \"layout\": \"(1, 1)\"}],"), "m"))
+        scored.checkScoreShape("score_energy", intArrayOf(1, 1))
+        assertEquals("score energy needs a (1, 1) output named score_energy; it is [2, 1]",
+            assertThrows(ModelFileException::class.java) { scored.checkScoreShape("score_energy", intArrayOf(2, 1)) }.message)
+        assertEquals("no score output named score_knn in the configuration",
+            assertThrows(ModelFileException::class.java) { scored.checkScoreShape("score_knn", intArrayOf(1, 1)) }.message)
+    }
+
+    @Test
     fun tensorTypesByTheInterpretersNames() {
         assertEquals(TensorType.INT8, TensorType.of("INT8", "mask_0"))
         assertEquals(TensorType.UINT8, TensorType.of("UINT8", "image"))

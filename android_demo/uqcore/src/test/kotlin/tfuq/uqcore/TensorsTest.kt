@@ -3,6 +3,7 @@ package tfuq.uqcore
 import org.junit.Assert.assertArrayEquals
 import org.junit.Assert.assertEquals
 import org.junit.Assert.assertThrows
+import org.junit.Assert.assertTrue
 import org.junit.Test
 
 class TensorsTest {
@@ -26,6 +27,24 @@ class TensorsTest {
         assertEquals(127, q.quantize(1000.0))
         assertEquals(-128, q.quantize(-1000.0))
         assertEquals(2.5, q.dequantize(-5), 0.0)
+    }
+
+    @Test
+    fun aScoreOutputIsOneDequantizedValue() {
+        val q = TensorQuantization(TensorType.INT8, 0.0625, -20)
+        val buffer = Tensors.output(1, TensorType.INT8)
+        buffer.put(0, (-120).toByte())
+        assertEquals(0.0625 * (-120 + 20), Tensors.score(buffer, q), 0.0)
+        val floats = Tensors.output(1, TensorType.FLOAT32)
+        floats.putFloat(0, 3.5f)
+        assertEquals(3.5, Tensors.score(floats, TensorQuantization.float32()), 0.0)
+        assertThrows(IllegalArgumentException::class.java) { Tensors.score(Tensors.output(0, TensorType.INT8), q) }
+        // float32 arithmetic, as NumPy's on the interpreter's float32 output: 0.1f * 37 rounds to
+        // the float32 3.7f (3.700000047...), where the double product 0.1f * 37.0 is 3.7000000551...
+        val tenth = TensorQuantization(TensorType.INT8, 0.1f.toDouble(), 0)
+        buffer.put(0, 37.toByte())
+        assertEquals(3.7f.toDouble(), Tensors.score(buffer, tenth), 0.0)
+        assertTrue(0.1f.toDouble() * 37 != 3.7f.toDouble())
     }
 
     @Test
