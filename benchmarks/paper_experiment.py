@@ -388,22 +388,6 @@ def _check_cache(path: Path, settings: dict, what: str) -> None:
 
 
 # -- training and conversion -----------------------------------------------------------------------
-def _epoch_logger(say: Callable[[str], None]):
-    import keras
-
-    class EpochLog(keras.callbacks.Callback):
-        """One line per epoch (a log file does not want tqdm's carriage returns)."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.started = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            shown = "  ".join(f"{k} {float(v):.4f}" for k, v in sorted((logs or {}).items()))
-            say(f"  epoch {epoch + 1}: {shown}  ({time.perf_counter() - self.started:.0f} s)")
-
-    return EpochLog()
-
-
 def outlier_images(setup: Setup, size) -> np.ndarray:
     """The outlier-exposure images of ``setup.outliers``, uint8 at the training images' ``size``."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -428,8 +412,8 @@ def train_model(setup: Setup, backbone: str, folder: Path, say: Callable[[str], 
     """
     from tfuq import data
     from tfuq.conversion.convert import load_keras_model
-    from tfuq.modeling import backbones
     from tfuq.training import train
+    from tfuq.workflow import steps
 
     model_path = folder / "model.keras"
     history_path = train.history_path(model_path)
@@ -450,45 +434,20 @@ def train_model(setup: Setup, backbone: str, folder: Path, say: Callable[[str], 
             f"({len(loaded.images) - len(images)} held out for calibration), "
             f"{classes} classes, up to {setup.epochs} epochs"
         )
-        import keras
-
-        keras.utils.set_random_seed(setup.seed)
-        model = backbones.build_model(
-            backbone,
-            classes,
-            setup.input_size,
-            image_size=loaded.images.shape[1:3],
-            weights=setup.weights,
-            dropout=setup.dropout,
-            dense=setup.dense,
-            dropout_placement=setup.dropout_placement,
-            trainable_layers=setup.trainable_layers,
-        )
-        # train() holds out a stratified share of every class and reshuffles each epoch, so
-        # files sorted by class (the shared CIFAR-100 subset) are safe.
-        common = {
-            "epochs": setup.epochs,
-            "batch_size": setup.batch_size,
-            "validation_split": setup.validation_split,
-            "learning_rate": setup.learning_rate,
-            "patience": setup.patience,
-            "monitor": setup.monitor,
-            "label_smoothing": setup.label_smoothing,
-            "seed": setup.seed,
-            "callbacks": [_epoch_logger(say)],
-        }
+        # train_classifier holds out a stratified share of every class and reshuffles each
+        # epoch, so files sorted by class (the shared CIFAR-100 subset) are safe.
+        settings = train_settings(setup, backbone)
+        model = steps.build_classifier(settings, classes, loaded.images.shape[1:3])
+        outliers = None
         if setup.outliers:
             outliers = outlier_images(setup, loaded.images.shape[1:3])
             say(f"{backbone}: outlier exposure on {len(outliers)} images ({setup.outliers}), "
                 f"weight {setup.outlier_weight}")
-            common.update(outliers=outliers, outlier_weight=setup.outlier_weight)
-        if setup.views:
-            from tfuq.training.cached import train_cached
-
-            fitted = train_cached(model, images, labels, cache=feature_cache or folder / "features",
-                                  views=setup.views, say=say, **common)
-        else:
-            fitted = train.train(model, images, labels, progress=False, **common)
+        fitted = steps.train_classifier(
+            model, settings, images, labels, validation_split=setup.validation_split,
+            cache=feature_cache or folder / "features", outliers=outliers,
+            outlier_weight=setup.outlier_weight, callbacks=[train.epoch_lines(setup.epochs, say)], say=say,
+        )
         model = fitted.model
         train.save_model(model, model_path)
         train.save_history(fitted, history_path, label_names=loaded.label_names)
@@ -507,6 +466,19 @@ def train_model(setup: Setup, backbone: str, folder: Path, say: Callable[[str], 
         "parameters": int(model.count_params()),
     }
     return model, training
+
+
+def train_settings(setup: Setup, backbone: str):
+    """``setup``'s training choices as the workflow's ``TrainSettings``."""
+    from tfuq.workflow.steps import TrainSettings
+
+    return TrainSettings(
+        backbone=backbone, weights=setup.weights, input_size=setup.input_size, dropout=setup.dropout,
+        dense=tuple(setup.dense), dropout_placement=setup.dropout_placement,
+        trainable_layers=setup.trainable_layers, epochs=setup.epochs, batch_size=setup.batch_size,
+        learning_rate=setup.learning_rate, patience=setup.patience, monitor=setup.monitor,
+        label_smoothing=setup.label_smoothing, views=setup.views, seed=setup.seed,
+    )
 
 
 def training_indices(setup: Setup, labels: np.ndarray) -> np.ndarray:
@@ -529,8 +501,9 @@ def calibration_indices(setup: Setup, labels: np.ndarray) -> np.ndarray:
 def convert_model(setup: Setup, model, folder: Path, say: Callable[[str], None]) -> dict:
     """``folder/model.tflite``: the full-integer tfuq model, converted unless already there."""
     from tfuq import data
-    from tfuq.conversion.convert import convert
     from tfuq.runtime import abstain
+    from tfuq.workflow import steps
+    from tfuq.workflow.steps import ConvertSettings
 
     path = folder / "model.tflite"
     record = folder / "conversion.json"
@@ -543,21 +516,15 @@ def convert_model(setup: Setup, model, folder: Path, say: Callable[[str], None])
                 f"{setup.bias_correction}; use another --out, or delete it to convert again")
         return found
     loaded = data.load_spec(setup.train_spec)
-    count = setup.calibration_samples + setup.check_samples
-    chosen = data.balanced_indices(loaded.labels, count, seed=setup.seed)
-    say(f"converting to full-integer TFLite, {setup.passes} passes per invoke, {count} "
-        "class-balanced training images")
     started = time.perf_counter()
-    result = convert(
-        model,
-        loaded.images[chosen],
-        passes=setup.passes,
-        calibration_samples=setup.calibration_samples,
-        check_samples=setup.check_samples,
-        labels=loaded.label_names,
+    settings = ConvertSettings(
+        passes=setup.passes, calibration_samples=setup.calibration_samples,
+        check_samples=setup.check_samples, bias_correction=setup.bias_correction,
         decision=abstain.interval_rule(setup.conf_factor),
-        bias_correction=setup.bias_correction,
     )
+    result = steps.convert_classifier(model, loaded.images, loaded.labels, settings,
+                                      class_names=loaded.label_names, check_accuracy=False,
+                                      seed=setup.seed, say=say)
     result.save(path)
     check = result.check
     conversion = {

@@ -105,6 +105,8 @@ ALLOWED = {
     "training": {"data", "modeling"},
     "conversion": {"data", "modeling"},
     "beam": {"data", "evaluation"},
+    # The flow every command shares sits above the stages and under the commands.
+    "workflow": {"data", "modeling", "training", "conversion", "evaluation", "reporting"},
 }
 ALWAYS = {"runtime", "_progress", "_files", "quiet"}
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests._dummies.modelfiles import valid_config
-from tfuq import evaluation
+from tfuq import evaluation, reporting
 from tfuq.runtime.config import ModelConfig
 
 # 2 passes, 4 images, 2 classes. Interval rule, Z = 1:
@@ -142,10 +142,10 @@ def test_saved_arrays_recompute_the_report(tmp_path):
 
 def test_report_writes_plots_and_markdown(tmp_path):
     result = evaluation.summarize(PROBABILITIES, LABELS, RULE, OOD)
-    path = evaluation.write_report(result, tmp_path / "report")
+    path = reporting.write_report(result, tmp_path / "report")
     names = {p.name for p in (tmp_path / "report").iterdir()}
     assert names == {"report.md", "risk_coverage.png", "reliability.png", "scores_errors.png",
-                     "scores_ood.png"}
+                     "scores_ood.png"}  # no images given: no gallery
     text = path.read_text()
     for png in names - {"report.md"}:
         assert f"]({png})" in text
@@ -154,9 +154,57 @@ def test_report_writes_plots_and_markdown(tmp_path):
 
 
 def test_the_table_shows_the_papers_columns():
-    table = evaluation.format_table(evaluation.summarize(PROBABILITIES, LABELS, RULE).report)
+    table = reporting.format_table(evaluation.summarize(PROBABILITIES, LABELS, RULE).report)
     for row in ("micro-F1, all images (original model)", "micro-F1, accepted images",
                 "share ignored", "share of ignored that would be wrong", "coverage",
                 "selective risk", "AURC", "AUROC", "FPR95", "ECE (15 bins)", "Brier"):
         assert row in table
     assert "25.0%" in table and "100.0%" in table and "0.5000" in table
+
+
+# -- the gallery -------------------------------------------------------------------------------
+IMAGES = np.stack([np.full((8, 8, 3), 60 * i, np.uint8) for i in range(4)])
+
+
+def test_the_gallery_picks_the_refused_and_the_wrongly_accepted():
+    result = evaluation.summarize(PROBABILITIES, LABELS, RULE)
+    # Image 1 is the only refusal; image 2 (certain class 1, label 0) the only accepted error.
+    assert reporting.gallery_indices(result, "abstained").tolist() == [1]
+    assert reporting.gallery_indices(result, "accepted_wrong").tolist() == [2]
+    # Interval rule Z = 1 on image 1: means (.5, .5), std (.25, .25): the top class 0's low end
+    # .25 is not above the rival's high end .75.
+    assert reporting.refusing_part(result) == [
+        None, "interval Z=1: low 0.25 <= rival high 0.75", None, None]
+    with pytest.raises(ValueError, match="unknown gallery"):
+        reporting.gallery_indices(result, "everything")
+
+
+def test_the_gallery_orders_refusals_most_uncertain_first_and_names_the_refusing_part():
+    # Threshold 0.9 on max_probability refuses images 1 (.5), 3 (.75); interval first in an
+    # all rule refuses 1 (first part), so 3 is refused by the threshold part.
+    rule = {"rule": "all", "rules": [RULE, {"rule": "threshold", "score": "max_probability", "threshold": 0.9}]}
+    result = evaluation.summarize(PROBABILITIES, LABELS, rule)
+    assert reporting.gallery_indices(result, "abstained").tolist() == [1, 3]
+    reasons = reporting.refusing_part(result)
+    assert reasons[1].startswith("interval Z=1") and reasons[3] == "max_probability 0.75 < 0.90"
+    assert reporting.gallery_indices(result, "abstained", tiles=1).tolist() == [1]
+
+
+def test_the_report_shows_the_gallery_when_given_the_images(tmp_path):
+    result = evaluation.summarize(PROBABILITIES, LABELS, RULE)
+    path = reporting.write_report(result, tmp_path, images=IMAGES, class_names=["cat, Felis", "dog"])
+    text = path.read_text()
+    for png in ("gallery_abstained.png", "gallery_accepted_wrong.png"):
+        assert f"]({png})" in text
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Refused: 1 of 4 images; accepted but wrong: 1" in text
+    with pytest.raises(ValueError, match="the 4 evaluated images"):
+        reporting.write_gallery(result, IMAGES[:3], tmp_path)
+    with pytest.raises(ValueError, match="1 class names for 2 classes"):
+        reporting.write_gallery(result, IMAGES, tmp_path, ["cat"])
+
+
+def test_a_gallery_with_nothing_to_show_is_not_drawn(tmp_path):
+    right = evaluation.summarize(PROBABILITIES[:, [0, 3]], LABELS[[0, 3]], RULE)
+    assert reporting.write_gallery(right, IMAGES[:2], tmp_path) == {}
+    assert "no gallery" in reporting.write_report(right, tmp_path / "r", images=IMAGES[:2]).read_text()

@@ -1,10 +1,11 @@
-"""The offline default: the seed paper's experiment in miniature, with no network.
+"""The offline default: ``tfuq fit``'s workflow on real digits, with no network.
 
-scikit-learn ships 1,797 real handwritten digits (8x8, UCI). The demo makes them 32x32 RGB,
-trains ``small_cnn`` with an MC-dropout head, converts it to a full-integer tfuq model with
-30 passes per invoke, calibrates an abstention threshold with a risk guarantee on held-out
-images, and evaluates in distribution and on corrupted copies (the 15 CIFAR-C corruptions,
-severities 1-5), printing the paper's columns plus ours and writing a report with plots.
+scikit-learn ships 1,797 real handwritten digits (8x8, UCI). The demo makes them 32x32 RGB and
+runs :mod:`tfuq.workflow.fit` on them with :func:`~tfuq.workflow.fit.digits_recipe`: the
+per-class split, ``small_cnn`` with an MC-dropout head, a full-integer tfuq model with 30
+passes per invoke, a calibrated abstention threshold with a risk guarantee on held-out images,
+the test report with its gallery and the device summary. It then evaluates corrupted copies
+(the 15 CIFAR-C corruptions, severities 1-5), printing the seed paper's columns plus ours.
 """
 
 from __future__ import annotations
@@ -18,13 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tfuq import data, evaluation
 from tfuq.data import corruptions
 from tfuq.runtime import abstain, modelfile
-from tfuq.runtime.config import DecisionRule
 
 SIZE = 32
-SPLIT = {"train": 0.5, "calibration": 0.3, "test": 0.2}
 
 
 def digits(size: int = SIZE) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -42,18 +40,6 @@ def digits(size: int = SIZE) -> tuple[np.ndarray, np.ndarray, list[str]]:
     ink = ink.repeat(size // 8, axis=1).repeat(size // 8, axis=2)
     images = np.repeat(ink[..., None], 3, axis=-1)
     return images, bunch.target.astype(np.int64), [str(d) for d in bunch.target_names]
-
-
-def split(labels: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
-    """Stratified train / calibration / test indices in the proportions of ``SPLIT``."""
-    rng = np.random.default_rng(seed)
-    parts = {name: [] for name in SPLIT}
-    for label in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == label))
-        ends = np.round(np.cumsum(list(SPLIT.values())) * len(members)).astype(int)
-        for name, chunk in zip(SPLIT, np.split(members, ends[:-1]), strict=True):
-            parts[name].append(chunk)
-    return {name: np.sort(np.concatenate(chunks)) for name, chunks in parts.items()}
 
 
 def corrupted_copies(images: np.ndarray, severity: int, seed: int = 0) -> np.ndarray:
@@ -106,67 +92,34 @@ def run(
     seed: int = 0,
     say: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True),
 ) -> dict:
-    """Run the whole offline experiment; write artifacts into ``out``; return the summary."""
+    """Run ``tfuq fit``'s workflow on the digits (:func:`tfuq.workflow.fit.digits_recipe`),
+    then the corrupted copies; write artifacts into ``out``; return the summary."""
+    from dataclasses import replace
+
+    from tfuq import evaluation, reporting
+    from tfuq.workflow import fit
+
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    user_say = say
-
-    def say(message: str) -> None:
-        user_say(f"{message}  [{time.perf_counter() - started:.0f} s]" if message.startswith("[") else message)
-
-    from tfuq.conversion.convert import convert
-    from tfuq.modeling import backbones
-    from tfuq.training import train
-
     images, labels, names = digits()
-    parts = split(labels, seed)
-    say(f"[1/5] data: scikit-learn digits, {len(images)} images as {SIZE}x{SIZE} RGB; "
-        + ", ".join(f"{name} {len(index)}" for name, index in parts.items()))
+    recipe = fit.digits_recipe(target_risk=target_risk, confidence=confidence, seed=seed)
+    recipe = replace(recipe, train=replace(recipe.train, epochs=epochs, seed=seed),
+                     convert=replace(recipe.convert, passes=passes))
+    say(f"scikit-learn digits: {len(images)} images as {SIZE}x{SIZE} RGB, {len(names)} classes")
+    data = fit.Data(images, labels, names, "sklearn:digits")
+    summary = fit.fit("sklearn:digits", out, recipe, data=data, say=say)
+    parts = split_of(out)
+    test_images, test_labels = images[parts["test"]], labels[parts["test"]]
 
-    say(f"[2/5] training small_cnn with an MC-dropout head (up to {epochs} epochs)")
-    keras_model = backbones.build_model(
-        "small_cnn", classes=len(names), input_size=SIZE, weights=None, dropout=0.3, dense=(64,),
-        dropout_placement="all", name="digits_mc",
-    )
-    fitted = train.train(keras_model, images[parts["train"]], labels[parts["train"]], epochs=epochs,
-                         batch_size=32, validation_split=0.15, patience=4, seed=seed)
-    keras_model = fitted.model
-    train.save_model(keras_model, out / "model.keras")
-
-    say(f"[3/5] converting to full-integer TFLite, {passes} passes per invoke")
-    train_images = images[parts["train"]]
-    representative = train_images[data.balanced_indices(labels[parts["train"]], 200, seed=seed)]
-    conversion = convert(keras_model, representative, passes=passes, calibration_samples=160,
-                         check_samples=40, labels=names)
-    conversion.save(out / "model.tflite")
-    check = conversion.check
-
-    say(f"[4/5] calibrating a threshold: selective risk <= {target_risk:.0%} with confidence {confidence:.0%}")
+    say("corrupted copies of the test images at severities 1-5 (the 15 CIFAR-C corruptions in turn)")
     import tfuq
 
     model = tfuq.load(out / "model.tflite", threads=os.cpu_count())
-    calibration_passes = model.run(images[parts["calibration"]], seed=seed)
-    calibrated = abstain.calibrate(calibration_passes, labels[parts["calibration"]],
-                                   target_risk=target_risk, confidence=confidence,
-                                   score="max_probability")
-    say(f"      {calibrated.message}")
-    calibrated_rule = calibrated.to_rule() if calibrated.feasible else None
-    if calibrated_rule is not None:
-        modelfile.update_config(out / "model.tflite", {"decision": calibrated_rule})
-
-    say("[5/5] evaluating: clean test images, then corrupted copies at severities 1-5")
-    test_images, test_labels = images[parts["test"]], labels[parts["test"]]
-    float_probs = np.stack([np.asarray(keras_model(test_images.astype("float32"), training=False))
-                            for _ in range(passes)])
+    calibrated_rule = model.config.decision.to_dict() if summary["guarantee"] else None
     interval = abstain.interval_rule(1.0)
     clean_passes = model.run(test_images, seed=seed)
-    ood_images = corrupted_copies(test_images, 5, seed)
-    ood_passes = model.run(ood_images, seed=seed)
+    ood_passes = model.run(corrupted_copies(test_images, 5, seed), seed=seed)
     headline = evaluation.summarize(clean_passes, test_labels, interval, ood_passes)
-    headline.save_arrays(out / "passes.npz")
-    evaluation.write_report(headline, out / "report", title="tfuq demo: digits, int8, interval rule")
-
     rows = []
     for severity in range(6):
         if severity == 0:
@@ -188,24 +141,36 @@ def run(
         rows.append(row)
     _severity_plot(rows, out / "report" / "severity.png")
 
-    summary = {
+    from tfuq.conversion.convert import load_keras_model
+
+    keras_model = load_keras_model(out / "model.keras")
+    float_probs = np.stack([np.asarray(keras_model(test_images.astype("float32"), training=False))
+                            for _ in range(passes)])
+    calibration = json.loads((out / "calibration.json").read_text())
+    conversion = json.loads((out / "conversion.json").read_text())
+    summary.update({
         "data": {name: int(len(index)) for name, index in parts.items()},
-        "epochs_run": len(fitted.history.get("loss", [])),
+        "epochs_run": summary["training"]["epochs_run"],
         "float_accuracy": float(np.mean(float_probs.mean(0).argmax(-1) == test_labels)),
         "int8_accuracy": float(np.mean(clean_passes.mean(0).argmax(-1) == test_labels)),
-        "self_check": {"agreement": check.agreement, "mean_abs_diff": check.mean_abs_diff},
-        "model_bytes": (out / "model.tflite").stat().st_size,
-        "calibration": DecisionRule.from_dict(calibrated_rule).calibration.to_dict() if calibrated_rule
-        else {"message": calibrated.message},
+        "self_check": conversion["self_check"],
+        "calibration": calibration.get("calibration") or {"message": calibration["message"]},
         "headline": headline.report,
         "severity": rows,
         "seconds": time.perf_counter() - started,
-    }
+    })
     with modelfile.atomic_output(out / "summary.json", "w") as handle:
         json.dump(summary, handle, indent=2, default=float)
     _append_severity(out / "report" / "report.md", rows, summary)
-    summary["table"] = evaluation.format_table(headline.report)
+    summary["table"] = reporting.format_table(headline.report)
     return summary
+
+
+def split_of(out: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The train / validation / calibration / test indices the run in ``out`` used."""
+    from tfuq.workflow import split as splitting
+
+    return splitting.load(Path(out) / "split.json")
 
 
 def severity_table(rows: list[dict]) -> str:

@@ -1,16 +1,16 @@
-"""Evaluate a tfuq model's decisions on labelled images: the numbers, the arrays, the plots.
+"""Evaluate a tfuq model's decisions on labelled images: the numbers and the arrays.
 
-The library behind ``tfuq evaluate``; demos and benchmarks call it directly.
+The library behind ``tfuq evaluate``; the workflow, the demo and the benchmarks call it
+directly. The tables, plots, gallery and Markdown report are in :mod:`tfuq.reporting`.
 
     >>> import tfuq
     >>> from tfuq import evaluation
     >>> model = tfuq.load("model.tflite")                                   # doctest: +SKIP
     >>> result = evaluation.evaluate(model, images, labels, seed=0)        # doctest: +SKIP
-    >>> print(evaluation.format_table(result.report))                       # doctest: +SKIP
-    >>> evaluation.write_report(result, "report/")                          # doctest: +SKIP
+    >>> result.report["coverage"], result.report["selective_risk"]         # doctest: +SKIP
 
-Running the model and computing the numbers need NumPy and an interpreter only; the plots
-need matplotlib, imported when they are drawn. MC outputs are ``(passes, batch, classes)``.
+Running the model and computing the numbers need NumPy and an interpreter only. MC outputs are
+``(passes, batch, classes)``.
 
 What the report holds (rates in [0, 1], ``None`` where a number is undefined, e.g. the
 accuracy on accepted images when none is accepted, or AUROC when no image is wrong):
@@ -35,7 +35,6 @@ import math
 import os
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -363,187 +362,3 @@ def summarize_aggregates(
         ood_summary=ood_summary,
         ood_decision=ood_decision,
     )
-
-
-# -- text ------------------------------------------------------------------------------------------
-def _show(value, kind: str = "rate") -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.1%}" if kind == "percent" else f"{value:.4f}"
-
-
-def format_table(report: dict) -> str:
-    """The report as aligned plain text: the seed paper's columns first, then the rest."""
-    rows = [
-        ("micro-F1, all images (original model)", _show(report["micro_f1_all"])),
-        ("micro-F1, accepted images", _show(report["micro_f1_accepted"])),
-        ("share ignored (abstained)", _show(report["ignored"], "percent")),
-        ("share of ignored that would be wrong", _show(report["ignored_would_be_wrong"], "percent")),
-        ("coverage", _show(report["coverage"], "percent")),
-        ("selective risk", _show(report["selective_risk"], "percent")),
-        (f"AURC ({report['score']})", _show(report["aurc"])),
-        (f"AUROC errors ({report['score']})", _show(report["auroc_errors"])),
-        (f"FPR95 errors ({report['score']})", _show(report["fpr95_errors"])),
-        (f"ECE ({report['ece_bins']} bins)", _show(report["ece"])),
-        ("Brier", _show(report["brier"])),
-    ]
-    if "ood_images" in report:
-        rows += [
-            (f"AUROC ID vs OOD ({report['score']})", _show(report["auroc_ood"])),
-            (f"FPR95 ID vs OOD, ID refused at 95% OOD caught ({report['score']})", _show(report["fpr95_ood"])),
-            (f"FPR95 as the OOD literature, OOD kept at 95% ID kept ({report['score']})",
-             _show(report["ood_kept_at_95_id"])),
-            ("OOD images accepted", _show(report["ood_accepted"], "percent")),
-        ]
-    width = max(len(name) for name, _ in rows)
-    lines = [
-        f"{report['images']} images, {report['passes']} passes, {report['classes']} classes; "
-        f"rule {report['rule_text']}",
-        "",
-    ]
-    lines += [f"  {name:<{width}}  {value:>8}" for name, value in rows]
-    lines += ["", _score_table(report)]
-    if report.get("model_scores"):
-        lines += ["", "  the model's own OOD scores (larger = more like its training data):"]
-        for name, entry in report["model_scores"].items():
-            found = [f"mean {entry['mean']:.4g}"]
-            if "auroc_ood" in entry:
-                found += [f"OOD mean {entry['ood_mean']:.4g}", f"AUROC OOD {_show(entry['auroc_ood'])}",
-                          f"FPR95 OOD (ID refused) {_show(entry['fpr95_ood'])}",
-                          f"OOD kept at 95% ID kept {_show(entry['ood_kept_at_95_id'])}"]
-            lines.append(f"  {name:<20}" + ", ".join(found))
-    return "\n".join(lines)
-
-
-def _score_table(report: dict) -> str:
-    columns = ["aurc", "auroc_errors", "fpr95_errors"]
-    if "ood_images" in report:
-        columns += ["auroc_ood", "fpr95_ood", "ood_kept_at_95_id"]
-    names = {"aurc": "AURC", "auroc_errors": "AUROC err", "fpr95_errors": "FPR95 err",
-             "auroc_ood": "AUROC OOD", "fpr95_ood": "FPR95 OOD", "ood_kept_at_95_id": "OOD kept@95"}
-    header = "  " + f"{'score':<20}" + "".join(f"{names[c]:>11}" for c in columns)
-    lines = [header]
-    for score, entry in report["scores"].items():
-        lines.append("  " + f"{score:<20}" + "".join(f"{_show(entry[c]):>11}" for c in columns))
-    return "\n".join(lines)
-
-
-# -- plots and the Markdown report ---------------------------------------------------------------
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def write_plots(result: Evaluation, folder: str | os.PathLike) -> dict[str, Path]:
-    """Draw the report's PNGs into ``folder``; returns ``{title: path}``.
-
-    Risk-coverage curves of every score with the rule's operating point, a reliability
-    diagram, score histograms for right vs wrong predictions, and, with OOD images,
-    score histograms for test vs OOD images.
-    """
-    plt = _pyplot()
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    summary, labels, report = result.summary, result.labels, result.report
-    wrong = summary.predicted != labels
-    written = {}
-
-    def save(figure, name: str, title: str) -> None:
-        path = folder / name
-        figure.tight_layout()
-        figure.savefig(path, dpi=110)
-        plt.close(figure)
-        written[title] = path
-
-    figure, axis = plt.subplots(figsize=(6, 4.5))
-    for score in SCORES:
-        cov, risk, _ = metrics.risk_coverage_curve(
-            labels, summary.predicted, abstain.certainty(summary, score)
-        )
-        axis.plot(cov, risk, label=f"{score} (AURC {report['scores'][score]['aurc']:.4f})")
-    if report["selective_risk"] is not None:
-        axis.plot(report["coverage"], report["selective_risk"], "k*", markersize=12,
-                  label=f"rule: {report['rule_text']}")
-    axis.set(xlabel="coverage", ylabel="selective risk (error rate among accepted)",
-             xlim=(0, 1.01), ylim=(0, None), title="Risk-coverage")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
-    save(figure, "risk_coverage.png", "Risk-coverage curves")
-
-    table = metrics.calibration_bins(labels, summary.mean)
-    edges, count = table["edges"], table["count"]
-    centres, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
-    figure, (top, bottom) = plt.subplots(
-        2, 1, figsize=(5.5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
-    )
-    used = count > 0
-    top.bar(centres[used], table["accuracy"][used], width=width * 0.95, color="tab:blue",
-            edgecolor="black", label="accuracy")
-    top.bar(centres[used], (table["confidence"] - table["accuracy"])[used],
-            bottom=table["accuracy"][used], width=width * 0.95, color="tab:red", alpha=0.35,
-            edgecolor="tab:red", label="gap to confidence")
-    top.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
-    top.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
-            title=f"Reliability (ECE {report['ece']:.3f}, {report['ece_bins']} bins)")
-    top.legend(fontsize=8, loc="upper left")
-    bottom.bar(centres, count, width=width * 0.95, color="gray")
-    bottom.set(xlabel="MC-mean max probability", ylabel="images")
-    save(figure, "reliability.png", "Reliability diagram")
-
-    def histograms(groups, name: str, title: str) -> None:
-        figure, axes = plt.subplots(2, 2, figsize=(9, 6.5))
-        for axis, score in zip(axes.ravel(), SCORES, strict=True):
-            values = [source.score(score)[mask] for source, mask, _ in groups]
-            joined = np.concatenate([v for v in values if len(v)])
-            low, high = float(joined.min()), float(joined.max())
-            bins = np.linspace(low, high if high > low else low + 1e-6, 31)
-            for value, (_, _, label) in zip(values, groups, strict=True):
-                if len(value):
-                    axis.hist(value, bins=bins, alpha=0.55, density=True,
-                              label=f"{label} ({len(value)})")
-            axis.set(title=score, ylabel="density")
-            axis.legend(fontsize=8)
-        figure.suptitle(title)
-        save(figure, name, title)
-
-    everything = np.ones(len(labels), dtype=bool)
-    histograms([(summary, ~wrong, "right"), (summary, wrong, "wrong")], "scores_errors.png",
-               "Scores of right and wrong predictions")
-    if result.ood_summary is not None:
-        ood_all = np.ones(len(result.ood_summary.predicted), dtype=bool)
-        histograms([(summary, everything, "test"), (result.ood_summary, ood_all, "OOD")],
-                   "scores_ood.png", "Scores of test and out-of-distribution images")
-    return written
-
-
-def write_report(result: Evaluation, folder: str | os.PathLike, title: str = "tfuq evaluation") -> Path:
-    """Write the plots and ``report.md`` (numbers plus the plots) into ``folder``."""
-    from tfuq.runtime.modelfile import atomic_output
-
-    folder = Path(folder)
-    plots = write_plots(result, folder)
-    report = result.report
-    lines = [f"# {title}", ""]
-    if report.get("model"):
-        lines += [f"Model `{report['model']}`, seed {report.get('seed', 0)}.", ""]
-    lines += ["```", format_table(report), "```", ""]
-    lines += [
-        "Micro-F1 equals accuracy for single-label predictions. Selective risk is the error "
-        "rate among accepted images; ECE uses equal-width bins on the MC-mean max "
-        "probability; AUROC/FPR95 \"err\" tell wrong predictions from right ones by the "
-        "score, \"OOD\" tell out-of-distribution images from test images. Two FPR95s: "
-        "\"FPR95 OOD\" is the share of test images refused when 95% of the OOD images are "
-        "(OOD as the positive class); \"OOD kept@95\" is the one the OOD literature (ODIN, "
-        "OpenOOD) reports, the share of OOD images kept when 95% of the test images are.",
-        "",
-    ]
-    for plot_title, path in plots.items():
-        lines += [f"## {plot_title}", "", f"![{plot_title}]({path.name})", ""]
-    path = folder / "report.md"
-    with atomic_output(path, "w") as out:
-        out.write("\n".join(lines))
-    return path

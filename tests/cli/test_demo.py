@@ -22,16 +22,6 @@ def test_digits_are_real_upsampled_rgb():
     assert (images[:, ::4, ::4, 0].repeat(4, 1).repeat(4, 2) == images[..., 0]).all()
 
 
-def test_split_is_stratified_disjoint_and_complete():
-    _, labels, _ = demo.digits()
-    parts = demo.split(labels, seed=1)
-    joined = np.concatenate(list(parts.values()))
-    assert len(joined) == len(labels) == len(np.unique(joined))
-    for name, share in demo.SPLIT.items():
-        counts = np.bincount(labels[parts[name]], minlength=10) / np.bincount(labels)
-        assert np.all(np.abs(counts - share) < 0.02), name
-
-
 def test_corrupted_copies_use_every_corruption_and_are_deterministic():
     images, _, _ = demo.digits()
     some = images[:30]
@@ -50,7 +40,16 @@ def test_demo_end_to_end_short(tmp_path, capsys):
     assert "Against corruption severity" in printed
     summary = json.loads((tmp_path / "s.json").read_text())
     assert [row["severity"] for row in summary["severity"]] == [0, 1, 2, 3, 4, 5]
-    for name in ("model.keras", "model.tflite", "passes.npz", "summary.json", "report/report.md",
-                 "report/severity.png", "report/risk_coverage.png"):
+    for name in ("model.keras", "model.tflite", "report/passes.npz", "summary.json", "report/report.md",
+                 "report/severity.png", "report/risk_coverage.png", "split.json", "SUMMARY.md"):
         assert (out / name).is_file(), name
-    assert "severity.png" in (out / "report" / "report.md").read_text()
+    report = (out / "report" / "report.md").read_text()
+    assert "severity.png" in report and "gallery_abstained.png" in report
+    # The demo is the fit workflow: every stage left its marker, the parts are disjoint.
+    assert sorted(p.stem for p in (out / "stages").iterdir()) == sorted(
+        ["split", "train", "convert", "calibrate", "evaluate", "summary"])
+    parts = demo.split_of(out)
+    joined = np.concatenate(list(parts.values()))
+    assert len(joined) == len(np.unique(joined)) == 1797
+    assert summary["data"]["test"] == len(parts["test"]) and "expected_coverage" in summary
+    assert "MC passes in one invoke" in printed

@@ -84,6 +84,9 @@ def test_evaluate_report_folder(tiny_tflite, hard_data, tmp_path, capsys):
     assert status == 0
     names = {p.name for p in (tmp_path / "report").iterdir()}
     assert {"report.md", "risk_coverage.png", "reliability.png", "scores_errors.png"} <= names
+    # The gallery of what the model's rule refused (the hard images leave some refused here).
+    assert "gallery_abstained.png" in names
+    assert "](gallery_abstained.png)" in (tmp_path / "report" / "report.md").read_text()
 
 
 @pytest.mark.parametrize(

@@ -120,8 +120,15 @@ OPTIONS = {
               ("--strategy", st.sampled_from(["none", "mirrored", "x"])), ("--json", PATHS), ("--no-progress", None)],
     "demo": [("--out", PATHS), ("--epochs", NUMBERS), ("--passes", NUMBERS), ("--target-risk", NUMBERS),
              ("--confidence", NUMBERS), ("--seed", NUMBERS), ("--json", PATHS)],
+    "fit": [("--out", PATHS), ("--backbone", st.sampled_from(["small_cnn", "efficientnet_lite0", "x"])),
+            ("--weights", st.sampled_from(["none", "imagenet", "missing.h5"])), ("--views", NUMBERS),
+            ("--trainable-layers", NUMBERS | st.just("all")), ("--epochs", NUMBERS), ("--dropout", NUMBERS),
+            ("--target-risk", NUMBERS), ("--confidence", NUMBERS), ("--min-per-class", NUMBERS),
+            ("--passes", NUMBERS), ("--bias-correction", NUMBERS), ("--image-size", NUMBERS),
+            ("--outlier-weight", NUMBERS), ("--seed", NUMBERS), ("--json", PATHS)],
 }
-POSITIONAL = {"inspect": PATHS, "predict": PATHS, "evaluate": PATHS, "calibrate": PATHS, "convert": PATHS}
+POSITIONAL = {"inspect": PATHS, "predict": PATHS, "evaluate": PATHS, "calibrate": PATHS, "convert": PATHS,
+              "fit": PATHS}
 
 
 @st.composite
@@ -143,10 +150,12 @@ def _expensive_steps_stop(monkeypatch) -> None:
     import tfuq.conversion.convert
     import tfuq.demo
     import tfuq.modeling.backbones
+    import tfuq.workflow.fit
 
     monkeypatch.setattr(tfuq.modeling.backbones, "build_model", _stop)  # no weight downloads
     monkeypatch.setattr(tfuq.conversion.convert, "load_keras_model", _stop)
     monkeypatch.setattr(tfuq.demo, "run", _stop)
+    monkeypatch.setattr(tfuq.workflow.fit, "fit", _stop)
 
 
 def run_cli(argv, capsys) -> tuple[str, str]:

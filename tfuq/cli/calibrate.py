@@ -93,7 +93,7 @@ def check_args(args) -> None:
 
 
 def run(args) -> int:
-    from tfuq import evaluation, runtime
+    from tfuq import runtime
     from tfuq.cli._outputs import Outputs, json_text
     from tfuq.runtime import budget, modelfile
 
@@ -117,30 +117,13 @@ def run(args) -> int:
                            f"({', '.join(SCORES)}) nor one the model returns "
                            f"({', '.join(model.score_names) or 'it returns none'})")
         info(f"calibrating {shown(args.model)} on {len(images)} images, {model.passes} passes, seed {args.seed}")
-        probabilities, scores = evaluation.run_model(model, images, seed=args.seed, progress=True)
-        within, guard = WITHIN[args.within], None
-        if not args.no_ood_guard:
-            name = args.ood_score
-            if name in SCORES:
-                from tfuq.runtime.aggregate import aggregate
+        from tfuq.workflow import steps
 
-                values = aggregate(probabilities).score(name)
-            else:
-                values = scores[name]
-            try:
-                guard = abstain.ood_guard(values, name, alpha=args.ood_alpha, delta=args.ood_delta)
-            except abstain.InfeasibleError as error:
-                if args.ood_score_given:  # asked for by name: say so and stop
-                    raise
-                info(f"no OOD guard: {error}")
-        if guard is not None:
-            within = guard.rule if within is None else abstain.with_ood_guard(within, guard.rule)
-            info(f"OOD guard: {abstain.describe_rule(guard.rule)} (rank {guard.rank} of {len(images)} "
-                 f"from the refusing end; refuses {guard.refused_on_calibration:.1%} of these images; at "
-                 f"most {args.ood_alpha:g} of such images with probability {1 - args.ood_delta:g})")
-        result = abstain.calibrate(
-            probabilities, labels, target_risk=args.target_risk, confidence=args.confidence,
-            score=args.score, within=within, scores=scores,
+        result, guard = steps.calibration_of(
+            model, images, labels, target_risk=args.target_risk, confidence=args.confidence,
+            score=args.score, within=WITHIN[args.within], ood_guard=not args.no_ood_guard, ood_score=args.ood_score,
+            guard_optional=not args.ood_score_given,
+            ood_alpha=args.ood_alpha, ood_delta=args.ood_delta, seed=args.seed, progress=True, say=info,
         )
         payload = {
             "model": args.model,

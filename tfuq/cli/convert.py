@@ -94,6 +94,8 @@ def load_recipe(path: str | None) -> dict:
             recipe = tomllib.load(handle)
     except FileNotFoundError:
         raise CliError(f"recipe not found: {path}") from None
+    except OSError as error:  # a folder, no permission
+        raise CliError(f"cannot read recipe {path}: {error.strerror or error}") from None
     except tomllib.TOMLDecodeError as error:
         raise CliError(f"recipe {path} is not valid TOML: {error}") from None
     options = recipe.get("convert", {})

@@ -1,8 +1,9 @@
 """The offline default, end to end in about two minutes on two cores, with no network:
-train a small MC-dropout CNN on scikit-learn's handwritten digits, convert it to a
-full-integer tfuq model (30 passes per invoke), calibrate an abstention threshold with a risk
-guarantee, and evaluate on clean and corrupted test images. Prints the seed paper's table
-plus ours and writes the model, the arrays and a report with plots.
+`tfuq fit`'s workflow on scikit-learn's handwritten digits (split per class, a small
+MC-dropout CNN, a full-integer tfuq model with 30 passes per invoke, an abstention threshold
+calibrated with a risk guarantee, the test report with its gallery of refused images, what
+the model will do on a phone, a Pi and in the browser), then clean and corrupted test images.
+Prints the seed paper's table plus ours.
 
 example:
   tfuq demo
@@ -74,8 +75,12 @@ def run(args) -> int:
               f"coverage {calibration['coverage']:.1%} on the calibration images")
     else:
         print(f"\nno calibrated rule: {calibration['message']}")
-    print(f"\nartifacts in {args.out}/: model.keras, model.tflite, passes.npz, summary.json, "
-          f"report/report.md (+ PNGs); {summary['seconds']:.0f} s")
+    from tfuq.workflow import fit
+
+    print("\n" + "\n".join(fit.summary_lines(summary, args.out)))
+    times = ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in summary["seconds_per_stage"].items())
+    print(f"\nartifacts in {args.out}/: model.keras, model.tflite, split.json, summary.json, SUMMARY.md, "
+          f"report/report.md (+ PNGs, the gallery, passes.npz); {summary['seconds']:.0f} s ({times})")
     if args.json == "-":
         print(json_text(payload))
     return 0

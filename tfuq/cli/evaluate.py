@@ -5,8 +5,8 @@ FPR95 (errors vs correct, and test vs out-of-distribution with --ood), ECE and B
 --ood it prints two FPR95s, named apart: "FPR95 OOD", tfuq's, is the share of test images
 refused when 95% of the OOD images are (OOD as the positive class); "OOD kept@95", the OOD
 literature's (ODIN, OpenOOD), is the share of OOD images kept when 95% of the test images are.
-Every out-of-distribution score the model returns beside its probabilities (energy, by
-default) is reported too, and a rule with an OOD guard decides with it.
+Every out-of-distribution score the model returns beside its probabilities (energy, when
+converted with --scores energy) is reported too, and a rule with an OOD guard decides with it.
 
 The decision rule is the one the model carries (--rule model, the default), or one given
 here: --rule interval --conf-factor Z, or --rule threshold --score S --threshold T.
@@ -161,29 +161,33 @@ def run(args) -> int:
             progress=True, seeding=args.seeding,
         )
         result.report.update({"data": args.data, "ood": args.ood})
-        _commit(args, result, staged, outputs)
+        _commit(args, result, staged, outputs, images, model.labels)
     return _show(args, result, staged)
 
 
-def _commit(args, result, staged: dict, outputs) -> None:
-    """Write the staged outputs, then move them all into place (or none of them)."""
-    from tfuq import evaluation
+def _commit(args, result, staged: dict, outputs, images=None, class_names=None) -> None:
+    """Write the staged outputs, then move them all into place (or none of them).
+
+    ``images`` (uint8, the evaluated ones) give the report its gallery of refused and wrongly
+    accepted images; the Beam path has records, not images, and goes without."""
+    from tfuq import reporting
 
     if "json" in staged:
         outputs.write_json(staged["json"], result.report)
     if "save_passes" in staged:
         result.save_arrays(staged["save_passes"])
     if "report" in staged:
-        evaluation.write_report(result, staged["report"],
-                                title=f"{Path(args.model).name} on {Path(args.data).name}")
+        reporting.write_report(result, staged["report"],
+                               title=f"{Path(args.model).name} on {Path(args.data).name}",
+                               images=images, class_names=class_names)
     outputs.commit()
 
 
 def _show(args, result, staged: dict, extra_text: str = "") -> int:
-    from tfuq import evaluation
+    from tfuq import reporting
     from tfuq.cli._outputs import json_text
 
-    table = f"{shown(args.model)} on {shown(args.data)}\n" + evaluation.format_table(result.report)
+    table = f"{shown(args.model)} on {shown(args.data)}\n" + reporting.format_table(result.report)
     if extra_text:
         table += "\n\n" + extra_text
     if args.json == "-":

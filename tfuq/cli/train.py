@@ -249,11 +249,18 @@ def _train(args, out, weights, trainable, training, outputs, json_text) -> int:
         outliers = data.load_spec(_spec(args.outliers), size=image_size, seed=args.seed).images
         say(f"outlier exposure: {len(outliers)} images, weight {args.outlier_weight}")
 
-    import keras
+    from tfuq.workflow import steps
 
+    recipe = steps.TrainSettings(
+        backbone=args.backbone, weights=weights, input_size=args.input_size, dropout=args.dropout,
+        dense=tuple(args.dense), dropout_placement=args.dropout_placement, pooling=args.pooling,
+        trainable_layers=trainable, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, patience=args.patience, monitor=args.monitor,
+        label_smoothing=args.label_smoothing, views=args.views if args.cache_features else None,
+        seed=args.seed,
+    )
     from tfuq.modeling import backbones
 
-    keras.utils.set_random_seed(args.seed)
     settings = {
         "backbone": args.backbone,
         "classes": classes,
@@ -271,33 +278,14 @@ def _train(args, out, weights, trainable, training, outputs, json_text) -> int:
         f"{'all' if trainable is None else trainable} backbone layers trainable, "
         f"MC dropout {args.dropout} at {args.dropout_placement})"
     )
-    with strategy.scope():
-        model = backbones.build_model(**settings)
-    common = {
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "validation_split": 0.0 if validation else args.val_split,
-        "validation": validation,
-        "learning_rate": args.learning_rate,
-        "patience": args.patience,
-        "monitor": args.monitor,
-        "label_smoothing": args.label_smoothing,
-        "seed": args.seed,
-        "outliers": outliers,
-        "outlier_weight": args.outlier_weight,
-    }
-    if args.cache_features:
-        from tfuq.training import cached
-
-        result = cached.train_cached(
-            model, loaded.images, loaded.labels, cache=args.cache_features, views=args.views,
-            say=say, callbacks=[] if args.no_progress else [training.epoch_lines(args.epochs)], **common,
-        )
-    else:
-        result = training.train(
-            model, loaded.images, loaded.labels, strategy=strategy,
-            progress=not args.no_progress, **common,
-        )
+    model = steps.build_classifier(recipe, classes, image_size, strategy=strategy)
+    epoch_lines = [training.epoch_lines(args.epochs)] if args.cache_features and not args.no_progress else []
+    result = steps.train_classifier(
+        model, recipe, loaded.images, loaded.labels, validation=validation,
+        validation_split=args.val_split, cache=args.cache_features, outliers=outliers,
+        outlier_weight=args.outlier_weight, strategy=strategy, callbacks=epoch_lines,
+        progress=not args.no_progress, say=say,
+    )
     qat_summary = None
     if args.qat:
         from tfuq.training import qat

@@ -20,6 +20,7 @@ import {
   type Score,
   type ThresholdRule,
   checkRule,
+  classSummary,
   checkSeed,
   decide,
   explain,
@@ -30,6 +31,7 @@ import {
   oodHigherIsIn,
   photoToInput,
   ruleConfFactor,
+  shortLabel,
   splitModelFile,
 } from "./core";
 import { type Accelerator, TfuqRunner, initLiteRt, threadsAvailable, webGpuAvailable } from "./runner";
@@ -124,8 +126,14 @@ async function openModel(bytes: Uint8Array, name: string): Promise<void> {
   syncParameter();
   await compile();
   const c = file.config;
-  const labels = runner ? Array.from({ length: runner.classes }, (_, i) => label(c, i)).join(", ") : "";
-  $("model-line").textContent = `${name}: ${c.passes} passes, input ${c.input.height}×${c.input.width}, classes ${labels}; rule ${ruleText(c.decision)}.`;
+  const classes = runner ? runner.classes : c.labels.length;
+  const summary = classSummary(c, classes);
+  $("model-line").textContent = `${name}: ${c.passes} passes, input ${c.input.height}×${c.input.width}, ${summary.text}; rule ${ruleText(c.decision)}.`;
+  // Many classes: the whole list only on request (with a 1000-class model it is pages long).
+  const all = $<HTMLDetailsElement>("all-classes");
+  all.hidden = !summary.truncated;
+  all.open = false;
+  $("all-classes-list").textContent = summary.truncated ? Array.from({ length: classes }, (_, i) => label(c, i)).join(" · ") : "";
 }
 
 async function compile(): Promise<void> {
@@ -262,7 +270,7 @@ async function classifyNow(): Promise<void> {
     // The pass seeds are a counter-based stream: the first k rows are what a k-pass run gives.
     const probabilities = all.slice(0, passesWanted);
     const decision = decide(probabilities, rule, scores);
-    const name = (i: number) => label(config, i);
+    const name = (i: number) => shortLabel(config, i);
     const headline = decision.accept ? name(decision.predicted) : "Not sure";
     const reason = explain(decision, rule, name);
     page.result = {
@@ -340,7 +348,9 @@ function render(input: Uint8Array, decision: Decision, rule: Rule, result: PageR
       const lower = summary.lower[c];
       const upper = summary.upper[c];
       row.innerHTML = `<span class="name"></span><div class="track"><div class="bar" style="width:${clamp(summary.mean[c])}%"></div><div class="whisker" style="left:${clamp(lower)}%;width:${clamp(upper) - clamp(lower)}%"></div></div><span class="numbers">${pct(summary.mean[c])} [${pct(lower)}, ${pct(upper)}]</span>`;
-      (row.querySelector(".name") as HTMLElement).textContent = label(config, c);
+      const title = row.querySelector(".name") as HTMLElement;
+      title.textContent = shortLabel(config, c);
+      title.title = label(config, c); // the synonyms, on hover
       return row;
     }),
   );

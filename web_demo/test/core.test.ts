@@ -14,6 +14,7 @@ import {
   type TensorInfo,
   checkRule,
   checkSeed,
+  classSummary,
   decide,
   dequantize,
   describeRule,
@@ -27,6 +28,7 @@ import {
   refusedAsOutOfDistribution,
   roundHalfEven,
   ruleScores,
+  shortLabel,
   splitModelFile,
 } from "../src/core";
 import { REPO, python } from "./python";
@@ -144,6 +146,23 @@ describe("model file", () => {
   it("refuses a bad rule", () => {
     const data = packed({ ...CONFIG, decision: { rule: "threshold", score: "margin", threshold: 1 } });
     expect(() => splitModelFile(data, "m")).toThrow('m: decision: threshold rule score must be one of max_probability, predictive_entropy, mutual_information, variation_ratio, got "margin"');
+  });
+});
+
+describe("class names for the header and the rows (many-class models)", () => {
+  const config = (labels: string[]) => ({ labels }) as any;
+  it("keeps the first ImageNet synonym", () => {
+    const imagenet = config(["tench, Tinca tinca", "great white shark, white shark, man-eater", " , odd", "plain"]);
+    expect([0, 1, 2, 3, 4].map((i) => shortLabel(imagenet, i))).toEqual(["tench", "great white shark", " , odd", "plain", "class_4"]);
+  });
+  it("lists few classes whole and many as the first five and an ellipsis", () => {
+    expect(classSummary(config(["red", "orange", "yellow", "green"]), 4)).toEqual({ text: "4 classes: red, orange, yellow, green", truncated: false });
+    expect(classSummary(config(["a", "b", "c", "d", "e"]), 5)).toEqual({ text: "5 classes: a, b, c, d, e", truncated: false });
+    const names = ["tench, Tinca tinca", "goldfish, Carassius auratus", "great white shark", "tiger shark", "hammerhead", "electric ray"];
+    const many = classSummary(config(names), 1000);
+    expect(many).toEqual({ text: "1000 classes: tench, goldfish, great white shark, tiger shark, hammerhead, …", truncated: true });
+    expect(classSummary(config(names), 1000, 2).text).toBe("1000 classes: tench, goldfish, …");
+    expect(() => classSummary(config(names), 10, 0)).toThrow(RangeError);
   });
 });
 

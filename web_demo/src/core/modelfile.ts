@@ -229,3 +229,32 @@ export function maskLayers(config: ModelConfig): MaskLayer[] {
 export function label(config: ModelConfig, index: number): string {
   return config.labels[index] ?? `class_${index}`;
 }
+
+/**
+ * A class name as a person reads it on a small screen: the first of comma-separated synonyms
+ * (ImageNet's "tench, Tinca tinca" is "tench"), the whole label when that part is empty.
+ */
+export function shortLabel(config: ModelConfig, index: number): string {
+  const full = label(config, index);
+  return full.split(",")[0].trim() || full;
+}
+
+/** The header's line about the classes, and whether it left some out ("show all" then lists them). */
+export interface ClassSummary {
+  text: string;
+  truncated: boolean;
+}
+
+/**
+ * "4 classes: red, orange, yellow, green" for few classes; for many, the first `shown` and an
+ * ellipsis: "1000 classes: tench, goldfish, great white shark, tiger shark, hammerhead, …".
+ * A 1000-class model's full list (4,400 pixels of text with the synonyms) stays behind "show all".
+ */
+export function classSummary(config: ModelConfig, classes: number, shown = 5): ClassSummary {
+  if (!Number.isInteger(shown) || shown < 1) throw new RangeError(`shown must be a positive integer, got ${shown}`);
+  const count = Math.min(classes, shown);
+  const names = Array.from({ length: count }, (_, i) => shortLabel(config, i));
+  const truncated = classes > count;
+  const noun = classes === 1 ? "class" : "classes";
+  return { text: `${classes} ${noun}: ${names.join(", ")}${truncated ? ", …" : ""}`, truncated };
+}

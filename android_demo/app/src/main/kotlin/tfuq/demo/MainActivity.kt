@@ -6,6 +6,7 @@ import android.view.LayoutInflater
 import androidx.activity.result.PickVisualMediaRequest
 import androidx.activity.result.contract.ActivityResultContracts.PickVisualMedia
 import androidx.activity.viewModels
+import androidx.appcompat.app.AlertDialog
 import androidx.appcompat.app.AppCompatActivity
 import androidx.core.content.ContextCompat
 import androidx.core.view.isVisible
@@ -17,6 +18,7 @@ import tfuq.demo.databinding.ActivityMainBinding
 import tfuq.demo.databinding.ItemClassRowBinding
 import tfuq.uqcore.Classification
 import tfuq.uqcore.DecisionRule
+import tfuq.uqcore.Labels
 import tfuq.uqcore.UInt64
 import java.util.Locale
 
@@ -49,11 +51,16 @@ class MainActivity : AppCompatActivity() {
         // No camera at all: picking from the gallery is the way in.
         binding.take.isVisible = packageManager.hasSystemFeature(PackageManager.FEATURE_CAMERA_ANY)
         binding.toolbar.setOnMenuItemClickListener { item ->
-            if (item.itemId == R.id.action_settings) {
-                SettingsSheet().show(supportFragmentManager, SettingsSheet.TAG)
-                true
-            } else {
-                false
+            when (item.itemId) {
+                R.id.action_settings -> {
+                    SettingsSheet().show(supportFragmentManager, SettingsSheet.TAG)
+                    true
+                }
+                R.id.action_classes -> {
+                    showAllClasses()
+                    true
+                }
+                else -> false
             }
         }
 
@@ -69,11 +76,14 @@ class MainActivity : AppCompatActivity() {
         binding.pick.isEnabled = ready != null && !state.busy
         binding.take.isEnabled = ready != null && !state.busy
         binding.toolbar.menu.findItem(R.id.action_settings)?.isEnabled = ready != null
+        // A model with many classes: the subtitle names the first few, the whole list on request.
+        binding.toolbar.menu.findItem(R.id.action_classes)?.isVisible = ready != null && Labels.truncated(ready.classes)
         binding.progress.isVisible = state.busy || state.model is ModelState.Loading
 
         binding.toolbar.subtitle = when (val model = state.model) {
             is ModelState.Ready -> getString(
-                R.string.model_subtitle, model.source, model.config.passes, model.classes, describe(model.config.decision)
+                R.string.model_subtitle, model.source, model.config.passes,
+                Labels.summary(model.config.labels, model.classes), describe(model.config.decision)
             )
             else -> null
         }
@@ -118,7 +128,7 @@ class MainActivity : AppCompatActivity() {
             row.interval.text = getString(R.string.interval, percent(score.lower), percent(score.upper))
             row.bar.set(score.mean, score.lower, score.upper, highlighted = score.index == result.decision.predicted)
             row.root.contentDescription = getString(
-                R.string.class_row_description, score.label, percent(score.mean), percent(score.lower), percent(score.upper)
+                R.string.class_row_description, score.fullLabel, percent(score.mean), percent(score.lower), percent(score.upper)
             )
         }
 
@@ -131,6 +141,17 @@ class MainActivity : AppCompatActivity() {
             width,
             height
         )
+    }
+
+    /** Every class of the model, as it carries them (synonyms and all), in a scrolling dialog. */
+    private fun showAllClasses() {
+        val ready = viewModel.state.value.model as? ModelState.Ready ?: return
+        val names = Array(ready.classes) { ready.config.label(it) }
+        AlertDialog.Builder(this)
+            .setTitle(getString(R.string.all_classes_title, ready.classes))
+            .setItems(names, null)
+            .setPositiveButton(android.R.string.ok, null)
+            .show()
     }
 
     private fun fmt(value: Double) = String.format(Locale.ROOT, "%.3f", value)

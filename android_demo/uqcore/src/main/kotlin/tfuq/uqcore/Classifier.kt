@@ -47,8 +47,18 @@ class RunSettings(val passes: Int, val seed: Long, val rule: DecisionRule) {
     }
 }
 
-/** A class with its mean probability and interval, for the screen's list. */
-class ClassScore(val index: Int, val label: String, val mean: Double, val lower: Double, val upper: Double)
+/**
+ * A class with its mean probability and interval, for the screen's list. [label] is the short
+ * name ([Labels.short]); [fullLabel] the label as the model carries it, synonyms and all.
+ */
+class ClassScore(
+    val index: Int,
+    val label: String,
+    val mean: Double,
+    val lower: Double,
+    val upper: Double,
+    val fullLabel: String = label
+)
 
 /** Everything the result screen shows for one image. */
 class Classification(
@@ -98,6 +108,9 @@ class Classifier(val config: ModelConfig, private val runner: MaskedModelRunner)
 
     private val pixelCount = config.input.height * config.input.width * config.input.channels
 
+    // What the headline and the sentence under it name: "tiger cat", not its synonyms.
+    private val shortLabels = config.labels.map { Labels.short(it) }
+
     // The last seed's masks: a pure function of the seed and the model's mask shapes, so a
     // stream of photos with one seed (the camera, the gallery) draws them once. Masks are immutable.
     private var keptSeed = 0L
@@ -146,8 +159,8 @@ class Classifier(val config: ModelConfig, private val runner: MaskedModelRunner)
         val ranking = summary.ranking()
         val top = List(Math.min(topK, ranking.size)) {
             val c = ranking[it]
-            ClassScore(c, config.label(c), summary.mean(c), summary.lower(c), summary.upper(c))
+            ClassScore(c, Labels.short(config.label(c)), summary.mean(c), summary.lower(c), summary.upper(c), config.label(c))
         }
-        return Classification(settings, summary, decision, top, invocation.invokeNanos, maskNanos, config.labels, invocation.scores)
+        return Classification(settings, summary, decision, top, invocation.invokeNanos, maskNanos, shortLabels, invocation.scores)
     }
 }

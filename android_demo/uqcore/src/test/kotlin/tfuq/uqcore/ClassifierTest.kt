@@ -97,6 +97,17 @@ class ClassifierTest {
     }
 
     @Test
+    fun namesClassesByTheirFirstSynonymAndKeepsTheFullLabel() {
+        val imagenet = ModelConfig.parse(configText.replace("\"red\", \"green\", \"blue\"",
+            "\"tench, Tinca tinca\", \"goldfish, Carassius auratus\", \"great white shark, white shark\""), "test")
+        val result = Classifier(imagenet, StandIn()).classify(pixels, RunSettings(8, 7L, DecisionRule.Threshold(Score.MAX_PROBABILITY, 0.0)))
+        assertEquals(listOf("tench", "goldfish", "great white shark"), result.top.sortedBy { it.index }.map { it.label })
+        assertEquals("great white shark, white shark", result.top.first { it.index == 2 }.fullLabel)
+        assertEquals(Labels.short(imagenet.label(result.decision.predicted)), result.headline)
+        assertFalse(result.explanation, result.explanation.contains("Tinca"))
+    }
+
+    @Test
     fun theSameSeedGivesTheSameResultAndAnotherSeedMovesIt() {
         val a = Classifier(config, StandIn()).classify(pixels, RunSettings(8, 1L, config.decision))
         val b = Classifier(config, StandIn()).classify(pixels, RunSettings(8, 1L, config.decision))
