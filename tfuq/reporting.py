@@ -188,10 +188,13 @@ def refusing_part(result: Evaluation) -> list[str | None]:
 
     For an ``all`` rule the first part that refused is named (``Decision.failed_part``); a
     one-part rule is its own reason. Interval parts say the two intervals that overlapped,
-    threshold parts the score against the threshold.
+    threshold parts and the OOD guard the score against the threshold.
     """
-    rule, decision, summary = result.rule, result.decision, result.summary
-    parts = rule["rules"] if rule["rule"] == "all" else [rule]
+    from tfuq.runtime.config import DecisionRule
+
+    rule = DecisionRule.from_dict(result.rule, "rule")
+    decision, summary = result.decision, result.summary
+    parts = rule.rules if rule.rule == "all" else (rule,)
     reasons: list[str | None] = []
     for index in range(len(decision.accept)):
         if decision.accept[index]:
@@ -202,19 +205,23 @@ def refusing_part(result: Evaluation) -> list[str | None]:
     return reasons
 
 
-def _why(summary, index: int, part: dict) -> str:
-    if part["rule"] == "interval":
-        lower, upper = summary.interval(part["conf_factor"])
+def _why(summary, index: int, part) -> str:
+    """Why ``part`` (a typed ``DecisionRule`` leaf) refused image ``index``."""
+    from tfuq.runtime.aggregate import SCORES
+
+    if part.rule == "interval":
+        lower, upper = summary.interval(part.conf_factor)
         top = int(summary.predicted[index])
         others = np.where(np.arange(summary.classes) == top, -np.inf, upper[index])
         rival = int(np.argmax(others))
-        return (f"interval Z={part['conf_factor']:g}: low {lower[index, top]:.2f} <= "
+        return (f"interval Z={part.conf_factor:g}: low {lower[index, top]:.2f} <= "
                 f"rival high {upper[index, rival]:.2f}")
-    if part["rule"] == "ood":  # the model's own score; its per-image value is not kept here
-        return f"ood guard: {part['score']} < {part['threshold']:.2f}"
-    value = float(summary.score(part["score"])[index])
-    sign = "<" if abstain.HIGHER_IS_CONFIDENT[part["score"]] else ">"
-    return f"{part['score']} {value:.2f} {sign} {part['threshold']:.2f}"
+    if part.rule == "ood" and part.score not in SCORES:  # a model score: not kept per image here
+        return f"ood guard: {part.score} < {part.threshold:.2f}"
+    value = float(summary.score(part.score)[index])
+    sign = "<" if abstain.HIGHER_IS_CONFIDENT[part.score] else ">"
+    prefix = "ood guard: " if part.rule == "ood" else ""
+    return f"{prefix}{part.score} {value:.2f} {sign} {part.threshold:.2f}"
 
 
 def gallery_indices(result: Evaluation, which: str, tiles: int = GALLERY_TILES) -> np.ndarray:

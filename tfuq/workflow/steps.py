@@ -274,8 +274,11 @@ def calibrate_model(
     rule = found.to_rule() if found.feasible else None
     if rule is not None:
         modelfile.update_config(path, {"decision": rule})
+    from tfuq.runtime.config import DecisionRule
+
+    calibration = DecisionRule.from_dict(rule).calibration if rule else None
     return Calibrated(found.feasible, found.message, rule, target_risk, confidence, len(images),
-                      dict(rule["calibration"]) if rule else {}, None if guard is None else guard.rule)
+                      calibration.to_dict() if calibration else {}, None if guard is None else guard.rule)
 
 
 def evaluate_model(
