@@ -14,7 +14,7 @@ import tfuq
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted([*(ROOT / "benchmarks").rglob("*.py"), *(ROOT / "android_demo" / "tools").rglob("*.py")])
 SUBPACKAGES = {"runtime", "modeling", "training", "conversion", "data", "beam", "cli", "evaluation",
-               "demo", "quiet"}
+               "demo", "quiet", "workflow", "reporting"}
 
 
 @pytest.mark.parametrize("name", tfuq.__all__)
