@@ -355,21 +355,9 @@ class Clock:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    from tfuq.runtime.modelfile import atomic_output
+    from tfuq.workflow.fit import write_json
 
-    with atomic_output(path, "w") as handle:
-        json.dump(payload, handle, indent=1, default=_json_default)
-        handle.write("\n")
-
-
-def _json_default(value):
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+    write_json(path, payload)
 
 
 def _check_cache(path: Path, settings: dict, what: str) -> None:
@@ -378,7 +366,9 @@ def _check_cache(path: Path, settings: dict, what: str) -> None:
         _write_json(path, settings)
         return
     cached = json.loads(path.read_text())
-    wanted = json.loads(json.dumps(settings, default=_json_default))  # tuples become lists
+    from tfuq.workflow.fit import json_default
+
+    wanted = json.loads(json.dumps(settings, default=json_default))  # tuples become lists
     if cached != wanted:
         changed = sorted(k for k in set(cached) | set(wanted) if cached.get(k) != wanted.get(k))
         raise ExperimentError(

@@ -12,7 +12,7 @@ subcommand's several files (:class:`Outputs`):
   model, an image or data is refused instead of read without end.
 - **Stage beside the destination.** Work is written to hidden names in the destination's own
   folder (so the final rename never crosses file systems) that carry the writer's pid:
-  ``.NAME.PID.XXXX.part.SUFFIX``, and ``.NAME.PID.backup`` during a commit. A run killed hard
+  ``.NAME.PID.<random>.part.SUFFIX`` (tempfile's random part), and ``.NAME.PID.backup`` during a commit. A run killed hard
   (SIGKILL, power) leaves at most those; the next run that writes NAME removes the ones whose
   process is gone (:func:`clean_stale`) and leaves a live writer's alone.
 - **Commit all or none.** :meth:`Outputs.commit` renames the staged files into place, model
@@ -99,11 +99,12 @@ def shown(text: Any) -> str:
 
 def json_text(payload) -> str:
     """``payload`` as the JSON every subcommand prints (numpy values as plain numbers)."""
-    return json.dumps(payload, indent=2, sort_keys=True, default=_plain)
+    return json.dumps(payload, indent=2, sort_keys=True, default=json_default)
 
 
-def _plain(value):
-    if hasattr(value, "tolist") and hasattr(value, "dtype"):  # numpy scalars and arrays
+def json_default(value):
+    """``json.dump(default=...)`` for numpy scalars and arrays: Python numbers and lists."""
+    if hasattr(value, "tolist") and hasattr(value, "dtype"):
         return value.tolist()
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
@@ -229,6 +230,22 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+def _install(signums, handler) -> dict:
+    """Set ``handler`` for each signal that can be set here; the handlers it replaced."""
+    previous = {}
+    for signum in signums:
+        try:
+            previous[signum] = signal.signal(signum, handler)
+        except (ValueError, OSError):
+            pass
+    return previous
+
+
+def _restore(previous: dict) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
     """Hold SIGINT, SIGTERM and SIGHUP for the block (the rename sequence of a commit, which
@@ -239,17 +256,11 @@ def signals_deferred() -> Iterator[None]:
         yield
         return
     caught: list[int] = []
-    previous = {}
-    for signum in _HELD:
-        try:
-            previous[signum] = signal.signal(signum, lambda number, frame: caught.append(number))
-        except (ValueError, OSError):
-            pass
+    previous = _install(_HELD, lambda number, frame: caught.append(number))
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        _restore(previous)
         for signum in dict.fromkeys(caught):
             signal.raise_signal(signum)
 
@@ -264,21 +275,12 @@ def stop_signals_raise() -> Iterator[None]:
     raise :class:`Terminated` as SIGINT raises KeyboardInterrupt, so ``finally`` blocks,
     context managers and ``atexit`` clean up (staged files, TensorFlow's temporary SavedModel
     folders and autograph files) instead of the process vanishing mid-way."""
-    previous = {}
-    if _in_main_thread():
-        for name in ("SIGTERM", "SIGHUP"):
-            signum = getattr(signal, name, None)
-            if signum is None:
-                continue
-            try:
-                previous[signum] = signal.signal(signum, _raise_terminated)
-            except (ValueError, OSError):
-                pass
+    stops = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    previous = _install(stops, _raise_terminated) if _in_main_thread() else {}
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        _restore(previous)
 
 
 # -- outputs -------------------------------------------------------------------------------------

@@ -336,7 +336,7 @@ class Model:
         probabilities = np.empty((self.passes, len(images), self.classes), dtype=np.float32)
         scores = {name: np.empty(len(images), dtype=np.float32) for name in self.score_names}
         for index, image in enumerate(images):
-            probabilities[:, index] = self.run(image, seed)[:, 0]
+            probabilities[:, index] = self.run_one(image, seed)
             for name in self.score_names:
                 scores[name][index] = self._last_scores[name]
         return probabilities, scores

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tfuq._files import json_default
 from tfuq.workflow import split as splitting
 from tfuq.workflow.steps import ConvertSettings, TrainSettings
 
@@ -150,7 +151,7 @@ class Run:
     def stage(self, stage: str, settings: dict, work: Callable[[], dict | None]) -> dict:
         """Run ``work`` unless its marker holds ``settings``; time it and leave the marker."""
         number = STAGES.index(stage) + 1
-        wanted = json.loads(json.dumps(settings, default=_plain))
+        wanted = json.loads(json.dumps(settings, default=json_default))
         if self.done(stage):
             record = json.loads(self.marker(stage).read_text())
             if record.get("settings") == wanted:
@@ -169,7 +170,7 @@ class Run:
         seconds = time.perf_counter() - began
         self.seconds[stage] = seconds
         record = {"stage": stage, "seconds": round(seconds, 1), "settings": wanted, **details}
-        _write_json(self.marker(stage), record)
+        write_json(self.marker(stage), record)
         self.say(f"[{number}/{len(STAGES)}] {stage} took {seconds:.0f} s")
         return record
 
@@ -187,22 +188,13 @@ def stage_settings(spec: str, recipe: Recipe, extra: dict | None = None) -> dict
             "evaluate": calibrate, "summary": calibrate}
 
 
-def _write_json(path: Path, payload) -> None:
+def write_json(path: Path, payload) -> None:
+    """``payload`` as indented JSON at ``path``, written all or nothing (numpy values as numbers)."""
     from tfuq.runtime.modelfile import atomic_output
 
     with atomic_output(path, "w") as handle:
-        json.dump(payload, handle, indent=1, default=_plain)
+        json.dump(payload, handle, indent=1, default=json_default)
         handle.write("\n")
-
-
-def _plain(value):
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 def check_folder_spec(spec: str, recipe: Recipe):
@@ -283,7 +275,7 @@ def fit(
         say(f"{scan.root}: {len(scan.classes)} classes, {scan.images} images, all readable")
     run = Run(out, say)
     settings = stage_settings(spec, recipe, extra_settings)
-    _write_json(run.out / "fit.json", {"format": FIT_FORMAT, "data": spec, "recipe": recipe.to_json(),
+    write_json(run.out / "fit.json", {"format": FIT_FORMAT, "data": spec, "recipe": recipe.to_json(),
                                        **(extra_settings or {})})
     if data is None:
         data = load_data(spec, recipe, scan)
@@ -358,7 +350,7 @@ def fit(
         from tfuq.runtime import modelfile
 
         details["decision"] = modelfile.read(out / "model.tflite")[1].decision.to_dict()
-        _write_json(out / "conversion.json", details)
+        write_json(out / "conversion.json", details)
         if check is not None:
             say(f"  self-check: Keras vs int8 top-1 agreement {check.agreement:.1%} on {check.images} "
                 f"images ({'passed' if check.passed else 'FAILED'})")
@@ -386,7 +378,7 @@ def fit(
                    "ood_guard": found.ood_guard,
                    "target_risk": recipe.target_risk, "confidence": recipe.confidence,
                    "images": found.images, **({"calibration": found.details} if found.details else {})}
-        _write_json(out / "calibration.json", details)
+        write_json(out / "calibration.json", details)
         return details
 
     calibrated = run.stage("calibrate", settings["calibrate"], do_calibrate)
@@ -400,7 +392,7 @@ def fit(
                                       title=f"tfuq fit: {spec}, test images", seed=recipe.seed,
                                       progress=progress)
         result.save_arrays(out / "report" / "passes.npz")
-        _write_json(out / "evaluation.json", result.report)
+        write_json(out / "evaluation.json", result.report)
         say(reporting.format_table(result.report))
         return {key: result.report[key] for key in (
             "images", "accuracy_all", "coverage", "selective_risk", "accuracy_accepted", "rule_text")}
@@ -413,7 +405,7 @@ def fit(
         images, _ = take("test")
         seconds = steps.invoke_seconds(out / "model.tflite", images[0], threads=os.cpu_count())
         summary = device_summary(out, converted, calibrated, evaluated, seconds)
-        _write_json(out / "summary.json", summary)
+        write_json(out / "summary.json", summary)
         with atomic_output_text(out / "SUMMARY.md") as handle:
             handle.write(summary_markdown(summary))
         return {"invoke_seconds": seconds}
@@ -424,7 +416,7 @@ def fit(
     summary["split"] = {name: int(len(index)) for name, index in parts.items()}
     summary["training"] = {k: v for k, v in trained.items() if k != "stage"}
     summary["split_record"] = {k: v for k, v in record.items() if k != "stage"}
-    _write_json(out / "summary.json", summary)
+    write_json(out / "summary.json", summary)
     return summary
 
 
