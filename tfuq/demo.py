@@ -87,7 +87,7 @@ def run(
     *,
     epochs: int = 25,
     passes: int = 30,
-    target_risk: float = 0.02,
+    target_risk: float = 0.03,
     confidence: float = 0.9,
     seed: int = 0,
     say: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True),

@@ -78,10 +78,10 @@ def _score_table(report: dict) -> str:
         columns += ["auroc_ood", "fpr95_ood", "ood_kept_at_95_id"]
     names = {"aurc": "AURC", "auroc_errors": "AUROC err", "fpr95_errors": "FPR95 err",
              "auroc_ood": "AUROC OOD", "fpr95_ood": "FPR95 OOD", "ood_kept_at_95_id": "OOD kept@95"}
-    header = "  " + f"{'score':<20}" + "".join(f"{names[c]:>11}" for c in columns)
+    header = "  " + f"{'score':<20}" + "".join(f"{names[c]:>12}" for c in columns)
     lines = [header]
     for score, entry in report["scores"].items():
-        lines.append("  " + f"{score:<20}" + "".join(f"{_show(entry[c]):>11}" for c in columns))
+        lines.append("  " + f"{score:<20}" + "".join(f"{_show(entry[c]):>12}" for c in columns))
     return "\n".join(lines)
 
 

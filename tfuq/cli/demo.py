@@ -21,7 +21,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", default="tfuq-demo", help="folder for the artifacts (default: ./tfuq-demo)")
     parser.add_argument("--epochs", type=int, default=25, help="most training epochs (early stopping may end sooner)")
     parser.add_argument("--passes", type=int, default=30, help="MC passes per invoke (default 30)")
-    parser.add_argument("--target-risk", type=float, default=0.02, help="selective risk to guarantee (default 0.02)")
+    parser.add_argument("--target-risk", type=float, default=0.03, help="selective risk to guarantee (default 0.03)")
     parser.add_argument("--confidence", type=float, default=0.9, help="confidence of the guarantee (default 0.9)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", metavar="PATH", help="also write the summary as JSON ('-' or /dev/stdout prints it)")

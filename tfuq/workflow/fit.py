@@ -110,7 +110,7 @@ def digits_recipe(**changes) -> Recipe:
     )
     convert = ConvertSettings(passes=30, calibration_samples=160, check_samples=40,
                               decision={"rule": "interval", "conf_factor": 1.0})
-    recipe = Recipe(train=train, convert=convert, target_risk=0.02,
+    recipe = Recipe(train=train, convert=convert, target_risk=0.03,
                     fractions={"train": 0.45, "validation": 0.1, "calibration": 0.25, "test": 0.2})
     return replace(recipe, **changes)
 

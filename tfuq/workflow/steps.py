@@ -239,7 +239,7 @@ def calibration_of(
         if guard is not None:
             within = guard.rule if within is None else abstain.with_ood_guard(within, guard.rule)
             if say is not None:
-                say(f"OOD guard: {abstain.describe_rule(guard.rule)} (rank {guard.rank} of {len(images)} "
+                say(f"{abstain.describe_rule(guard.rule)} (rank {guard.rank} of {len(images)} "
                     f"from the refusing end; refuses {guard.refused_on_calibration:.1%} of these images; at "
                     f"most {ood_alpha:g} of such images with probability {1 - ood_delta:g})")
     found = abstain.calibrate(probabilities, labels, target_risk=target_risk, confidence=confidence,
