@@ -150,6 +150,9 @@ class Setup:
     # ood_dev.OUTLIER_CLASSES at 32 px (the other classes are measured on), None = none.
     outliers: str | None = None
     outlier_weight: float = 0.5
+    # Featureless outliers (--featureless N): N generated flat colours, gradients and smooth
+    # blends (tfuq.data.featureless) added to the outlier images; 0 = none.
+    featureless: int = 0
 
     def training_settings(self, backbone: str) -> dict:
         return {
@@ -172,7 +175,9 @@ class Setup:
             # Recorded only when set, so runs made before these settings existed still match.
             **({"monitor": self.monitor} if self.monitor != "val_loss" else {}),
             **({"label_smoothing": self.label_smoothing} if self.label_smoothing else {}),
-            **({"outliers": self.outliers, "outlier_weight": self.outlier_weight} if self.outliers else {}),
+            **({"outliers": self.outliers} if self.outliers else {}),
+            **({"outlier_weight": self.outlier_weight} if self.outliers or self.featureless else {}),
+            **({"featureless": self.featureless} if self.featureless else {}),
         }
 
     def evaluation_settings(self) -> dict:
@@ -379,17 +384,25 @@ def _check_cache(path: Path, settings: dict, what: str) -> None:
 
 # -- training and conversion -----------------------------------------------------------------------
 def outlier_images(setup: Setup, size) -> np.ndarray:
-    """The outlier-exposure images of ``setup.outliers``, uint8 at the training images' ``size``."""
+    """The outlier-exposure images of ``setup.outliers`` and ``setup.featureless``, uint8 at the
+    training images' ``size``."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import ood_dev
 
-    if setup.outliers != "tinyimagenet":
-        raise ExperimentError(f"unknown outlier set {setup.outliers!r} (tinyimagenet)")
-    if not ood_dev.available():
-        raise ExperimentError(f"--outliers tinyimagenet needs the shared files in {ood_dev.SHARED_OOD}")
     from tfuq import data
+    from tfuq.data.featureless import featureless
 
-    return data.resize(ood_dev.tinyimagenet(ood_dev.OUTLIER_CLASSES), tuple(size))
+    parts = []
+    if setup.outliers is not None:
+        if setup.outliers != "tinyimagenet":
+            raise ExperimentError(f"unknown outlier set {setup.outliers!r} (tinyimagenet)")
+        if not ood_dev.available():
+            raise ExperimentError(f"--outliers tinyimagenet needs the shared files in {ood_dev.SHARED_OOD}")
+        parts.append(data.resize(ood_dev.tinyimagenet(ood_dev.OUTLIER_CLASSES), tuple(size)))
+    if setup.featureless:
+        # seeded apart from benchmarks/ood_sets.py's blank images (seed 0, flat colours only)
+        parts.append(featureless(setup.featureless, tuple(size), seed=setup.seed + 1))
+    return np.concatenate(parts)
 
 
 def train_model(setup: Setup, backbone: str, folder: Path, say: Callable[[str], None],
@@ -429,9 +442,11 @@ def train_model(setup: Setup, backbone: str, folder: Path, say: Callable[[str], 
         settings = train_settings(setup, backbone)
         model = steps.build_classifier(settings, classes, loaded.images.shape[1:3])
         outliers = None
-        if setup.outliers:
+        if setup.outliers or setup.featureless:
             outliers = outlier_images(setup, loaded.images.shape[1:3])
-            say(f"{backbone}: outlier exposure on {len(outliers)} images ({setup.outliers}), "
+            named = " + ".join(([setup.outliers] if setup.outliers else [])
+                               + ([f"{setup.featureless} featureless"] if setup.featureless else []))
+            say(f"{backbone}: outlier exposure on {len(outliers)} images ({named}), "
                 f"weight {setup.outlier_weight}")
         fitted = steps.train_classifier(
             model, settings, images, labels, validation_split=setup.validation_split,
@@ -1063,6 +1078,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
                         help="outlier exposure on the Tiny-ImageNet classes of benchmarks/ood_dev.py's "
                         "OUTLIER_CLASSES (the others are measured on)")
     parser.add_argument("--outlier-weight", type=float, help="weight of the outlier term (default 0.5)")
+    parser.add_argument("--featureless", type=int, metavar="N",
+                        help="add N generated featureless images (flat colours, gradients, smooth blends; "
+                        "tfuq.data.featureless) to the outliers")
     parser.add_argument("--feature-cache", help="folder of cached trunk features to share with another run "
                         "of the same trunk and images (default <out>/<backbone>/features)")
     parser.add_argument("--detail-severities", nargs="*", type=int, default=[3, 5],
@@ -1104,6 +1122,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Setup]:
         "bias_correction": args.bias_correction,
         "outliers": args.outliers,
         "outlier_weight": args.outlier_weight,
+        "featureless": args.featureless,
     }
     setup = replace(setup, **{k: v for k, v in changes.items() if v is not None})
     if args.weights is not None:
