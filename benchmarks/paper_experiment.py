@@ -175,7 +175,7 @@ class Setup:
             # Recorded only when set, so runs made before these settings existed still match.
             **({"monitor": self.monitor} if self.monitor != "val_loss" else {}),
             **({"label_smoothing": self.label_smoothing} if self.label_smoothing else {}),
-            **({"outliers": self.outliers} if self.outliers else {}),
+            **({"outliers": self.outliers, "outlier_classes": _outlier_classes()} if self.outliers else {}),
             **({"outlier_weight": self.outlier_weight} if self.outliers or self.featureless else {}),
             **({"featureless": self.featureless} if self.featureless else {}),
         }
@@ -383,6 +383,14 @@ def _check_cache(path: Path, settings: dict, what: str) -> None:
 
 
 # -- training and conversion -----------------------------------------------------------------------
+def _outlier_classes() -> list[int]:
+    """The Tiny-ImageNet classes ``--outliers tinyimagenet`` trains on (recorded with the model)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import ood_dev
+
+    return list(ood_dev.OUTLIER_CLASSES)
+
+
 def outlier_images(setup: Setup, size) -> np.ndarray:
     """The outlier-exposure images of ``setup.outliers`` and ``setup.featureless``, uint8 at the
     training images' ``size``."""
