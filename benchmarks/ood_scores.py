@@ -219,11 +219,30 @@ def rule_rows(kept: dict[str, dict], ood_names: list[str]) -> tuple[list[dict], 
     return rows, info
 
 
+def disjoint_rows(unseen: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The rows of the kept ``tinyimagenet_unseen`` arrays whose class is none of CIFAR-100's
+    (``ood_dev.UNSEEN_DISJOINT``): the set is the dev file's images of ``UNSEEN_CLASSES`` in file
+    order, so the classes are read back from the file."""
+    import ood_dev
+
+    with np.load(ood_dev.SHARED_OOD / ood_dev.TINY) as data:
+        classes = np.asarray(data["y"])
+    classes = classes[np.isin(classes, ood_dev.UNSEEN_CLASSES)]
+    if len(classes) != len(unseen["labels"]):
+        raise SystemExit(f"ood_scores: the kept tinyimagenet_unseen set has {len(unseen['labels'])} rows, "
+                         f"the dev file {len(classes)}")
+    keep = np.isin(classes, ood_dev.UNSEEN_DISJOINT)
+    # the MC arrays are (passes, images, ...), the rest (images, ...)
+    return {key: value[:, keep] if key in ("float", "int8") else value[keep] for key, value in unseen.items()}
+
+
 def analyse(out: str | Path, backbone: str = "efficientnet_lite0") -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from paper_beyond import load
 
     kept = load(Path(out) / backbone / "probabilities")
+    if "ood_tinyimagenet_unseen" in kept:
+        kept["ood_tinyimagenet_disjoint"] = disjoint_rows(kept["ood_tinyimagenet_unseen"])
     missing = [name for name in ("test", "calibration", "train_bank") if name not in kept]
     if missing:
         raise SystemExit(f"ood_scores: {out} has no kept {', '.join(missing)} yet")
@@ -244,7 +263,7 @@ def analyse(out: str | Path, backbone: str = "efficientnet_lite0") -> dict:
             "rules": rows, "guard": guard}
 
 
-def tables(result: dict, focus: tuple[str, ...] = ("cifar10", "tinyimagenet_unseen")) -> str:
+def tables(result: dict, focus: tuple[str, ...] = ("cifar10", "tinyimagenet_unseen", "tinyimagenet_disjoint")) -> str:
     sets = [s[4:] for s in result["sets"] if s.startswith("ood_")]
     ordered = [s for s in focus if s in sets] + [s for s in sets if s not in focus]
     lines = [f"{result['out']}: test accuracy float {result['accuracy']['float']:.3f}, int8 {result['accuracy']['int8']:.3f}",
