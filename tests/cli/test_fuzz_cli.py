@@ -122,7 +122,7 @@ OPTIONS = {
               ("--strategy", st.sampled_from(["none", "mirrored", "x"])), ("--json", PATHS), ("--no-progress", None),
               ("--outliers", OUTLIERS)],
     "demo": [("--out", PATHS), ("--epochs", NUMBERS), ("--passes", NUMBERS), ("--target-risk", NUMBERS),
-             ("--confidence", NUMBERS), ("--seed", NUMBERS), ("--json", PATHS)],
+             ("--confidence", NUMBERS), ("--seed", NUMBERS), ("--featureless", NUMBERS), ("--json", PATHS)],
     "fit": [("--out", PATHS), ("--backbone", st.sampled_from(["small_cnn", "efficientnet_lite0", "x"])),
             ("--weights", st.sampled_from(["none", "imagenet", "missing.h5"])), ("--views", NUMBERS),
             ("--trainable-layers", NUMBERS | st.just("all")), ("--epochs", NUMBERS), ("--dropout", NUMBERS),
