@@ -72,6 +72,9 @@ def test_evaluate_runner_bad_usage_is_one_line_and_exit_2(tiny_tflite, digits, t
     assert cli("evaluate", tiny_tflite, "--data", f"npz:{tmp_path}/none-*.npz", "--runner",
                "direct", "--records", tmp_path / "r") == 2
     assert "no files match" in capsys.readouterr().err
+    assert cli("evaluate", tiny_tflite, "--data", digits / "test.npz", "--ood", "featureless:5",
+               "--runner", "direct", "--records", tmp_path / "r") == 2
+    assert "featureless:5: featureless images are generated" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 

@@ -127,6 +127,15 @@ def test_sources_fail_in_one_line_before_the_pipeline(tmp_path):
         pipeline.sources("svhn:test", (16, 16))
 
 
+@pytest.mark.parametrize("spec", ["featureless:5", "cifar100_corrupted/fog_3:featureless:5"])
+def test_generated_featureless_images_are_refused_in_one_line(spec):
+    with pytest.raises(SourceError) as refused:
+        pipeline.sources(spec, (16, 16))
+    message = str(refused.value)
+    assert message.startswith(f"{spec}: featureless images are generated") and "not read by the Beam" in message
+    assert "\n" not in message
+
+
 def test_a_cifar100_c_set_prepared_by_the_tfuq_builder_reads_back_pixel_for_pixel(
         tiny_tflite, tmp_path):
     tfds = pytest.importorskip("tensorflow_datasets")

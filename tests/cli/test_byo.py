@@ -128,6 +128,21 @@ def test_attach_adds_a_head_and_fine_tunes_only_it(files, tmp_path, capsys):
     assert [m.layer for m in tfuq.read_config(converted).mc_dropout] == [layers[-2].name]
 
 
+def test_attach_takes_repeated_outliers_and_records_them(files, tmp_path, capsys):
+    grey = np.clip(128 + np.random.default_rng(4).normal(0, 30, (10, 16, 16, 3)), 0, 255).astype(np.uint8)
+    np.savez(tmp_path / "grey.npz", x=grey)
+    specs = [str(tmp_path / "grey.npz"), "featureless:6"]
+    status, _, err = run_cli(
+        ["attach", files / "plain.keras", "--rate", 0.2, "--data", files / "data.npz", "--out", tmp_path / "oe.keras",
+         "--epochs", 1, "--passes", 4, "--input-range=-1,1", "--outliers", specs[0], "--outliers", specs[1],
+         "--json", tmp_path / "a.json"], capsys)
+    assert status == 0, err
+    assert f"loading outliers {specs[0]}, featureless:6" in err
+    assert "features for 16 outlier images" in err  # 10 grey + 6 featureless
+    report = json.loads((tmp_path / "a.json").read_text())
+    assert report["outliers"] == specs and report["outlier_weight"] == 0.5
+
+
 def test_attach_bad_input_one_line_exit_2_nothing_written(files, tmp_path, capsys):
     inputs = keras.Input((16, 16, 3))
     pooled = keras.layers.GlobalAveragePooling2D()(inputs)
@@ -142,6 +157,8 @@ def test_attach_bad_input_one_line_exit_2_nothing_written(files, tmp_path, capsy
         ("no Dense", [tmp_path / "features.keras", "--rate", 0.2, "--data", data, "--out", out], "final Dense"),
         ("no labels", [plain, "--rate", 0.2, "--data", tmp_path / "unlabelled.npz", "--out", out], "no labels"),
         ("missing", [tmp_path / "none.keras", "--rate", 0.2, "--data", data, "--out", out], "not found"),
+        ("outliers", [plain, "--rate", 0.2, "--data", data, "--out", out, "--outliers", "featureless:2",
+                      "--outliers", "featureless:2"], "outliers featureless:2: given twice"),
     ]
     for name, arguments, words in cases:
         before = set(tmp_path.rglob("*"))

@@ -33,7 +33,8 @@ def test_corrupted_copies_use_every_corruption_and_are_deterministic():
 
 def test_demo_end_to_end_short(tmp_path, capsys):
     out = tmp_path / "demo"
-    status = main(["demo", "--out", str(out), "--epochs", "2", "--passes", "5", "--json", str(tmp_path / "s.json")])
+    status = main(["demo", "--out", str(out), "--epochs", "2", "--passes", "5", "--featureless", "20",
+                   "--json", str(tmp_path / "s.json")])
     assert status == 0
     printed = capsys.readouterr().out
     assert "micro-F1, all images (original model)" in printed
@@ -53,3 +54,14 @@ def test_demo_end_to_end_short(tmp_path, capsys):
     assert len(joined) == len(np.unique(joined)) == 1797
     assert summary["data"]["test"] == len(parts["test"]) and "expected_coverage" in summary
     assert "MC passes in one invoke" in printed
+    # outlier exposure on generated featureless images, recorded as --outliers would record it
+    train = json.loads((out / "stages" / "train.json").read_text())
+    assert train["settings"]["outliers"] == ["featureless:20"]
+    history = json.loads((out / "model.history.json").read_text())
+    assert history["settings"]["outliers"] == 20
+
+
+def test_a_bad_featureless_count_is_refused_before_anything_runs(tmp_path, capsys):
+    status = main(["demo", "--out", str(tmp_path / "d"), "--featureless", "-1"])
+    assert status == 2 and "--featureless must be in [0, 1,000,000], got -1" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()

@@ -78,6 +78,16 @@ def test_evaluate_json_to_stdout_and_ood(tiny_tflite, hard_data, capsys):
     assert 0.0 <= report["auroc_ood"] <= 1.0 and "fpr95_ood" in report["scores"]["variation_ratio"]
 
 
+def test_evaluate_takes_generated_featureless_images_as_an_ood_set(tiny_tflite, hard_data, capsys):
+    status = cli("evaluate", tiny_tflite, "--data", hard_data / "test.npz", "--ood", "featureless:30",
+                 "--limit", "40", "--json", "-")
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    report = json.loads(captured.out)
+    assert report["images"] == 40 and report["ood_images"] == 30
+    assert 0.0 <= report["auroc_ood"] <= 1.0
+
+
 def test_evaluate_report_folder(tiny_tflite, hard_data, tmp_path, capsys):
     status = cli("evaluate", tiny_tflite, "--data", hard_data / "test.npz", "--limit", "60",
                  "--report", tmp_path / "report")

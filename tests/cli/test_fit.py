@@ -119,6 +119,7 @@ def test_an_unusable_folder_is_refused_before_training(photos, tmp_path, capsys)
     (["--target-risk", "1.5"], "--target-risk must be strictly between 0 and 1"),
     (["--min-per-class", "2"], "--min-per-class must be at least 4"),
     (["--views", "4", "--trainable-layers", "all"], "cached views need a frozen trunk"),
+    (["--outliers", "featureless:many"], "outliers featureless:many: dataset spec"),
 ])
 def test_bad_options_are_one_line_errors(photos, tmp_path, capsys, flags, message):
     status = main(["fit", f"folder:{photos}", "--out", str(tmp_path / "o"), *SMALL, *flags])
@@ -132,12 +133,14 @@ def test_outliers_reach_training(photos, tmp_path, capsys):
     for i in range(6):
         Image.fromarray(np.full((20, 20, 3), 128, np.uint8)).save(none_of_these / f"{i}.png")
     out = tmp_path / "o"
-    status = main(["fit", f"folder:{photos}", "--out", str(out), "--outliers", f"folder:{none_of_these}",
+    specs = [f"folder:{none_of_these}", "featureless:4"]  # a flat folder of photos, then generated ones
+    status = main(["fit", f"folder:{photos}", "--out", str(out), "--outliers", specs[0], "--outliers", specs[1],
                    "--epochs", "1", *SMALL[:-1]])
     err = capsys.readouterr().err
     assert status in (0, 1) and "Traceback" not in err
-    assert json.loads((out / "fit.json").read_text())["outliers"] == f"folder:{none_of_these}"
+    assert f"loading outliers {specs[0]}, featureless:4" in err
+    assert json.loads((out / "fit.json").read_text())["outliers"] == specs
     train = json.loads((out / "stages" / "train.json").read_text())
-    assert train["settings"]["outliers"] == f"folder:{none_of_these}"
+    assert train["settings"]["outliers"] == specs
     history = json.loads((out / "model.history.json").read_text())
-    assert history["settings"].get("outliers") == 6, history["settings"]
+    assert history["settings"].get("outliers") == 10, history["settings"]

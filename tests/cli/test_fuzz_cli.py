@@ -91,6 +91,8 @@ PATHS = st.sampled_from(["model.tflite", "data.npz", "unlabelled.npz", "a.png", 
                          "recipe.toml", "labels.txt", "a.png/x", "new.keras", "new.tflite",
                          "fifo", "devnull", "devfull", "zero", "/dev/stdout"])
 VALUES = NUMBERS | PATHS | st.text(max_size=6)
+OUTLIERS = PATHS | st.sampled_from(["featureless:3", "featureless:0", "featureless:x", "files:dir", "files:*.png",
+                                    "files:fifo", "files:zero", "folder:fifo", "tfrecord:*.x"])
 
 OPTIONS = {
     "inspect": [("--json", None)],
@@ -117,15 +119,16 @@ OPTIONS = {
               ("--val-split", NUMBERS), ("--val-data", PATHS), ("--patience", NUMBERS), ("--limit", NUMBERS),
               ("--monitor", st.sampled_from(["val_loss", "val_accuracy", "x"])), ("--label-smoothing", NUMBERS),
               ("--trainable-layers", NUMBERS | st.just("all")), ("--qat", None), ("--seed", NUMBERS),
-              ("--strategy", st.sampled_from(["none", "mirrored", "x"])), ("--json", PATHS), ("--no-progress", None)],
+              ("--strategy", st.sampled_from(["none", "mirrored", "x"])), ("--json", PATHS), ("--no-progress", None),
+              ("--outliers", OUTLIERS)],
     "demo": [("--out", PATHS), ("--epochs", NUMBERS), ("--passes", NUMBERS), ("--target-risk", NUMBERS),
-             ("--confidence", NUMBERS), ("--seed", NUMBERS), ("--json", PATHS)],
+             ("--confidence", NUMBERS), ("--seed", NUMBERS), ("--featureless", NUMBERS), ("--json", PATHS)],
     "fit": [("--out", PATHS), ("--backbone", st.sampled_from(["small_cnn", "efficientnet_lite0", "x"])),
             ("--weights", st.sampled_from(["none", "imagenet", "missing.h5"])), ("--views", NUMBERS),
             ("--trainable-layers", NUMBERS | st.just("all")), ("--epochs", NUMBERS), ("--dropout", NUMBERS),
             ("--target-risk", NUMBERS), ("--confidence", NUMBERS), ("--min-per-class", NUMBERS),
             ("--passes", NUMBERS), ("--bias-correction", NUMBERS), ("--image-size", NUMBERS),
-            ("--outlier-weight", NUMBERS), ("--seed", NUMBERS), ("--json", PATHS)],
+            ("--outlier-weight", NUMBERS), ("--outliers", OUTLIERS), ("--seed", NUMBERS), ("--json", PATHS)],
 }
 POSITIONAL = {"inspect": PATHS, "predict": PATHS, "evaluate": PATHS, "calibrate": PATHS, "convert": PATHS,
               "fit": PATHS}
@@ -185,6 +188,8 @@ def run_cli(argv, capsys) -> tuple[str, str]:
 @example(["evaluate", "model.tflite", "--data", "data.npz", "--report", "a.png"])
 @example(["calibrate", "model.tflite", "--data", "data.npz", "--target-risk", "0.3", "--json", "missing/x.json"])
 @example(["train", "--backbone", "small_cnn", "--data", "data.npz", "--out", "new.keras", "--image-size", str(10**9)])
+@example(["train", "--backbone", "small_cnn", "--data", "data.npz", "--out", "new.keras", "--outliers", "featureless:3",
+          "--outliers", "files:*.png"])
 @example(["evaluate", "model.tflite", "--data", "data.npz", "--limit", str(2**64)])
 @example(["predict", "model.tflite", "a.png", "--seed", str(2**64)])
 @example(["convert", "tiny.keras", "--out", "new.tflite", "--representative", "data.npz", "--min-agreement", "nan"])

@@ -15,6 +15,7 @@ Data specs (``--data``) follow the one grammar of :func:`tfuq.data.parse_spec`:
 tables per severity and per corruption), ``tfrecord:<glob>`` (tfds-written files),
 ``folder:<dir>`` (one subfolder per class, listed as ``tfuq.data`` lists it) and
 ``files:<glob>`` (unlabelled). Image files are decoded by the photo rule the model carries.
+``featureless:<count>`` images are generated in memory for training, not read: refused here.
 """
 
 from __future__ import annotations
@@ -43,12 +44,13 @@ def sources(spec: str, size: tuple[int, int], set_name: str = "data",
 
     ``photo_rule`` decodes image files: the model's (``photo.rule_of(model.config)``); None
     is the current rule. Raises SourceError for a spec that is malformed or that only
-    :func:`tfuq.data.load_spec` reads (tfds slicing, a corruption applied on the fly).
+    :func:`tfuq.data.load_spec` reads (tfds slicing, a corruption applied on the fly,
+    generated featureless images).
     """
     from tfuq.beam import sources as src
     from tfuq.data import DataError, parse_spec
     from tfuq.data.corruptions import CORRUPTIONS, SEVERITIES, config_name
-    from tfuq.data.datasets import ALL_CORRUPTIONS
+    from tfuq.data.datasets import ALL_CORRUPTIONS, FEATURELESS
     from tfuq.runtime import photo
 
     photo_rule = photo.RULE if photo_rule is None else photo_rule
@@ -57,6 +59,9 @@ def sources(spec: str, size: tuple[int, int], set_name: str = "data",
     except DataError as error:
         raise src.SourceError(str(error)) from None
     source, target = parsed.source, parsed.target
+    if source == FEATURELESS:
+        raise src.SourceError(f"{spec}: featureless images are generated in memory for training "
+                              "(--outliers), not read by the Beam pipelines; drop --runner")
     if parsed.corruption is not None and source != "cifar100_corrupted":
         raise src.SourceError(f"{spec}: the Beam pipelines read prepared CIFAR-100-C sets "
                               "(cifar100_corrupted/<config>:test), they corrupt nothing themselves")

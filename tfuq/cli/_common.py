@@ -81,3 +81,27 @@ def rule_from_args(args, config) -> dict:
     if args.score is None or args.threshold is None:
         raise CliError("--rule threshold needs --score and --threshold")
     return decision.threshold_rule(args.score, args.threshold)
+
+
+OUTLIERS_HELP = (
+    "outlier exposure: images of none of the classes, on which training pushes the model towards "
+    "uniform probabilities, so that 'not sure' comes out on things it was never taught (Hendrycks "
+    "et al. 2019). Any data spec (labels ignored), a flat folder of photos (folder:PATH/ without "
+    "class subfolders) or featureless:N (N generated images of nothing: flat colours, gradients, "
+    "blends, for a blank wall or a covered lens). Repeat it to take several, read in order into "
+    "one set, e.g. --outliers folder:not_mine/ --outliers featureless:500"
+)
+
+
+def add_outliers_option(parser) -> None:
+    """``--outliers SPEC``, repeatable, as ``tfuq train``, ``attach`` and ``fit`` take it."""
+    parser.add_argument("--outliers", action="append", metavar="SPEC", help=OUTLIERS_HELP)
+
+
+def read_outliers(specs: list[str], size: tuple[int, int], seed: int, say=info):
+    """The images of every ``--outliers`` spec at ``size`` as one uint8 array
+    (:func:`tfuq.data.outliers.load_outliers`), with a progress line naming them all."""
+    from tfuq.data.outliers import load_outliers
+
+    say(f"loading outliers {', '.join(specs)}")
+    return load_outliers(specs, size, seed=seed)

@@ -9,6 +9,7 @@ state it (--input-range/--mean/--std): it is folded in, and the written model ta
 example:
   tfuq attach model.keras --rate 0.2 --data train.npz --out mc.keras --epochs 5
   tfuq attach keras_io.keras --rate 0.2 --data train.npz --out mc.keras --input-range=-1,1 --json -
+  tfuq attach model.keras --rate 0.2 --data train.npz --out oe.keras --outliers other.npz --outliers featureless:500
   tfuq convert mc.keras --out mc.tflite --representative train.npz --add-softmax
 """
 
@@ -17,7 +18,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from tfuq.cli._byo import add_input_arguments, check_model_path, input_size, preprocessing
-from tfuq.cli._common import CliError, emit_json, info, quiet_tensorflow, require
+from tfuq.cli._common import (
+    CliError,
+    add_outliers_option,
+    emit_json,
+    info,
+    quiet_tensorflow,
+    read_outliers,
+    require,
+)
 
 HELP = "add an MC-dropout head to a trained classifier and fine-tune the head"
 
@@ -35,9 +44,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--passes", type=int, default=30, help="MC passes for the validation accuracy after (default 30)")
     parser.add_argument("--limit", type=int, metavar="N", help="use at most N images (a seeded draw over all classes)")
     add_input_arguments(parser)
-    parser.add_argument("--outliers", metavar="SPEC",
-                        help="outlier exposure while the head fine-tunes: photos of none of the classes "
-                        "(a folder, an .npz or any data spec; labels ignored)")
+    add_outliers_option(parser)
     parser.add_argument("--outlier-weight", type=float, default=0.5, metavar="W",
                         help="with --outliers: weight of the outlier term, in (0, 100] (default 0.5)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the split, dropout and shuffling (default 0)")
@@ -77,7 +84,9 @@ def run(args) -> int:
         raise CliError(f"{args.data} has no labels (an .npz needs an array y)")
     if not 0.0 < args.outlier_weight <= 100.0:
         raise CliError(f"--outlier-weight must be in (0, 100], got {args.outlier_weight}")
-    outliers = None if args.outliers is None else data.load_spec(_spec(args.outliers), seed=args.seed).images
+    # at the training images' size; attach brings both to the model's input
+    outliers = None if not args.outliers else read_outliers(
+        args.outliers, loaded.images.shape[1:3], args.seed, info)
     quiet_tensorflow()
     from tfuq.conversion import convert
     from tfuq.modeling import attach
@@ -110,6 +119,7 @@ def run(args) -> int:
         "seconds": round(result.seconds, 1),
         "history": result.history,
         "notes": result.notes,
+        **({"outliers": list(args.outliers), "outlier_weight": args.outlier_weight} if args.outliers else {}),
     }
     compared = ""
     if result.accuracy_before is not None:

@@ -8,6 +8,7 @@ Prints the seed paper's table plus ours.
 example:
   tfuq demo
   tfuq demo --out /tmp/demo --epochs 10 --json -
+  tfuq demo --out /tmp/oe --featureless 150      # outlier exposure on 150 featureless images
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--passes", type=int, default=30, help="MC passes per invoke (default 30)")
     parser.add_argument("--target-risk", type=float, default=0.03, help="selective risk to guarantee (default 0.03)")
     parser.add_argument("--confidence", type=float, default=0.9, help="confidence of the guarantee (default 0.9)")
+    parser.add_argument("--featureless", type=int, metavar="N",
+                        help="outlier exposure on N generated featureless images (flat colours, gradients, "
+                        "blends), as --outliers featureless:N in tfuq train (default 0: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", metavar="PATH", help="also write the summary as JSON ('-' or /dev/stdout prints it)")
 
@@ -40,6 +44,10 @@ def check_args(args) -> None:
             raise CliError(f"{name} must be strictly between 0 and 1, got {value}")
     if not 0 <= args.seed < 2**32:
         raise CliError(f"--seed must be in [0, 2**32), got {args.seed}")
+    from tfuq.data.featureless import MAX_COUNT
+
+    if args.featureless is not None and not 0 <= args.featureless <= MAX_COUNT:
+        raise CliError(f"--featureless must be in [0, {MAX_COUNT:,}], got {args.featureless}")
 
 
 def run(args) -> int:
@@ -55,8 +63,9 @@ def run(args) -> int:
         quiet_tensorflow()
         from tfuq import demo
 
+        featureless = {} if args.featureless is None else {"featureless": args.featureless}
         summary = demo.run(staged, epochs=args.epochs, passes=args.passes, target_risk=args.target_risk,
-                           confidence=args.confidence, seed=args.seed, say=info)
+                           confidence=args.confidence, seed=args.seed, say=info, **featureless)
         payload = {k: v for k, v in summary.items() if k != "table"}
         if staged_json is not None:
             outputs.write_json(staged_json, payload)

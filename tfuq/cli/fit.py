@@ -17,7 +17,7 @@ evaluate, summary). Exit 1 when the self-check failed, 2 on an unusable folder o
 example:
   tfuq fit folder:photos/ --out mymodel/
   tfuq fit folder:photos/ --out mymodel/ --target-risk 0.05 --epochs 10 --views 4
-  tfuq fit folder:photos/ --out mymodel/ --outliers folder:not_my_classes/   # "none of these"
+  tfuq fit folder:photos/ --out mymodel/ --outliers folder:not_my_classes/ --outliers featureless:500
   tfuq fit npz:train.npz --out small/ --backbone small_cnn --weights none --input-size 32 --json -
 """
 
@@ -25,7 +25,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tfuq.cli._common import CliError, info, quiet_tensorflow, require
+from tfuq.cli._common import (
+    CliError,
+    add_outliers_option,
+    info,
+    quiet_tensorflow,
+    read_outliers,
+    require,
+)
 from tfuq.cli.train import BACKBONE_CHOICES, _positive_int
 
 HELP = "folder of photos -> split, fine-tune, int8, calibrate, evaluate, device summary (resumable)"
@@ -61,8 +68,7 @@ def add_arguments(parser) -> None:
     recipe.add_argument("--min-per-class", type=_positive_int, help="refuse classes with fewer images (default 10)")
     recipe.add_argument("--target-risk", type=float, help="selective risk to guarantee (default 0.1)")
     recipe.add_argument("--confidence", type=float, help="confidence of the guarantee (default 0.9)")
-    recipe.add_argument("--outliers", metavar="SPEC",
-                        help="images of none of the classes (folder:PATH/ or files), for outlier exposure")
+    add_outliers_option(recipe)
     recipe.add_argument("--outlier-weight", type=float, help="weight of the outlier loss (default 0.5)")
     recipe.add_argument("--seed", type=int, help="seeds the split, the training and the MC masks (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -183,11 +189,11 @@ def run(args) -> int:
     if scan is not None:
         info(f"{scan.root}: {len(scan.classes)} classes, {scan.images} images, all readable")
     data = fit.load_data(args.data, recipe, scan)
-    outliers = _outliers(args.outliers, data.images.shape[1:3]) if args.outliers else None
+    outliers = read_outliers(args.outliers, data.images.shape[1:3], recipe.seed) if args.outliers else None
     quiet_tensorflow()
     summary = fit.fit(args.data, out, recipe, data=data, outliers=outliers, say=info,
                       progress=not args.no_progress,
-                      extra_settings={"outliers": args.outliers} if args.outliers else None)
+                      extra_settings={"outliers": list(args.outliers)} if args.outliers else None)
     lines = fit.summary_lines(summary, out)
     times = ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in summary["seconds_per_stage"].items())
     text = "\n".join(lines + [f"time       {times}", f"files      {out}/: model.tflite, model.keras, split.json, "
@@ -204,24 +210,3 @@ def run(args) -> int:
                 handle.write(json_text(summary) + "\n")
     return 1 if summary.get("self_check_passed") is False else 0
 
-
-def _outliers(spec: str, size: tuple[int, int]):
-    """The "none of these" images as one uint8 array at the training images' ``size``: a flat
-    folder of photos, or any labelled spec whose labels are ignored."""
-    import numpy as np
-
-    from tfuq import data
-    from tfuq.runtime import photo
-
-    source, _, path = spec.partition(":")
-    folder = Path(path if source == "folder" else spec)
-    try:
-        if folder.is_dir() and not any(p.is_dir() for p in folder.iterdir()):
-            files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
-                           and p.suffix.lower() in data.datasets.IMAGE_SUFFIXES)
-            if not files:
-                raise CliError(f"--outliers {spec}: no images in {folder}")
-            return np.stack([photo.read(f, tuple(size)) for f in files])
-        return data.load_spec(spec, size=tuple(size)).images
-    except (data.DataError, photo.PhotoError) as error:
-        raise CliError(f"--outliers {spec}: {error}") from None

@@ -14,6 +14,8 @@ example:
   tfuq train --backbone small_cnn --data npz:train.npz --epochs 20 --out small.keras --json -
   tfuq train --backbone efficientnet_lite0 --weights imagenet --data npz:train.npz --trainable-layers 8 \\
       --cache-features cache/ --views 4 --epochs 15 --out tuned.keras   # last block + head conv on a CPU
+  tfuq train --backbone small_cnn --data npz:train.npz --out oe.keras \\
+      --outliers folder:not_my_classes/ --outliers featureless:500     # "none of these"
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tfuq.cli._common import CliError, info, quiet_tensorflow, require
+from tfuq.cli._common import (
+    CliError,
+    add_outliers_option,
+    info,
+    quiet_tensorflow,
+    read_outliers,
+    require,
+)
 
 HELP = "train a classifier with an MC-dropout head (ImageNet backbones or a small CNN)"
 
@@ -116,12 +125,7 @@ def add_arguments(parser) -> None:
         help="with --cache-features: augmented views per training image, each a random crop "
         "(reflect-padded by 1/8 of the side) and flip (default 2)",
     )
-    parser.add_argument(
-        "--outliers", metavar="SPEC",
-        help="outlier exposure: photos of none of the classes (a folder, an .npz or any data spec; "
-        "labels ignored), on which training pushes the model towards uniform probabilities, so "
-        "that 'not sure' comes out on things it was never taught (Hendrycks et al. 2019)",
-    )
+    add_outliers_option(parser)
     parser.add_argument(
         "--outlier-weight", type=float, default=0.5, metavar="W",
         help="with --outliers: weight of the outlier term against the classification loss, in (0, 100] (default 0.5)",
@@ -243,10 +247,7 @@ def _train(args, out, weights, trainable, training, outputs, json_text) -> int:
     image_size = tuple(int(d) for d in loaded.images.shape[1:3])
     outliers = None
     if args.outliers:
-        from tfuq import data
-
-        say(f"loading outliers {args.outliers}")
-        outliers = data.load_spec(_spec(args.outliers), size=image_size, seed=args.seed).images
+        outliers = read_outliers(args.outliers, image_size, args.seed, say)
         say(f"outlier exposure: {len(outliers)} images, weight {args.outlier_weight}")
 
     from tfuq.workflow import steps
@@ -272,6 +273,7 @@ def _train(args, out, weights, trainable, training, outputs, json_text) -> int:
         "pooling": args.pooling,
         "dropout_placement": args.dropout_placement,
         "trainable_layers": trainable,
+        **({"outliers": list(args.outliers), "outlier_weight": args.outlier_weight} if args.outliers else {}),
     }
     say(
         f"building {args.backbone} for {classes} classes ({'weights ' + weights if weights else 'random init'}, "

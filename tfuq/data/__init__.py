@@ -6,11 +6,17 @@ imports from here.
 
 - :mod:`tfuq.data.common`: the error type and array checks every data module shares.
 - :mod:`tfuq.data.datasets`: dataset specs (``npz:``, ``folder:``, ``cifar100:``,
-  ``cifar100_corrupted/...``), ``.npz`` reading, resizing, representative draws.
+  ``cifar100_corrupted/...``, ``featureless:<count>``), ``.npz`` reading, resizing,
+  representative draws.
+- :mod:`tfuq.data.outliers`: ``load_outliers``, the "none of these" images for outlier
+  exposure from one or more specs (any dataset spec, a flat folder of photos, featureless
+  images) as one array: what ``--outliers`` reads in ``tfuq train``, ``attach`` and ``fit``.
+- :mod:`tfuq.data.featureless`: generated images of nothing (flat colours, gradients, smooth
+  blends), seeded.
 - :mod:`tfuq.data.corruptions`: the 15 CIFAR-C corruptions at severities 1-5.
 - :mod:`tfuq.data.cifar100_corrupted`: the tfds builder for CIFAR-100-C.
 
-The names below are re-exported from the first two, so ``from tfuq import data`` then
+The names below are re-exported from the first three, so ``from tfuq import data`` then
 ``data.load_spec(...)`` reads as before.
 """
 
@@ -28,6 +34,7 @@ from tfuq.data.datasets import (
     representative,
     resize,
 )
+from tfuq.data.outliers import load_outliers
 
 __all__ = [
     "CIFAR100_LABELS",
@@ -41,6 +48,7 @@ __all__ = [
     "check_labels",
     "load_folder",
     "load_npz",
+    "load_outliers",
     "load_spec",
     "parse_spec",
     "representative",

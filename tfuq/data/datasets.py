@@ -28,6 +28,11 @@ readers, :func:`load_spec` here (into memory) and the Beam pipelines
     one subfolder per class (sorted names are the labels; :func:`class_folder_files`).
 ``files:<folder or glob>``, ``tfrecord:<glob>``
     image files without labels; TFRecord files tensorflow-datasets wrote (Beam only).
+``featureless:<count>``
+    ``count`` generated images of nothing (flat colours, gradients, smooth blends:
+    :mod:`tfuq.data.featureless`) at the ``size`` asked for, seeded, without labels: "none of
+    these" images for outlier exposure (:func:`tfuq.data.outliers.load_outliers`), or an OOD
+    set. Generated here, never read by the Beam pipelines.
 
 Image files are read by the photo rule (:mod:`tfuq.runtime.photo`) the caller names, the
 model's (``photo.rule_of(model.config)``), and only files with a suffix in
@@ -55,6 +60,8 @@ import numpy as np
 
 from tfuq._files import file_kind
 from tfuq.data.common import CIFAR100_LABELS, DataError, check_images, check_labels
+from tfuq.data.featureless import MAX_COUNT as _FEATURELESS_MAX
+from tfuq.data.featureless import featureless
 from tfuq.runtime import photo
 from tfuq.runtime.photo import IMAGE_SUFFIXES
 
@@ -74,6 +81,7 @@ __all__ = [
 
 _LOCAL_SOURCES = ("npz", "folder")
 _BEAM_SOURCES = ("files", "tfrecord")  # read by the Beam pipelines only
+FEATURELESS = "featureless"  # generated here (tfuq.data.featureless), never read by Beam
 ALL_CORRUPTIONS = "*"  # cifar100_corrupted/*:test, every corruption at every severity
 _CIFAR100_SPLITS = ("train", "test")
 
@@ -162,7 +170,8 @@ class Spec:
     """A parsed dataset spec: where the images come from and an optional corruption.
 
     ``source`` is ``cifar100``, ``cifar100_corrupted`` (the tfds builder), ``npz``,
-    ``folder``, ``files`` or ``tfrecord``; ``target`` the split, path or glob.
+    ``folder``, ``files``, ``tfrecord`` or ``featureless``; ``target`` the split, path, glob
+    or (``featureless``) the image count.
     ``corruption``/``severity`` are set for ``cifar100_corrupted/...`` specs, applied by tfds
     for ``source="cifar100_corrupted"`` and here, by :func:`tfuq.data.corruptions.corrupt`,
     for the other sources; ``corruption`` is ``"*"`` (severity None) for every set at once.
@@ -214,7 +223,7 @@ def parse_spec(spec: str) -> Spec:
             return Spec("cifar100_corrupted", target, ALL_CORRUPTIONS)
         corruption, severity = parse_config_name(config)
         inner_source = target.partition(":")[0]
-        if inner_source in _LOCAL_SOURCES or inner_source == "cifar100":
+        if inner_source in _LOCAL_SOURCES or inner_source in ("cifar100", FEATURELESS):
             inner = parse_spec(target)
             return Spec(inner.source, inner.target, corruption, severity)
         if inner_source.startswith("cifar100_corrupted"):
@@ -226,13 +235,31 @@ def parse_spec(spec: str) -> Spec:
         if _split_name(target) not in _CIFAR100_SPLITS:
             raise DataError(f"cifar100 has splits train and test, got {target!r} in {spec!r}")
         return Spec("cifar100", target)
+    if source == FEATURELESS:
+        _featureless_count(target, spec)
+        return Spec(source, target)
     if source in _LOCAL_SOURCES or source in _BEAM_SOURCES:
         if not target:
             raise DataError(f"dataset spec {spec!r} names no path")
         return Spec(source, target)
     known = ", ".join(["cifar100", "cifar100_corrupted/<corruption>_<severity>", *_LOCAL_SOURCES,
-                       *_BEAM_SOURCES])
+                       *_BEAM_SOURCES, f"{FEATURELESS}:<count>"])
     raise DataError(f"unknown dataset source {source!r} in {spec!r}; known: {known}")
+
+
+def _featureless_count(target: str, spec: str | None = None) -> int:
+    """The image count of a ``featureless:<count>`` spec (``target`` is what follows the
+    colon), checked: a whole number in 1..:data:`tfuq.data.featureless.MAX_COUNT`.
+
+    Raises:
+        DataError: anything else, in one line naming the spec.
+    """
+    spec = f"{FEATURELESS}:{target}" if spec is None else spec
+    text = target.strip()
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= _FEATURELESS_MAX:
+        raise DataError(f"dataset spec {spec!r}: featureless takes an image count, a whole number "
+                        f"in 1..{_FEATURELESS_MAX:,}, e.g. featureless:500")
+    return int(text)
 
 
 def load_spec(
@@ -249,15 +276,17 @@ def load_spec(
 
     Args:
         spec: e.g. ``"cifar100:test"``, ``"npz:data.npz"``, ``"folder:photos/"``,
-            ``"cifar100_corrupted/fog_3:test"`` or ``"cifar100_corrupted/fog_3:npz:test.npz"``.
+            ``"cifar100_corrupted/fog_3:test"``, ``"cifar100_corrupted/fog_3:npz:test.npz"``
+            or ``"featureless:500"``.
         limit: keep at most this many images, a seeded uniform draw without replacement kept
             in the original order (files sorted by class stay sorted, but hold all classes).
         size: ``(height, width)`` to bring images to by the photo rule (centre crop, bilinear);
-            folders need it when their images differ in size.
+            folders need it when their images differ in size, ``featureless`` specs always.
             Corruptions are applied before resizing, at the size the data comes in.
-        seed: seeds the ``limit`` draw and corruptions applied here. Image ``i`` of the source
-            always gets the same corruption, whatever ``limit`` keeps; with the default 0 a
-            corrupted ``cifar100:test`` equals what the tfds builder generates.
+        seed: seeds the ``limit`` draw, corruptions applied here and featureless images.
+            Image ``i`` of the source always gets the same corruption, whatever ``limit``
+            keeps; with the default 0 a corrupted ``cifar100:test`` equals what the tfds
+            builder generates.
         data_dir: tfds data folder (default: tfds' own, ``~/tensorflow_datasets``).
         download: let tfds download CIFAR-100 when it is not prepared yet.
         progress: ``progress(done, total)`` while corrupting here (per 5,000 32x32 images on
@@ -267,7 +296,8 @@ def load_spec(
 
     Returns:
         :class:`LabelledImages` with uint8 NHWC images, int64 labels (None for an ``.npz``
-        without ``y``) and label names (None when the source has none).
+        without ``y`` and for featureless images) and label names (None when the source has
+        none).
 
     Raises:
         DataError: bad spec, unreadable or invalid data, missing tensorflow-datasets, a
@@ -282,7 +312,12 @@ def load_spec(
     ):
         raise DataError(f"limit must be a positive integer, got {limit!r}")
     size = None if size is None else _check_size(size)  # before anything is read
-    if parsed.source == "npz":
+    if parsed.source == FEATURELESS:
+        if size is None:
+            raise DataError(f"{FEATURELESS}:{parsed.target} images are generated at a size: "
+                            "give one (the model's input)")
+        loaded = LabelledImages(featureless(_featureless_count(parsed.target), size, seed), None, None)
+    elif parsed.source == "npz":
         loaded = LabelledImages(*load_npz(parsed.target))
     elif parsed.source == "folder":
         loaded = load_folder(parsed.target, size=size, photo_rule=photo_rule)

@@ -265,7 +265,7 @@ def fit(
         recipe: the choices (:func:`lite0_recipe`, :func:`digits_recipe`, or changed ones).
         outliers: uint8 images of none of the classes for outlier exposure, or None.
         progress: progress bars for the MC runs on stderr.
-        extra_settings: more settings that must match on resume (e.g. the outlier source).
+        extra_settings: more settings that must match on resume (e.g. the outlier specs).
     """
     say = say or (lambda message: print(message, flush=True))
     for line in recipe.describe():
