@@ -16,6 +16,7 @@
 export const PHOTO_RULE = { name: "center-crop-bilinear", version: 1 } as const;
 
 const PRECISION_BITS = 32 - 8 - 2;
+const HALF = 1 << (PRECISION_BITS - 1);
 
 export interface Crop {
   x0: number;
@@ -35,22 +36,15 @@ export function centerCrop(width: number, height: number, targetHeight: number, 
 }
 
 interface Coefficients {
-  /** Per output pixel: first input index and how many inputs it weighs. */
+  /** Per output pixel: the first input index and how many inputs it weighs. */
   bounds: Int32Array;
   /** Per output pixel, `size` fixed-point weights. */
   weights: Int32Array;
   size: number;
 }
 
-// Photos of one camera come in one size: their weights are computed once per (input, output) size.
-const coefficientCache = new Map<string, Coefficients>();
-const COEFFICIENT_CACHE_SIZE = 8;
-
 /** Pillow's `precompute_coeffs` with the bilinear filter, then `normalize_coeffs_8bpc`. */
 function coefficients(inSize: number, outSize: number): Coefficients {
-  const key = `${inSize}>${outSize}`;
-  const known = coefficientCache.get(key);
-  if (known) return known;
   const scale = inSize / outSize;
   const filterScale = Math.max(scale, 1.0);
   const support = 1.0 * filterScale;
@@ -78,156 +72,134 @@ function coefficients(inSize: number, outSize: number): Coefficients {
     bounds[xx * 2] = xmin;
     bounds[xx * 2 + 1] = xmax;
   }
-  const result = { bounds, weights, size };
-  if (coefficientCache.size >= COEFFICIENT_CACHE_SIZE) coefficientCache.delete(coefficientCache.keys().next().value as string);
-  coefficientCache.set(key, result);
-  return result;
+  return { bounds, weights, size };
 }
 
-function clip8(value: number): number {
-  if (value >= 1 << (PRECISION_BITS + 8)) return 255;
-  if (value <= 0) return 0;
-  return value >> PRECISION_BITS;
+/** What one (photo size, model input size) needs: the crop, each pass's coefficients (null: the pass is skipped, as in Pillow). */
+interface Plan {
+  crop: Crop;
+  horizontal: Coefficients | null;
+  vertical: Coefficients | null;
+  /** The crop rows the vertical pass reads (all of them, but for an upscale's edges). */
+  firstRow: number;
+  lastRow: number;
 }
 
-/** Where the rows of the picture to resize come from: RGB bytes, or RGBA composited over white. */
-interface RowSource {
-  /** The picture's size (the crop's, for a crop). */
-  width: number;
-  height: number;
-  /** Row `y`'s pixels: the array, the index of its first pixel, and the bytes per pixel (3 or 4, RGB first). */
-  row(y: number): [Uint8Array | Uint8ClampedArray, number, number];
-}
+// Photos of one camera come in one size: their plan is computed once per size.
+const plans = new Map<string, Plan>();
+const PLAN_CACHE_SIZE = 8;
 
-/**
- * Pillow's BILINEAR resize of the rows `source` gives, to `(outHeight, outWidth, 3)`: the
- * horizontal pass row by row (only the rows the vertical pass reads, as Pillow), rounded to
- * uint8, then the vertical pass output row by output row, each tap a sweep over a whole row of
- * integers. A pass whose size does not change is skipped, as in Pillow.
- */
-function resample(source: RowSource, outWidth: number, outHeight: number): Uint8Array {
-  const { width, height } = source;
-  const half = 1 << (PRECISION_BITS - 1);
-  const vertical = outHeight !== height ? coefficients(height, outHeight) : null;
+function planFor(width: number, height: number, targetHeight: number, targetWidth: number): Plan {
+  const key = `${width}x${height}>${targetWidth}x${targetHeight}`;
+  const known = plans.get(key);
+  if (known) return known;
+  const crop = centerCrop(width, height, targetHeight, targetWidth);
+  const horizontal = crop.width !== targetWidth ? coefficients(crop.width, targetWidth) : null;
+  const vertical = crop.height !== targetHeight ? coefficients(crop.height, targetHeight) : null;
   const firstRow = vertical ? vertical.bounds[0] : 0;
-  const lastRow = vertical ? vertical.bounds[outHeight * 2 - 2] + vertical.bounds[outHeight * 2 - 1] : height;
-  const horizontal = outWidth !== width ? coefficients(width, outWidth) : null;
-  const rowBytes = outWidth * 3;
-  const temp = new Uint8Array((lastRow - firstRow) * rowBytes);
-  for (let y = firstRow; y < lastRow; y++) {
-    const [pixels, start, stride] = source.row(y);
-    let out = (y - firstRow) * rowBytes;
-    if (!horizontal) {
-      for (let x = 0, at = start; x < width; x++, at += stride) {
-        temp[out++] = pixels[at];
-        temp[out++] = pixels[at + 1];
-        temp[out++] = pixels[at + 2];
-      }
-      continue;
-    }
-    const { bounds, weights, size } = horizontal;
-    for (let xx = 0; xx < outWidth; xx++) {
-      const xmin = bounds[xx * 2];
-      const xmax = bounds[xx * 2 + 1];
-      const base = xx * size;
-      let s0 = half;
-      let s1 = half;
-      let s2 = half;
-      for (let x = 0, at = start + xmin * stride; x < xmax; x++, at += stride) {
-        const w = weights[base + x];
-        s0 += pixels[at] * w;
-        s1 += pixels[at + 1] * w;
-        s2 += pixels[at + 2] * w;
-      }
-      temp[out++] = clip8(s0);
-      temp[out++] = clip8(s1);
-      temp[out++] = clip8(s2);
-    }
-  }
-  if (!vertical) return temp;
-  const out = new Uint8Array(outHeight * rowBytes);
-  const sums = new Int32Array(rowBytes);
-  const { bounds, weights, size } = vertical;
-  for (let yy = 0; yy < outHeight; yy++) {
-    const ymin = bounds[yy * 2] - firstRow;
-    const ymax = bounds[yy * 2 + 1];
-    sums.fill(half);
-    for (let y = 0; y < ymax; y++) {
-      const w = weights[yy * size + y];
-      const row = (y + ymin) * rowBytes;
-      for (let i = 0; i < rowBytes; i++) sums[i] += temp[row + i] * w;
-    }
-    const at = yy * rowBytes;
-    for (let i = 0; i < rowBytes; i++) out[at + i] = clip8(sums[i]);
-  }
-  return out;
+  const lastRow = vertical ? vertical.bounds[targetHeight * 2 - 2] + vertical.bounds[targetHeight * 2 - 1] : crop.height;
+  const plan = { crop, horizontal, vertical, firstRow, lastRow };
+  if (plans.size >= PLAN_CACHE_SIZE) plans.delete(plans.keys().next().value as string);
+  plans.set(key, plan);
+  return plan;
 }
 
-/**
- * Resize RGB `(height, width, 3)` bytes to `(outHeight, outWidth, 3)` as Pillow's BILINEAR.
- * Like Pillow, a pass whose size does not change is skipped.
- */
-export function resizeBilinear(rgb: Uint8Array, width: number, height: number, outWidth: number, outHeight: number): Uint8Array {
-  if (rgb.length !== width * height * 3) throw new RangeError(`expected ${width * height * 3} RGB bytes, got ${rgb.length}`);
-  const source: RowSource = { width, height, row: (y) => [rgb, y * width * 3, 3] };
-  return resample(source, outWidth, outHeight);
+// Scratch reused across photos (the page classifies one photo at a time): the horizontal pass's
+// rows, and one row composited over white.
+let between = new Uint8ClampedArray(0);
+let compositedRow = new Int32Array(0);
+
+/** The pixels as little-endian 32-bit words, red in the low byte: a view when it can be, else a copy. */
+function pixelWords(rgba: Uint8Array | Uint8ClampedArray): Int32Array {
+  if (LITTLE_ENDIAN && rgba.byteOffset % 4 === 0) return new Int32Array(rgba.buffer, rgba.byteOffset, rgba.length / 4);
+  const bytes = new DataView(rgba.buffer, rgba.byteOffset, rgba.length);
+  const words = new Int32Array(rgba.length / 4);
+  for (let i = 0; i < words.length; i++) words[i] = bytes.getInt32(i * 4, true);
+  return words;
 }
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** One channel over white: `(c*a + 255*(255 - a) + 127) // 255`. */
 function overWhite(c: number, a: number): number {
   return Math.floor((c * a + 255 * (255 - a) + 127) / 255);
 }
 
-/** RGBA bytes to RGB with the alpha composited over white, in integers. */
-export function compositeOverWhite(rgba: Uint8Array | Uint8ClampedArray, width: number, height: number, crop?: Crop): Uint8Array {
-  if (rgba.length !== width * height * 4) throw new RangeError(`expected ${width * height * 4} RGBA bytes, got ${rgba.length}`);
-  const region = crop ?? { x0: 0, y0: 0, width, height };
-  const out = new Uint8Array(region.width * region.height * 3);
-  let o = 0;
-  for (let y = region.y0; y < region.y0 + region.height; y++) {
-    for (let x = region.x0; x < region.x0 + region.width; x++) {
-      const i = (y * width + x) * 4;
-      const a = rgba[i + 3];
-      for (let c = 0; c < 3; c++) out[o++] = overWhite(rgba[i + c], a);
+/** Whether `count` pixels from `start` are all opaque (then over white they are themselves). */
+function opaqueRow(pixels: Int32Array, start: number, count: number): boolean {
+  let all = -1;
+  for (let i = start, end = start + count; i < end; i++) all &= pixels[i];
+  return all >>> 24 === 255;
+}
+
+/** `count` pixels from `start` composited over white into `compositedRow`. */
+function compositeRow(pixels: Int32Array, start: number, count: number): void {
+  for (let i = 0; i < count; i++) {
+    const p = pixels[start + i];
+    const a = p >>> 24;
+    const r = overWhite(p & 255, a);
+    const g = overWhite((p >>> 8) & 255, a);
+    const b = overWhite((p >>> 16) & 255, a);
+    compositedRow[i] = r | (g << 8) | (b << 16) | (255 << 24);
+  }
+}
+
+/**
+ * Pillow's horizontal pass on one row of packed pixels (`count` from `start`) into `rowBytes`
+ * RGB bytes of `between` at `out`: per output pixel a weighted sum of its inputs, each channel
+ * in int32 fixed point, rounded down to uint8 (the clamped array is Pillow's `clip8`).
+ */
+function horizontalRow(pixels: Int32Array, start: number, coefficients: Coefficients | null, outWidth: number, out: number): void {
+  if (!coefficients) {
+    for (let x = 0; x < outWidth; x++, out += 3) {
+      const p = pixels[start + x];
+      between[out] = p & 255;
+      between[out + 1] = (p >>> 8) & 255;
+      between[out + 2] = (p >>> 16) & 255;
+    }
+    return;
+  }
+  const { bounds, weights, size } = coefficients;
+  for (let xx = 0; xx < outWidth; xx++, out += 3) {
+    let at = start + bounds[xx * 2];
+    const end = at + bounds[xx * 2 + 1];
+    let k = xx * size;
+    let r = HALF;
+    let g = HALF;
+    let b = HALF;
+    for (; at < end; at++, k++) {
+      const p = pixels[at];
+      const w = weights[k];
+      r = (r + Math.imul(p & 255, w)) | 0;
+      g = (g + Math.imul((p >>> 8) & 255, w)) | 0;
+      b = (b + Math.imul((p >>> 16) & 255, w)) | 0;
+    }
+    between[out] = r >> PRECISION_BITS;
+    between[out + 1] = g >> PRECISION_BITS;
+    between[out + 2] = b >> PRECISION_BITS;
+  }
+}
+
+/** Pillow's vertical pass over the rows of `between` (from the plan's first row) to `(outHeight, rowBytes)`. */
+function verticalPass(coefficients: Coefficients, firstRow: number, rowBytes: number, outHeight: number): Uint8ClampedArray {
+  const out = new Uint8ClampedArray(outHeight * rowBytes);
+  const { bounds, weights, size } = coefficients;
+  for (let yy = 0, o = 0; yy < outHeight; yy++) {
+    const top = (bounds[yy * 2] - firstRow) * rowBytes;
+    const taps = bounds[yy * 2 + 1];
+    const k = yy * size;
+    for (let i = 0; i < rowBytes; i++, o++) {
+      let sum = HALF;
+      for (let t = 0, at = top + i; t < taps; t++, at += rowBytes) sum = (sum + Math.imul(between[at], weights[k + t])) | 0;
+      out[o] = sum >> PRECISION_BITS;
     }
   }
   return out;
 }
 
 /**
- * The rows of a crop of RGBA pixels over white: an opaque row is read where it lies (over
- * white it is itself), a row with any transparency is composited into a scratch row first.
- */
-function croppedRows(rgba: Uint8Array | Uint8ClampedArray, width: number, crop: Crop): RowSource {
-  const scratch = new Uint8Array(crop.width * 4);
-  return {
-    width: crop.width,
-    height: crop.height,
-    row(y: number) {
-      const start = ((crop.y0 + y) * width + crop.x0) * 4;
-      const end = start + crop.width * 4;
-      let opaque = true;
-      for (let i = start + 3; i < end; i += 4) {
-        if (rgba[i] !== 255) {
-          opaque = false;
-          break;
-        }
-      }
-      if (opaque) return [rgba, start, 4];
-      for (let i = start, o = 0; i < end; i += 4, o += 4) {
-        const a = rgba[i + 3];
-        scratch[o] = overWhite(rgba[i], a);
-        scratch[o + 1] = overWhite(rgba[i + 1], a);
-        scratch[o + 2] = overWhite(rgba[i + 2], a);
-      }
-      return [scratch, 0, 4];
-    },
-  };
-}
-
-/**
  * The whole rule: decoded RGBA `(height, width, 4)` to the model's RGB `(targetHeight, targetWidth, 3)`.
- * Steps 1-3 in one sweep over the crop's rows, with no copy of the crop.
+ * Steps 1-3 in one sweep over the crop's rows (only those the vertical pass reads), with no copy
+ * of the crop: the horizontal pass reads each row where it lies unless it has transparency.
  */
 export function photoToInput(
   rgba: Uint8Array | Uint8ClampedArray,
@@ -238,6 +210,21 @@ export function photoToInput(
 ): Uint8Array {
   if (width < 1 || height < 1) throw new RangeError(`the photo is ${width}x${height}, not an image`);
   if (rgba.length !== width * height * 4) throw new RangeError(`expected ${width * height * 4} RGBA bytes, got ${rgba.length}`);
-  const crop = centerCrop(width, height, targetHeight, targetWidth);
-  return resample(croppedRows(rgba, width, crop), targetWidth, targetHeight);
+  const { crop, horizontal, vertical, firstRow, lastRow } = planFor(width, height, targetHeight, targetWidth);
+  const pixels = pixelWords(rgba);
+  const rowBytes = targetWidth * 3;
+  const needed = (lastRow - firstRow) * rowBytes;
+  if (between.length < needed) between = new Uint8ClampedArray(needed);
+  if (compositedRow.length < crop.width) compositedRow = new Int32Array(crop.width);
+  for (let y = firstRow; y < lastRow; y++) {
+    const start = (crop.y0 + y) * width + crop.x0;
+    const out = (y - firstRow) * rowBytes;
+    if (opaqueRow(pixels, start, crop.width)) horizontalRow(pixels, start, horizontal, targetWidth, out);
+    else {
+      compositeRow(pixels, start, crop.width);
+      horizontalRow(compositedRow, 0, horizontal, targetWidth, out);
+    }
+  }
+  const result = vertical ? verticalPass(vertical, firstRow, rowBytes, targetHeight) : between.slice(0, needed);
+  return new Uint8Array(result.buffer, result.byteOffset, result.length);
 }
