@@ -11,7 +11,11 @@
  *    for 8-bit RGB (`libImaging/Resample.c`): a triangle filter whose support grows with the
  *    downscale factor, coefficients in 22-bit fixed point, the horizontal pass first (rounded to
  *    uint8), then the vertical pass. Canvas scaling is not used: browsers differ in it.
+ *
+ * The two passes run as WebAssembly SIMD (`resample.wat`, four channels per instruction) where
+ * the browser has it, else as the same arithmetic in JavaScript; both give every byte Pillow does.
  */
+import { RESAMPLE_WASM } from "./resample_wasm";
 
 export const PHOTO_RULE = { name: "center-crop-bilinear", version: 1 } as const;
 
@@ -35,54 +39,92 @@ export function centerCrop(width: number, height: number, targetHeight: number, 
   return { x0: 0, y0: Math.floor((height - ch) / 2), width, height: ch };
 }
 
-interface Coefficients {
-  /** Per output pixel: the first input index and how many inputs it weighs. */
-  bounds: Int32Array;
-  /** Per output pixel, `size` fixed-point weights. */
+/**
+ * One pass's filter: output pixel `i` weighs the `taps` inputs from `starts[i]` by
+ * `weights[i*taps ...]`. Pillow's kernels vary in length; here each is zero-padded to the
+ * longest, its start moved left where it would run past the end (a zero weight changes no sum).
+ */
+interface Kernel {
+  starts: Int32Array;
   weights: Int32Array;
-  size: number;
+  taps: number;
 }
 
-/** Pillow's `precompute_coeffs` with the bilinear filter, then `normalize_coeffs_8bpc`. */
-function coefficients(inSize: number, outSize: number): Coefficients {
+/** Pillow's `precompute_coeffs` with the bilinear filter, then `normalize_coeffs_8bpc`, padded to one length. */
+function bilinearKernel(inSize: number, outSize: number): Kernel {
   const scale = inSize / outSize;
   const filterScale = Math.max(scale, 1.0);
   const support = 1.0 * filterScale;
-  const size = Math.ceil(support) * 2 + 1;
-  const bounds = new Int32Array(outSize * 2);
-  const weights = new Int32Array(outSize * size);
-  const k = new Float64Array(size);
+  const ss = 1.0 / filterScale;
+  const firsts: number[] = [];
+  const rows: number[][] = [];
   for (let xx = 0; xx < outSize; xx++) {
     const center = (xx + 0.5) * scale;
-    const ss = 1.0 / filterScale;
     const xmin = Math.max(0, Math.trunc(center - support + 0.5));
     const xmax = Math.min(inSize, Math.trunc(center + support + 0.5)) - xmin;
+    const k: number[] = [];
     let total = 0;
     for (let x = 0; x < xmax; x++) {
       const t = Math.abs((x + xmin - center + 0.5) * ss);
       const w = t < 1.0 ? 1.0 - t : 0.0;
-      k[x] = w;
+      k.push(w);
       total += w;
     }
-    for (let x = 0; x < xmax; x++) {
-      const w = total !== 0 ? k[x] / total : k[x];
+    rows.push(k.map((value) => {
+      const w = total !== 0 ? value / total : value;
       const fixed = w * (1 << PRECISION_BITS);
-      weights[xx * size + x] = Math.trunc(w < 0 ? -0.5 + fixed : 0.5 + fixed);
-    }
-    bounds[xx * 2] = xmin;
-    bounds[xx * 2 + 1] = xmax;
+      return Math.trunc(w < 0 ? -0.5 + fixed : 0.5 + fixed);
+    }));
+    firsts.push(xmin);
   }
-  return { bounds, weights, size };
+  const taps = Math.max(...rows.map((row) => row.length));
+  const starts = new Int32Array(outSize);
+  const weights = new Int32Array(outSize * taps);
+  for (let xx = 0; xx < outSize; xx++) {
+    starts[xx] = Math.min(firsts[xx], inSize - taps);
+    weights.set(rows[xx], xx * taps + firsts[xx] - starts[xx]);
+  }
+  return { starts, weights, taps };
 }
 
-/** What one (photo size, model input size) needs: the crop, each pass's coefficients (null: the pass is skipped, as in Pillow). */
+/** A pass Pillow skips (the size does not change) as a kernel: each output is its input, exactly. */
+function identityKernel(size: number): Kernel {
+  return { starts: Int32Array.from({ length: size }, (_, i) => i), weights: new Int32Array(size).fill(1 << PRECISION_BITS), taps: 1 };
+}
+
+/**
+ * A kernel's weights as the WebAssembly horizontal pass reads them (see resample.wat): per
+ * output pixel, its taps in pairs, each pair two i16x8 vectors, `[hi0 hi1] x 4` and
+ * `[lo0 lo1] x 4` where `w = hi*2048 + lo`.
+ */
+function weightPairs({ weights, taps }: Kernel): Int16Array {
+  const pairCount = Math.ceil(taps / 2);
+  const outSize = weights.length / taps;
+  const pairs = new Int16Array(outSize * pairCount * 16);
+  for (let i = 0; i < outSize; i++) {
+    for (let t = 0; t < taps; t++) {
+      const w = weights[i * taps + t];
+      const at = (i * pairCount + (t >> 1)) * 16 + (t & 1);
+      for (let lane = 0; lane < 8; lane += 2) {
+        pairs[at + lane] = w >> 11;
+        pairs[at + 8 + lane] = w & 2047;
+      }
+    }
+  }
+  return pairs;
+}
+
+/** What one (photo size, model input size) needs: the crop, the crop rows the vertical pass reads, both kernels. */
 interface Plan {
   crop: Crop;
-  horizontal: Coefficients | null;
-  vertical: Coefficients | null;
-  /** The crop rows the vertical pass reads (all of them, but for an upscale's edges). */
+  /** The first crop row the vertical pass reads and how many (all of them, but for an upscale's edges). */
   firstRow: number;
-  lastRow: number;
+  rows: number;
+  horizontal: Kernel;
+  /** The horizontal kernel's weights for the WebAssembly pass. */
+  horizontalPairs: Int16Array;
+  /** Its starts count from `firstRow`. */
+  vertical: Kernel;
 }
 
 // Photos of one camera come in one size: their plan is computed once per size.
@@ -94,112 +136,148 @@ function planFor(width: number, height: number, targetHeight: number, targetWidt
   const known = plans.get(key);
   if (known) return known;
   const crop = centerCrop(width, height, targetHeight, targetWidth);
-  const horizontal = crop.width !== targetWidth ? coefficients(crop.width, targetWidth) : null;
-  const vertical = crop.height !== targetHeight ? coefficients(crop.height, targetHeight) : null;
-  const firstRow = vertical ? vertical.bounds[0] : 0;
-  const lastRow = vertical ? vertical.bounds[targetHeight * 2 - 2] + vertical.bounds[targetHeight * 2 - 1] : crop.height;
-  const plan = { crop, horizontal, vertical, firstRow, lastRow };
+  const horizontal = crop.width !== targetWidth ? bilinearKernel(crop.width, targetWidth) : identityKernel(targetWidth);
+  const vertical = crop.height !== targetHeight ? bilinearKernel(crop.height, targetHeight) : identityKernel(targetHeight);
+  const firstRow = Math.min(...vertical.starts);
+  const rows = Math.max(...vertical.starts) + vertical.taps - firstRow;
+  const plan = { crop, firstRow, rows, horizontal, horizontalPairs: weightPairs(horizontal), vertical: { ...vertical, starts: vertical.starts.map((s) => s - firstRow) } };
   if (plans.size >= PLAN_CACHE_SIZE) plans.delete(plans.keys().next().value as string);
   plans.set(key, plan);
   return plan;
 }
 
-// Scratch reused across photos (the page classifies one photo at a time): the horizontal pass's
-// rows, and one row composited over white.
-let between = new Uint8ClampedArray(0);
-let compositedRow = new Int32Array(0);
-
-/** The pixels as little-endian 32-bit words, red in the low byte: a view when it can be, else a copy. */
-function pixelWords(rgba: Uint8Array | Uint8ClampedArray): Int32Array {
-  if (LITTLE_ENDIAN && rgba.byteOffset % 4 === 0) return new Int32Array(rgba.buffer, rgba.byteOffset, rgba.length / 4);
-  const bytes = new DataView(rgba.buffer, rgba.byteOffset, rgba.length);
-  const words = new Int32Array(rgba.length / 4);
-  for (let i = 0; i < words.length; i++) words[i] = bytes.getInt32(i * 4, true);
-  return words;
+/**
+ * The two passes over one heap of bytes (addresses are byte offsets, 4-aligned; pixels are 4
+ * bytes, RGBA, the 4th lane carried along and ignored).
+ */
+interface Kernels {
+  /** The heap, at least `bytes` long (growing it may replace the buffer). */
+  heap(bytes: number): ArrayBuffer;
+  /** The AND of the 32-bit words in `bytes` bytes from `at`. */
+  andAll(at: number, bytes: number): number;
+  /** Which form of the horizontal kernel's weights `horizontal` reads. */
+  pairs: boolean;
+  /**
+   * `rows` rows of pixels from `src` (`srcStride` bytes apart) to `outWidth` pixels a row at
+   * `dst`; `weights` and `taps` are the kernel's, or with `pairs` its `weightPairs` and their count.
+   */
+  horizontal(src: number, srcStride: number, rows: number, starts: number, weights: number, taps: number, outWidth: number, dst: number, dstStride: number): void;
+  /**
+   * `outHeight` rows of packed RGB (`dstRowBytes` bytes) at `dst`, each from `taps` rows of
+   * `src` (`stride` bytes apart, a multiple of 16) from its start row; up to 16 bytes after
+   * the last row may be overwritten.
+   */
+  vertical(src: number, stride: number, starts: number, weights: number, taps: number, outHeight: number, dst: number, dstRowBytes: number): void;
 }
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** The kernels of `resample.wat`, or null where the browser has no WebAssembly SIMD. */
+function wasmKernels(): Kernels | null {
+  const bytes = Uint8Array.from(atob(RESAMPLE_WASM), (c) => c.charCodeAt(0));
+  if (typeof WebAssembly !== "object" || !WebAssembly.validate(bytes)) return null;
+  // Small enough (< 4 KB) to compile synchronously on a page's main thread.
+  const exports = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports as unknown as Omit<Kernels, "heap"> & { memory: WebAssembly.Memory };
+  const memory = exports.memory;
+  return {
+    heap(size) {
+      const missing = size - memory.buffer.byteLength;
+      if (missing > 0) memory.grow(Math.ceil(missing / 65536));
+      return memory.buffer;
+    },
+    andAll: exports.andAll,
+    pairs: true,
+    horizontal: exports.horizontal,
+    vertical: exports.vertical,
+  };
+}
+
+/** The same kernels in JavaScript (int32 fixed point with Math.imul; the clamped array is Pillow's clip8). */
+function jsKernels(): Kernels {
+  let buffer = new ArrayBuffer(0);
+  let words = new Int32Array(buffer);
+  let bytes = new Uint8ClampedArray(buffer);
+  return {
+    heap(size) {
+      if (buffer.byteLength < size) {
+        buffer = new ArrayBuffer(size);
+        words = new Int32Array(buffer);
+        bytes = new Uint8ClampedArray(buffer);
+      }
+      return buffer;
+    },
+    andAll(at, count) {
+      let all = -1;
+      for (let i = at >> 2, end = (at + count) >> 2; i < end; i++) all &= words[i];
+      return all;
+    },
+    pairs: false,
+    horizontal(src, srcStride, rows, starts, weights, taps, outWidth, dst, dstStride) {
+      for (let y = 0; y < rows; y++, src += srcStride, dst += dstStride) {
+        for (let x = 0, k = weights >> 2, out = dst; x < outWidth; x++, out += 4) {
+          let r = HALF;
+          let g = HALF;
+          let b = HALF;
+          for (let at = (src >> 2) + words[(starts >> 2) + x], end = at + taps; at < end; at++, k++) {
+            const p = words[at];
+            const w = words[k];
+            r = (r + Math.imul(p & 255, w)) | 0;
+            g = (g + Math.imul((p >>> 8) & 255, w)) | 0;
+            b = (b + Math.imul((p >>> 16) & 255, w)) | 0;
+          }
+          bytes[out] = r >> PRECISION_BITS;
+          bytes[out + 1] = g >> PRECISION_BITS;
+          bytes[out + 2] = b >> PRECISION_BITS;
+        }
+      }
+    },
+    vertical(src, stride, starts, weights, taps, outHeight, dst, dstRowBytes) {
+      for (let y = 0; y < outHeight; y++, dst += dstRowBytes) {
+        const top = src + words[(starts >> 2) + y] * stride;
+        const k = (weights >> 2) + y * taps;
+        for (let i = 0, out = dst; out < dst + dstRowBytes; i++) {
+          if ((i & 3) === 3) continue; // the 4th lane
+          let sum = HALF;
+          for (let t = 0, at = top + i; t < taps; t++, at += stride) sum = (sum + Math.imul(bytes[at], words[k + t])) | 0;
+          bytes[out++] = sum >> PRECISION_BITS;
+        }
+      }
+    },
+  };
+}
 
 /** One channel over white: `(c*a + 255*(255 - a) + 127) // 255`. */
 function overWhite(c: number, a: number): number {
   return Math.floor((c * a + 255 * (255 - a) + 127) / 255);
 }
 
-/** Whether `count` pixels from `start` are all opaque (then over white they are themselves). */
-function opaqueRow(pixels: Int32Array, start: number, count: number): boolean {
-  let all = -1;
-  for (let i = start, end = start + count; i < end; i++) all &= pixels[i];
-  return all >>> 24 === 255;
-}
-
-/** `count` pixels from `start` composited over white into `compositedRow`. */
-function compositeRow(pixels: Int32Array, start: number, count: number): void {
-  for (let i = 0; i < count; i++) {
-    const p = pixels[start + i];
+/** `count` RGBA words from word `at` composited over white, in place (opaque pixels are themselves). */
+function compositeOverWhite(words: Int32Array, at: number, count: number): void {
+  for (let i = at; i < at + count; i++) {
+    const p = words[i];
     const a = p >>> 24;
-    const r = overWhite(p & 255, a);
-    const g = overWhite((p >>> 8) & 255, a);
-    const b = overWhite((p >>> 16) & 255, a);
-    compositedRow[i] = r | (g << 8) | (b << 16) | (255 << 24);
+    if (a === 255) continue;
+    words[i] = overWhite(p & 255, a) | (overWhite((p >>> 8) & 255, a) << 8) | (overWhite((p >>> 16) & 255, a) << 16) | (255 << 24);
   }
 }
 
-/**
- * Pillow's horizontal pass on one row of packed pixels (`count` from `start`) into `rowBytes`
- * RGB bytes of `between` at `out`: per output pixel a weighted sum of its inputs, each channel
- * in int32 fixed point, rounded down to uint8 (the clamped array is Pillow's `clip8`).
- */
-function horizontalRow(pixels: Int32Array, start: number, coefficients: Coefficients | null, outWidth: number, out: number): void {
-  if (!coefficients) {
-    for (let x = 0; x < outWidth; x++, out += 3) {
-      const p = pixels[start + x];
-      between[out] = p & 255;
-      between[out + 1] = (p >>> 8) & 255;
-      between[out + 2] = (p >>> 16) & 255;
-    }
-    return;
-  }
-  const { bounds, weights, size } = coefficients;
-  for (let xx = 0; xx < outWidth; xx++, out += 3) {
-    let at = start + bounds[xx * 2];
-    const end = at + bounds[xx * 2 + 1];
-    let k = xx * size;
-    let r = HALF;
-    let g = HALF;
-    let b = HALF;
-    for (; at < end; at++, k++) {
-      const p = pixels[at];
-      const w = weights[k];
-      r = (r + Math.imul(p & 255, w)) | 0;
-      g = (g + Math.imul((p >>> 8) & 255, w)) | 0;
-      b = (b + Math.imul((p >>> 16) & 255, w)) | 0;
-    }
-    between[out] = r >> PRECISION_BITS;
-    between[out + 1] = g >> PRECISION_BITS;
-    between[out + 2] = b >> PRECISION_BITS;
-  }
-}
+const align16 = (n: number) => Math.ceil(n / 16) * 16;
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
-/** Pillow's vertical pass over the rows of `between` (from the plan's first row) to `(outHeight, rowBytes)`. */
-function verticalPass(coefficients: Coefficients, firstRow: number, rowBytes: number, outHeight: number): Uint8ClampedArray {
-  const out = new Uint8ClampedArray(outHeight * rowBytes);
-  const { bounds, weights, size } = coefficients;
-  for (let yy = 0, o = 0; yy < outHeight; yy++) {
-    const top = (bounds[yy * 2] - firstRow) * rowBytes;
-    const taps = bounds[yy * 2 + 1];
-    const k = yy * size;
-    for (let i = 0; i < rowBytes; i++, o++) {
-      let sum = HALF;
-      for (let t = 0, at = top + i; t < taps; t++, at += rowBytes) sum = (sum + Math.imul(between[at], weights[k + t])) | 0;
-      out[o] = sum >> PRECISION_BITS;
-    }
-  }
-  return out;
+/** The kernels photoToInput uses: "wasm" where the browser has WebAssembly SIMD, else "js". */
+export type PhotoEngine = "wasm" | "js";
+const engines = new Map<PhotoEngine, Kernels | null>();
+function kernelsOf(engine: PhotoEngine): Kernels | null {
+  if (!engines.has(engine)) engines.set(engine, engine === "wasm" ? (LITTLE_ENDIAN ? wasmKernels() : null) : jsKernels());
+  return engines.get(engine) ?? null;
+}
+/** "wasm" when WebAssembly SIMD runs here, else "js". */
+export function photoEngine(): PhotoEngine {
+  return kernelsOf("wasm") ? "wasm" : "js";
 }
 
 /**
  * The whole rule: decoded RGBA `(height, width, 4)` to the model's RGB `(targetHeight, targetWidth, 3)`.
- * Steps 1-3 in one sweep over the crop's rows (only those the vertical pass reads), with no copy
- * of the crop: the horizontal pass reads each row where it lies unless it has transparency.
+ * Only the crop rows the resize reads are copied (into the kernels' heap); they are composited
+ * over white only if some pixel is not opaque (a JPEG's never are).
  */
 export function photoToInput(
   rgba: Uint8Array | Uint8ClampedArray,
@@ -207,24 +285,40 @@ export function photoToInput(
   height: number,
   targetHeight: number,
   targetWidth: number,
+  engine: PhotoEngine = photoEngine(),
 ): Uint8Array {
   if (width < 1 || height < 1) throw new RangeError(`the photo is ${width}x${height}, not an image`);
   if (rgba.length !== width * height * 4) throw new RangeError(`expected ${width * height * 4} RGBA bytes, got ${rgba.length}`);
-  const { crop, horizontal, vertical, firstRow, lastRow } = planFor(width, height, targetHeight, targetWidth);
-  const pixels = pixelWords(rgba);
-  const rowBytes = targetWidth * 3;
-  const needed = (lastRow - firstRow) * rowBytes;
-  if (between.length < needed) between = new Uint8ClampedArray(needed);
-  if (compositedRow.length < crop.width) compositedRow = new Int32Array(crop.width);
-  for (let y = firstRow; y < lastRow; y++) {
-    const start = (crop.y0 + y) * width + crop.x0;
-    const out = (y - firstRow) * rowBytes;
-    if (opaqueRow(pixels, start, crop.width)) horizontalRow(pixels, start, horizontal, targetWidth, out);
-    else {
-      compositeRow(pixels, start, crop.width);
-      horizontalRow(compositedRow, 0, horizontal, targetWidth, out);
-    }
+  const kernels = kernelsOf(engine);
+  if (!kernels) throw new Error(`the ${engine} photo engine does not run here`);
+  const plan = planFor(width, height, targetHeight, targetWidth);
+  const { crop, firstRow, rows, horizontal, vertical } = plan;
+  // The heap: both kernels, the crop's rows, the rows after the horizontal pass, the output.
+  const stride = align16(targetWidth * 4);
+  const tables = [horizontal.starts, kernels.pairs ? plan.horizontalPairs : horizontal.weights, vertical.starts, vertical.weights];
+  const addresses: number[] = [];
+  let end = 0;
+  for (const table of tables) {
+    addresses.push(end);
+    end = align16(end + table.byteLength);
   }
-  const result = vertical ? verticalPass(vertical, firstRow, rowBytes, targetHeight) : between.slice(0, needed);
-  return new Uint8Array(result.buffer, result.byteOffset, result.length);
+  const [hStarts, hWeights, vStarts, vWeights] = addresses;
+  const cropBytes = crop.width * 4;
+  const source = end;
+  const between = align16(source + rows * cropBytes);
+  const out = between + rows * stride;
+  const rgbBytes = targetHeight * targetWidth * 3;
+  const heap = kernels.heap(align16(out + rgbBytes + 16));
+  const words = new Int32Array(heap);
+  const heapBytes = new Uint8Array(heap);
+  tables.forEach((table, i) => heapBytes.set(new Uint8Array(table.buffer, table.byteOffset, table.byteLength), addresses[i]));
+  for (let y = 0; y < rows; y++) {
+    const from = ((crop.y0 + firstRow + y) * width + crop.x0) * 4;
+    heapBytes.set(rgba.subarray(from, from + cropBytes), source + y * cropBytes);
+  }
+  if (kernels.andAll(source, rows * cropBytes) >>> 24 !== 255) compositeOverWhite(words, source >> 2, rows * crop.width);
+  const horizontalTaps = kernels.pairs ? Math.ceil(horizontal.taps / 2) : horizontal.taps;
+  kernels.horizontal(source, cropBytes, rows, hStarts, hWeights, horizontalTaps, targetWidth, between, stride);
+  kernels.vertical(between, stride, vStarts, vWeights, vertical.taps, targetHeight, out, targetWidth * 3);
+  return heapBytes.slice(out, out + rgbBytes);
 }
