@@ -93,25 +93,40 @@ function identityKernel(size: number): Kernel {
 }
 
 /**
- * A kernel's weights as the WebAssembly horizontal pass reads them (see resample.wat): per
- * output pixel, its taps in pairs, each pair two i16x8 vectors, `[hi0 hi1] x 4` and
- * `[lo0 lo1] x 4` where `w = hi*2048 + lo`.
+ * A kernel as the WebAssembly passes read it (see resample.wat): the zero weights at
+ * either end of each output pixel's taps dropped, the rest taken in pairs. `spans`: per output
+ * pixel, its first input and its number of pairs; `weights`: per output pixel, `stride` pairs of
+ * two i16x8 vectors, `[hi0 hi1] x 4` and `[lo0 lo1] x 4` where `w = hi*2048 + lo` (an odd
+ * count's last pair weighs one more pixel by 0).
  */
-function weightPairs({ weights, taps }: Kernel): Int16Array {
-  const pairCount = Math.ceil(taps / 2);
-  const outSize = weights.length / taps;
-  const pairs = new Int16Array(outSize * pairCount * 16);
+interface PairKernel {
+  spans: Int32Array;
+  weights: Int16Array;
+  stride: number;
+}
+
+function pairKernel({ starts, weights, taps }: Kernel): PairKernel {
+  const outSize = starts.length;
+  const stride = Math.ceil(taps / 2);
+  const spans = new Int32Array(outSize * 2);
+  const pairs = new Int16Array(outSize * stride * 16);
   for (let i = 0; i < outSize; i++) {
-    for (let t = 0; t < taps; t++) {
-      const w = weights[i * taps + t];
-      const at = (i * pairCount + (t >> 1)) * 16 + (t & 1);
+    const own = weights.subarray(i * taps, (i + 1) * taps);
+    let first = 0;
+    let last = taps - 1;
+    while (first < last && own[first] === 0) first++;
+    while (last > first && own[last] === 0) last--;
+    spans[i * 2] = starts[i] + first;
+    spans[i * 2 + 1] = Math.ceil((last - first + 1) / 2);
+    for (let t = first; t <= last; t++) {
+      const at = (i * stride + ((t - first) >> 1)) * 16 + ((t - first) & 1);
       for (let lane = 0; lane < 8; lane += 2) {
-        pairs[at + lane] = w >> 11;
-        pairs[at + 8 + lane] = w & 2047;
+        pairs[at + lane] = own[t] >> 11;
+        pairs[at + 8 + lane] = own[t] & 2047;
       }
     }
   }
-  return pairs;
+  return { spans, weights: pairs, stride };
 }
 
 /** What one (photo size, model input size) needs: the crop, the crop rows the vertical pass reads, both kernels. */
@@ -121,10 +136,11 @@ interface Plan {
   firstRow: number;
   rows: number;
   horizontal: Kernel;
-  /** The horizontal kernel's weights for the WebAssembly pass. */
-  horizontalPairs: Int16Array;
   /** Its starts count from `firstRow`. */
   vertical: Kernel;
+  /** The two kernels as the WebAssembly passes read them. */
+  horizontalPairs: PairKernel;
+  verticalPairs: PairKernel;
 }
 
 // Photos of one camera come in one size: their plan is computed once per size.
@@ -140,7 +156,8 @@ function planFor(width: number, height: number, targetHeight: number, targetWidt
   const vertical = crop.height !== targetHeight ? bilinearKernel(crop.height, targetHeight) : identityKernel(targetHeight);
   const firstRow = Math.min(...vertical.starts);
   const rows = Math.max(...vertical.starts) + vertical.taps - firstRow;
-  const plan = { crop, firstRow, rows, horizontal, horizontalPairs: weightPairs(horizontal), vertical: { ...vertical, starts: vertical.starts.map((s) => s - firstRow) } };
+  const fromFirstRow = { ...vertical, starts: vertical.starts.map((s) => s - firstRow) };
+  const plan = { crop, firstRow, rows, horizontal, vertical: fromFirstRow, horizontalPairs: pairKernel(horizontal), verticalPairs: pairKernel(fromFirstRow) };
   if (plans.size >= PLAN_CACHE_SIZE) plans.delete(plans.keys().next().value as string);
   plans.set(key, plan);
   return plan;
@@ -155,17 +172,18 @@ interface Kernels {
   heap(bytes: number): ArrayBuffer;
   /** The AND of the 32-bit words in `bytes` bytes from `at`. */
   andAll(at: number, bytes: number): number;
-  /** Which form of the horizontal kernel's weights `horizontal` reads. */
-  pairs: boolean;
   /**
-   * `rows` rows of pixels from `src` (`srcStride` bytes apart) to `outWidth` pixels a row at
-   * `dst`; `weights` and `taps` are the kernel's, or with `pairs` its `weightPairs` and their count.
+   * Which form of the kernels the passes read: a Kernel's `starts`, `weights` and `taps`, or
+   * with `pairs` a PairKernel's `spans`, `weights` and `stride`.
    */
+  pairs: boolean;
+  /** `rows` rows of pixels from `src` (`srcStride` bytes apart) to `outWidth` pixels a row at `dst`. */
   horizontal(src: number, srcStride: number, rows: number, starts: number, weights: number, taps: number, outWidth: number, dst: number, dstStride: number): void;
   /**
    * `outHeight` rows of packed RGB (`dstRowBytes` bytes) at `dst`, each from `taps` rows of
-   * `src` (`stride` bytes apart, a multiple of 16) from its start row; up to 16 bytes after
-   * the last row may be overwritten.
+   * `src` (`stride` bytes apart, a multiple of 16) from its start row. The pairs may read a
+   * row past the last and a pixel past a row's end (weighing them by 0), and write up to 16
+   * bytes past the output.
    */
   vertical(src: number, stride: number, starts: number, weights: number, taps: number, outHeight: number, dst: number, dstRowBytes: number): void;
 }
@@ -295,7 +313,11 @@ export function photoToInput(
   const { crop, firstRow, rows, horizontal, vertical } = plan;
   // The heap: both kernels, the crop's rows, the rows after the horizontal pass, the output.
   const stride = align16(targetWidth * 4);
-  const tables = [horizontal.starts, kernels.pairs ? plan.horizontalPairs : horizontal.weights, vertical.starts, vertical.weights];
+  const forms = (kernel: Kernel, pairs: PairKernel) =>
+    kernels.pairs ? ([pairs.spans, pairs.weights, pairs.stride] as const) : ([kernel.starts, kernel.weights, kernel.taps] as const);
+  const [hStartTable, hWeightTable, hTaps] = forms(horizontal, plan.horizontalPairs);
+  const [vStartTable, vWeightTable, vTaps] = forms(vertical, plan.verticalPairs);
+  const tables = [hStartTable, hWeightTable, vStartTable, vWeightTable];
   const addresses: number[] = [];
   let end = 0;
   for (const table of tables) {
@@ -306,7 +328,7 @@ export function photoToInput(
   const cropBytes = crop.width * 4;
   const source = end;
   const between = align16(source + rows * cropBytes);
-  const out = between + rows * stride;
+  const out = between + (rows + 1) * stride; // a spare row: an odd count's last pair reads one row more
   const rgbBytes = targetHeight * targetWidth * 3;
   const heap = kernels.heap(align16(out + rgbBytes + 16));
   const words = new Int32Array(heap);
@@ -317,8 +339,7 @@ export function photoToInput(
     heapBytes.set(rgba.subarray(from, from + cropBytes), source + y * cropBytes);
   }
   if (kernels.andAll(source, rows * cropBytes) >>> 24 !== 255) compositeOverWhite(words, source >> 2, rows * crop.width);
-  const horizontalTaps = kernels.pairs ? Math.ceil(horizontal.taps / 2) : horizontal.taps;
-  kernels.horizontal(source, cropBytes, rows, hStarts, hWeights, horizontalTaps, targetWidth, between, stride);
-  kernels.vertical(between, stride, vStarts, vWeights, vertical.taps, targetHeight, out, targetWidth * 3);
+  kernels.horizontal(source, cropBytes, rows, hStarts, hWeights, hTaps, targetWidth, between, stride);
+  kernels.vertical(between, stride, vStarts, vWeights, vTaps, targetHeight, out, targetWidth * 3);
   return heapBytes.slice(out, out + rgbBytes);
 }

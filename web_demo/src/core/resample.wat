@@ -31,17 +31,17 @@
         (i32.and (i32x4.extract_lane 0 (local.get $all)) (i32x4.extract_lane 1 (local.get $all)))
         (i32.and (i32x4.extract_lane 2 (local.get $all)) (i32x4.extract_lane 3 (local.get $all))))))
 
-;; The horizontal pass: `rows` rows of pixels from `src` (`srcStride` bytes apart) to rows of
-  ;; `outWidth` pixels at `dst` (`dstStride` bytes apart). `starts`: per output pixel, its first
-  ;; input pixel. The taps go in pairs, with i32x4.dot_i16x8_s (two 16-bit products summed per
-  ;; lane, one instruction): a pair's two pixels become [r0 r1 g0 g1 b0 b1 a0 a1] as i16, and each
-  ;; 22-bit weight w is split as w = hi*2048 + lo (both below 2^11, so 16-bit), the sum being
-  ;; (sum of p*hi)*2048 + (sum of p*lo), the same integer. `pairs`: per output pixel, `pairCount`
-  ;; pairs of two v128 weight vectors, [hi0 hi1] x 4 then [lo0 lo1] x 4 as i16 (an odd kernel's
-  ;; last pair weighs one more pixel by 0).
+  ;; The horizontal pass: `rows` rows of pixels from `src` (`srcStride` bytes apart) to rows of
+  ;; `outWidth` pixels at `dst` (`dstStride` bytes apart). The taps go in pairs, with
+  ;; i32x4.dot_i16x8_s (two 16-bit products summed per lane, one instruction): a pair's two
+  ;; pixels become [r0 r1 g0 g1 b0 b1 a0 a1] as i16, and each 22-bit weight w is split as
+  ;; w = hi*2048 + lo (both below 2^11, so 16-bit), the sum being (sum of p*hi)*2048 + (sum of
+  ;; p*lo), the same integer. `spans`: per output pixel, its first input pixel and its number of
+  ;; pairs; `weights`: per output pixel, `stride` pairs of two v128 weight vectors, [hi0 hi1] x 4
+  ;; then [lo0 lo1] x 4 as i16 (an odd count's last pair weighs one more pixel by 0).
   (func (export "horizontal")
     (param $src i32) (param $srcStride i32) (param $rows i32)
-    (param $starts i32) (param $pairs i32) (param $pairCount i32) (param $outWidth i32)
+    (param $spans i32) (param $weights i32) (param $stride i32) (param $outWidth i32)
     (param $dst i32) (param $dstStride i32)
     (local $x i32) (local $in i32) (local $w i32) (local $t i32) (local $out i32)
     (local $two v128) (local $high v128) (local $low v128)
@@ -49,14 +49,14 @@
       (loop $row
         (br_if $rowsDone (i32.eqz (local.get $rows)))
         (local.set $x (i32.const 0))
-        (local.set $w (local.get $pairs))
         (local.set $out (local.get $dst))
         (loop $pixel
           (local.set $in (i32.add (local.get $src)
-            (i32.shl (i32.load (i32.add (local.get $starts) (i32.shl (local.get $x) (i32.const 2)))) (i32.const 2))))
+            (i32.shl (i32.load (i32.add (local.get $spans) (i32.shl (local.get $x) (i32.const 3)))) (i32.const 2))))
+          (local.set $t (i32.load offset=4 (i32.add (local.get $spans) (i32.shl (local.get $x) (i32.const 3)))))
+          (local.set $w (i32.add (local.get $weights) (i32.shl (i32.mul (local.get $x) (local.get $stride)) (i32.const 5))))
           (local.set $high (v128.const i32x4 0 0 0 0))
           (local.set $low (v128.const i32x4 0x200000 0x200000 0x200000 0x200000))
-          (local.set $t (local.get $pairCount))
           (loop $pair
             (local.set $two (v128.load64_zero (local.get $in)))
             (local.set $two (i8x16.shuffle 0 8 4 8 1 8 5 8 2 8 6 8 3 8 7 8 (local.get $two) (local.get $two)))
@@ -75,50 +75,75 @@
         (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
         (br $row))))
 
-  ;; The vertical pass, to packed RGB: `outHeight` rows of `dstRowBytes` bytes at `dst`, each from
-  ;; `taps` consecutive rows at `src` (`stride` bytes apart, a multiple of 16) from its start row,
-  ;; 4 pixels at a time. Each 4 pixels store 16 bytes of which the last 4 are overwritten by the
-  ;; next: a row's padding pixels spill into the next row's start, and the last row's into 16
-  ;; spare bytes after the output.
+  ;; The vertical pass, to packed RGB: `outHeight` rows of `dstRowBytes` bytes at `dst`, each
+  ;; from rows of `src` (`stride` bytes apart, a multiple of 16), 16 bytes at a time. Rows go in
+  ;; pairs as the horizontal pass's taps do, with the same `spans` (first row, number of pairs)
+  ;; and `weights` (per output row, `pairStride` pairs [hi0 hi1] x 4, [lo0 lo1] x 4): a pair's two
+  ;; rows of 16 bytes are interleaved [a0 b0 a1 b1 ...] and widened to i16, four groups of four
+  ;; bytes. Each 16 bytes (4 pixels) store 16 bytes of which the last 4 are overwritten by the
+  ;; next: a row's padding pixels spill into the next row's start, the last row's into 16 spare
+  ;; bytes after the output.
   (func (export "vertical")
-    (param $src i32) (param $stride i32) (param $starts i32) (param $weights i32) (param $taps i32)
+    (param $src i32) (param $stride i32) (param $spans i32) (param $weights i32) (param $pairStride i32)
     (param $outHeight i32) (param $dst i32) (param $dstRowBytes i32)
-    (local $y i32) (local $out i32) (local $i i32) (local $top i32) (local $in i32) (local $w i32) (local $t i32)
-    (local $weight v128) (local $bytes v128) (local $half v128)
-    (local $s0 v128) (local $s1 v128) (local $s2 v128) (local $s3 v128)
+    (local $y i32) (local $out i32) (local $i i32) (local $in i32) (local $w i32) (local $t i32)
+    (local $top i32) (local $firstWeights i32) (local $pairs i32)
+    (local $hi v128) (local $lo v128) (local $a v128) (local $b v128) (local $mixed v128) (local $wide v128)
+    (local $h0 v128) (local $h1 v128) (local $h2 v128) (local $h3 v128)
+    (local $l0 v128) (local $l1 v128) (local $l2 v128) (local $l3 v128)
     (block $rowsDone
       (loop $row
         (br_if $rowsDone (i32.ge_u (local.get $y) (local.get $outHeight)))
         (local.set $top (i32.add (local.get $src)
-          (i32.mul (i32.load (i32.add (local.get $starts) (i32.shl (local.get $y) (i32.const 2)))) (local.get $stride))))
+          (i32.mul (i32.load (i32.add (local.get $spans) (i32.shl (local.get $y) (i32.const 3)))) (local.get $stride))))
+        (local.set $pairs (i32.load offset=4 (i32.add (local.get $spans) (i32.shl (local.get $y) (i32.const 3)))))
+        (local.set $firstWeights (i32.add (local.get $weights) (i32.shl (i32.mul (local.get $y) (local.get $pairStride)) (i32.const 5))))
         (local.set $i (i32.const 0))
         (local.set $out (local.get $dst))
         (loop $column
-          (local.set $s0 (v128.const i32x4 0x200000 0x200000 0x200000 0x200000))
-          (local.set $s1 (local.get $s0))
-          (local.set $s2 (local.get $s0))
-          (local.set $s3 (local.get $s0))
+          (local.set $h0 (v128.const i32x4 0 0 0 0))
+          (local.set $h1 (local.get $h0))
+          (local.set $h2 (local.get $h0))
+          (local.set $h3 (local.get $h0))
+          (local.set $l0 (v128.const i32x4 0x200000 0x200000 0x200000 0x200000))
+          (local.set $l1 (local.get $l0))
+          (local.set $l2 (local.get $l0))
+          (local.set $l3 (local.get $l0))
           (local.set $in (i32.add (local.get $top) (local.get $i)))
-          (local.set $w (i32.add (local.get $weights) (i32.shl (i32.mul (local.get $y) (local.get $taps)) (i32.const 2))))
-          (local.set $t (local.get $taps))
-          (loop $tap
-            (local.set $weight (i32x4.splat (i32.load (local.get $w))))
-            (local.set $bytes (v128.load (local.get $in)))
-            (local.set $half (i16x8.extend_low_i8x16_u (local.get $bytes)))
-            (local.set $s0 (i32x4.add (local.get $s0) (i32x4.mul (i32x4.extend_low_i16x8_u (local.get $half)) (local.get $weight))))
-            (local.set $s1 (i32x4.add (local.get $s1) (i32x4.mul (i32x4.extend_high_i16x8_u (local.get $half)) (local.get $weight))))
-            (local.set $half (i16x8.extend_high_i8x16_u (local.get $bytes)))
-            (local.set $s2 (i32x4.add (local.get $s2) (i32x4.mul (i32x4.extend_low_i16x8_u (local.get $half)) (local.get $weight))))
-            (local.set $s3 (i32x4.add (local.get $s3) (i32x4.mul (i32x4.extend_high_i16x8_u (local.get $half)) (local.get $weight))))
-            (local.set $in (i32.add (local.get $in) (local.get $stride)))
-            (local.set $w (i32.add (local.get $w) (i32.const 4)))
-            (br_if $tap (local.tee $t (i32.sub (local.get $t) (i32.const 1)))))
-          (local.set $bytes
+          (local.set $w (local.get $firstWeights))
+          (local.set $t (local.get $pairs))
+          (loop $pair
+            (local.set $hi (v128.load (local.get $w)))
+            (local.set $lo (v128.load offset=16 (local.get $w)))
+            (local.set $a (v128.load (local.get $in)))
+            (local.set $b (v128.load (i32.add (local.get $in) (local.get $stride))))
+            (local.set $mixed (i8x16.shuffle 0 16 1 17 2 18 3 19 4 20 5 21 6 22 7 23 (local.get $a) (local.get $b)))
+            (local.set $wide (i16x8.extend_low_i8x16_u (local.get $mixed)))
+            (local.set $h0 (i32x4.add (local.get $h0) (i32x4.dot_i16x8_s (local.get $wide) (local.get $hi))))
+            (local.set $l0 (i32x4.add (local.get $l0) (i32x4.dot_i16x8_s (local.get $wide) (local.get $lo))))
+            (local.set $wide (i16x8.extend_high_i8x16_u (local.get $mixed)))
+            (local.set $h1 (i32x4.add (local.get $h1) (i32x4.dot_i16x8_s (local.get $wide) (local.get $hi))))
+            (local.set $l1 (i32x4.add (local.get $l1) (i32x4.dot_i16x8_s (local.get $wide) (local.get $lo))))
+            (local.set $mixed (i8x16.shuffle 8 24 9 25 10 26 11 27 12 28 13 29 14 30 15 31 (local.get $a) (local.get $b)))
+            (local.set $wide (i16x8.extend_low_i8x16_u (local.get $mixed)))
+            (local.set $h2 (i32x4.add (local.get $h2) (i32x4.dot_i16x8_s (local.get $wide) (local.get $hi))))
+            (local.set $l2 (i32x4.add (local.get $l2) (i32x4.dot_i16x8_s (local.get $wide) (local.get $lo))))
+            (local.set $wide (i16x8.extend_high_i8x16_u (local.get $mixed)))
+            (local.set $h3 (i32x4.add (local.get $h3) (i32x4.dot_i16x8_s (local.get $wide) (local.get $hi))))
+            (local.set $l3 (i32x4.add (local.get $l3) (i32x4.dot_i16x8_s (local.get $wide) (local.get $lo))))
+            (local.set $in (i32.add (local.get $in) (i32.shl (local.get $stride) (i32.const 1))))
+            (local.set $w (i32.add (local.get $w) (i32.const 32)))
+            (br_if $pair (local.tee $t (i32.sub (local.get $t) (i32.const 1)))))
+          (local.set $a
             (i8x16.narrow_i16x8_u
-              (i16x8.narrow_i32x4_s (i32x4.shr_s (local.get $s0) (i32.const 22)) (i32x4.shr_s (local.get $s1) (i32.const 22)))
-              (i16x8.narrow_i32x4_s (i32x4.shr_s (local.get $s2) (i32.const 22)) (i32x4.shr_s (local.get $s3) (i32.const 22)))))
+              (i16x8.narrow_i32x4_s
+                (i32x4.shr_s (i32x4.add (i32x4.shl (local.get $h0) (i32.const 11)) (local.get $l0)) (i32.const 22))
+                (i32x4.shr_s (i32x4.add (i32x4.shl (local.get $h1) (i32.const 11)) (local.get $l1)) (i32.const 22)))
+              (i16x8.narrow_i32x4_s
+                (i32x4.shr_s (i32x4.add (i32x4.shl (local.get $h2) (i32.const 11)) (local.get $l2)) (i32.const 22))
+                (i32x4.shr_s (i32x4.add (i32x4.shl (local.get $h3) (i32.const 11)) (local.get $l3)) (i32.const 22)))))
           (v128.store (local.get $out)
-            (i8x16.shuffle 0 1 2 4 5 6 8 9 10 12 13 14 0 0 0 0 (local.get $bytes) (local.get $bytes)))
+            (i8x16.shuffle 0 1 2 4 5 6 8 9 10 12 13 14 0 0 0 0 (local.get $a) (local.get $a)))
           (local.set $out (i32.add (local.get $out) (i32.const 12)))
           (br_if $column (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 16))) (local.get $stride))))
         (local.set $dst (i32.add (local.get $dst) (local.get $dstRowBytes)))
