@@ -278,6 +278,8 @@ function compositeOverWhite(words: Int32Array, at: number, count: number): void 
 }
 
 const align16 = (n: number) => Math.ceil(n / 16) * 16;
+// Whose kernels each heap holds at its start: photos of one size need them written once.
+const tablesWritten = new Map<Kernels, { plan: Plan; heap: ArrayBuffer }>();
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** The kernels photoToInput uses: "wasm" where the browser has WebAssembly SIMD, else "js". */
@@ -325,21 +327,24 @@ export function photoToInput(
     end = align16(end + table.byteLength);
   }
   const [hStarts, hWeights, vStarts, vWeights] = addresses;
-  const cropBytes = crop.width * 4;
+  // The rows the resize reads, whole: one copy (the columns cropped away go along, unread).
+  const rowBytes = width * 4;
   const source = end;
-  const between = align16(source + rows * cropBytes);
+  const between = align16(source + rows * rowBytes);
   const out = between + (rows + 1) * stride; // a spare row: an odd count's last pair reads one row more
   const rgbBytes = targetHeight * targetWidth * 3;
   const heap = kernels.heap(align16(out + rgbBytes + 16));
   const words = new Int32Array(heap);
   const heapBytes = new Uint8Array(heap);
-  tables.forEach((table, i) => heapBytes.set(new Uint8Array(table.buffer, table.byteOffset, table.byteLength), addresses[i]));
-  for (let y = 0; y < rows; y++) {
-    const from = ((crop.y0 + firstRow + y) * width + crop.x0) * 4;
-    heapBytes.set(rgba.subarray(from, from + cropBytes), source + y * cropBytes);
+  const written = tablesWritten.get(kernels);
+  if (written?.plan !== plan || written.heap !== heap) {
+    tables.forEach((table, i) => heapBytes.set(new Uint8Array(table.buffer, table.byteOffset, table.byteLength), addresses[i]));
+    tablesWritten.set(kernels, { plan, heap });
   }
-  if (kernels.andAll(source, rows * cropBytes) >>> 24 !== 255) compositeOverWhite(words, source >> 2, rows * crop.width);
-  kernels.horizontal(source, cropBytes, rows, hStarts, hWeights, hTaps, targetWidth, between, stride);
+  const from = (crop.y0 + firstRow) * rowBytes;
+  heapBytes.set(rgba.subarray(from, from + rows * rowBytes), source);
+  if (kernels.andAll(source, rows * rowBytes) >>> 24 !== 255) compositeOverWhite(words, source >> 2, rows * width);
+  kernels.horizontal(source + crop.x0 * 4, rowBytes, rows, hStarts, hWeights, hTaps, targetWidth, between, stride);
   kernels.vertical(between, stride, vStarts, vWeights, vTaps, targetHeight, out, targetWidth * 3);
   return heapBytes.slice(out, out + rgbBytes);
 }
