@@ -177,7 +177,11 @@ interface Kernels {
    * with `pairs` a PairKernel's `spans`, `weights` and `stride`.
    */
   pairs: boolean;
-  /** `rows` rows of pixels from `src` (`srcStride` bytes apart) to `outWidth` pixels a row at `dst`. */
+  /**
+   * `rows` rows of pixels from `src` (`srcStride` bytes apart) to `outWidth` pixels a row at
+   * `dst`. The WebAssembly pass takes rows in pairs: for an odd count it reads the row after
+   * the last and writes an output row after the last.
+   */
   horizontal(src: number, srcStride: number, rows: number, starts: number, weights: number, taps: number, outWidth: number, dst: number, dstStride: number): void;
   /**
    * `outHeight` rows of packed RGB (`dstRowBytes` bytes) at `dst`, each from `taps` rows of
@@ -330,8 +334,8 @@ export function photoToInput(
   // The rows the resize reads, whole: one copy (the columns cropped away go along, unread).
   const rowBytes = width * 4;
   const source = end;
-  const between = align16(source + rows * rowBytes);
-  const out = between + (rows + 1) * stride; // a spare row: an odd count's last pair reads one row more
+  const between = align16(source + (rows + 1) * rowBytes); // a spare row: the last row's pair
+  const out = between + (rows + 1) * stride; // a spare row: an odd count's last pair (either pass)
   const rgbBytes = targetHeight * targetWidth * 3;
   const heap = kernels.heap(align16(out + rgbBytes + 16));
   const words = new Int32Array(heap);

@@ -44,10 +44,13 @@
     (param $spans i32) (param $weights i32) (param $stride i32) (param $outWidth i32)
     (param $dst i32) (param $dstStride i32)
     (local $x i32) (local $in i32) (local $w i32) (local $t i32) (local $out i32)
-    (local $two v128) (local $high v128) (local $low v128)
+    (local $hi v128) (local $lo v128) (local $a v128) (local $b v128)
+    (local $highA v128) (local $lowA v128) (local $highB v128) (local $lowB v128)
+    ;; Two rows at a time (they share every weight); an odd count's last row is paired with the
+    ;; row after it, which the caller provides (read, and its output written, but unused).
     (block $rowsDone
       (loop $row
-        (br_if $rowsDone (i32.eqz (local.get $rows)))
+        (br_if $rowsDone (i32.le_s (local.get $rows) (i32.const 0)))
         (local.set $x (i32.const 0))
         (local.set $out (local.get $dst))
         (loop $pixel
@@ -55,24 +58,37 @@
             (i32.shl (i32.load (i32.add (local.get $spans) (i32.shl (local.get $x) (i32.const 3)))) (i32.const 2))))
           (local.set $t (i32.load offset=4 (i32.add (local.get $spans) (i32.shl (local.get $x) (i32.const 3)))))
           (local.set $w (i32.add (local.get $weights) (i32.shl (i32.mul (local.get $x) (local.get $stride)) (i32.const 5))))
-          (local.set $high (v128.const i32x4 0 0 0 0))
-          (local.set $low (v128.const i32x4 0x200000 0x200000 0x200000 0x200000))
+          (local.set $highA (v128.const i32x4 0 0 0 0))
+          (local.set $highB (local.get $highA))
+          (local.set $lowA (v128.const i32x4 0x200000 0x200000 0x200000 0x200000))
+          (local.set $lowB (local.get $lowA))
           (loop $pair
-            (local.set $two (v128.load64_zero (local.get $in)))
-            (local.set $two (i8x16.shuffle 0 8 4 8 1 8 5 8 2 8 6 8 3 8 7 8 (local.get $two) (local.get $two)))
-            (local.set $high (i32x4.add (local.get $high) (i32x4.dot_i16x8_s (local.get $two) (v128.load (local.get $w)))))
-            (local.set $low (i32x4.add (local.get $low) (i32x4.dot_i16x8_s (local.get $two) (v128.load offset=16 (local.get $w)))))
+            (local.set $hi (v128.load (local.get $w)))
+            (local.set $lo (v128.load offset=16 (local.get $w)))
+            (local.set $a (v128.load64_zero (local.get $in)))
+            (local.set $a (i8x16.shuffle 0 8 4 8 1 8 5 8 2 8 6 8 3 8 7 8 (local.get $a) (local.get $a)))
+            (local.set $b (v128.load64_zero (i32.add (local.get $in) (local.get $srcStride))))
+            (local.set $b (i8x16.shuffle 0 8 4 8 1 8 5 8 2 8 6 8 3 8 7 8 (local.get $b) (local.get $b)))
+            (local.set $highA (i32x4.add (local.get $highA) (i32x4.dot_i16x8_s (local.get $a) (local.get $hi))))
+            (local.set $lowA (i32x4.add (local.get $lowA) (i32x4.dot_i16x8_s (local.get $a) (local.get $lo))))
+            (local.set $highB (i32x4.add (local.get $highB) (i32x4.dot_i16x8_s (local.get $b) (local.get $hi))))
+            (local.set $lowB (i32x4.add (local.get $lowB) (i32x4.dot_i16x8_s (local.get $b) (local.get $lo))))
             (local.set $in (i32.add (local.get $in) (i32.const 8)))
             (local.set $w (i32.add (local.get $w) (i32.const 32)))
             (br_if $pair (local.tee $t (i32.sub (local.get $t) (i32.const 1)))))
-          (local.set $low (i32x4.shr_s (i32x4.add (i32x4.shl (local.get $high) (i32.const 11)) (local.get $low)) (i32.const 22)))
-          (local.set $low (i16x8.narrow_i32x4_s (local.get $low) (local.get $low)))
-          (v128.store32_lane 0 (local.get $out) (i8x16.narrow_i16x8_u (local.get $low) (local.get $low)))
+          (local.set $a
+            (i8x16.narrow_i16x8_u
+              (i16x8.narrow_i32x4_s
+                (i32x4.shr_s (i32x4.add (i32x4.shl (local.get $highA) (i32.const 11)) (local.get $lowA)) (i32.const 22))
+                (i32x4.shr_s (i32x4.add (i32x4.shl (local.get $highB) (i32.const 11)) (local.get $lowB)) (i32.const 22)))
+              (local.get $a)))
+          (v128.store32_lane 0 (local.get $out) (local.get $a))
+          (v128.store32_lane 1 (i32.add (local.get $out) (local.get $dstStride)) (local.get $a))
           (local.set $out (i32.add (local.get $out) (i32.const 4)))
           (br_if $pixel (i32.lt_u (local.tee $x (i32.add (local.get $x) (i32.const 1))) (local.get $outWidth))))
-        (local.set $src (i32.add (local.get $src) (local.get $srcStride)))
-        (local.set $dst (i32.add (local.get $dst) (local.get $dstStride)))
-        (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
+        (local.set $src (i32.add (local.get $src) (i32.shl (local.get $srcStride) (i32.const 1))))
+        (local.set $dst (i32.add (local.get $dst) (i32.shl (local.get $dstStride) (i32.const 1))))
+        (local.set $rows (i32.sub (local.get $rows) (i32.const 2)))
         (br $row))))
 
   ;; The vertical pass, to packed RGB: `outHeight` rows of `dstRowBytes` bytes at `dst`, each
