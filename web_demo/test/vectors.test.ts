@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { type Rule, SCORES, aggregate, decide, dropThreshold, isPassScore, masksFor, mix, passSeeds, photoToInput } from "../src/core";
+import { type Rule, SCORES, aggregate, decide, dropThreshold, isPassScore, masksFor, mix, passSeeds, photoEngine, photoToInput } from "../src/core";
 import { python } from "./python";
 
 const VECTORS = resolve(process.env.TFUQ_VECTORS ?? join(__dirname, "..", "..", "tests", "vectors"));
@@ -129,10 +129,13 @@ describe("photo rule center-crop-bilinear v1", () => {
     if (problem) throw new Error(`no photo cases: ${problem.message.split("\n")[0]} (set TFUQ_PYTHON to a Python with Pillow)`);
     expect(cases.length).toBeGreaterThan(0);
   });
-  for (const c of cases) {
-    it(`${c.name}: every byte equals Pillow's`, () => {
+  it("runs as WebAssembly SIMD here (Node has it, as every current browser)", () => {
+    expect(photoEngine()).toBe("wasm");
+  });
+  for (const c of cases) for (const engine of ["wasm", "js"] as const) {
+    it(`${c.name} (${engine}): every byte equals Pillow's`, () => {
       const rgba = Buffer.from(c.source_rgba_base64, "base64");
-      const got = photoToInput(new Uint8Array(rgba), c.source_width, c.source_height, c.target_height, c.target_width);
+      const got = photoToInput(new Uint8Array(rgba), c.source_width, c.source_height, c.target_height, c.target_width, engine);
       const expected = new Uint8Array(Buffer.from(c.expected_rgb_base64, "base64"));
       expect(got.length).toBe(expected.length);
       const wrong = got.reduce((n, v, i) => n + (v !== expected[i] ? 1 : 0), 0);

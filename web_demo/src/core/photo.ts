@@ -11,11 +11,16 @@
  *    for 8-bit RGB (`libImaging/Resample.c`): a triangle filter whose support grows with the
  *    downscale factor, coefficients in 22-bit fixed point, the horizontal pass first (rounded to
  *    uint8), then the vertical pass. Canvas scaling is not used: browsers differ in it.
+ *
+ * The two passes run as WebAssembly SIMD (`resample.wat`, four channels per instruction) where
+ * the browser has it, else as the same arithmetic in JavaScript; both give every byte Pillow does.
  */
+import { RESAMPLE_WASM } from "./resample_wasm";
 
 export const PHOTO_RULE = { name: "center-crop-bilinear", version: 1 } as const;
 
 const PRECISION_BITS = 32 - 8 - 2;
+const HALF = 1 << (PRECISION_BITS - 1);
 
 export interface Crop {
   x0: number;
@@ -34,143 +39,231 @@ export function centerCrop(width: number, height: number, targetHeight: number, 
   return { x0: 0, y0: Math.floor((height - ch) / 2), width, height: ch };
 }
 
-interface Coefficients {
-  /** Per output pixel: first input index and how many inputs it weighs. */
-  bounds: Int32Array;
-  /** Per output pixel, `size` fixed-point weights. */
+/**
+ * One pass's filter: output pixel `i` weighs the `taps` inputs from `starts[i]` by
+ * `weights[i*taps ...]`. Pillow's kernels vary in length; here each is zero-padded to the
+ * longest, its start moved left where it would run past the end (a zero weight changes no sum).
+ */
+interface Kernel {
+  starts: Int32Array;
   weights: Int32Array;
-  size: number;
+  taps: number;
 }
 
-// Photos of one camera come in one size: their weights are computed once per (input, output) size.
-const coefficientCache = new Map<string, Coefficients>();
-const COEFFICIENT_CACHE_SIZE = 8;
-
-/** Pillow's `precompute_coeffs` with the bilinear filter, then `normalize_coeffs_8bpc`. */
-function coefficients(inSize: number, outSize: number): Coefficients {
-  const key = `${inSize}>${outSize}`;
-  const known = coefficientCache.get(key);
-  if (known) return known;
+/** Pillow's `precompute_coeffs` with the bilinear filter, then `normalize_coeffs_8bpc`, padded to one length. */
+function bilinearKernel(inSize: number, outSize: number): Kernel {
   const scale = inSize / outSize;
   const filterScale = Math.max(scale, 1.0);
   const support = 1.0 * filterScale;
-  const size = Math.ceil(support) * 2 + 1;
-  const bounds = new Int32Array(outSize * 2);
-  const weights = new Int32Array(outSize * size);
-  const k = new Float64Array(size);
+  const ss = 1.0 / filterScale;
+  const firsts: number[] = [];
+  const rows: number[][] = [];
   for (let xx = 0; xx < outSize; xx++) {
     const center = (xx + 0.5) * scale;
-    const ss = 1.0 / filterScale;
     const xmin = Math.max(0, Math.trunc(center - support + 0.5));
     const xmax = Math.min(inSize, Math.trunc(center + support + 0.5)) - xmin;
+    const k: number[] = [];
     let total = 0;
     for (let x = 0; x < xmax; x++) {
       const t = Math.abs((x + xmin - center + 0.5) * ss);
       const w = t < 1.0 ? 1.0 - t : 0.0;
-      k[x] = w;
+      k.push(w);
       total += w;
     }
-    for (let x = 0; x < xmax; x++) {
-      const w = total !== 0 ? k[x] / total : k[x];
+    rows.push(k.map((value) => {
+      const w = total !== 0 ? value / total : value;
       const fixed = w * (1 << PRECISION_BITS);
-      weights[xx * size + x] = Math.trunc(w < 0 ? -0.5 + fixed : 0.5 + fixed);
-    }
-    bounds[xx * 2] = xmin;
-    bounds[xx * 2 + 1] = xmax;
+      return Math.trunc(w < 0 ? -0.5 + fixed : 0.5 + fixed);
+    }));
+    firsts.push(xmin);
   }
-  const result = { bounds, weights, size };
-  if (coefficientCache.size >= COEFFICIENT_CACHE_SIZE) coefficientCache.delete(coefficientCache.keys().next().value as string);
-  coefficientCache.set(key, result);
-  return result;
+  const taps = Math.max(...rows.map((row) => row.length));
+  const starts = new Int32Array(outSize);
+  const weights = new Int32Array(outSize * taps);
+  for (let xx = 0; xx < outSize; xx++) {
+    starts[xx] = Math.min(firsts[xx], inSize - taps);
+    weights.set(rows[xx], xx * taps + firsts[xx] - starts[xx]);
+  }
+  return { starts, weights, taps };
 }
 
-function clip8(value: number): number {
-  if (value >= 1 << (PRECISION_BITS + 8)) return 255;
-  if (value <= 0) return 0;
-  return value >> PRECISION_BITS;
-}
-
-/** Where the rows of the picture to resize come from: RGB bytes, or RGBA composited over white. */
-interface RowSource {
-  /** The picture's size (the crop's, for a crop). */
-  width: number;
-  height: number;
-  /** Row `y`'s pixels: the array, the index of its first pixel, and the bytes per pixel (3 or 4, RGB first). */
-  row(y: number): [Uint8Array | Uint8ClampedArray, number, number];
+/** A pass Pillow skips (the size does not change) as a kernel: each output is its input, exactly. */
+function identityKernel(size: number): Kernel {
+  return { starts: Int32Array.from({ length: size }, (_, i) => i), weights: new Int32Array(size).fill(1 << PRECISION_BITS), taps: 1 };
 }
 
 /**
- * Pillow's BILINEAR resize of the rows `source` gives, to `(outHeight, outWidth, 3)`: the
- * horizontal pass row by row (only the rows the vertical pass reads, as Pillow), rounded to
- * uint8, then the vertical pass output row by output row, each tap a sweep over a whole row of
- * integers. A pass whose size does not change is skipped, as in Pillow.
+ * A kernel as the WebAssembly passes read it (see resample.wat): the zero weights at
+ * either end of each output pixel's taps dropped, the rest taken in pairs. `spans`: per output
+ * pixel, its first input and its number of pairs; `weights`: per output pixel, `stride` pairs of
+ * two i16x8 vectors, `[hi0 hi1] x 4` and `[lo0 lo1] x 4` where `w = hi*2048 + lo` (an odd
+ * count's last pair weighs one more pixel by 0).
  */
-function resample(source: RowSource, outWidth: number, outHeight: number): Uint8Array {
-  const { width, height } = source;
-  const half = 1 << (PRECISION_BITS - 1);
-  const vertical = outHeight !== height ? coefficients(height, outHeight) : null;
-  const firstRow = vertical ? vertical.bounds[0] : 0;
-  const lastRow = vertical ? vertical.bounds[outHeight * 2 - 2] + vertical.bounds[outHeight * 2 - 1] : height;
-  const horizontal = outWidth !== width ? coefficients(width, outWidth) : null;
-  const rowBytes = outWidth * 3;
-  const temp = new Uint8Array((lastRow - firstRow) * rowBytes);
-  for (let y = firstRow; y < lastRow; y++) {
-    const [pixels, start, stride] = source.row(y);
-    let out = (y - firstRow) * rowBytes;
-    if (!horizontal) {
-      for (let x = 0, at = start; x < width; x++, at += stride) {
-        temp[out++] = pixels[at];
-        temp[out++] = pixels[at + 1];
-        temp[out++] = pixels[at + 2];
+interface PairKernel {
+  spans: Int32Array;
+  weights: Int16Array;
+  stride: number;
+}
+
+function pairKernel({ starts, weights, taps }: Kernel): PairKernel {
+  const outSize = starts.length;
+  const stride = Math.ceil(taps / 2);
+  const spans = new Int32Array(outSize * 2);
+  const pairs = new Int16Array(outSize * stride * 16);
+  for (let i = 0; i < outSize; i++) {
+    const own = weights.subarray(i * taps, (i + 1) * taps);
+    let first = 0;
+    let last = taps - 1;
+    while (first < last && own[first] === 0) first++;
+    while (last > first && own[last] === 0) last--;
+    spans[i * 2] = starts[i] + first;
+    spans[i * 2 + 1] = Math.ceil((last - first + 1) / 2);
+    for (let t = first; t <= last; t++) {
+      const at = (i * stride + ((t - first) >> 1)) * 16 + ((t - first) & 1);
+      for (let lane = 0; lane < 8; lane += 2) {
+        pairs[at + lane] = own[t] >> 11;
+        pairs[at + 8 + lane] = own[t] & 2047;
       }
-      continue;
-    }
-    const { bounds, weights, size } = horizontal;
-    for (let xx = 0; xx < outWidth; xx++) {
-      const xmin = bounds[xx * 2];
-      const xmax = bounds[xx * 2 + 1];
-      const base = xx * size;
-      let s0 = half;
-      let s1 = half;
-      let s2 = half;
-      for (let x = 0, at = start + xmin * stride; x < xmax; x++, at += stride) {
-        const w = weights[base + x];
-        s0 += pixels[at] * w;
-        s1 += pixels[at + 1] * w;
-        s2 += pixels[at + 2] * w;
-      }
-      temp[out++] = clip8(s0);
-      temp[out++] = clip8(s1);
-      temp[out++] = clip8(s2);
     }
   }
-  if (!vertical) return temp;
-  const out = new Uint8Array(outHeight * rowBytes);
-  const sums = new Int32Array(rowBytes);
-  const { bounds, weights, size } = vertical;
-  for (let yy = 0; yy < outHeight; yy++) {
-    const ymin = bounds[yy * 2] - firstRow;
-    const ymax = bounds[yy * 2 + 1];
-    sums.fill(half);
-    for (let y = 0; y < ymax; y++) {
-      const w = weights[yy * size + y];
-      const row = (y + ymin) * rowBytes;
-      for (let i = 0; i < rowBytes; i++) sums[i] += temp[row + i] * w;
-    }
-    const at = yy * rowBytes;
-    for (let i = 0; i < rowBytes; i++) out[at + i] = clip8(sums[i]);
-  }
-  return out;
+  return { spans, weights: pairs, stride };
+}
+
+/** What one (photo size, model input size) needs: the crop, the crop rows the vertical pass reads, both kernels. */
+interface Plan {
+  crop: Crop;
+  /** The first crop row the vertical pass reads and how many (all of them, but for an upscale's edges). */
+  firstRow: number;
+  rows: number;
+  horizontal: Kernel;
+  /** Its starts count from `firstRow`. */
+  vertical: Kernel;
+  /** The two kernels as the WebAssembly passes read them. */
+  horizontalPairs: PairKernel;
+  verticalPairs: PairKernel;
+}
+
+// Photos of one camera come in one size: their plan is computed once per size.
+const plans = new Map<string, Plan>();
+const PLAN_CACHE_SIZE = 8;
+
+function planFor(width: number, height: number, targetHeight: number, targetWidth: number): Plan {
+  const key = `${width}x${height}>${targetWidth}x${targetHeight}`;
+  const known = plans.get(key);
+  if (known) return known;
+  const crop = centerCrop(width, height, targetHeight, targetWidth);
+  const horizontal = crop.width !== targetWidth ? bilinearKernel(crop.width, targetWidth) : identityKernel(targetWidth);
+  const vertical = crop.height !== targetHeight ? bilinearKernel(crop.height, targetHeight) : identityKernel(targetHeight);
+  const firstRow = Math.min(...vertical.starts);
+  const rows = Math.max(...vertical.starts) + vertical.taps - firstRow;
+  const fromFirstRow = { ...vertical, starts: vertical.starts.map((s) => s - firstRow) };
+  const plan = { crop, firstRow, rows, horizontal, vertical: fromFirstRow, horizontalPairs: pairKernel(horizontal), verticalPairs: pairKernel(fromFirstRow) };
+  if (plans.size >= PLAN_CACHE_SIZE) plans.delete(plans.keys().next().value as string);
+  plans.set(key, plan);
+  return plan;
 }
 
 /**
- * Resize RGB `(height, width, 3)` bytes to `(outHeight, outWidth, 3)` as Pillow's BILINEAR.
- * Like Pillow, a pass whose size does not change is skipped.
+ * The two passes over one heap of bytes (addresses are byte offsets, 4-aligned; pixels are 4
+ * bytes, RGBA, the 4th lane carried along and ignored).
  */
-export function resizeBilinear(rgb: Uint8Array, width: number, height: number, outWidth: number, outHeight: number): Uint8Array {
-  if (rgb.length !== width * height * 3) throw new RangeError(`expected ${width * height * 3} RGB bytes, got ${rgb.length}`);
-  const source: RowSource = { width, height, row: (y) => [rgb, y * width * 3, 3] };
-  return resample(source, outWidth, outHeight);
+interface Kernels {
+  /** The heap, at least `bytes` long (growing it may replace the buffer). */
+  heap(bytes: number): ArrayBuffer;
+  /** The AND of the 32-bit words in `bytes` bytes from `at`. */
+  andAll(at: number, bytes: number): number;
+  /**
+   * Which form of the kernels the passes read: a Kernel's `starts`, `weights` and `taps`, or
+   * with `pairs` a PairKernel's `spans`, `weights` and `stride`.
+   */
+  pairs: boolean;
+  /**
+   * `rows` rows of pixels from `src` (`srcStride` bytes apart) to `outWidth` pixels a row at
+   * `dst`. The WebAssembly pass takes rows in pairs: for an odd count it reads the row after
+   * the last and writes an output row after the last.
+   */
+  horizontal(src: number, srcStride: number, rows: number, starts: number, weights: number, taps: number, outWidth: number, dst: number, dstStride: number): void;
+  /**
+   * `outHeight` rows of packed RGB (`dstRowBytes` bytes) at `dst`, each from `taps` rows of
+   * `src` (`stride` bytes apart, a multiple of 16) from its start row. The pairs may read a
+   * row past the last and a pixel past a row's end (weighing them by 0), and write up to 16
+   * bytes past the output.
+   */
+  vertical(src: number, stride: number, starts: number, weights: number, taps: number, outHeight: number, dst: number, dstRowBytes: number): void;
+}
+
+/** The kernels of `resample.wat`, or null where the browser has no WebAssembly SIMD. */
+function wasmKernels(): Kernels | null {
+  const bytes = Uint8Array.from(atob(RESAMPLE_WASM), (c) => c.charCodeAt(0));
+  if (typeof WebAssembly !== "object" || !WebAssembly.validate(bytes)) return null;
+  // Small enough (< 4 KB) to compile synchronously on a page's main thread.
+  const exports = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports as unknown as Omit<Kernels, "heap"> & { memory: WebAssembly.Memory };
+  const memory = exports.memory;
+  return {
+    heap(size) {
+      const missing = size - memory.buffer.byteLength;
+      if (missing > 0) memory.grow(Math.ceil(missing / 65536));
+      return memory.buffer;
+    },
+    andAll: exports.andAll,
+    pairs: true,
+    horizontal: exports.horizontal,
+    vertical: exports.vertical,
+  };
+}
+
+/** The same kernels in JavaScript (int32 fixed point with Math.imul; the clamped array is Pillow's clip8). */
+function jsKernels(): Kernels {
+  let buffer = new ArrayBuffer(0);
+  let words = new Int32Array(buffer);
+  let bytes = new Uint8ClampedArray(buffer);
+  return {
+    heap(size) {
+      if (buffer.byteLength < size) {
+        buffer = new ArrayBuffer(size);
+        words = new Int32Array(buffer);
+        bytes = new Uint8ClampedArray(buffer);
+      }
+      return buffer;
+    },
+    andAll(at, count) {
+      let all = -1;
+      for (let i = at >> 2, end = (at + count) >> 2; i < end; i++) all &= words[i];
+      return all;
+    },
+    pairs: false,
+    horizontal(src, srcStride, rows, starts, weights, taps, outWidth, dst, dstStride) {
+      for (let y = 0; y < rows; y++, src += srcStride, dst += dstStride) {
+        for (let x = 0, k = weights >> 2, out = dst; x < outWidth; x++, out += 4) {
+          let r = HALF;
+          let g = HALF;
+          let b = HALF;
+          for (let at = (src >> 2) + words[(starts >> 2) + x], end = at + taps; at < end; at++, k++) {
+            const p = words[at];
+            const w = words[k];
+            r = (r + Math.imul(p & 255, w)) | 0;
+            g = (g + Math.imul((p >>> 8) & 255, w)) | 0;
+            b = (b + Math.imul((p >>> 16) & 255, w)) | 0;
+          }
+          bytes[out] = r >> PRECISION_BITS;
+          bytes[out + 1] = g >> PRECISION_BITS;
+          bytes[out + 2] = b >> PRECISION_BITS;
+        }
+      }
+    },
+    vertical(src, stride, starts, weights, taps, outHeight, dst, dstRowBytes) {
+      for (let y = 0; y < outHeight; y++, dst += dstRowBytes) {
+        const top = src + words[(starts >> 2) + y] * stride;
+        const k = (weights >> 2) + y * taps;
+        for (let i = 0, out = dst; out < dst + dstRowBytes; i++) {
+          if ((i & 3) === 3) continue; // the 4th lane
+          let sum = HALF;
+          for (let t = 0, at = top + i; t < taps; t++, at += stride) sum = (sum + Math.imul(bytes[at], words[k + t])) | 0;
+          bytes[out++] = sum >> PRECISION_BITS;
+        }
+      }
+    },
+  };
 }
 
 /** One channel over white: `(c*a + 255*(255 - a) + 127) // 255`. */
@@ -178,56 +271,37 @@ function overWhite(c: number, a: number): number {
   return Math.floor((c * a + 255 * (255 - a) + 127) / 255);
 }
 
-/** RGBA bytes to RGB with the alpha composited over white, in integers. */
-export function compositeOverWhite(rgba: Uint8Array | Uint8ClampedArray, width: number, height: number, crop?: Crop): Uint8Array {
-  if (rgba.length !== width * height * 4) throw new RangeError(`expected ${width * height * 4} RGBA bytes, got ${rgba.length}`);
-  const region = crop ?? { x0: 0, y0: 0, width, height };
-  const out = new Uint8Array(region.width * region.height * 3);
-  let o = 0;
-  for (let y = region.y0; y < region.y0 + region.height; y++) {
-    for (let x = region.x0; x < region.x0 + region.width; x++) {
-      const i = (y * width + x) * 4;
-      const a = rgba[i + 3];
-      for (let c = 0; c < 3; c++) out[o++] = overWhite(rgba[i + c], a);
-    }
+/** `count` RGBA words from word `at` composited over white, in place (opaque pixels are themselves). */
+function compositeOverWhite(words: Int32Array, at: number, count: number): void {
+  for (let i = at; i < at + count; i++) {
+    const p = words[i];
+    const a = p >>> 24;
+    if (a === 255) continue;
+    words[i] = overWhite(p & 255, a) | (overWhite((p >>> 8) & 255, a) << 8) | (overWhite((p >>> 16) & 255, a) << 16) | (255 << 24);
   }
-  return out;
 }
 
-/**
- * The rows of a crop of RGBA pixels over white: an opaque row is read where it lies (over
- * white it is itself), a row with any transparency is composited into a scratch row first.
- */
-function croppedRows(rgba: Uint8Array | Uint8ClampedArray, width: number, crop: Crop): RowSource {
-  const scratch = new Uint8Array(crop.width * 4);
-  return {
-    width: crop.width,
-    height: crop.height,
-    row(y: number) {
-      const start = ((crop.y0 + y) * width + crop.x0) * 4;
-      const end = start + crop.width * 4;
-      let opaque = true;
-      for (let i = start + 3; i < end; i += 4) {
-        if (rgba[i] !== 255) {
-          opaque = false;
-          break;
-        }
-      }
-      if (opaque) return [rgba, start, 4];
-      for (let i = start, o = 0; i < end; i += 4, o += 4) {
-        const a = rgba[i + 3];
-        scratch[o] = overWhite(rgba[i], a);
-        scratch[o + 1] = overWhite(rgba[i + 1], a);
-        scratch[o + 2] = overWhite(rgba[i + 2], a);
-      }
-      return [scratch, 0, 4];
-    },
-  };
+const align16 = (n: number) => Math.ceil(n / 16) * 16;
+// Whose kernels each heap holds at its start: photos of one size need them written once.
+const tablesWritten = new Map<Kernels, { plan: Plan; heap: ArrayBuffer }>();
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** The kernels photoToInput uses: "wasm" where the browser has WebAssembly SIMD, else "js". */
+export type PhotoEngine = "wasm" | "js";
+const engines = new Map<PhotoEngine, Kernels | null>();
+function kernelsOf(engine: PhotoEngine): Kernels | null {
+  if (!engines.has(engine)) engines.set(engine, engine === "wasm" ? (LITTLE_ENDIAN ? wasmKernels() : null) : jsKernels());
+  return engines.get(engine) ?? null;
+}
+/** "wasm" when WebAssembly SIMD runs here, else "js". */
+export function photoEngine(): PhotoEngine {
+  return kernelsOf("wasm") ? "wasm" : "js";
 }
 
 /**
  * The whole rule: decoded RGBA `(height, width, 4)` to the model's RGB `(targetHeight, targetWidth, 3)`.
- * Steps 1-3 in one sweep over the crop's rows, with no copy of the crop.
+ * Only the crop rows the resize reads are copied (into the kernels' heap); they are composited
+ * over white only if some pixel is not opaque (a JPEG's never are).
  */
 export function photoToInput(
   rgba: Uint8Array | Uint8ClampedArray,
@@ -235,9 +309,46 @@ export function photoToInput(
   height: number,
   targetHeight: number,
   targetWidth: number,
+  engine: PhotoEngine = photoEngine(),
 ): Uint8Array {
   if (width < 1 || height < 1) throw new RangeError(`the photo is ${width}x${height}, not an image`);
   if (rgba.length !== width * height * 4) throw new RangeError(`expected ${width * height * 4} RGBA bytes, got ${rgba.length}`);
-  const crop = centerCrop(width, height, targetHeight, targetWidth);
-  return resample(croppedRows(rgba, width, crop), targetWidth, targetHeight);
+  const kernels = kernelsOf(engine);
+  if (!kernels) throw new Error(`the ${engine} photo engine does not run here`);
+  const plan = planFor(width, height, targetHeight, targetWidth);
+  const { crop, firstRow, rows, horizontal, vertical } = plan;
+  // The heap: both kernels, the crop's rows, the rows after the horizontal pass, the output.
+  const stride = align16(targetWidth * 4);
+  const forms = (kernel: Kernel, pairs: PairKernel) =>
+    kernels.pairs ? ([pairs.spans, pairs.weights, pairs.stride] as const) : ([kernel.starts, kernel.weights, kernel.taps] as const);
+  const [hStartTable, hWeightTable, hTaps] = forms(horizontal, plan.horizontalPairs);
+  const [vStartTable, vWeightTable, vTaps] = forms(vertical, plan.verticalPairs);
+  const tables = [hStartTable, hWeightTable, vStartTable, vWeightTable];
+  const addresses: number[] = [];
+  let end = 0;
+  for (const table of tables) {
+    addresses.push(end);
+    end = align16(end + table.byteLength);
+  }
+  const [hStarts, hWeights, vStarts, vWeights] = addresses;
+  // The rows the resize reads, whole: one copy (the columns cropped away go along, unread).
+  const rowBytes = width * 4;
+  const source = end;
+  const between = align16(source + (rows + 1) * rowBytes); // a spare row: the last row's pair
+  const out = between + (rows + 1) * stride; // a spare row: an odd count's last pair (either pass)
+  const rgbBytes = targetHeight * targetWidth * 3;
+  const heap = kernels.heap(align16(out + rgbBytes + 16));
+  const words = new Int32Array(heap);
+  const heapBytes = new Uint8Array(heap);
+  const written = tablesWritten.get(kernels);
+  if (written?.plan !== plan || written.heap !== heap) {
+    tables.forEach((table, i) => heapBytes.set(new Uint8Array(table.buffer, table.byteOffset, table.byteLength), addresses[i]));
+    tablesWritten.set(kernels, { plan, heap });
+  }
+  const from = (crop.y0 + firstRow) * rowBytes;
+  heapBytes.set(rgba.subarray(from, from + rows * rowBytes), source);
+  if (kernels.andAll(source, rows * rowBytes) >>> 24 !== 255) compositeOverWhite(words, source >> 2, rows * width);
+  kernels.horizontal(source + crop.x0 * 4, rowBytes, rows, hStarts, hWeights, hTaps, targetWidth, between, stride);
+  kernels.vertical(between, stride, vStarts, vWeights, vTaps, targetHeight, out, targetWidth * 3);
+  return heapBytes.slice(out, out + rgbBytes);
 }

@@ -147,31 +147,35 @@ object PhotoRule {
         val crop = regionOf(rule, width, height, targetWidth, targetHeight)
         val across = Coefficients.of(crop.width, targetWidth)
         val row = IntArray(width)
-        val flat = IntArray(crop.width * 3)
-        // The horizontal pass, row by row of the crop: composited, then resampled across.
+        // The horizontal pass, row by row of the crop: resampled across straight from the
+        // packed pixels; a row with any transparency is composited over white first (over
+        // white an opaque pixel is itself, so a JPEG's rows are never touched).
         val wide = IntArray(crop.height * targetWidth * 3)
+        val left = crop.left
         for (y in 0 until crop.height) {
             rows.row(crop.top + y, row)
-            for (x in 0 until crop.width) {
-                val p = row[crop.left + x]
-                val a = (p ushr 24) and 0xFF
-                if (a == 255) {  // opaque: over white it is itself, no division
-                    flat[3 * x] = (p shr 16) and 0xFF
-                    flat[3 * x + 1] = (p shr 8) and 0xFF
-                    flat[3 * x + 2] = p and 0xFF
-                } else {
-                    flat[3 * x] = overWhite((p shr 16) and 0xFF, a)
-                    flat[3 * x + 1] = overWhite((p shr 8) and 0xFF, a)
-                    flat[3 * x + 2] = overWhite(p and 0xFF, a)
+            var all = -1
+            for (x in left until left + crop.width) all = all and row[x]
+            if ((all ushr 24) != 255) {
+                for (x in left until left + crop.width) {
+                    val p = row[x]
+                    val a = (p ushr 24) and 0xFF
+                    row[x] = (0xFF shl 24) or (overWhite((p shr 16) and 0xFF, a) shl 16) or
+                        (overWhite((p shr 8) and 0xFF, a) shl 8) or overWhite(p and 0xFF, a)
                 }
             }
             val base = y * targetWidth * 3
             if (crop.width == targetWidth) {
-                System.arraycopy(flat, 0, wide, base, flat.size)
+                for (x in 0 until targetWidth) {
+                    val p = row[left + x]
+                    wide[base + 3 * x] = (p shr 16) and 0xFF
+                    wide[base + 3 * x + 1] = (p shr 8) and 0xFF
+                    wide[base + 3 * x + 2] = p and 0xFF
+                }
             } else {
                 val weights = across.weights
                 for (xx in 0 until targetWidth) {
-                    var at = 3 * across.start[xx]
+                    var at = left + across.start[xx]
                     var w = xx * across.size
                     val end = w + across.count[xx]
                     var s0 = HALF
@@ -179,10 +183,11 @@ object PhotoRule {
                     var s2 = HALF
                     while (w < end) {
                         val weight = weights[w]
-                        s0 += flat[at] * weight
-                        s1 += flat[at + 1] * weight
-                        s2 += flat[at + 2] * weight
-                        at += 3
+                        val p = row[at]
+                        s0 += ((p shr 16) and 0xFF) * weight
+                        s1 += ((p shr 8) and 0xFF) * weight
+                        s2 += (p and 0xFF) * weight
+                        at++
                         w++
                     }
                     wide[base + 3 * xx] = clip8(s0)

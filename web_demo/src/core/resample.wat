@@ -1,0 +1,167 @@
+;; Pillow's 8-bit BILINEAR resample (libImaging/Resample.c) as WebAssembly SIMD: the two passes of
+;; the photo rule, `center-crop-bilinear` v1 (photo.ts says the rule; this file is only its speed).
+;; A pixel is 4 bytes, RGBA (the 4th lane is carried and ignored); each output pixel weighs `taps`
+;; consecutive inputs from its start (the kernels are zero-padded to one width), in int32 fixed
+;; point with 22 fractional bits, rounded down and clamped to 0..255 as Pillow's clip8.
+;; Built into resample_wasm.ts by tools/build_wasm.mjs (npm run wasm).
+(module
+  (memory (export "memory") 1)
+
+  ;; The AND of `bytes` bytes (a multiple of 4) from `at`, as one 32-bit word: its top byte is
+  ;; 255 exactly when every pixel is opaque.
+  (func (export "andAll") (param $at i32) (param $bytes i32) (result i32)
+    (local $end i32) (local $all v128) (local $word i32)
+    (local.set $end (i32.add (local.get $at) (local.get $bytes)))
+    (local.set $all (v128.const i32x4 -1 -1 -1 -1))
+    (local.set $word (i32.const -1))
+    (block $done
+      (loop $sixteen
+        (br_if $done (i32.gt_u (i32.add (local.get $at) (i32.const 16)) (local.get $end)))
+        (local.set $all (v128.and (local.get $all) (v128.load (local.get $at))))
+        (local.set $at (i32.add (local.get $at) (i32.const 16)))
+        (br $sixteen)))
+    (block $tail
+      (loop $four
+        (br_if $tail (i32.ge_u (local.get $at) (local.get $end)))
+        (local.set $word (i32.and (local.get $word) (i32.load (local.get $at))))
+        (local.set $at (i32.add (local.get $at) (i32.const 4)))
+        (br $four)))
+    (i32.and (local.get $word)
+      (i32.and
+        (i32.and (i32x4.extract_lane 0 (local.get $all)) (i32x4.extract_lane 1 (local.get $all)))
+        (i32.and (i32x4.extract_lane 2 (local.get $all)) (i32x4.extract_lane 3 (local.get $all))))))
+
+  ;; The horizontal pass: `rows` rows of pixels from `src` (`srcStride` bytes apart) to rows of
+  ;; `outWidth` pixels at `dst` (`dstStride` bytes apart). The taps go in pairs, with
+  ;; i32x4.dot_i16x8_s (two 16-bit products summed per lane, one instruction): a pair's two
+  ;; pixels become [r0 r1 g0 g1 b0 b1 a0 a1] as i16, and each 22-bit weight w is split as
+  ;; w = hi*2048 + lo (both below 2^11, so 16-bit), the sum being (sum of p*hi)*2048 + (sum of
+  ;; p*lo), the same integer. `spans`: per output pixel, its first input pixel and its number of
+  ;; pairs; `weights`: per output pixel, `stride` pairs of two v128 weight vectors, [hi0 hi1] x 4
+  ;; then [lo0 lo1] x 4 as i16 (an odd count's last pair weighs one more pixel by 0).
+  (func (export "horizontal")
+    (param $src i32) (param $srcStride i32) (param $rows i32)
+    (param $spans i32) (param $weights i32) (param $stride i32) (param $outWidth i32)
+    (param $dst i32) (param $dstStride i32)
+    (local $x i32) (local $in i32) (local $w i32) (local $t i32) (local $out i32)
+    (local $hi v128) (local $lo v128) (local $a v128) (local $b v128)
+    (local $highA v128) (local $lowA v128) (local $highB v128) (local $lowB v128)
+    ;; Two rows at a time (they share every weight); an odd count's last row is paired with the
+    ;; row after it, which the caller provides (read, and its output written, but unused).
+    (block $rowsDone
+      (loop $row
+        (br_if $rowsDone (i32.le_s (local.get $rows) (i32.const 0)))
+        (local.set $x (i32.const 0))
+        (local.set $out (local.get $dst))
+        (loop $pixel
+          (local.set $in (i32.add (local.get $src)
+            (i32.shl (i32.load (i32.add (local.get $spans) (i32.shl (local.get $x) (i32.const 3)))) (i32.const 2))))
+          (local.set $t (i32.load offset=4 (i32.add (local.get $spans) (i32.shl (local.get $x) (i32.const 3)))))
+          (local.set $w (i32.add (local.get $weights) (i32.shl (i32.mul (local.get $x) (local.get $stride)) (i32.const 5))))
+          (local.set $highA (v128.const i32x4 0 0 0 0))
+          (local.set $highB (local.get $highA))
+          (local.set $lowA (v128.const i32x4 0x200000 0x200000 0x200000 0x200000))
+          (local.set $lowB (local.get $lowA))
+          (loop $pair
+            (local.set $hi (v128.load (local.get $w)))
+            (local.set $lo (v128.load offset=16 (local.get $w)))
+            (local.set $a (v128.load64_zero (local.get $in)))
+            (local.set $a (i8x16.shuffle 0 8 4 8 1 8 5 8 2 8 6 8 3 8 7 8 (local.get $a) (local.get $a)))
+            (local.set $b (v128.load64_zero (i32.add (local.get $in) (local.get $srcStride))))
+            (local.set $b (i8x16.shuffle 0 8 4 8 1 8 5 8 2 8 6 8 3 8 7 8 (local.get $b) (local.get $b)))
+            (local.set $highA (i32x4.add (local.get $highA) (i32x4.dot_i16x8_s (local.get $a) (local.get $hi))))
+            (local.set $lowA (i32x4.add (local.get $lowA) (i32x4.dot_i16x8_s (local.get $a) (local.get $lo))))
+            (local.set $highB (i32x4.add (local.get $highB) (i32x4.dot_i16x8_s (local.get $b) (local.get $hi))))
+            (local.set $lowB (i32x4.add (local.get $lowB) (i32x4.dot_i16x8_s (local.get $b) (local.get $lo))))
+            (local.set $in (i32.add (local.get $in) (i32.const 8)))
+            (local.set $w (i32.add (local.get $w) (i32.const 32)))
+            (br_if $pair (local.tee $t (i32.sub (local.get $t) (i32.const 1)))))
+          (local.set $a
+            (i8x16.narrow_i16x8_u
+              (i16x8.narrow_i32x4_s
+                (i32x4.shr_s (i32x4.add (i32x4.shl (local.get $highA) (i32.const 11)) (local.get $lowA)) (i32.const 22))
+                (i32x4.shr_s (i32x4.add (i32x4.shl (local.get $highB) (i32.const 11)) (local.get $lowB)) (i32.const 22)))
+              (local.get $a)))
+          (v128.store32_lane 0 (local.get $out) (local.get $a))
+          (v128.store32_lane 1 (i32.add (local.get $out) (local.get $dstStride)) (local.get $a))
+          (local.set $out (i32.add (local.get $out) (i32.const 4)))
+          (br_if $pixel (i32.lt_u (local.tee $x (i32.add (local.get $x) (i32.const 1))) (local.get $outWidth))))
+        (local.set $src (i32.add (local.get $src) (i32.shl (local.get $srcStride) (i32.const 1))))
+        (local.set $dst (i32.add (local.get $dst) (i32.shl (local.get $dstStride) (i32.const 1))))
+        (local.set $rows (i32.sub (local.get $rows) (i32.const 2)))
+        (br $row))))
+
+  ;; The vertical pass, to packed RGB: `outHeight` rows of `dstRowBytes` bytes at `dst`, each
+  ;; from rows of `src` (`stride` bytes apart, a multiple of 16), 16 bytes at a time. Rows go in
+  ;; pairs as the horizontal pass's taps do, with the same `spans` (first row, number of pairs)
+  ;; and `weights` (per output row, `pairStride` pairs [hi0 hi1] x 4, [lo0 lo1] x 4): a pair's two
+  ;; rows of 16 bytes are interleaved [a0 b0 a1 b1 ...] and widened to i16, four groups of four
+  ;; bytes. Each 16 bytes (4 pixels) store 16 bytes of which the last 4 are overwritten by the
+  ;; next: a row's padding pixels spill into the next row's start, the last row's into 16 spare
+  ;; bytes after the output.
+  (func (export "vertical")
+    (param $src i32) (param $stride i32) (param $spans i32) (param $weights i32) (param $pairStride i32)
+    (param $outHeight i32) (param $dst i32) (param $dstRowBytes i32)
+    (local $y i32) (local $out i32) (local $i i32) (local $in i32) (local $w i32) (local $t i32)
+    (local $top i32) (local $firstWeights i32) (local $pairs i32)
+    (local $hi v128) (local $lo v128) (local $a v128) (local $b v128) (local $mixed v128) (local $wide v128)
+    (local $h0 v128) (local $h1 v128) (local $h2 v128) (local $h3 v128)
+    (local $l0 v128) (local $l1 v128) (local $l2 v128) (local $l3 v128)
+    (block $rowsDone
+      (loop $row
+        (br_if $rowsDone (i32.ge_u (local.get $y) (local.get $outHeight)))
+        (local.set $top (i32.add (local.get $src)
+          (i32.mul (i32.load (i32.add (local.get $spans) (i32.shl (local.get $y) (i32.const 3)))) (local.get $stride))))
+        (local.set $pairs (i32.load offset=4 (i32.add (local.get $spans) (i32.shl (local.get $y) (i32.const 3)))))
+        (local.set $firstWeights (i32.add (local.get $weights) (i32.shl (i32.mul (local.get $y) (local.get $pairStride)) (i32.const 5))))
+        (local.set $i (i32.const 0))
+        (local.set $out (local.get $dst))
+        (loop $column
+          (local.set $h0 (v128.const i32x4 0 0 0 0))
+          (local.set $h1 (local.get $h0))
+          (local.set $h2 (local.get $h0))
+          (local.set $h3 (local.get $h0))
+          (local.set $l0 (v128.const i32x4 0x200000 0x200000 0x200000 0x200000))
+          (local.set $l1 (local.get $l0))
+          (local.set $l2 (local.get $l0))
+          (local.set $l3 (local.get $l0))
+          (local.set $in (i32.add (local.get $top) (local.get $i)))
+          (local.set $w (local.get $firstWeights))
+          (local.set $t (local.get $pairs))
+          (loop $pair
+            (local.set $hi (v128.load (local.get $w)))
+            (local.set $lo (v128.load offset=16 (local.get $w)))
+            (local.set $a (v128.load (local.get $in)))
+            (local.set $b (v128.load (i32.add (local.get $in) (local.get $stride))))
+            (local.set $mixed (i8x16.shuffle 0 16 1 17 2 18 3 19 4 20 5 21 6 22 7 23 (local.get $a) (local.get $b)))
+            (local.set $wide (i16x8.extend_low_i8x16_u (local.get $mixed)))
+            (local.set $h0 (i32x4.add (local.get $h0) (i32x4.dot_i16x8_s (local.get $wide) (local.get $hi))))
+            (local.set $l0 (i32x4.add (local.get $l0) (i32x4.dot_i16x8_s (local.get $wide) (local.get $lo))))
+            (local.set $wide (i16x8.extend_high_i8x16_u (local.get $mixed)))
+            (local.set $h1 (i32x4.add (local.get $h1) (i32x4.dot_i16x8_s (local.get $wide) (local.get $hi))))
+            (local.set $l1 (i32x4.add (local.get $l1) (i32x4.dot_i16x8_s (local.get $wide) (local.get $lo))))
+            (local.set $mixed (i8x16.shuffle 8 24 9 25 10 26 11 27 12 28 13 29 14 30 15 31 (local.get $a) (local.get $b)))
+            (local.set $wide (i16x8.extend_low_i8x16_u (local.get $mixed)))
+            (local.set $h2 (i32x4.add (local.get $h2) (i32x4.dot_i16x8_s (local.get $wide) (local.get $hi))))
+            (local.set $l2 (i32x4.add (local.get $l2) (i32x4.dot_i16x8_s (local.get $wide) (local.get $lo))))
+            (local.set $wide (i16x8.extend_high_i8x16_u (local.get $mixed)))
+            (local.set $h3 (i32x4.add (local.get $h3) (i32x4.dot_i16x8_s (local.get $wide) (local.get $hi))))
+            (local.set $l3 (i32x4.add (local.get $l3) (i32x4.dot_i16x8_s (local.get $wide) (local.get $lo))))
+            (local.set $in (i32.add (local.get $in) (i32.shl (local.get $stride) (i32.const 1))))
+            (local.set $w (i32.add (local.get $w) (i32.const 32)))
+            (br_if $pair (local.tee $t (i32.sub (local.get $t) (i32.const 1)))))
+          (local.set $a
+            (i8x16.narrow_i16x8_u
+              (i16x8.narrow_i32x4_s
+                (i32x4.shr_s (i32x4.add (i32x4.shl (local.get $h0) (i32.const 11)) (local.get $l0)) (i32.const 22))
+                (i32x4.shr_s (i32x4.add (i32x4.shl (local.get $h1) (i32.const 11)) (local.get $l1)) (i32.const 22)))
+              (i16x8.narrow_i32x4_s
+                (i32x4.shr_s (i32x4.add (i32x4.shl (local.get $h2) (i32.const 11)) (local.get $l2)) (i32.const 22))
+                (i32x4.shr_s (i32x4.add (i32x4.shl (local.get $h3) (i32.const 11)) (local.get $l3)) (i32.const 22)))))
+          (v128.store (local.get $out)
+            (i8x16.shuffle 0 1 2 4 5 6 8 9 10 12 13 14 0 0 0 0 (local.get $a) (local.get $a)))
+          (local.set $out (i32.add (local.get $out) (i32.const 12)))
+          (br_if $column (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 16))) (local.get $stride))))
+        (local.set $dst (i32.add (local.get $dst) (local.get $dstRowBytes)))
+        (local.set $y (i32.add (local.get $y) (i32.const 1)))
+        (br $row)))))
