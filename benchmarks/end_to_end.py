@@ -295,13 +295,17 @@ def instructions_per_call(folder: Path, name: str, photo_path: Path, work: str) 
     import tempfile
 
     code = _WORKER.format(here=str(Path(__file__).parent), models=MODELS)
+    # Callgrind counts every thread. numpy's OpenBLAS starts a thread per core that spins
+    # while waiting for work, for a stretch of wall-clock time: counted, it added a few
+    # million instructions to a call at random. Nothing here calls BLAS; one thread, none.
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     counts = []
     for calls in (1, 3):
         with tempfile.TemporaryDirectory() as out:
             result = subprocess.run(
                 ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/out", sys.executable, "-c",
                  code, str(folder), name, str(calls), str(photo_path), work],
-                capture_output=True, text=True, check=True)
+                capture_output=True, text=True, check=True, env=env)
         counts.append(int(re.search(r"Collected : (\d+)", result.stderr).group(1)))
     return (counts[1] - counts[0]) / 2
 
