@@ -231,7 +231,7 @@ def bench_model(name: str, folder: Path, photos: list[Path], threads: int, repea
     return {
         "model": name,
         "classes": model.classes,
-        "mask_shapes": [list(spec["shape"]) for spec in model.mask_specs],
+        "mask_shapes": [list(spec.shape) for spec in model.mask_specs],
         "threads": threads,
         "backend": model.backend,
         "repeats": repeats,
