@@ -231,7 +231,7 @@ def bench_model(name: str, folder: Path, photos: list[Path], threads: int, repea
     return {
         "model": name,
         "classes": model.classes,
-        "mask_shapes": [list(spec["shape"]) for spec in model.mask_specs],
+        "mask_shapes": [list(spec.shape) for spec in model.mask_specs],
         "threads": threads,
         "backend": model.backend,
         "repeats": repeats,
@@ -262,22 +262,31 @@ masked, deterministic = (folder + "/" + f for f in {models!r}[name])
 path = sys.argv[4]
 model = tfuq.load(masked, threads=1)
 data = open(path, "rb").read()
-image = photo.read(path, model.input_shape[:2])
-rule = abstain.check_rule(model.config.get("decision") or abstain.DEFAULT_RULE)
+size = model.input_shape[:2]
+image = photo.read(path, size)
+rule = model.config.decision_rule()
 predictor = Predictor(model, rule, 0)
+probabilities = model.run_one(image, 0)
 work = {{
-    "deterministic invoke": raw_invoke(tfuq.load(deterministic, threads=1).flatbuffer, 1, image, {{}}),
-    "masked invoke (masks given)": raw_invoke(model.flatbuffer, 1, image, model.masks(0)),
-    "Model.run, repeated seed": lambda: model.run(image, 0),
-    "decode": lambda: photo.decode(data),
-    "predict, warm": lambda: predictor(path),
-}}[sys.argv[5]]
+    "deterministic invoke": lambda: raw_invoke(tfuq.load(deterministic, threads=1).flatbuffer, 1, image, {{}}),
+    "masked invoke (masks given)": lambda: raw_invoke(model.flatbuffer, 1, image, model.masks(0)),
+    "Model.run, repeated seed": lambda: lambda: model.run(image, 0),
+    "decode": lambda: lambda: photo.decode(data),
+    "photo.read (decode + rule)": lambda: lambda: photo.read(path, size, predictor.photo_rule),
+    "Model.run_one, repeated seed": lambda: lambda: model.run_one(image, 0),
+    "abstain.decide": lambda: lambda: abstain.decide(probabilities, rule, predictor.scores()),
+    "predict, warm": lambda: lambda: predictor(path),
+}}[sys.argv[5]]()
 work()  # warm: the first call allocates, draws the masks
 for _ in range(calls):
     work()
 """
 INSTRUCTION_WORK = ("deterministic invoke", "masked invoke (masks given)", "Model.run, repeated seed",
                     "decode", "predict, warm")
+# What predict does, part by part: the photo rule on the file (Pillow's decode, crop and
+# resize), the MC invoke with the kept masks, aggregation and the decision. What predict
+# executes beyond their sum is its own Python (the record, the reason for abstaining).
+PREDICT_PARTS = ("photo.read (decode + rule)", "Model.run_one, repeated seed", "abstain.decide")
 
 
 def instructions_per_call(folder: Path, name: str, photo_path: Path, work: str) -> float:
@@ -286,13 +295,17 @@ def instructions_per_call(folder: Path, name: str, photo_path: Path, work: str) 
     import tempfile
 
     code = _WORKER.format(here=str(Path(__file__).parent), models=MODELS)
+    # Callgrind counts every thread. numpy's OpenBLAS starts a thread per core that spins
+    # while waiting for work, for a stretch of wall-clock time: counted, it added a few
+    # million instructions to a call at random. Nothing here calls BLAS; one thread, none.
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     counts = []
     for calls in (1, 3):
         with tempfile.TemporaryDirectory() as out:
             result = subprocess.run(
                 ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/out", sys.executable, "-c",
                  code, str(folder), name, str(calls), str(photo_path), work],
-                capture_output=True, text=True, check=True)
+                capture_output=True, text=True, check=True, env=env)
         counts.append(int(re.search(r"Collected : (\d+)", result.stderr).group(1)))
     return (counts[1] - counts[0]) / 2
 
@@ -324,10 +337,11 @@ def table(rows: list[dict]) -> str:
 def count_instructions(args) -> int:
     """Instructions per call of the Python path on the 0.3 MP photo, and the two targets."""
     photo_path = write_photos(args.photos)[1]
+    load, started = os.getloadavg(), datetime.now(UTC)
     results = {}
     for name in args.only:
         counts = {}
-        for work in INSTRUCTION_WORK:
+        for work in INSTRUCTION_WORK + PREDICT_PARTS:
             print(f"{name}: {work} ...", file=sys.stderr, flush=True)
             counts[work] = instructions_per_call(args.models, name, photo_path, work)
         invoke = counts["deterministic invoke"]
@@ -336,13 +350,25 @@ def count_instructions(args) -> int:
             "over_deterministic_invoke": {work: count / invoke for work, count in counts.items()},
             "run_repeated_seed_over_masked_invoke": counts["Model.run, repeated seed"] / counts["masked invoke (masks given)"],
             "predict_over_invoke_plus_decode": counts["predict, warm"] / (invoke + counts["decode"]),
+            "predict_beyond_its_parts": counts["predict, warm"] - sum(counts[part] for part in PREDICT_PARTS),
         }
         print(f"| {name} | {invoke / 1e6:.1f} M | " + " | ".join(
             f"{counts[w] / invoke:.3f}x" for w in INSTRUCTION_WORK[1:])
             + f" | {results[name]['run_repeated_seed_over_masked_invoke']:.4f}x"
             f" | {results[name]['predict_over_invoke_plus_decode']:.4f}x |", flush=True)
+    print("\npredict's parts, in M instructions per call (and / deterministic invoke):")
+    print("| model | " + " | ".join(PREDICT_PARTS) + " | predict beyond its parts | predict |")
+    print("| --- " * (len(PREDICT_PARTS) + 3) + "|")
+    for name, result in results.items():
+        counts, invoke = result["instructions"], result["instructions"]["deterministic invoke"]
+        cells = [counts[part] for part in PREDICT_PARTS]
+        cells += [result["predict_beyond_its_parts"], counts["predict, warm"]]
+        print(f"| {name} | " + " | ".join(f"{c / 1e6:.2f} M ({c / invoke:.4f}x)" for c in cells) + " |")
     if args.json:
-        args.json.write_text(json.dumps({"photo": photo_path.name, "threads": 1, "results": results}, indent=2))
+        args.json.write_text(json.dumps({
+            "date": started.isoformat(timespec="minutes"), "load_average_at_start": load,
+            "photo": photo_path.name, "threads": 1, "python": platform.python_version(),
+            "results": results}, indent=2))
     return 0
 
 

@@ -83,6 +83,21 @@ def test_entropy_of_uniform_is_ln_classes_and_zero_times_log_zero_is_zero():
     )
 
 
+def test_a_probability_below_the_smallest_normal_number_is_logged_as_that_number():
+    # ln(max(p, tiny)): a subnormal p contributes p * ln(tiny), a zero 0; the logarithm is
+    # taken only where p >= tiny, and these values must come out as they would with it.
+    tiny64, tiny32 = 2.0**-1022, 2.0**-126
+    assert entropy(np.array([1.0, 1e-310, 0.0])) == pytest.approx(-1e-310 * math.log(tiny64), rel=1e-12)
+    p32 = np.array([1.0, 1e-40, 0.0], dtype=np.float32)
+    got = entropy(p32)
+    assert got.dtype == np.float32
+    assert float(got) == pytest.approx(-float(np.float32(1e-40)) * math.log(tiny32), rel=1e-5)
+    # per row along the last axis, and along another axis: the same values as one at a time
+    rows = np.array([[0.5, 0.5, 0.0], [1e-310, 0.25, 0.75]])
+    np.testing.assert_array_equal(entropy(rows), [entropy(rows[0]), entropy(rows[1])])
+    np.testing.assert_array_equal(entropy(rows, axis=0), [entropy(rows[:, c]) for c in range(3)])
+
+
 def test_interval_uses_the_population_std_times_conf_factor():
     passes = np.array([[[0.9, 0.1]], [[0.5, 0.5]]])  # mean (0.7, 0.3), std (0.2, 0.2)
     result = aggregate(passes, conf_factor=2.0)

@@ -109,18 +109,20 @@ class Predictor:
 
     The masks of a masked model depend only on the seed: ``Model.run_one`` draws them for the
     first image and keeps them, so every image gets the same ones, exactly as
-    ``Model.run(images, seed)`` gives them.
+    ``Model.run(images, seed)`` gives them. The rule is checked and typed once, here.
     """
 
     def __init__(self, model, rule: dict, seed: int, score: str | None = None):
-        from tfuq.runtime import abstain, masks, photo
+        from tfuq.runtime import masks, photo
         from tfuq.runtime.config import DecisionRule
+        from tfuq.runtime.decision import check_rule, describe_rule
 
         self.model = model
-        self.rule = rule
         self.seed = masks.check_seed(seed)
-        self.score = score or DecisionRule.from_dict(rule, "rule").score or DEFAULT_SCORE
-        self.rule_text = abstain.describe_rule(rule)
+        self._typed_rule = DecisionRule.from_dict(rule, "rule")
+        self.rule = check_rule(rule)
+        self.score = score or self._typed_rule.score or DEFAULT_SCORE
+        self.rule_text = describe_rule(self.rule)
         height, width, _ = model.input_shape
         self.size = (height, width)
         self.photo_rule = photo.rule_of(model.config)  # what the model file says
@@ -132,18 +134,23 @@ class Predictor:
         """MC probabilities of one uint8 image, ``(passes, classes)``."""
         return self.model.run_one(image, self.seed)
 
-    def why(self, summary, rule: dict | None = None) -> str:
+    def why(self, summary, rule: dict | None = None, failed_part: int | None = None) -> str:
         """Why ``rule`` (the predictor's) abstained on one image (``summary`` without a batch
-        axis); for an ``all`` rule, why its first refusing part did."""
-        from tfuq.runtime.abstain import HIGHER_IS_CONFIDENT, decide
-        from tfuq.runtime.aggregate import SCORES
+        axis); for an ``all`` rule, why its first refusing part did (``failed_part``, the
+        decision's, when known)."""
         from tfuq.runtime.config import DecisionRule
 
-        rule = self.rule if rule is None else rule
-        typed = DecisionRule.from_dict(rule, "rule")
+        typed = self._typed_rule if rule is None else DecisionRule.from_dict(rule, "rule")
+        return self._why(summary, typed, failed_part)
+
+    def _why(self, summary, typed, failed_part: int | None = None) -> str:
+        from tfuq.runtime.aggregate import SCORES
+        from tfuq.runtime.decision import HIGHER_IS_CONFIDENT, decide
+
         if typed.rule == "all":
-            failed = int(decide(summary, rule, self.scores()).failed_part)
-            return self.why(summary, typed.rules[failed].to_dict())
+            if failed_part is None:
+                failed_part = int(decide(summary, typed.to_dict(), self.scores()).failed_part)
+            return self._why(summary, typed.rules[failed_part])
         if typed.rule == "ood":
             if typed.score in SCORES:  # a score of the passes, on the threshold rule's side
                 value = float(summary.score(typed.score))
@@ -157,8 +164,6 @@ class Predictor:
             value = float(summary.score(name))
             side = "below" if HIGHER_IS_CONFIDENT[name] else "above"
             return f"{name} {value:.4g} is {side} {limit:.4g}"
-        import numpy as np
-
         top = int(summary.predicted)
         lower, upper = summary.interval(typed.conf_factor)
         overlapping = upper >= lower[top]
@@ -176,17 +181,20 @@ class Predictor:
 
     def __call__(self, path: str) -> dict:
         """Decode, run and decide one image file; the record printed for it."""
-        from tfuq.runtime import abstain
+        from tfuq.runtime import photo
+        from tfuq.runtime.decision import decide
 
         start = time.perf_counter()
-        image = decode(path, *self.size, self.photo_rule)
+        image = photo.read(path, self.size, self.photo_rule)
         decoded = time.perf_counter()
-        probabilities = self.passes(image)
+        probabilities = self.model.run_one(image, self.seed)
         ran = time.perf_counter()
-        decision = abstain.decide(probabilities, self.rule, self.scores())
+        decision = decide(probabilities, self.rule, self.scores())
         summary = decision.aggregate
         accept, top = bool(decision.accept), int(decision.predicted)
         done = time.perf_counter()
+        ood_scores = self.model.last_scores
+        failed_part = None if decision.failed_part is None else int(decision.failed_part)
         return {
             "path": str(path),
             "accept": accept,
@@ -196,8 +204,8 @@ class Predictor:
             "probability": float(summary.max_probability),
             "score": self.score,
             "uncertainty": float(summary.score(self.score)),
-            "why": None if accept else self.why(summary),
-            **({"ood_scores": self.model.last_scores} if self.model.last_scores else {}),
+            "why": None if accept else self._why(summary, self._typed_rule, failed_part),
+            **({"ood_scores": ood_scores} if ood_scores else {}),
             "run_ms": (ran - decoded) * 1e3,
             "decode_ms": (decoded - start) * 1e3,
             "total_ms": (done - start) * 1e3,

@@ -63,7 +63,7 @@ def _dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
     scale, zero_point = detail["quantization"]
     if scale == 0:
         return values.astype(np.float32)
-    return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
+    return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32, copy=False)
 
 
 def _pixel_table(detail: dict) -> np.ndarray | None:
