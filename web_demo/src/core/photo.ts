@@ -170,8 +170,6 @@ function planFor(width: number, height: number, targetHeight: number, targetWidt
 interface Kernels {
   /** The heap, at least `bytes` long (growing it may replace the buffer). */
   heap(bytes: number): ArrayBuffer;
-  /** The AND of the 32-bit words in `bytes` bytes from `at`. */
-  andAll(at: number, bytes: number): number;
   /**
    * Which form of the kernels the passes read: a Kernel's `starts`, `weights` and `taps`, or
    * with `pairs` a PairKernel's `spans`, `weights` and `stride`.
@@ -180,9 +178,10 @@ interface Kernels {
   /**
    * `rows` rows of pixels from `src` (`srcStride` bytes apart) to `outWidth` pixels a row at
    * `dst`. The WebAssembly pass takes rows in pairs: for an odd count it reads the row after
-   * the last and writes an output row after the last.
+   * the last and writes an output row after the last. Returns the AND of every pixel word it
+   * read (its top byte is 255 when all of them are opaque).
    */
-  horizontal(src: number, srcStride: number, rows: number, starts: number, weights: number, taps: number, outWidth: number, dst: number, dstStride: number): void;
+  horizontal(src: number, srcStride: number, rows: number, starts: number, weights: number, taps: number, outWidth: number, dst: number, dstStride: number): number;
   /**
    * `outHeight` rows of packed RGB (`dstRowBytes` bytes) at `dst`, each from `taps` rows of
    * `src` (`stride` bytes apart, a multiple of 16) from its start row. The pairs may read a
@@ -205,7 +204,6 @@ function wasmKernels(): Kernels | null {
       if (missing > 0) memory.grow(Math.ceil(missing / 65536));
       return memory.buffer;
     },
-    andAll: exports.andAll,
     pairs: true,
     horizontal: exports.horizontal,
     vertical: exports.vertical,
@@ -226,13 +224,9 @@ function jsKernels(): Kernels {
       }
       return buffer;
     },
-    andAll(at, count) {
-      let all = -1;
-      for (let i = at >> 2, end = (at + count) >> 2; i < end; i++) all &= words[i];
-      return all;
-    },
     pairs: false,
     horizontal(src, srcStride, rows, starts, weights, taps, outWidth, dst, dstStride) {
+      let all = -1;
       for (let y = 0; y < rows; y++, src += srcStride, dst += dstStride) {
         for (let x = 0, k = weights >> 2, out = dst; x < outWidth; x++, out += 4) {
           let r = HALF;
@@ -241,6 +235,7 @@ function jsKernels(): Kernels {
           for (let at = (src >> 2) + words[(starts >> 2) + x], end = at + taps; at < end; at++, k++) {
             const p = words[at];
             const w = words[k];
+            all &= p;
             r = (r + Math.imul(p & 255, w)) | 0;
             g = (g + Math.imul((p >>> 8) & 255, w)) | 0;
             b = (b + Math.imul((p >>> 16) & 255, w)) | 0;
@@ -250,6 +245,7 @@ function jsKernels(): Kernels {
           bytes[out + 2] = b >> PRECISION_BITS;
         }
       }
+      return all;
     },
     vertical(src, stride, starts, weights, taps, outHeight, dst, dstRowBytes) {
       for (let y = 0; y < outHeight; y++, dst += dstRowBytes) {
@@ -300,8 +296,9 @@ export function photoEngine(): PhotoEngine {
 
 /**
  * The whole rule: decoded RGBA `(height, width, 4)` to the model's RGB `(targetHeight, targetWidth, 3)`.
- * Only the crop rows the resize reads are copied (into the kernels' heap); they are composited
- * over white only if some pixel is not opaque (a JPEG's never are).
+ * Only the crop rows the resize reads are copied (into the kernels' heap). The horizontal pass
+ * runs on them as they are; only if some pixel it read is not opaque (a JPEG's never are) are
+ * they composited over white and the pass run again, so an opaque photo is read twice, not three times.
  */
 export function photoToInput(
   rgba: Uint8Array | Uint8ClampedArray,
@@ -338,7 +335,6 @@ export function photoToInput(
   const out = between + (rows + 1) * stride; // a spare row: an odd count's last pair (either pass)
   const rgbBytes = targetHeight * targetWidth * 3;
   const heap = kernels.heap(align16(out + rgbBytes + 16));
-  const words = new Int32Array(heap);
   const heapBytes = new Uint8Array(heap);
   const written = tablesWritten.get(kernels);
   if (written?.plan !== plan || written.heap !== heap) {
@@ -347,8 +343,14 @@ export function photoToInput(
   }
   const from = (crop.y0 + firstRow) * rowBytes;
   heapBytes.set(rgba.subarray(from, from + rows * rowBytes), source);
-  if (kernels.andAll(source, rows * rowBytes) >>> 24 !== 255) compositeOverWhite(words, source >> 2, rows * width);
-  kernels.horizontal(source + crop.x0 * 4, rowBytes, rows, hStarts, hWeights, hTaps, targetWidth, between, stride);
+  // The spare row (read by an odd count's last pair, or a row's last pair past its end) opaque,
+  // so that it alone never makes the pass run twice.
+  heapBytes.fill(255, source + rows * rowBytes, source + (rows + 1) * rowBytes);
+  const horizontalPass = () => kernels.horizontal(source + crop.x0 * 4, rowBytes, rows, hStarts, hWeights, hTaps, targetWidth, between, stride);
+  if (horizontalPass() >>> 24 !== 255) {
+    compositeOverWhite(new Int32Array(heap), source >> 2, rows * width);
+    horizontalPass();
+  }
   kernels.vertical(between, stride, vStarts, vWeights, vTaps, targetHeight, out, targetWidth * 3);
   return heapBytes.slice(out, out + rgbBytes);
 }

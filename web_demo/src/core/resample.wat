@@ -7,30 +7,6 @@
 (module
   (memory (export "memory") 1)
 
-  ;; The AND of `bytes` bytes (a multiple of 4) from `at`, as one 32-bit word: its top byte is
-  ;; 255 exactly when every pixel is opaque.
-  (func (export "andAll") (param $at i32) (param $bytes i32) (result i32)
-    (local $end i32) (local $all v128) (local $word i32)
-    (local.set $end (i32.add (local.get $at) (local.get $bytes)))
-    (local.set $all (v128.const i32x4 -1 -1 -1 -1))
-    (local.set $word (i32.const -1))
-    (block $done
-      (loop $sixteen
-        (br_if $done (i32.gt_u (i32.add (local.get $at) (i32.const 16)) (local.get $end)))
-        (local.set $all (v128.and (local.get $all) (v128.load (local.get $at))))
-        (local.set $at (i32.add (local.get $at) (i32.const 16)))
-        (br $sixteen)))
-    (block $tail
-      (loop $four
-        (br_if $tail (i32.ge_u (local.get $at) (local.get $end)))
-        (local.set $word (i32.and (local.get $word) (i32.load (local.get $at))))
-        (local.set $at (i32.add (local.get $at) (i32.const 4)))
-        (br $four)))
-    (i32.and (local.get $word)
-      (i32.and
-        (i32.and (i32x4.extract_lane 0 (local.get $all)) (i32x4.extract_lane 1 (local.get $all)))
-        (i32.and (i32x4.extract_lane 2 (local.get $all)) (i32x4.extract_lane 3 (local.get $all))))))
-
   ;; The horizontal pass: `rows` rows of pixels from `src` (`srcStride` bytes apart) to rows of
   ;; `outWidth` pixels at `dst` (`dstStride` bytes apart). The taps go in pairs, with
   ;; i32x4.dot_i16x8_s (two 16-bit products summed per lane, one instruction): a pair's two
@@ -39,15 +15,18 @@
   ;; p*lo), the same integer. `spans`: per output pixel, its first input pixel and its number of
   ;; pairs; `weights`: per output pixel, `stride` pairs of two v128 weight vectors, [hi0 hi1] x 4
   ;; then [lo0 lo1] x 4 as i16 (an odd count's last pair weighs one more pixel by 0).
+  ;; It returns the AND of every pixel word it read: its top byte is 255 exactly when all of
+  ;; them are opaque (then compositing over white first would have changed nothing).
   (func (export "horizontal")
     (param $src i32) (param $srcStride i32) (param $rows i32)
     (param $spans i32) (param $weights i32) (param $stride i32) (param $outWidth i32)
-    (param $dst i32) (param $dstStride i32)
-    (local $x i32) (local $in i32) (local $w i32) (local $t i32) (local $out i32)
+    (param $dst i32) (param $dstStride i32) (result i32)
+    (local $all v128) (local $x i32) (local $in i32) (local $w i32) (local $t i32) (local $out i32)
     (local $hi v128) (local $lo v128) (local $a v128) (local $b v128)
     (local $highA v128) (local $lowA v128) (local $highB v128) (local $lowB v128)
     ;; Two rows at a time (they share every weight); an odd count's last row is paired with the
     ;; row after it, which the caller provides (read, and its output written, but unused).
+    (local.set $all (v128.const i32x4 -1 -1 -1 -1))
     (block $rowsDone
       (loop $row
         (br_if $rowsDone (i32.le_s (local.get $rows) (i32.const 0)))
@@ -65,9 +44,11 @@
           (loop $pair
             (local.set $hi (v128.load (local.get $w)))
             (local.set $lo (v128.load offset=16 (local.get $w)))
-            (local.set $a (v128.load64_zero (local.get $in)))
+            ;; Two pixels in the low 8 bytes (the high 8 are 0, left out of the AND at the end).
+            (local.set $all (v128.and (local.get $all) (local.tee $a (v128.load64_zero (local.get $in)))))
             (local.set $a (i8x16.shuffle 0 8 4 8 1 8 5 8 2 8 6 8 3 8 7 8 (local.get $a) (local.get $a)))
-            (local.set $b (v128.load64_zero (i32.add (local.get $in) (local.get $srcStride))))
+            (local.set $all (v128.and (local.get $all)
+              (local.tee $b (v128.load64_zero (i32.add (local.get $in) (local.get $srcStride))))))
             (local.set $b (i8x16.shuffle 0 8 4 8 1 8 5 8 2 8 6 8 3 8 7 8 (local.get $b) (local.get $b)))
             (local.set $highA (i32x4.add (local.get $highA) (i32x4.dot_i16x8_s (local.get $a) (local.get $hi))))
             (local.set $lowA (i32x4.add (local.get $lowA) (i32x4.dot_i16x8_s (local.get $a) (local.get $lo))))
@@ -89,7 +70,8 @@
         (local.set $src (i32.add (local.get $src) (i32.shl (local.get $srcStride) (i32.const 1))))
         (local.set $dst (i32.add (local.get $dst) (i32.shl (local.get $dstStride) (i32.const 1))))
         (local.set $rows (i32.sub (local.get $rows) (i32.const 2)))
-        (br $row))))
+        (br $row)))
+    (i32.and (i32x4.extract_lane 0 (local.get $all)) (i32x4.extract_lane 1 (local.get $all))))
 
   ;; The vertical pass, to packed RGB: `outHeight` rows of `dstRowBytes` bytes at `dst`, each
   ;; from rows of `src` (`stride` bytes apart, a multiple of 16), 16 bytes at a time. Rows go in
