@@ -177,8 +177,8 @@ interface Kernels {
   pairs: boolean;
   /**
    * `rows` rows of pixels from `src` (`srcStride` bytes apart) to `outWidth` pixels a row at
-   * `dst`. The WebAssembly pass takes rows in pairs: for an odd count it reads the row after
-   * the last and writes an output row after the last. Returns the AND of every pixel word it
+   * `dst`. The WebAssembly pass takes rows in fours: for a count not a multiple of 4 it reads
+   * up to 3 rows after the last and writes as many output rows after the last. Returns the AND of every pixel word it
    * read (its top byte is 255 when all of them are opaque).
    */
   horizontal(src: number, srcStride: number, rows: number, starts: number, weights: number, taps: number, outWidth: number, dst: number, dstStride: number): number;
@@ -278,6 +278,8 @@ function compositeOverWhite(words: Int32Array, at: number, count: number): void 
 }
 
 const align16 = (n: number) => Math.ceil(n / 16) * 16;
+/** Rows after the last that the passes may read (and write): the horizontal pass takes rows in fours. */
+const SPARE_ROWS = 3;
 // Whose kernels each heap holds at its start: photos of one size need them written once.
 const tablesWritten = new Map<Kernels, { plan: Plan; heap: ArrayBuffer }>();
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
@@ -331,8 +333,9 @@ export function photoToInput(
   // The rows the resize reads, whole: one copy (the columns cropped away go along, unread).
   const rowBytes = width * 4;
   const source = end;
-  const between = align16(source + (rows + 1) * rowBytes); // a spare row: the last row's pair
-  const out = between + (rows + 1) * stride; // a spare row: an odd count's last pair (either pass)
+  // Spare rows: the horizontal pass's last four (and 8 bytes: a last pair's pixel past a row's end).
+  const between = align16(source + (rows + SPARE_ROWS) * rowBytes + 8);
+  const out = between + (rows + SPARE_ROWS) * stride; // and the vertical pass's last pair
   const rgbBytes = targetHeight * targetWidth * 3;
   const heap = kernels.heap(align16(out + rgbBytes + 16));
   const heapBytes = new Uint8Array(heap);
@@ -343,9 +346,8 @@ export function photoToInput(
   }
   const from = (crop.y0 + firstRow) * rowBytes;
   heapBytes.set(rgba.subarray(from, from + rows * rowBytes), source);
-  // The spare row (read by an odd count's last pair, or a row's last pair past its end) opaque,
-  // so that it alone never makes the pass run twice.
-  heapBytes.fill(255, source + rows * rowBytes, source + (rows + 1) * rowBytes);
+  // The spare rows opaque, so that they alone never make the horizontal pass run twice.
+  heapBytes.fill(255, source + rows * rowBytes, source + (rows + SPARE_ROWS) * rowBytes + 8);
   const horizontalPass = () => kernels.horizontal(source + crop.x0 * 4, rowBytes, rows, hStarts, hWeights, hTaps, targetWidth, between, stride);
   if (horizontalPass() >>> 24 !== 255) {
     compositeOverWhite(new Int32Array(heap), source >> 2, rows * width);
