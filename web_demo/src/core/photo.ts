@@ -280,6 +280,8 @@ function compositeOverWhite(words: Int32Array, at: number, count: number): void 
 const align16 = (n: number) => Math.ceil(n / 16) * 16;
 /** Rows after the last that the passes may read (and write): the horizontal pass takes rows in fours. */
 const SPARE_ROWS = 3;
+/** About how many bytes of photo rows the horizontal pass takes at a time (a strip stays in the cache). */
+const STRIP_BYTES = 64 * 1024;
 // Whose kernels each heap holds at its start: photos of one size need them written once.
 const tablesWritten = new Map<Kernels, { plan: Plan; heap: ArrayBuffer }>();
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
@@ -298,9 +300,9 @@ export function photoEngine(): PhotoEngine {
 
 /**
  * The whole rule: decoded RGBA `(height, width, 4)` to the model's RGB `(targetHeight, targetWidth, 3)`.
- * Only the crop rows the resize reads are copied (into the kernels' heap). The horizontal pass
- * runs on them as they are; only if some pixel it read is not opaque (a JPEG's never are) are
- * they composited over white and the pass run again, so an opaque photo is read twice, not three times.
+ * Only the crop rows the resize reads are copied (into the kernels' heap), a strip of rows at a
+ * time to one place. The horizontal pass runs on a strip as it is; only if some pixel it read is
+ * not opaque (a JPEG's never are) is the strip composited over white and the pass run again.
  */
 export function photoToInput(
   rgba: Uint8Array | Uint8ClampedArray,
@@ -332,9 +334,12 @@ export function photoToInput(
   const [hStarts, hWeights, vStarts, vWeights] = addresses;
   // The rows the resize reads, whole: one copy (the columns cropped away go along, unread).
   const rowBytes = width * 4;
+  // The rows go through the horizontal pass a strip at a time, each strip copied to one place
+  // (which stays in the cache) and followed by spare rows: the pass's last four (and 8 bytes: a
+  // last pair's pixel past a row's end).
+  const strip = Math.min(rows, Math.max(4, Math.floor(STRIP_BYTES / rowBytes / 4) * 4));
   const source = end;
-  // Spare rows: the horizontal pass's last four (and 8 bytes: a last pair's pixel past a row's end).
-  const between = align16(source + (rows + SPARE_ROWS) * rowBytes + 8);
+  const between = align16(source + (strip + SPARE_ROWS) * rowBytes + 8);
   const out = between + (rows + SPARE_ROWS) * stride; // and the vertical pass's last pair
   const rgbBytes = targetHeight * targetWidth * 3;
   const heap = kernels.heap(align16(out + rgbBytes + 16));
@@ -344,14 +349,18 @@ export function photoToInput(
     tables.forEach((table, i) => heapBytes.set(new Uint8Array(table.buffer, table.byteOffset, table.byteLength), addresses[i]));
     tablesWritten.set(kernels, { plan, heap });
   }
-  const from = (crop.y0 + firstRow) * rowBytes;
-  heapBytes.set(rgba.subarray(from, from + rows * rowBytes), source);
-  // The spare rows opaque, so that they alone never make the horizontal pass run twice.
-  heapBytes.fill(255, source + rows * rowBytes, source + (rows + SPARE_ROWS) * rowBytes + 8);
-  const horizontalPass = () => kernels.horizontal(source + crop.x0 * 4, rowBytes, rows, hStarts, hWeights, hTaps, targetWidth, between, stride);
-  if (horizontalPass() >>> 24 !== 255) {
-    compositeOverWhite(new Int32Array(heap), source >> 2, rows * width);
-    horizontalPass();
+  for (let done = 0; done < rows; done += strip) {
+    const count = Math.min(strip, rows - done);
+    const from = (crop.y0 + firstRow + done) * rowBytes;
+    heapBytes.set(rgba.subarray(from, from + count * rowBytes), source);
+    // The spare rows opaque, so that they alone never make the horizontal pass run twice.
+    if (done === 0 || count < strip) heapBytes.fill(255, source + count * rowBytes, source + (count + SPARE_ROWS) * rowBytes + 8);
+    const horizontalPass = () =>
+      kernels.horizontal(source + crop.x0 * 4, rowBytes, count, hStarts, hWeights, hTaps, targetWidth, between + done * stride, stride);
+    if (horizontalPass() >>> 24 !== 255) {
+      compositeOverWhite(new Int32Array(heap), source >> 2, count * width);
+      horizontalPass();
+    }
   }
   kernels.vertical(between, stride, vStarts, vWeights, vTaps, targetHeight, out, targetWidth * 3);
   return heapBytes.slice(out, out + rgbBytes);
