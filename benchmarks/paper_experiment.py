@@ -383,23 +383,26 @@ def _check_cache(path: Path, settings: dict, what: str) -> None:
 
 
 # -- training and conversion -----------------------------------------------------------------------
-def _outlier_classes() -> list[int]:
-    """The Tiny-ImageNet classes ``--outliers tinyimagenet`` trains on (recorded with the model)."""
+def _ood_dev():
+    """``benchmarks/ood_dev.py``, the shared real OOD photos and their split by class."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import ood_dev
 
-    return list(ood_dev.OUTLIER_CLASSES)
+    return ood_dev
+
+
+def _outlier_classes() -> list[int]:
+    """The Tiny-ImageNet classes ``--outliers tinyimagenet`` trains on (recorded with the model)."""
+    return list(_ood_dev().OUTLIER_CLASSES)
 
 
 def outlier_images(setup: Setup, size) -> np.ndarray:
     """The outlier-exposure images of ``setup.outliers`` and ``setup.featureless``, uint8 at the
     training images' ``size``."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import ood_dev
-
     from tfuq import data
     from tfuq.data.featureless import featureless
 
+    ood_dev = _ood_dev()
     parts = []
     if setup.outliers is not None:
         if setup.outliers != "tinyimagenet":

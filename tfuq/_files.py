@@ -354,12 +354,9 @@ class Outputs:
         return staged
 
     # -- writing ---------------------------------------------------------------------------------
-    @staticmethod
-    def write_text(staged: Path, text: str) -> None:
-        with open(staged, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
+    @classmethod
+    def write_text(cls, staged: Path, text: str) -> None:
+        cls.write_bytes(staged, text.encode())
 
     @classmethod
     def write_json(cls, staged: Path, payload) -> None:

@@ -203,7 +203,7 @@ def entropy(probabilities: np.ndarray, axis: int = -1) -> np.ndarray:
     """``-sum p ln p`` along ``axis`` with ``0 ln 0 = 0`` (natural log, in nats)."""
     p = np.asarray(probabilities)
     dtype = p.dtype if np.issubdtype(p.dtype, np.floating) else np.dtype(np.float64)
-    tiny = _SMALLEST_NORMAL[dtype] if dtype in _SMALLEST_NORMAL else np.finfo(dtype).tiny
+    tiny = _tiny(dtype)
     # ln(max(p, tiny)) keeps log finite; where p == 0 the product is 0 * finite = 0. The
     # logarithm is taken only where p >= tiny, the rest get ln(tiny) by the same ufunc: the
     # same values, but an int8 softmax output of 1000 classes is ~95% zeros, and ln is the
@@ -218,8 +218,12 @@ def entropy(probabilities: np.ndarray, axis: int = -1) -> np.ndarray:
 def _log_tiny(dtype: np.dtype) -> np.floating:
     """``np.log`` of the smallest normal number of ``dtype``, by the ufunc that takes the
     other logarithms (a pure function of the dtype, so kept)."""
-    tiny = _SMALLEST_NORMAL[dtype] if dtype in _SMALLEST_NORMAL else np.finfo(dtype).tiny
-    return np.log(np.full(1, tiny, dtype=dtype))[0]
+    return np.log(np.full(1, _tiny(dtype), dtype=dtype))[0]
+
+
+def _tiny(dtype: np.dtype) -> np.floating:
+    """The smallest normal number of ``dtype``."""
+    return _SMALLEST_NORMAL[dtype] if dtype in _SMALLEST_NORMAL else np.finfo(dtype).tiny
 
 
 def _mean_over_passes(values: np.ndarray) -> np.ndarray:
