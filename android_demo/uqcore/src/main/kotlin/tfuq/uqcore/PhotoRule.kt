@@ -19,10 +19,16 @@ enum class PhotoRuleSpec(
     val ruleName: String,
     val version: Int,
     /** Step 2 (centre crop) is done; without it the whole photo is stretched to the input. */
-    val crop: Boolean
+    val crop: Boolean,
+    /** Step 1b (reduce by [PhotoRule.reductionFactor]) is done, or replaced by a JPEG decode at 1/s. */
+    val reduces: Boolean = false
 ) {
-    /** `{"name": "center-crop-bilinear", "version": 1}`, what `tfuq convert` writes. */
+    /** `{"name": "center-crop-bilinear", "version": 1}`: models converted before version 2. */
     CENTER_CROP_BILINEAR_V1("center-crop-bilinear", 1, crop = true),
+
+    /** `{"name": "center-crop-bilinear", "version": 2}`, what `tfuq convert` writes: version 1
+     *  with step 1b, a box reduction by s in {1, 2, 4, 8} before the crop. */
+    CENTER_CROP_BILINEAR_V2("center-crop-bilinear", 2, crop = true, reduces = true),
 
     /** No `photo_rule` (models converted before it existed): steps 1 and 3 on the whole photo. */
     STRETCH("stretch (no photo_rule in the model)", 0, crop = false);
@@ -50,11 +56,15 @@ enum class PhotoRuleSpec(
 
 /**
  * The photo rules' steps 1-3, bit for bit as `tfuq/runtime/photo.py` (Pillow) computes them;
- * `center-crop-bilinear` v1 is checked on `tests/vectors/photos.json`.
+ * `center-crop-bilinear` v1 is checked on `tests/vectors/photos.json`, v2 on `photos_v2.json`.
  *
  * From 8-bit RGBA pixels (decoded, EXIF orientation applied, colour profile ignored) to the
  * model's RGB bytes `(targetHeight, targetWidth, 3)`:
  * 1. alpha over white: `c' = (c * a + 255 * (255 - a) + 127) / 255`;
+ * 1b. v2 only: reduce by s ([reductionFactor]) to `ceil(W/s) x ceil(H/s)`, each channel the
+ *    rounded mean of an s x s block (smaller at the right and bottom edges), in Pillow's
+ *    `Image.reduce` integers ([blockMean]); a JPEG decoded at 1/s replaces it
+ *    ([prepareDecodedAtScale]);
  * 2. centre crop to the model's aspect ratio ([cropRect]); [PhotoRuleSpec.STRETCH] skips it
  *    and takes the whole photo;
  * 3. Pillow's 8-bit BILINEAR resize (`libImaging/Resample.c`): a triangle filter whose
@@ -66,7 +76,6 @@ enum class PhotoRuleSpec(
  */
 object PhotoRule {
     const val NAME = "center-crop-bilinear"
-    const val VERSION = 1
 
     /** Photos above this many pixels are refused from their header (as in Python). */
     const val MAX_PIXELS = 1L shl 26
@@ -94,6 +103,38 @@ object PhotoRule {
     /** The model's input for a photo: [config]'s rule at its input size (steps 1-3). */
     fun forModel(rows: ArgbRows, width: Int, height: Int, config: ModelConfig): ByteArray =
         prepare(rows, width, height, config.input.width, config.input.height, config.photoRule)
+
+    /**
+     * Step 1b's s for a [sourceWidth] x [sourceHeight] photo (EXIF-oriented) and a
+     * [targetWidth] x [targetHeight] input: the largest of 8, 4, 2, 1 whose reduced size
+     * `ceil(W/s) x ceil(H/s)` still has a centre crop ([cropRect]) at least as wide and as high
+     * as the input. What an app passes to a JPEG decoder as its sample size.
+     */
+    fun reductionFactor(sourceWidth: Int, sourceHeight: Int, targetWidth: Int, targetHeight: Int): Int {
+        cropRect(sourceWidth, sourceHeight, targetWidth, targetHeight)  // checks the sizes
+        for (factor in intArrayOf(8, 4, 2)) {
+            val crop = cropRect(reducedSize(sourceWidth, factor), reducedSize(sourceHeight, factor), targetWidth, targetHeight)
+            if (crop.width >= targetWidth && crop.height >= targetHeight) return factor
+        }
+        return 1
+    }
+
+    /** [reductionFactor] when [rule] reduces (v2), otherwise 1. */
+    fun reductionFor(rule: PhotoRuleSpec, sourceWidth: Int, sourceHeight: Int, targetWidth: Int, targetHeight: Int): Int =
+        if (rule.reduces) reductionFactor(sourceWidth, sourceHeight, targetWidth, targetHeight) else 1
+
+    /** One side reduced by [factor]: `ceil(size / factor)`. */
+    fun reducedSize(size: Int, factor: Int): Int = (size + factor - 1) / factor
+
+    /**
+     * Step 1b for one channel: the mean of a block of [count] pixels (1..64) whose values sum
+     * to [sum], as Pillow's `Image.reduce` rounds it: `((sum + count / 2) * m) >> 24` with
+     * `m = trunc(float32(2^32) / float32(256 * count))`, the product in 64 bits.
+     */
+    fun blockMean(sum: Int, count: Int): Int = (((sum + count / 2).toLong() * MULTIPLIERS[count]) ushr 24).toInt()
+
+    // m(n) for n = 0..64 (0 unused): the division in single precision, truncated.
+    private val MULTIPLIERS = LongArray(65) { n -> if (n == 0) 0L else (4294967296.0f / (256 * n).toFloat()).toLong() }
 
     /** The region of a [sourceWidth] x [sourceHeight] image that [rule] resizes: the centred
      *  crop ([cropRect]), or for [PhotoRuleSpec.STRETCH] the whole image. */
@@ -137,12 +178,31 @@ object PhotoRule {
     }
 
     /**
-     * Steps 1-3 of [rule], reading only the rows of its region ([regionOf]) from [rows]: RGB
-     * bytes `(targetHeight, targetWidth, 3)`, raw 0-255, the way a tfuq model takes them.
+     * Steps 1-3 of [rule] (with 1b for v2), reading only the rows of its region ([regionOf];
+     * under v2 the source rows of the crop's blocks) from [rows]: RGB bytes
+     * `(targetHeight, targetWidth, 3)`, raw 0-255, the way a tfuq model takes them.
      */
     fun prepare(
         rows: ArgbRows, width: Int, height: Int, targetWidth: Int, targetHeight: Int,
         rule: PhotoRuleSpec = PhotoRuleSpec.CENTER_CROP_BILINEAR_V1
+    ): ByteArray {
+        val factor = reductionFor(rule, width, height, targetWidth, targetHeight)
+        if (factor == 1) return prepareDecodedAtScale(rows, width, height, targetWidth, targetHeight, rule)
+        val reducedWidth = reducedSize(width, factor)
+        val reducedHeight = reducedSize(height, factor)
+        // Only the columns of the crop are reduced; prepareDecodedAtScale reads only its rows.
+        val crop = regionOf(rule, reducedWidth, reducedHeight, targetWidth, targetHeight)
+        val reduced = Reduction(rows, width, height, factor, crop.left, crop.left + crop.width)
+        return prepareDecodedAtScale(reduced, reducedWidth, reducedHeight, targetWidth, targetHeight, rule)
+    }
+
+    /**
+     * Steps 1, 2 and 3 of [rule] without step 1b: for a photo a JPEG decoder already reduced
+     * by [reductionFactor] (v2's step 0 with `inSampleSize = s`, whose size must then be
+     * `ceil(W/s) x ceil(H/s)`), and for every photo under a rule that does not reduce.
+     */
+    fun prepareDecodedAtScale(
+        rows: ArgbRows, width: Int, height: Int, targetWidth: Int, targetHeight: Int, rule: PhotoRuleSpec
     ): ByteArray {
         val crop = regionOf(rule, width, height, targetWidth, targetHeight)
         val across = Coefficients.of(crop.width, targetWidth)
@@ -216,6 +276,67 @@ object PhotoRule {
             for (i in 0 until stride) out[at + i] = clip8(sums[i]).toByte()
         }
         return out
+    }
+
+    /**
+     * Step 1b as rows: row y of the `ceil(W/s) x ceil(H/s)` reduction of [source] over white,
+     * filled in columns [from, to) only (the crop's; the rest of the row is left as it was).
+     * Reads source rows `y*s until min((y+1)*s, H)`, each once per call.
+     */
+    private class Reduction(
+        private val source: ArgbRows, private val width: Int, private val height: Int,
+        private val factor: Int, private val from: Int, private val to: Int
+    ) : ArgbRows {
+        private val line = IntArray(width)
+        private val sums = IntArray(3 * (to - from))
+
+        override fun row(y: Int, into: IntArray) {
+            java.util.Arrays.fill(sums, 0)
+            val top = y * factor
+            val bottom = Math.min(top + factor, height)
+            val first = from * factor
+            val last = Math.min(to * factor, width)
+            for (sourceY in top until bottom) {
+                source.row(sourceY, line)
+                // Step 1 before the reduction; an opaque row (every JPEG row) is itself over white.
+                var all = -1
+                for (x in first until last) all = all and line[x]
+                if ((all ushr 24) != 255) {
+                    for (x in first until last) {
+                        val p = line[x]
+                        val a = (p ushr 24) and 0xFF
+                        line[x] = (0xFF shl 24) or (overWhite((p shr 16) and 0xFF, a) shl 16) or
+                            (overWhite((p shr 8) and 0xFF, a) shl 8) or overWhite(p and 0xFF, a)
+                    }
+                }
+                var x = first
+                var k = 0
+                while (x < last) {
+                    val end = Math.min(x + factor, last)
+                    var s0 = 0
+                    var s1 = 0
+                    var s2 = 0
+                    while (x < end) {
+                        val p = line[x]
+                        s0 += (p shr 16) and 0xFF
+                        s1 += (p shr 8) and 0xFF
+                        s2 += p and 0xFF
+                        x++
+                    }
+                    sums[k] += s0
+                    sums[k + 1] += s1
+                    sums[k + 2] += s2
+                    k += 3
+                }
+            }
+            val rowsInBlock = bottom - top
+            for (xx in from until to) {
+                val k = 3 * (xx - from)
+                val count = rowsInBlock * (Math.min((xx + 1) * factor, width) - xx * factor)
+                into[xx] = (0xFF shl 24) or (blockMean(sums[k], count) shl 16) or
+                    (blockMean(sums[k + 1], count) shl 8) or blockMean(sums[k + 2], count)
+            }
+        }
     }
 
     private fun clip8(sum: Int): Int {

@@ -139,6 +139,7 @@ class ModelConfigTest {
         val rule = "\"photo_rule\": {\"name\": \"center-crop-bilinear\", \"version\": 1}"
         val read = { text: String -> ModelConfig.parse(text, "m.tflite").photoRule }
         assertEquals(PhotoRuleSpec.CENTER_CROP_BILINEAR_V1, read(config))
+        assertEquals(PhotoRuleSpec.CENTER_CROP_BILINEAR_V2, read(edit(rule, rule.replace("1}", "2}"))))
         // Keys beyond name and version are ignored, as Python ignores them.
         assertEquals(PhotoRuleSpec.CENTER_CROP_BILINEAR_V1,
             read(edit(rule, "\"photo_rule\": {\"version\": 1, \"note\": \"x\", \"name\": \"center-crop-bilinear\"}")))
@@ -149,9 +150,9 @@ class ModelConfigTest {
         assertEquals(PhotoRuleSpec.STRETCH, read(edit(rule, "\"photo_rule\": null")))
 
         val unknown = "m.tflite: tfuq.json.input.photo_rule: unknown photo rule"
-        val knows = "this reader knows center-crop-bilinear v1 (update the app)"
+        val knows = "this reader knows center-crop-bilinear v1, center-crop-bilinear v2 (update the app)"
         assertEquals("$unknown letterbox v1; $knows", refused(edit("\"center-crop-bilinear\"", "\"letterbox\"")))
-        assertEquals("$unknown center-crop-bilinear v2; $knows", refused(edit(rule, rule.replace("1}", "2}"))))
+        assertEquals("$unknown center-crop-bilinear v3; $knows", refused(edit(rule, rule.replace("1}", "3}"))))
         assertEquals("$unknown center-crop-bilinear v0; $knows", refused(edit(rule, rule.replace("1}", "0}"))))
         // STRETCH is what a missing rule means, not a rule a file may name.
         assertEquals("$unknown stretch (no photo_rule in the model) v0; $knows",

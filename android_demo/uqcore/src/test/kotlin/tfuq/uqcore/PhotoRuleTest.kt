@@ -7,47 +7,56 @@ import org.junit.Assert.assertTrue
 import org.junit.Test
 import java.util.Base64
 
+/** A case of tests/vectors/photos.json or photos_v2.json (one format). */
+internal class PhotoCase(
+    val name: String, val width: Int, val height: Int, val rgba: ByteArray,
+    val targetWidth: Int, val targetHeight: Int, val expected: ByteArray
+) {
+    companion object {
+        // The only place that reads the JSON, so a change of JSON library touches these lines alone.
+        fun all(vectors: JsonObject): List<PhotoCase> = SharedVectors.cases(vectors).map { case ->
+            val decoder = Base64.getDecoder()
+            PhotoCase(
+                case.string("name"), case.int("source_width"), case.int("source_height"),
+                decoder.decode(case.string("source_rgba_base64")), case.int("target_width"),
+                case.int("target_height"), decoder.decode(case.string("expected_rgb_base64"))
+            )
+        }
+
+        /** Every case of [file] through [rule], byte for byte; at least [least] cases. */
+        fun checkAll(file: String, vectors: JsonObject, rule: PhotoRuleSpec, least: Int) {
+            val check = Mismatches(file)
+            val all = all(vectors)
+            if (all.size < least) throw AssertionError("$file has only ${all.size} cases")
+            for (case in all) {
+                check.exact(case.name, "source bytes", case.width * case.height * 4, case.rgba.size)
+                val got = PhotoRule.prepareRgba(case.rgba, case.width, case.height, case.targetWidth, case.targetHeight, rule)
+                check.exact(case.name, "length", case.expected.size, got.size)
+                val differing = case.expected.indices.filter { it < got.size && got[it] != case.expected[it] }
+                check.exact(case.name, "differing bytes", "none",
+                    if (differing.isEmpty()) "none" else "${differing.size}, first at ${differing[0]}")
+            }
+            check.assertNone()
+        }
+    }
+}
+
 /** tests/vectors/photos.json: the Kotlin photo rule must give Python's (Pillow's) bytes exactly. */
 class PhotoRuleTest {
-    private class PhotoCase(
-        val name: String, val width: Int, val height: Int, val rgba: ByteArray,
-        val targetWidth: Int, val targetHeight: Int, val expected: ByteArray
-    )
-
     private val vectors = SharedVectors.load("photos.json")
 
-    // The only place that reads the JSON, so a change of JSON library touches these lines alone.
-    private fun cases(): List<PhotoCase> = SharedVectors.cases(vectors).map { case ->
-        val decoder = Base64.getDecoder()
-        PhotoCase(
-            case.string("name"), case.int("source_width"), case.int("source_height"),
-            decoder.decode(case.string("source_rgba_base64")), case.int("target_width"),
-            case.int("target_height"), decoder.decode(case.string("expected_rgb_base64"))
-        )
-    }
+    private fun cases(): List<PhotoCase> = PhotoCase.all(vectors)
 
     @Test
     fun ruleIsTheOneImplemented() {
         val rule = vectors.obj("rule")
         assertEquals(PhotoRule.NAME, rule.string("name"))
-        assertEquals(PhotoRule.VERSION, rule.int("version"))
+        assertEquals(PhotoRuleSpec.CENTER_CROP_BILINEAR_V1.version, rule.int("version"))
     }
 
     @Test
-    fun everyVectorMatchesPythonByteForByte() {
-        val check = Mismatches("photos.json")
-        val all = cases()
-        if (all.size < 10) throw AssertionError("photos.json has only ${all.size} cases")
-        for (case in all) {
-            check.exact(case.name, "source bytes", case.width * case.height * 4, case.rgba.size)
-            val got = PhotoRule.prepareRgba(case.rgba, case.width, case.height, case.targetWidth, case.targetHeight)
-            check.exact(case.name, "length", case.expected.size, got.size)
-            val differing = case.expected.indices.filter { it < got.size && got[it] != case.expected[it] }
-            check.exact(case.name, "differing bytes", "none",
-                if (differing.isEmpty()) "none" else "${differing.size}, first at ${differing[0]}")
-        }
-        check.assertNone()
-    }
+    fun everyVectorMatchesPythonByteForByte() =
+        PhotoCase.checkAll("photos.json", vectors, PhotoRuleSpec.CENTER_CROP_BILINEAR_V1, least = 10)
 
     @Test
     fun rowsFromASourceGiveTheSameBytesAsAWholeArray() {
