@@ -298,35 +298,17 @@ object PhotoRule {
             val last = Math.min(to * factor, width)
             for (sourceY in top until bottom) {
                 source.row(sourceY, line)
-                // Step 1 before the reduction; an opaque row (every JPEG row) is itself over white.
-                var all = -1
-                for (x in first until last) all = all and line[x]
-                if ((all ushr 24) != 255) {
+                // Step 1 before the reduction. An opaque row (every JPEG row) is itself over
+                // white; a row with transparency is taken back out, composited, added again.
+                if ((add(line, first, last, 1) ushr 24) != 255) {
+                    add(line, first, last, -1)
                     for (x in first until last) {
                         val p = line[x]
                         val a = (p ushr 24) and 0xFF
                         line[x] = (0xFF shl 24) or (overWhite((p shr 16) and 0xFF, a) shl 16) or
                             (overWhite((p shr 8) and 0xFF, a) shl 8) or overWhite(p and 0xFF, a)
                     }
-                }
-                var x = first
-                var k = 0
-                while (x < last) {
-                    val end = Math.min(x + factor, last)
-                    var s0 = 0
-                    var s1 = 0
-                    var s2 = 0
-                    while (x < end) {
-                        val p = line[x]
-                        s0 += (p shr 16) and 0xFF
-                        s1 += (p shr 8) and 0xFF
-                        s2 += p and 0xFF
-                        x++
-                    }
-                    sums[k] += s0
-                    sums[k + 1] += s1
-                    sums[k + 2] += s2
-                    k += 3
+                    add(line, first, last, 1)
                 }
             }
             val rowsInBlock = bottom - top
@@ -336,6 +318,33 @@ object PhotoRule {
                 into[xx] = (0xFF shl 24) or (blockMean(sums[k], count) shl 16) or
                     (blockMean(sums[k + 1], count) shl 8) or blockMean(sums[k + 2], count)
             }
+        }
+
+        /** Adds [sign] times the channels of [line]'s columns [first, last) to their blocks'
+         *  sums; the AND of those pixels (its top byte is 255 when all are opaque). */
+        private fun add(line: IntArray, first: Int, last: Int, sign: Int): Int {
+            var all = -1
+            var x = first
+            var k = 0
+            while (x < last) {
+                val end = Math.min(x + factor, last)
+                var s0 = 0
+                var s1 = 0
+                var s2 = 0
+                while (x < end) {
+                    val p = line[x]
+                    all = all and p
+                    s0 += (p shr 16) and 0xFF
+                    s1 += (p shr 8) and 0xFF
+                    s2 += p and 0xFF
+                    x++
+                }
+                sums[k] += sign * s0
+                sums[k + 1] += sign * s1
+                sums[k + 2] += sign * s2
+                k += 3
+            }
+            return all
         }
     }
 
