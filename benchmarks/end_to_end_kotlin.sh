@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Kotlin core's host work per photo on the JVM (benchmarks/kotlin/HostWork.kt): masks,
-# photo rule against java.awt's scaling, aggregation and decision, for Lite0's shapes.
+# photo rule (v1, and v2 from full-size pixels and after a decode at 1/s) against java.awt's
+# scaling, aggregation and decision, for Lite0's shapes.
 #
 #   bash benchmarks/end_to_end_kotlin.sh PHOTO_DIR [REPEATS]
 #
