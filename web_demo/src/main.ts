@@ -68,6 +68,8 @@ interface PageResult {
   /** The masks were the last run's (same seed and model): drawn once, kept. */
   masksCached: boolean;
   photoMs: number;
+  /** The version of `center-crop-bilinear` the model names, which made `input`. */
+  photoRule: number;
   accelerator: Accelerator;
   threads: number;
 }
@@ -293,6 +295,7 @@ async function classifyNow(): Promise<void> {
       masksMs,
       masksCached,
       photoMs,
+      photoRule: config.photoRule,
       accelerator: runner.accelerator,
       threads: runner.threads,
     };
