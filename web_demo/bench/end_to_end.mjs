@@ -3,7 +3,11 @@
 // scaling (canvas drawImage) on the same photos.
 //
 //   node bench/end_to_end.mjs --masked lite0.tflite --deterministic lite0_det.tflite \
-//       --photos ../.bench_models/photos --threads 1 2 --rounds 8 [--json out.json] [--no-build]
+//       --photos ../.bench_models/photos --threads 1 2 --rounds 8 [--photo-rule 2] [--json out.json] [--no-build]
+//
+// --photo-rule N runs photo rule version N (1 or 2): the page uses the rule the model file names,
+// so both files are copied to a temporary folder with `input.photo_rule` set to
+// center-crop-bilinear vN (tfuq's modelfile.update_config); without it, the files' own rule.
 //
 // The page is built (vite build) and served by `tfuq serve-demo` (the Python in TFUQ_PYTHON, else
 // the repository's .venv, else python3); the photos are those `benchmarks/end_to_end.py photos`
@@ -11,7 +15,7 @@
 // photos with one seed (the masks kept from the second photo on), one round with a new seed per
 // photo (the masks drawn), then the deterministic model over the same rounds. Medians.
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -35,7 +39,7 @@ function python() {
 }
 
 function parse(argv) {
-  const args = { threads: [1, 2], rounds: 8, build: true, json: null };
+  const args = { threads: [1, 2], rounds: 8, build: true, json: null, photoRule: null };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     if (flag === "--masked") args.masked = resolve(argv[++i]);
@@ -43,6 +47,10 @@ function parse(argv) {
     else if (flag === "--photos") args.photos = resolve(argv[++i]);
     else if (flag === "--rounds") args.rounds = Number(argv[++i]);
     else if (flag === "--json") args.json = resolve(argv[++i]);
+    else if (flag === "--photo-rule") {
+      args.photoRule = Number(argv[++i]);
+      if (![1, 2].includes(args.photoRule)) throw new Error(`--photo-rule must be 1 or 2, got ${argv[i]}`);
+    }
     else if (flag === "--no-build") args.build = false;
     else if (flag === "--threads") {
       args.threads = [];
@@ -51,6 +59,21 @@ function parse(argv) {
   }
   for (const need of ["masked", "deterministic", "photos"]) if (!args[need]) throw new Error(`--${need} is required`);
   return args;
+}
+
+/** A copy of model file `path` in `folder` whose tfuq.json names photo rule center-crop-bilinear v`version`. */
+function withPhotoRule(path, version, folder) {
+  const out = join(folder, basename(path));
+  copyFileSync(path, out);
+  const script = `
+import sys
+from tfuq.runtime import modelfile
+path, version = sys.argv[1], int(sys.argv[2])
+spec = modelfile.read_config(path).to_dict()["input"]
+modelfile.update_config(path, {"input": {**spec, "photo_rule": {"name": "center-crop-bilinear", "version": version}}})
+`;
+  execFileSync(python(), ["-c", script, out, String(version)], { cwd: REPO, stdio: ["ignore", "inherit", "inherit"] });
+  return out;
 }
 
 const median = (values) => {
@@ -67,6 +90,11 @@ async function main() {
     return;
   }
   const args = parse(process.argv.slice(2));
+  const copies = args.photoRule === null ? null : mkdtempSync(join(tmpdir(), "tfuq-bench-models-"));
+  if (copies) {
+    args.masked = withPhotoRule(args.masked, args.photoRule, copies);
+    args.deterministic = withPhotoRule(args.deterministic, args.photoRule, copies);
+  }
   const photos = readdirSync(args.photos).filter((f) => /\.(png|jpe?g)$/i.test(f)).sort().map((f) => join(args.photos, f));
   if (args.build) execFileSync("npx", ["vite", "build", "--logLevel", "warn"], { cwd: HERE, stdio: "inherit" });
   const server = spawn(python(), ["-m", "tfuq.cli.main", "serve-demo", "--model", args.masked, "--port", "0", "--json"], {
@@ -78,7 +106,15 @@ async function main() {
   const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS });
   const load = loadavg();
   const started = new Date();
-  const result = { statistic: "fastest", date: started.toISOString().slice(0, 16), loadAverageAtStart: load, cpus: cpus().length, photos: photos.map((p) => basename(p)), runs: [] };
+  const result = {
+    statistic: "fastest",
+    date: started.toISOString().slice(0, 16),
+    loadAverageAtStart: load,
+    cpus: cpus().length,
+    photoRule: args.photoRule === null ? "the model's" : `center-crop-bilinear v${args.photoRule}`,
+    photos: photos.map((p) => basename(p)),
+    runs: [],
+  };
   try {
     const page = await context.newPage();
     console.error(`page at ${url}: loading the model`);
@@ -107,7 +143,7 @@ async function main() {
       const state = await page.evaluate(() => window.tfuq);
       if (state.error) throw new Error(state.error);
       const r = state.result;
-      return { photo: r.photo, invokeMs: r.invokeMs, masksMs: r.masksMs, masksCached: r.masksCached, photoMs: r.photoMs, threads: r.threads };
+      return { photo: r.photo, invokeMs: r.invokeMs, masksMs: r.masksMs, masksCached: r.masksCached, photoMs: r.photoMs, photoRule: r.photoRule, threads: r.threads };
     }
     let currentSeed = "0";
     const classify = (photo) => run(async () => {
@@ -206,6 +242,7 @@ async function main() {
     await context.close();
     server.kill();
     rmSync(profile, { recursive: true, force: true });
+    if (copies) rmSync(copies, { recursive: true, force: true });
   }
   result.loadAverageAtEnd = loadavg();
 
@@ -250,7 +287,7 @@ function summarize(result) {
       result.summary.push(s);
       lines.push(
         `| ${s.threads} | ${name} | 1 (${invoke.toFixed(1)} ms) | ${s.mcInvoke.toFixed(3)}x | ${s.masksKept.toFixed(4)}x | ${s.masksDrawn.toFixed(3)}x ` +
-          `| ${s.photoRule.toFixed(3)}x (${s.photoRuleMs.toFixed(1)} ms) | ${s.hostWork.toFixed(3)}x | ${s.drawImageLowMs.toFixed(1)} / ${s.drawImageHighMs.toFixed(1)} ms (rule ${(s.photoRuleMs / s.drawImageLowMs).toFixed(1)}x / ${(s.photoRuleMs / s.drawImageHighMs).toFixed(1)}x) |`,
+          `| ${s.photoRule.toFixed(3)}x (${s.photoRuleMs.toFixed(2)} ms) | ${s.hostWork.toFixed(3)}x | ${s.drawImageLowMs.toFixed(1)} / ${s.drawImageHighMs.toFixed(1)} ms (rule ${(s.photoRuleMs / s.drawImageLowMs).toFixed(1)}x / ${(s.photoRuleMs / s.drawImageHighMs).toFixed(1)}x) |`,
       );
     }
     lines.push(`| ${row.threads} | first photo after compiling (${basename(row.first.photo)}) | | ${(row.first.invokeMs / invoke).toFixed(2)}x | masks ${(row.first.masksMs / invoke).toFixed(3)}x | | ${(row.first.photoMs / invoke).toFixed(3)}x | | |`);
@@ -258,6 +295,8 @@ function summarize(result) {
   const text = lines.join("\n");
   result.table = text;
   console.log(text);
+  const used = [...new Set(result.runs.flatMap((row) => row.masked.map((r) => r.photoRule)))];
+  console.log(`photo rule: ${result.photoRule ?? "the model's"} (the page used v${used.join(", v")})`);
   console.log(`${result.date.replace("T", " ")} UTC, load average ${result.loadAverageAtStart[0].toFixed(2)} at start, ${result.loadAverageAtEnd[0].toFixed(2)} at end, ${result.cpus} CPUs; the ${result.statistic} of the runs`);
 }
 

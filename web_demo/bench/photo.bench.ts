@@ -1,5 +1,6 @@
 // What the photo rule costs: `npm run bench`. `center-crop-bilinear` v1 (Pillow's BILINEAR after
-// the centre crop) to 224 x 224 on opaque photos of the sizes benchmarks/end_to_end.py writes, and
+// the centre crop) and v2 (the same after step 1b's reduction by s = 2, 4, 8 for these sizes; the
+// cat's s is 1) to 224 x 224 on opaque photos of the sizes benchmarks/end_to_end.py writes, and
 // one with transparency; the WebAssembly SIMD kernels the page uses and the JavaScript ones it
 // falls back to. The page's own timing of it is web_demo/bench/end_to_end.mjs.
 import { bench, describe } from "vitest";
@@ -24,11 +25,13 @@ for (const [name, width, height, opaque] of [
 ] as const) {
   const rgba = photo(width, height, opaque);
   describe(`${name} to 224x224`, () => {
-    bench("WebAssembly SIMD", () => {
-      photoToInput(rgba, width, height, 224, 224, "wasm");
-    });
-    bench("JavaScript", () => {
-      photoToInput(rgba, width, height, 224, 224, "js");
-    });
+    for (const version of [1, 2] as const) {
+      bench(`v${version}, WebAssembly SIMD`, () => {
+        photoToInput(rgba, width, height, 224, 224, "wasm", version);
+      });
+      bench(`v${version}, JavaScript`, () => {
+        photoToInput(rgba, width, height, 224, 224, "js", version);
+      });
+    }
   });
 }

@@ -13,7 +13,7 @@ import {
   type Decision,
   MaskCache,
   type ModelFile,
-  PHOTO_RULE,
+  PHOTO_RULE_NAME,
   type PartRule,
   type Rule,
   SCORES,
@@ -68,6 +68,8 @@ interface PageResult {
   /** The masks were the last run's (same seed and model): drawn once, kept. */
   masksCached: boolean;
   photoMs: number;
+  /** The version of `center-crop-bilinear` the model names, which made `input`. */
+  photoRule: number;
   accelerator: Accelerator;
   threads: number;
 }
@@ -249,7 +251,7 @@ async function classifyNow(): Promise<void> {
     const rule = currentRule();
 
     let start = performance.now();
-    const input = photoToInput(current.rgba, current.width, current.height, config.input.height, config.input.width);
+    const input = photoToInput(current.rgba, current.width, current.height, config.input.height, config.input.width, undefined, config.photoRule);
     const photoMs = performance.now() - start;
 
     start = performance.now();
@@ -293,6 +295,7 @@ async function classifyNow(): Promise<void> {
       masksMs,
       masksCached,
       photoMs,
+      photoRule: config.photoRule,
       accelerator: runner.accelerator,
       threads: runner.threads,
     };
@@ -375,7 +378,7 @@ function render(input: Uint8Array, decision: Decision, rule: Rule, result: PageR
   $("footer").textContent =
     `${result.passes} of ${config.passes} passes · seed ${result.seed} · rule ${ruleText(rule)} · invoke ${result.invokeMs.toFixed(2)} ms ` +
     `(${result.accelerator}, ${threads}, all passes) · masks ${result.masksMs.toFixed(2)} ms${result.masksCached ? " (kept from the last photo)" : ""} · photo rule ${result.photoMs.toFixed(2)} ms ` +
-    `(${PHOTO_RULE.name} v${PHOTO_RULE.version}, ${shown.width}×${shown.height} → ${config.input.height}×${config.input.width})`;
+    `(${PHOTO_RULE_NAME} v${config.photoRule}, ${shown.width}×${shown.height} → ${config.input.height}×${config.input.width})`;
   $("result").hidden = false;
 }
 

@@ -6,7 +6,7 @@
 // TensorFlow (see ./python.ts); skips with a message when Chromium is missing.
 // TFUQ_UPDATE_SCREENSHOT=1 rewrites docs/result_screen*.png.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -258,6 +258,36 @@ describe.skipIf(!haveChromium)("the page in headless Chromium against tfuq's Pyt
     // orange lies between the model's red and yellow: its passes spread over both, entropy above the guard's.
     expect(guarded.results.filter((r) => r.decisions.model.failed_part === 0).map((r) => r.photo)).toContain("orange.png");
     expect(refusedByGuard).toBeGreaterThan(0);
+    await page.setInputFiles("#model-file", join(DEMO, "model.tflite"));
+    await modelLoaded("model.tflite");
+  }, 90_000);
+
+  it("a model naming photo rule v2: the page reduces the photos (s = 4 and 8 here) to Python's input bytes and probabilities", async () => {
+    // The demo model with input.photo_rule set to v2 by tfuq's modelfile.update_config; the
+    // reference's input is Pillow's Image.reduce(s), crop and resize (photo_vectors.py).
+    const v2 = join(mkdtempSync(join(tmpdir(), "tfuq-rule2-")), "rule2.tflite");
+    copyFileSync(join(DEMO, "model.tflite"), v2);
+    const update = `
+import sys
+from tfuq.runtime import modelfile
+spec = modelfile.read_config(sys.argv[1]).to_dict()["input"]
+modelfile.update_config(sys.argv[1], {"input": {**spec, "photo_rule": {"name": "center-crop-bilinear", "version": 2}}})
+`;
+    execFileSync(python(), ["-c", update, v2], { cwd: REPO, env: QUIET, stdio: ["ignore", "ignore", "inherit"] });
+    const reduced = pythonReferences(v2).results.filter((r) => r.seed === "0");
+    expect(reduced.map((r) => r.photo)).toEqual(PHOTOS);
+    await page.setInputFiles("#model-file", v2);
+    await modelLoaded("rule2.tflite");
+    for (const reference of reduced) {
+      const state = await classify(reference.photo, reference.seed);
+      expect(state.error).toBeNull();
+      expect(state.result.photoRule).toBe(2);
+      expect(await page.textContent("#footer")).toContain("center-crop-bilinear v2");
+      expect(Buffer.from(state.result.input).toString("base64"), `${reference.photo}: model input (photo rule v2)`).toBe(reference.input_base64);
+      expect(state.result.probabilities).toEqual(reference.probabilities);
+      // The demo photos (80-480 pixels a side, the input 16x16) all take s = 4 or 8.
+      expect(Math.min(...reference.photo_size), reference.photo).toBeGreaterThanOrEqual(4 * 16);
+    }
     await page.setInputFiles("#model-file", join(DEMO, "model.tflite"));
     await modelLoaded("model.tflite");
   }, 90_000);

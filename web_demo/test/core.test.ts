@@ -87,6 +87,18 @@ describe("model file", () => {
     expect(Buffer.from(file.flatbuffer).equals(FLATBUFFER)).toBe(true);
     expect(file.config.passes).toBe(2);
   });
+  it("reads the photo rule's version: 1 and 2 taken, none taken as 1, others refused in one line", () => {
+    const withRule = (photoRule: unknown) => ({ ...CONFIG, input: { ...CONFIG.input, photo_rule: photoRule } });
+    expect(splitModelFile(packed(withRule({ name: "center-crop-bilinear", version: 1 })), "m").config.photoRule).toBe(1);
+    expect(splitModelFile(packed(withRule({ name: "center-crop-bilinear", version: 2 })), "m").config.photoRule).toBe(2);
+    expect(splitModelFile(packed(CONFIG), "m").config.photoRule).toBe(1);
+    expect(splitModelFile(packed(withRule(null)), "m").config.photoRule).toBe(1);
+    expect(() => splitModelFile(packed(withRule({ name: "center-crop-bilinear", version: 3 })), "m")).toThrow(
+      new ModelFileError('m: unknown photo rule "center-crop-bilinear" v3; this page knows center-crop-bilinear v1, v2'),
+    );
+    expect(() => splitModelFile(packed(withRule({ name: "letterbox", version: 1 })), "m")).toThrow('m: unknown photo rule "letterbox" v1;');
+    expect(() => splitModelFile(packed(withRule("center-crop-bilinear")), "m")).toThrow('m: input.photo_rule must be an object, got "center-crop-bilinear"');
+  });
   it("refuses a truncated file in one line", () => {
     const data = packed(CONFIG);
     expect(() => splitModelFile(data.subarray(0, data.length - 10), "m.tflite")).toThrow(

@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { type Rule, SCORES, aggregate, decide, dropThreshold, isPassScore, masksFor, mix, passSeeds, photoEngine, photoToInput } from "../src/core";
+import { type Rule, SCORES, aggregate, decide, dropThreshold, isPassScore, masksFor, mix, passSeeds, PHOTO_RULE_VERSIONS, type PhotoRuleVersion, photoEngine, photoToInput, reductionFactor } from "../src/core";
 import { python } from "./python";
 
 const VECTORS = resolve(process.env.TFUQ_VECTORS ?? join(__dirname, "..", "..", "tests", "vectors"));
@@ -102,44 +102,70 @@ interface PhotoCase {
   expected_rgb_base64: string;
 }
 
-function photoCases(): { source: string; cases: PhotoCase[] } {
-  const shared = join(VECTORS, "photos.json");
-  if (existsSync(shared)) return { source: shared, cases: checkedRule(load("photos.json")) };
+interface Factor {
+  width: number;
+  height: number;
+  target_width: number;
+  target_height: number;
+  s: number;
+}
+
+interface PhotoVectors {
+  rule: { name: string; version: number };
+  cases: PhotoCase[];
+  factors?: Factor[];
+}
+
+/** `photos.json` (v1) or `photos_v2.json` (v2) from tests/vectors; until it lands, the same format from Pillow. */
+function photoVectors(version: PhotoRuleVersion): { source: string; vectors: PhotoVectors } {
+  const file = version === 1 ? "photos.json" : `photos_v${version}.json`;
+  const shared = join(VECTORS, file);
+  if (existsSync(shared)) return { source: shared, vectors: checkedRule(load(file), version) };
   // Until the shared file lands: the same format from Pillow, written by a test-only helper.
-  const out = join(mkdtempSync(join(tmpdir(), "tfuq-photos-")), "photos.json");
-  execFileSync(python(), [join(__dirname, "..", "tools", "photo_vectors.py"), out]);
-  return { source: "tools/photo_vectors.py (Pillow)", cases: checkedRule(JSON.parse(readFileSync(out, "utf8"))) };
+  const out = join(mkdtempSync(join(tmpdir(), "tfuq-photos-")), file);
+  execFileSync(python(), [join(__dirname, "..", "tools", "photo_vectors.py"), out, ...(version === 1 ? [] : ["--version", String(version)])]);
+  return { source: `tools/photo_vectors.py (Pillow), not ${file}`, vectors: checkedRule(JSON.parse(readFileSync(out, "utf8")), version) };
 }
 
-function checkedRule(vectors: { rule: { name: string; version: number }; cases: PhotoCase[] }): PhotoCase[] {
-  expect(vectors.rule).toEqual({ name: "center-crop-bilinear", version: 1 });
-  return vectors.cases;
+function checkedRule(vectors: PhotoVectors, version: number): PhotoVectors {
+  expect(vectors.rule).toEqual({ name: "center-crop-bilinear", version });
+  return vectors;
 }
 
-describe("photo rule center-crop-bilinear v1", () => {
-  let source = "";
-  let cases: PhotoCase[] = [];
-  let problem: Error | null = null;
-  try {
-    ({ source, cases } = photoCases());
-  } catch (error) {
-    problem = error as Error;
-  }
-  it(`has cases (${source || "none"})`, () => {
-    if (problem) throw new Error(`no photo cases: ${problem.message.split("\n")[0]} (set TFUQ_PYTHON to a Python with Pillow)`);
-    expect(cases.length).toBeGreaterThan(0);
-  });
-  it("runs as WebAssembly SIMD here (Node has it, as every current browser)", () => {
-    expect(photoEngine()).toBe("wasm");
-  });
-  for (const c of cases) for (const engine of ["wasm", "js"] as const) {
-    it(`${c.name} (${engine}): every byte equals Pillow's`, () => {
-      const rgba = Buffer.from(c.source_rgba_base64, "base64");
-      const got = photoToInput(new Uint8Array(rgba), c.source_width, c.source_height, c.target_height, c.target_width, engine);
-      const expected = new Uint8Array(Buffer.from(c.expected_rgb_base64, "base64"));
-      expect(got.length).toBe(expected.length);
-      const wrong = got.reduce((n, v, i) => n + (v !== expected[i] ? 1 : 0), 0);
-      expect(wrong, "bytes that differ").toBe(0);
+for (const version of PHOTO_RULE_VERSIONS) {
+  describe(`photo rule center-crop-bilinear v${version}`, () => {
+    let source = "";
+    let vectors: PhotoVectors = { rule: { name: "", version: 0 }, cases: [] };
+    let problem: Error | null = null;
+    try {
+      ({ source, vectors } = photoVectors(version));
+    } catch (error) {
+      problem = error as Error;
+    }
+    it(`has cases (${source || "none"})`, () => {
+      if (problem) throw new Error(`no photo cases: ${problem.message.split("\n")[0]} (set TFUQ_PYTHON to a Python with Pillow)`);
+      expect(vectors.cases.length).toBeGreaterThan(0);
     });
-  }
-});
+    it("runs as WebAssembly SIMD here (Node has it, as every current browser)", () => {
+      expect(photoEngine()).toBe("wasm");
+    });
+    for (const c of vectors.cases) for (const engine of ["wasm", "js"] as const) {
+      it(`${c.name} (${engine}): every byte equals Pillow's`, () => {
+        const rgba = Buffer.from(c.source_rgba_base64, "base64");
+        const got = photoToInput(new Uint8Array(rgba), c.source_width, c.source_height, c.target_height, c.target_width, engine, version);
+        const expected = new Uint8Array(Buffer.from(c.expected_rgb_base64, "base64"));
+        expect(got.length).toBe(expected.length);
+        const wrong = got.reduce((n, v, i) => n + (v !== expected[i] ? 1 : 0), 0);
+        expect(wrong, "bytes that differ").toBe(0);
+      });
+    }
+    if (vectors.factors !== undefined) {
+      it(`step 1b's s on the file's ${vectors.factors.length} sizes`, () => {
+        expect(vectors.factors!.length).toBeGreaterThan(0);
+        for (const f of vectors.factors!) {
+          expect(reductionFactor(f.width, f.height, f.target_height, f.target_width), `${f.width}x${f.height} to ${f.target_width}x${f.target_height}`).toBe(f.s);
+        }
+      });
+    }
+  });
+}

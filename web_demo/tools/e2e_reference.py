@@ -3,8 +3,9 @@
     python web_demo/tools/e2e_reference.py MODEL.tflite OUT.json PHOTO.png [...] --seeds 0 12345 \
         --rule interval='{"rule": "interval", "conf_factor": 1}'
 
-For each photo and seed: the model input from the photo rule (Pillow's decoding and resize, as
-`photo_vectors.py` computes it), the probabilities of `tfuq.load(MODEL).run(input, seed)`
+For each photo and seed: the model input from the photo rule the model names (version 1 or 2;
+Pillow's decoding, reduction and resize, as `photo_vectors.py` computes it; a file without
+`photo_rule` as version 1, as the page takes it), the probabilities of `tfuq.load(MODEL).run(input, seed)`
 (float32, `(passes, classes)`), the model's out-of-distribution scores from the same invoke
 (`Model.last_scores`, e.g. energy; none unless converted with `--scores energy`), the scores of
 the passes (`tfuq.runtime.aggregate`: max_probability, predictive_entropy, ...), and the decision (accept, predicted, failed part) of the model's
@@ -54,11 +55,13 @@ def main(argv: list[str] | None = None) -> int:
 
     model = tfuq.load(args.model)
     height, width, _ = model.input_shape
+    rule = model.config.input.photo_rule
+    version = 1 if rule is None else rule.version
     results = []
     for path in args.photos:
         # EXIF orientation applied first, as the page's createImageBitmap(imageOrientation: "from-image").
         rgba = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGBA"))
-        image = photo_rule(rgba, height, width)
+        image = photo_rule(rgba, height, width, version)
         for seed in args.seeds:
             probabilities = model.run(image, seed=int(seed))[:, 0]  # (passes, classes)
             scores = dict(model.last_scores)

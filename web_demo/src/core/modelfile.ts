@@ -9,6 +9,7 @@
 import { unzipSync } from "fflate";
 import { type Rule, SCORE_NAME, checkRule, ruleScores } from "./decision";
 import { KEEP_BITS, type MaskLayer, SCHEME, SCHEME_VERSION } from "./masks";
+import { PHOTO_RULE_NAME, PHOTO_RULE_VERSIONS, type PhotoRuleVersion } from "./photo";
 
 export const CONFIG_NAME = "tfuq.json";
 export const FORMAT = "tfuq-model";
@@ -46,6 +47,11 @@ export interface ModelConfig {
   passes: number;
   labels: string[];
   input: InputSpec;
+  /**
+   * The version of `center-crop-bilinear` that `input.photo_rule` names. A file without one
+   * (converted before the rule existed; tfuq's Python runtime stretches its photos) gets 1.
+   */
+  photoRule: PhotoRuleVersion;
   outputName: string;
   /** The out-of-distribution scores the model outputs; none in files converted before they existed. */
   scores: ModelScore[];
@@ -103,6 +109,17 @@ function positiveInt(value: unknown, what: string): number {
   return value;
 }
 
+function readPhotoRule(rule: unknown): PhotoRuleVersion {
+  if (rule === null) return 1;
+  if (!isObject(rule)) throw new ModelFileError(`input.photo_rule must be an object, got ${JSON.stringify(rule)}`);
+  const version = rule.version as PhotoRuleVersion;
+  if (rule.name !== PHOTO_RULE_NAME || !PHOTO_RULE_VERSIONS.includes(version)) {
+    const known = PHOTO_RULE_VERSIONS.map((v) => `v${v}`).join(", ");
+    throw new ModelFileError(`unknown photo rule ${JSON.stringify(rule.name)} v${JSON.stringify(rule.version)}; this page knows ${PHOTO_RULE_NAME} ${known}`);
+  }
+  return version;
+}
+
 /** Validate a parsed `tfuq.json`; `name` (the file) prefixes every message. */
 export function parseConfig(json: unknown, name: string): ModelConfig {
   try {
@@ -129,6 +146,7 @@ export function parseConfig(json: unknown, name: string): ModelConfig {
     if (spec.channels !== 3 || input.pixel_format !== "RGB" || input.dtype !== "uint8") {
       throw new ModelFileError(`input takes ${spec.channels}-channel ${String(input.pixel_format)} ${String(input.dtype)}; this page feeds 3-channel RGB uint8`);
     }
+    const photoRule = readPhotoRule(input.photo_rule ?? null);
     const output = field<Record<string, unknown>>(json, "output", "object", "tfuq.json");
     const mcDropout: MaskSpec[] = [];
     if (mode === "masked") {
@@ -184,6 +202,7 @@ export function parseConfig(json: unknown, name: string): ModelConfig {
       passes,
       labels: labels as string[],
       input: spec,
+      photoRule,
       outputName,
       scores,
       mcDropout,

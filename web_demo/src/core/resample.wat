@@ -1,5 +1,6 @@
 ;; Pillow's 8-bit BILINEAR resample (libImaging/Resample.c) as WebAssembly SIMD: the two passes of
-;; the photo rule, `center-crop-bilinear` v1 (photo.ts says the rule; this file is only its speed).
+;; the photo rule, `center-crop-bilinear` v1 and v2, and v2's step 1b on full blocks (Pillow's
+;; Image.reduce; at the end). photo.ts says the rule; this file is only its speed.
 ;; A pixel is 4 bytes, RGBA (the 4th lane is carried and ignored); each output pixel weighs `taps`
 ;; consecutive inputs from its start (the kernels are zero-padded to one width), in int32 fixed
 ;; point with 22 fractional bits, rounded down and clamped to 0..255 as Pillow's clip8.
@@ -165,4 +166,194 @@
           (br_if $column (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 16))) (local.get $stride))))
         (local.set $dst (i32.add (local.get $dst) (local.get $dstRowBytes)))
         (local.set $y (i32.add (local.get $y) (i32.const 1)))
-        (br $row)))))
+        (br $row))))
+
+  ;; Step 1b of `center-crop-bilinear` v2 (photo.ts says the rule): the mean of each full s x s
+  ;; block of pixels, for s = 2, 4 and 8, as (sum + n/2) >> log2(n) with n = s*s (what the rule's
+  ;; ((sum + n//2) * m(n)) >> 24 is for a power of two). `rows` rows of `cols` output pixels
+  ;; at `dst` (`dstStride` bytes apart), output row y from the s source rows from `src` +
+  ;; y*s*`srcStride`. Four outputs at a time, from 4*s pixels of each of the s rows, i.e. s
+  ;; chunks of 16 bytes: a chunk's pixels p0..p3 are shuffled to [r0 r1 g0 g1 b0 b1 a0 a1 r2 r3
+  ;; ...] and i16x8.extadd_pairwise_i8x16_u adds each pair, giving [p0+p1, p2+p3] per channel as
+  ;; i16; these add over the s rows and, for s = 4 and 8, the pairs' halves add into the block
+  ;; sums (at most 64 * 255 + 32 < 2^15). The 4th lane (alpha) is averaged alike and unused.
+  ;; A count not a multiple of 4 reads up to 3*s pixels past each row's last block and writes
+  ;; up to 3 pixels past each output row. Returns the AND of every pixel word read, as
+  ;; `horizontal` does.
+  (func (export "reduce2")
+    (param $src i32) (param $srcStride i32) (param $rows i32) (param $cols i32)
+    (param $dst i32) (param $dstStride i32) (result i32)
+    (local $all v128) (local $in i32) (local $out i32) (local $left i32) (local $at i32) (local $t i32)
+    (local $a v128) (local $b v128)
+    (local $c0 v128) (local $c1 v128)
+    (local $v0 v128) (local $v1 v128)
+    (local.set $all (v128.const i32x4 -1 -1 -1 -1))
+    (block $rowsDone
+      (loop $row
+        (br_if $rowsDone (i32.le_s (local.get $rows) (i32.const 0)))
+        (local.set $in (local.get $src))
+        (local.set $out (local.get $dst))
+        (local.set $left (local.get $cols))
+        (block $groupsDone
+          (loop $group
+            (br_if $groupsDone (i32.le_s (local.get $left) (i32.const 0)))
+            (local.set $v0 (v128.const i32x4 0 0 0 0))
+            (local.set $v1 (v128.const i32x4 0 0 0 0))
+            (local.set $at (local.get $in))
+            (local.set $t (i32.const 2))
+            (loop $blockRow
+              (local.set $c0 (v128.load (local.get $at)))
+              (local.set $c1 (v128.load offset=16 (local.get $at)))
+              (local.set $all (v128.and (local.get $all) (v128.and (local.get $c0) (local.get $c1))))
+              (local.set $v0 (i16x8.add (local.get $v0) (i16x8.extadd_pairwise_i8x16_u (i8x16.shuffle 0 4 1 5 2 6 3 7 8 12 9 13 10 14 11 15 (local.get $c0) (local.get $c0)))))
+              (local.set $v1 (i16x8.add (local.get $v1) (i16x8.extadd_pairwise_i8x16_u (i8x16.shuffle 0 4 1 5 2 6 3 7 8 12 9 13 10 14 11 15 (local.get $c1) (local.get $c1)))))
+              (local.set $at (i32.add (local.get $at) (local.get $srcStride)))
+              (br_if $blockRow (local.tee $t (i32.sub (local.get $t) (i32.const 1)))))
+            ;; v0 = [o0 o1], v1 = [o2 o3]
+            ;; (sum + n/2) >> log2(n), n = 4
+            (v128.store (local.get $out)
+              (i8x16.narrow_i16x8_u
+                (i16x8.shr_u (i16x8.add (local.get $v0) (v128.const i16x8 2 2 2 2 2 2 2 2)) (i32.const 2))
+                (i16x8.shr_u (i16x8.add (local.get $v1) (v128.const i16x8 2 2 2 2 2 2 2 2)) (i32.const 2))))
+            (local.set $in (i32.add (local.get $in) (i32.const 32)))
+            (local.set $out (i32.add (local.get $out) (i32.const 16)))
+            (local.set $left (i32.sub (local.get $left) (i32.const 4)))
+            (br $group)))
+        (local.set $src (i32.add (local.get $src) (i32.mul (local.get $srcStride) (i32.const 2))))
+        (local.set $dst (i32.add (local.get $dst) (local.get $dstStride)))
+        (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
+        (br $row)))
+    (i32.and (i32.and (i32x4.extract_lane 0 (local.get $all)) (i32x4.extract_lane 1 (local.get $all)))
+      (i32.and (i32x4.extract_lane 2 (local.get $all)) (i32x4.extract_lane 3 (local.get $all)))))
+
+  (func (export "reduce4")
+    (param $src i32) (param $srcStride i32) (param $rows i32) (param $cols i32)
+    (param $dst i32) (param $dstStride i32) (result i32)
+    (local $all v128) (local $in i32) (local $out i32) (local $left i32) (local $at i32) (local $t i32)
+    (local $a v128) (local $b v128)
+    (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128)
+    (local $v0 v128) (local $v1 v128) (local $v2 v128) (local $v3 v128)
+    (local.set $all (v128.const i32x4 -1 -1 -1 -1))
+    (block $rowsDone
+      (loop $row
+        (br_if $rowsDone (i32.le_s (local.get $rows) (i32.const 0)))
+        (local.set $in (local.get $src))
+        (local.set $out (local.get $dst))
+        (local.set $left (local.get $cols))
+        (block $groupsDone
+          (loop $group
+            (br_if $groupsDone (i32.le_s (local.get $left) (i32.const 0)))
+            (local.set $v0 (v128.const i32x4 0 0 0 0))
+            (local.set $v1 (v128.const i32x4 0 0 0 0))
+            (local.set $v2 (v128.const i32x4 0 0 0 0))
+            (local.set $v3 (v128.const i32x4 0 0 0 0))
+            (local.set $at (local.get $in))
+            (local.set $t (i32.const 4))
+            (loop $blockRow
+              (local.set $c0 (v128.load (local.get $at)))
+              (local.set $c1 (v128.load offset=16 (local.get $at)))
+              (local.set $c2 (v128.load offset=32 (local.get $at)))
+              (local.set $c3 (v128.load offset=48 (local.get $at)))
+              (local.set $all (v128.and (local.get $all) (v128.and (v128.and (v128.and (local.get $c0) (local.get $c1)) (local.get $c2)) (local.get $c3))))
+              (local.set $v0 (i16x8.add (local.get $v0) (i16x8.extadd_pairwise_i8x16_u (i8x16.shuffle 0 4 1 5 2 6 3 7 8 12 9 13 10 14 11 15 (local.get $c0) (local.get $c0)))))
+              (local.set $v1 (i16x8.add (local.get $v1) (i16x8.extadd_pairwise_i8x16_u (i8x16.shuffle 0 4 1 5 2 6 3 7 8 12 9 13 10 14 11 15 (local.get $c1) (local.get $c1)))))
+              (local.set $v2 (i16x8.add (local.get $v2) (i16x8.extadd_pairwise_i8x16_u (i8x16.shuffle 0 4 1 5 2 6 3 7 8 12 9 13 10 14 11 15 (local.get $c2) (local.get $c2)))))
+              (local.set $v3 (i16x8.add (local.get $v3) (i16x8.extadd_pairwise_i8x16_u (i8x16.shuffle 0 4 1 5 2 6 3 7 8 12 9 13 10 14 11 15 (local.get $c3) (local.get $c3)))))
+              (local.set $at (i32.add (local.get $at) (local.get $srcStride)))
+              (br_if $blockRow (local.tee $t (i32.sub (local.get $t) (i32.const 1)))))
+            ;; output k is the two halves of vk added: [o0 o1] and [o2 o3] from the halves of v0, v1 and v2, v3
+            (local.set $a (i16x8.add
+              (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $v0) (local.get $v1))
+              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $v0) (local.get $v1))))
+            (local.set $b (i16x8.add
+              (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $v2) (local.get $v3))
+              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $v2) (local.get $v3))))
+            ;; (sum + n/2) >> log2(n), n = 16
+            (v128.store (local.get $out)
+              (i8x16.narrow_i16x8_u
+                (i16x8.shr_u (i16x8.add (local.get $a) (v128.const i16x8 8 8 8 8 8 8 8 8)) (i32.const 4))
+                (i16x8.shr_u (i16x8.add (local.get $b) (v128.const i16x8 8 8 8 8 8 8 8 8)) (i32.const 4))))
+            (local.set $in (i32.add (local.get $in) (i32.const 64)))
+            (local.set $out (i32.add (local.get $out) (i32.const 16)))
+            (local.set $left (i32.sub (local.get $left) (i32.const 4)))
+            (br $group)))
+        (local.set $src (i32.add (local.get $src) (i32.mul (local.get $srcStride) (i32.const 4))))
+        (local.set $dst (i32.add (local.get $dst) (local.get $dstStride)))
+        (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
+        (br $row)))
+    (i32.and (i32.and (i32x4.extract_lane 0 (local.get $all)) (i32x4.extract_lane 1 (local.get $all)))
+      (i32.and (i32x4.extract_lane 2 (local.get $all)) (i32x4.extract_lane 3 (local.get $all)))))
+
+  (func (export "reduce8")
+    (param $src i32) (param $srcStride i32) (param $rows i32) (param $cols i32)
+    (param $dst i32) (param $dstStride i32) (result i32)
+    (local $all v128) (local $in i32) (local $out i32) (local $left i32) (local $at i32) (local $t i32)
+    (local $a v128) (local $b v128)
+    (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128) (local $c4 v128) (local $c5 v128) (local $c6 v128) (local $c7 v128)
+    (local $v0 v128) (local $v1 v128) (local $v2 v128) (local $v3 v128) (local $v4 v128) (local $v5 v128) (local $v6 v128) (local $v7 v128)
+    (local.set $all (v128.const i32x4 -1 -1 -1 -1))
+    (block $rowsDone
+      (loop $row
+        (br_if $rowsDone (i32.le_s (local.get $rows) (i32.const 0)))
+        (local.set $in (local.get $src))
+        (local.set $out (local.get $dst))
+        (local.set $left (local.get $cols))
+        (block $groupsDone
+          (loop $group
+            (br_if $groupsDone (i32.le_s (local.get $left) (i32.const 0)))
+            (local.set $v0 (v128.const i32x4 0 0 0 0))
+            (local.set $v1 (v128.const i32x4 0 0 0 0))
+            (local.set $v2 (v128.const i32x4 0 0 0 0))
+            (local.set $v3 (v128.const i32x4 0 0 0 0))
+            (local.set $v4 (v128.const i32x4 0 0 0 0))
+            (local.set $v5 (v128.const i32x4 0 0 0 0))
+            (local.set $v6 (v128.const i32x4 0 0 0 0))
+            (local.set $v7 (v128.const i32x4 0 0 0 0))
+            (local.set $at (local.get $in))
+            (local.set $t (i32.const 8))
+            (loop $blockRow
+              (local.set $c0 (v128.load (local.get $at)))
+              (local.set $c1 (v128.load offset=16 (local.get $at)))
+              (local.set $c2 (v128.load offset=32 (local.get $at)))
+              (local.set $c3 (v128.load offset=48 (local.get $at)))
+              (local.set $c4 (v128.load offset=64 (local.get $at)))
+              (local.set $c5 (v128.load offset=80 (local.get $at)))
+              (local.set $c6 (v128.load offset=96 (local.get $at)))
+              (local.set $c7 (v128.load offset=112 (local.get $at)))
+              (local.set $all (v128.and (local.get $all) (v128.and (v128.and (v128.and (v128.and (v128.and (v128.and (v128.and (local.get $c0) (local.get $c1)) (local.get $c2)) (local.get $c3)) (local.get $c4)) (local.get $c5)) (local.get $c6)) (local.get $c7))))
+              (local.set $v0 (i16x8.add (local.get $v0) (i16x8.extadd_pairwise_i8x16_u (i8x16.shuffle 0 4 1 5 2 6 3 7 8 12 9 13 10 14 11 15 (local.get $c0) (local.get $c0)))))
+              (local.set $v1 (i16x8.add (local.get $v1) (i16x8.extadd_pairwise_i8x16_u (i8x16.shuffle 0 4 1 5 2 6 3 7 8 12 9 13 10 14 11 15 (local.get $c1) (local.get $c1)))))
+              (local.set $v2 (i16x8.add (local.get $v2) (i16x8.extadd_pairwise_i8x16_u (i8x16.shuffle 0 4 1 5 2 6 3 7 8 12 9 13 10 14 11 15 (local.get $c2) (local.get $c2)))))
+              (local.set $v3 (i16x8.add (local.get $v3) (i16x8.extadd_pairwise_i8x16_u (i8x16.shuffle 0 4 1 5 2 6 3 7 8 12 9 13 10 14 11 15 (local.get $c3) (local.get $c3)))))
+              (local.set $v4 (i16x8.add (local.get $v4) (i16x8.extadd_pairwise_i8x16_u (i8x16.shuffle 0 4 1 5 2 6 3 7 8 12 9 13 10 14 11 15 (local.get $c4) (local.get $c4)))))
+              (local.set $v5 (i16x8.add (local.get $v5) (i16x8.extadd_pairwise_i8x16_u (i8x16.shuffle 0 4 1 5 2 6 3 7 8 12 9 13 10 14 11 15 (local.get $c5) (local.get $c5)))))
+              (local.set $v6 (i16x8.add (local.get $v6) (i16x8.extadd_pairwise_i8x16_u (i8x16.shuffle 0 4 1 5 2 6 3 7 8 12 9 13 10 14 11 15 (local.get $c6) (local.get $c6)))))
+              (local.set $v7 (i16x8.add (local.get $v7) (i16x8.extadd_pairwise_i8x16_u (i8x16.shuffle 0 4 1 5 2 6 3 7 8 12 9 13 10 14 11 15 (local.get $c7) (local.get $c7)))))
+              (local.set $at (i32.add (local.get $at) (local.get $srcStride)))
+              (br_if $blockRow (local.tee $t (i32.sub (local.get $t) (i32.const 1)))))
+            ;; output k is the halves of v(2k) + v(2k+1) added
+            (local.set $v0 (i16x8.add (local.get $v0) (local.get $v1)))
+            (local.set $v1 (i16x8.add (local.get $v2) (local.get $v3)))
+            (local.set $v2 (i16x8.add (local.get $v4) (local.get $v5)))
+            (local.set $v3 (i16x8.add (local.get $v6) (local.get $v7)))
+            (local.set $a (i16x8.add
+              (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $v0) (local.get $v1))
+              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $v0) (local.get $v1))))
+            (local.set $b (i16x8.add
+              (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $v2) (local.get $v3))
+              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $v2) (local.get $v3))))
+            ;; (sum + n/2) >> log2(n), n = 64
+            (v128.store (local.get $out)
+              (i8x16.narrow_i16x8_u
+                (i16x8.shr_u (i16x8.add (local.get $a) (v128.const i16x8 32 32 32 32 32 32 32 32)) (i32.const 6))
+                (i16x8.shr_u (i16x8.add (local.get $b) (v128.const i16x8 32 32 32 32 32 32 32 32)) (i32.const 6))))
+            (local.set $in (i32.add (local.get $in) (i32.const 128)))
+            (local.set $out (i32.add (local.get $out) (i32.const 16)))
+            (local.set $left (i32.sub (local.get $left) (i32.const 4)))
+            (br $group)))
+        (local.set $src (i32.add (local.get $src) (i32.mul (local.get $srcStride) (i32.const 8))))
+        (local.set $dst (i32.add (local.get $dst) (local.get $dstStride)))
+        (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
+        (br $row)))
+    (i32.and (i32.and (i32x4.extract_lane 0 (local.get $all)) (i32x4.extract_lane 1 (local.get $all)))
+      (i32.and (i32x4.extract_lane 2 (local.get $all)) (i32x4.extract_lane 3 (local.get $all))))))
