@@ -281,11 +281,11 @@ def test_photos_v2_file_names_the_rule_and_covers_the_cases():
     assert {g[0] for g in geometry} == {1, 2, 4, 8}
     # edge blocks inside the crop: the last reduced column (row) kept, the width (height) not a
     # multiple of s; and a block whose pixel count n is not a power of two
-    right = [c for c, (s, top, left, ch, cw) in zip(cases, geometry)
+    right = [c for c, (s, top, left, ch, cw) in zip(cases, geometry, strict=True)
              if s > 1 and c["source_width"] % s and left + cw == _ceil(c["source_width"], s)]
-    bottom = [c for c, (s, top, left, ch, cw) in zip(cases, geometry)
+    bottom = [c for c, (s, top, left, ch, cw) in zip(cases, geometry, strict=True)
               if s > 1 and c["source_height"] % s and top + ch == _ceil(c["source_height"], s)]
-    odd_n = [c for c, (s, *_) in zip(cases, geometry)
+    odd_n = [c for c, (s, *_) in zip(cases, geometry, strict=True)
              if s > 1 and any(n & (n - 1) for n in ((c["source_width"] % s or s) * s,
                                                     (c["source_height"] % s or s) * s))]
     assert right and bottom and set(map(id, right)) & set(map(id, bottom)) and odd_n
@@ -293,7 +293,7 @@ def test_photos_v2_file_names_the_rule_and_covers_the_cases():
              > c["source_height"] * c["target_width"]]
     taller = [c for c in cases if c["source_width"] * c["target_height"]
               < c["source_height"] * c["target_width"]]
-    alpha = [c for c, (s, *_) in zip(cases, geometry)
+    alpha = [c for c, (s, *_) in zip(cases, geometry, strict=True)
              if s > 1 and set(_decode(c["source_rgba_base64"], (-1,))[3::4].tolist()) - {255}]
     assert wider and taller and alpha
 
