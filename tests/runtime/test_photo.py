@@ -426,6 +426,19 @@ def test_a_large_jpeg_decodes_at_the_reduced_scale_close_to_a_full_decode(drafts
     assert np.abs(photo.read(data, (224, 224), photo.CENTER_CROP).astype(int) - full).mean() > difference.mean()
 
 
+def test_an_mpo_is_decoded_at_the_reduced_scale_like_a_jpeg(drafts):
+    # MPO: a JPEG followed by more pictures (phones write it); Pillow reads its first frame.
+    skimage_data = pytest.importorskip("skimage.data")
+    first, second = (Image.fromarray(skimage_data.chelsea()).resize((1800, 1200)),
+                     Image.fromarray(skimage_data.coffee()).resize((1800, 1200)))
+    data = _encode(first, "MPO", save_all=True, append_images=[second], quality=90)
+    assert Image.open(io.BytesIO(data)).format == "MPO"
+    got = photo.read(data, (224, 224))
+    assert drafts == [((1800, 1200), (450, 300), (450, 300))]
+    full = photo.prepare(photo.decode(data), (224, 224), photo.CENTER_CROP_V2)
+    assert np.abs(got.astype(int) - full).mean() < 1.0
+
+
 def test_grey_and_small_jpegs_and_other_rules_decode_in_full_or_reduced_as_the_rule_says(drafts):
     grey = _photo_jpeg(901, 599, "L")  # s = 2: 451x300
     got = photo.read(grey, (224, 224))

@@ -13,7 +13,7 @@ models converted before issue 23 carry, is the same without step 1b and the redu
    PNGs), CMYK and other colour modes converted as Pillow's ``convert("RGB")`` does, opaque.
    32-bit float images (mode ``F``) are refused. **Colour profiles are ignored**: the stored
    values are taken as sRGB, as training pipelines (``tf.io.decode_image``, CIFAR) take them.
-   *Version 2:* a JPEG is decoded at scale 1/s (step 1b's s; libjpeg's scaled IDCT through
+   *Version 2:* a JPEG (or MPO) is decoded at scale 1/s (step 1b's s; libjpeg's scaled IDCT through
    ``Image.draft``, asked in the stored orientation) when the decoder then yields exactly
    ``ceil(W/s) x ceil(H/s)``; that replaces step 1b. Like any JPEG decode it is decoder-dependent:
    against a full decode followed by step 1b, the 224x224 input differs by a mean absolute
@@ -450,6 +450,10 @@ def _prepare_rgb_image(image, size: tuple[int, int], rule: PhotoRule, reduced: b
     return np.asarray(_resize_image(image, target_height, target_width), dtype=np.uint8)
 
 
+# JPEG, and MPO: a JPEG with more pictures after the first (phones write it), decoded alike.
+_SCALABLE = frozenset({"JPEG", "MPO"})
+
+
 def _draft(image, size: tuple[int, int]) -> bool:
     """Step 0's reduced decode: True when ``image`` (not loaded yet) is a JPEG that will now
     decode at 1/s of its size, ``ceil(W/s) x ceil(H/s)``, for step 1b's s (so step 1b is done).
@@ -460,7 +464,7 @@ def _draft(image, size: tuple[int, int]) -> bool:
     Raises:
         _DraftMissed: the decoder took another scale than s (decode again without draft).
     """
-    if image.format != "JPEG":
+    if image.format not in _SCALABLE:
         return False
     width, height = image.size
     turned = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
