@@ -505,7 +505,10 @@ def agreement(args) -> int:
     started, load = datetime.now(UTC), os.getloadavg()
 
     def top1(pixels: np.ndarray) -> int:
-        return int(np.argmax(model.run(pixels[None])[0]))
+        return int(np.argmax(model.run(pixels[None])[0, 0]))
+
+    def confident(pixels: np.ndarray) -> bool:  # the model's top probability at least 0.5
+        return float(np.max(model.run(pixels[None])[0, 0])) >= 0.5
 
     by_size: dict[str, list] = {}
     draft_differences: dict[str, list] = {}
@@ -516,20 +519,25 @@ def agreement(args) -> int:
         full_v2 = photo.prepare(decoded, size, photo.CENTER_CROP_V2)
         s = photo.reduction_factor(*decoded.shape[:2], *size)
         # the last: version 2 on the full decode, so the reduced decode's share shows apart
-        by_size.setdefault(label, []).append((top1(v1), top1(v2), s, top1(full_v2)))
+        by_size.setdefault(label, []).append((top1(v1), top1(v2), s, top1(full_v2), confident(v1)))
         if s > 1:
             difference = np.abs(v2.astype(np.int16) - full_v2)
             draft_differences.setdefault(label, []).append((float(difference.mean()), int(difference.max())))
     photos_result = {}
     for label, rows in by_size.items():
-        agree = sum(a == b for a, b, _, _ in rows)
-        full = sum(a == c for a, _, _, c in rows)
-        decoder = sum(b == c for _, b, _, c in rows)
+        agree = sum(a == b for a, b, *_ in rows)
+        full = sum(a == c for a, _, _, c, _ in rows)
+        decoder = sum(b == c for _, b, _, c, _ in rows)
+        sure = [row for row in rows if row[4]]
         photos_result[label] = {"photos": len(rows), "top1_agree": agree, "agreement": agree / len(rows),
                                 "top1_agree_v1_v2_full_decode": full, "top1_agree_v2_reduced_full_decode": decoder,
-                                "s": sorted({s for _, _, s, _ in rows})}
+                                "v1_top_probability_at_least_half": len(sure),
+                                "top1_agree_among_those": sum(a == b for a, b, *_ in sure),
+                                "s": sorted({row[2] for row in rows})}
         print(f"{label}: top-1 v1 = v2 on {agree} / {len(rows)} photos (s = {photos_result[label]['s']}); "
-              f"v1 = v2 on the full decode {full}; v2 reduced decode = v2 full decode {decoder}")
+              f"v1 = v2 on the full decode {full}; v2 reduced decode = v2 full decode {decoder}; "
+              f"where v1's top probability >= 0.5: v1 = v2 on "
+              f"{photos_result[label]['top1_agree_among_those']} / {len(sure)}")
     drafts = {label: {"photos": len(rows), "mean_abs_mean": float(np.mean([m for m, _ in rows])),
                       "mean_abs_max": float(max(m for m, _ in rows)), "max_abs": int(max(x for _, x in rows))}
               for label, rows in draft_differences.items()}
@@ -544,7 +552,7 @@ def agreement(args) -> int:
         tiny = {"file": data_file.name, "images": len(images), "upscaled_to": args.tiny_side}
         for version in (1, 2):
             tiny[f"v{version}_correct"] = 0
-        agree = 0
+        agree = only_v1 = only_v2 = 0
         for image, label in zip(images, labels, strict=True):
             data = _jpeg(image, (args.tiny_side, args.tiny_side))
             a = top1(photo.read(data, size, photo.CENTER_CROP))
@@ -552,11 +560,13 @@ def agreement(args) -> int:
             tiny["v1_correct"] += int(a == label)
             tiny["v2_correct"] += int(b == label)
             agree += int(a == b)
-        tiny.update(top1_agree=agree, s=photo.reduction_factor(args.tiny_side, args.tiny_side, *size),
+            only_v1 += int(a == label != b)
+            only_v2 += int(b == label != a)
+        tiny.update(top1_agree=agree, right_v1_only=only_v1, right_v2_only=only_v2, s=photo.reduction_factor(args.tiny_side, args.tiny_side, *size),
                     v1_accuracy=tiny["v1_correct"] / len(images), v2_accuracy=tiny["v2_correct"] / len(images))
         print(f"Tiny-ImageNet ({len(images)} images, 64 px upscaled to {args.tiny_side}, s = {tiny['s']}): "
               f"top-1 accuracy v1 {tiny['v1_accuracy']:.4f}, v2 {tiny['v2_accuracy']:.4f}; "
-              f"top-1 v1 = v2 on {agree} / {len(images)}")
+              f"top-1 v1 = v2 on {agree} / {len(images)}; right under v1 only {only_v1}, v2 only {only_v2}")
     if args.json:
         args.json.write_text(json.dumps({
             "date": started.isoformat(timespec="minutes"), "load_average_at_start": load,
