@@ -550,13 +550,15 @@ def agreement(args) -> int:
         loaded = np.load(data_file)
         images, labels = loaded["x"][:: args.tiny_step], loaded["y_imagenet1k"][:: args.tiny_step]
         tiny = {"file": data_file.name, "images": len(images), "upscaled_to": args.tiny_side}
-        for version in (1, 2):
+        for version in (1, 2, "2_full_decode"):
             tiny[f"v{version}_correct"] = 0
         agree = only_v1 = only_v2 = 0
         for image, label in zip(images, labels, strict=True):
             data = _jpeg(image, (args.tiny_side, args.tiny_side))
             a = top1(photo.read(data, size, photo.CENTER_CROP))
             b = top1(photo.read(data, size, photo.CENTER_CROP_V2))
+            tiny["v2_full_decode_correct"] += int(
+                top1(photo.prepare(photo.decode(data), size, photo.CENTER_CROP_V2)) == label)
             tiny["v1_correct"] += int(a == label)
             tiny["v2_correct"] += int(b == label)
             agree += int(a == b)
@@ -565,7 +567,8 @@ def agreement(args) -> int:
         tiny.update(top1_agree=agree, right_v1_only=only_v1, right_v2_only=only_v2, s=photo.reduction_factor(args.tiny_side, args.tiny_side, *size),
                     v1_accuracy=tiny["v1_correct"] / len(images), v2_accuracy=tiny["v2_correct"] / len(images))
         print(f"Tiny-ImageNet ({len(images)} images, 64 px upscaled to {args.tiny_side}, s = {tiny['s']}): "
-              f"top-1 accuracy v1 {tiny['v1_accuracy']:.4f}, v2 {tiny['v2_accuracy']:.4f}; "
+              f"top-1 accuracy v1 {tiny['v1_accuracy']:.4f}, v2 {tiny['v2_accuracy']:.4f} "
+              f"(v2 on the full decode {tiny['v2_full_decode_correct'] / len(images):.4f}); "
               f"top-1 v1 = v2 on {agree} / {len(images)}; right under v1 only {only_v1}, v2 only {only_v2}")
     if args.json:
         args.json.write_text(json.dumps({
