@@ -13,13 +13,15 @@ models converted before issue 23 carry, is the same without step 1b and the redu
    PNGs), CMYK and other colour modes converted as Pillow's ``convert("RGB")`` does, opaque.
    32-bit float images (mode ``F``) are refused. **Colour profiles are ignored**: the stored
    values are taken as sRGB, as training pipelines (``tf.io.decode_image``, CIFAR) take them.
-   *Version 2:* a JPEG (or MPO) is decoded at scale 1/s (step 1b's s; libjpeg's scaled IDCT through
-   ``Image.draft``, asked in the stored orientation) when the decoder then yields exactly
-   ``ceil(W/s) x ceil(H/s)``; that replaces step 1b. Like any JPEG decode it is decoder-dependent:
-   against a full decode followed by step 1b, the 224x224 input differs by a mean absolute
-   0.19-0.37 and at most 2-10 (of 255) on scikit-image's photos saved as JPEG (quality 90) at
-   0.5, 2 and 12 MP. With a mirroring EXIF orientation the smaller edge blocks of the stored
-   image end up on the left or top of the upright one: the same kind of difference.
+   *Version 2:* a JPEG (or MPO) is decoded at scale 1/s (step 1b's s; libjpeg's scaled IDCT
+   through ``Image.draft``, asked in the stored orientation) when the decoder then yields
+   exactly ``ceil(W/s) x ceil(H/s)``; that replaces step 1b. Like any JPEG decode it is
+   decoder-dependent: against a full decode followed by step 1b, the 224x224 input differs by a
+   mean absolute 0.16-0.33 of 255 (at most 0.45 on one photo; one pixel value at most 24 off)
+   on 424 JPEGs (quality 90) of scikit-image's photos and their crops at 0.3, 3 and 12 MP
+   (``benchmarks/end_to_end.py agreement``). With a mirroring EXIF orientation the smaller edge
+   blocks of the stored image end up on the left or top of the upright one: the same kind of
+   difference.
 1. **Alpha over white**, in integers: ``c' = (c * a + 255 * (255 - a) + 127) // 255``.
 1b. *Version 2:* **reduce by s**, the largest of 8, 4, 2, 1 for which step 2's crop of the
    reduced size ``W_s x H_s = ceil(W/s) x ceil(H/s)`` is at least ``w_m`` wide and ``h_m`` high
