@@ -49,8 +49,9 @@ temporaries; the RGBA copy is freed before the resize). Peaks measured at 8192x8
 RGBA 11 bytes per pixel, 16-bit PNG 9, TIFF mode ``I`` 11, GIF 9, WebP 16 (Pillow's WebP
 decoder alone holds 12-16). ``tests/runtime/test_memory_limits.py`` checks the bound under
 ``RLIMIT_AS``. Version 2 lowers the peak for JPEGs: decoded at 1/s, a photo holds 1/s**2 of
-its pixels (a 12 MP JPEG for a 224x224 input decodes to 500x375), and for other formats the
-RGB taken into step 1b is the crop's blocks only. A ``MemoryError`` while decoding or
+its pixels (a 12 MP JPEG for a 224x224 input decodes to 500x375: ``photo.read`` raised the
+process's peak RSS by 80 MB under version 1, by under 1 MB under version 2), and for other
+formats the RGB taken into step 1b is the crop's blocks only. A ``MemoryError`` while decoding or
 preparing one photo is a :class:`PhotoError` for that photo.
 
 Steps 1-3 are integer arithmetic on 8-bit RGBA (:func:`prepare`), so a language that has the
