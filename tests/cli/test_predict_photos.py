@@ -68,7 +68,7 @@ def _probabilities(model_path, image):
 def test_the_carried_rule_crops(tiny_tflite, wide_photo):
     assert modelfile.read_config(tiny_tflite).input.photo_rule.to_dict() == photo.RULE.to_json()
     status, out, err = run_quietly(["predict", tiny_tflite, wide_photo, "--json"])
-    assert status == 0 and "photos center-crop-bilinear v1" in err
+    assert status == 0 and "photos center-crop-bilinear v2" in err
     record = json.loads(out)
     cropped = photo.read(wide_photo, (16, 16))
     assert (cropped == (230, 40, 40)).all()  # the crop is the square alone
@@ -86,7 +86,29 @@ def test_a_model_without_the_rule_stretches_as_before(tiny_tflite, wide_photo, t
         float(_probabilities(old, stretched).max()), abs=1e-9)
 
 
-@pytest.mark.parametrize("rule", [{"name": "center-crop-bilinear", "version": 2},
+def test_a_version_1_model_predicts_the_bytes_it_did_and_version_2_reduces(tiny_tflite, tmp_path):
+    # 64x192 for a 16x16 input: version 2 takes s = 4 (16x48, crop 16x16) and decodes the JPEG
+    # at 1/4; version 1 crops 64x64 of the full decode and resizes it, as before version 2.
+    rng = np.random.default_rng(4)
+    pixels = np.repeat(np.repeat(rng.integers(0, 256, (8, 24, 3), dtype=np.uint8), 8, 0), 8, 1)
+    path = tmp_path / "large.jpg"
+    Image.fromarray(pixels).save(path, quality=95)
+    assert photo.reduction_factor(64, 192, 16, 16) == 4
+    full = np.asarray(Image.open(path).convert("RGB"))
+    v1_input = np.asarray(Image.fromarray(full[:, 64:128]).resize((16, 64), Image.BILINEAR)
+                          .resize((16, 16), Image.BILINEAR))  # v1 by hand: crop, two passes
+    v2_input = photo.read(path, (16, 16))
+    assert not np.array_equal(v1_input, v2_input)
+    old = with_photo_rule(tiny_tflite, tmp_path / "v1.tflite", {"name": "center-crop-bilinear",
+                                                                 "version": 1})
+    for model, pixels_in, name in ((old, v1_input, "v1"), (tiny_tflite, v2_input, "v2")):
+        status, out, err = run_quietly(["predict", model, path, "--json"])
+        assert status == 0 and f"photos center-crop-bilinear {name}" in err
+        assert json.loads(out)["probability"] == pytest.approx(
+            float(_probabilities(model, pixels_in).max()), abs=1e-9)
+
+
+@pytest.mark.parametrize("rule", [{"name": "center-crop-bilinear", "version": 3},
                                   {"name": "letterbox", "version": 1}, "center-crop-bilinear"])
 def test_an_unknown_rule_is_refused_in_one_line(tiny_tflite, wide_photo, tmp_path, rule):
     model = with_photo_rule(tiny_tflite, tmp_path / "new.tflite", rule)

@@ -68,7 +68,7 @@ def test_configuration_is_carried(tiny_tflite):
     assert config.input.to_dict() == {
         "name": "image", "height": 16, "width": 16, "channels": 3, "pixel_format": "RGB",
         "dtype": "uint8", "preprocessing": "inside the model: feed raw pixels 0-255",
-        "photo_rule": {"name": "center-crop-bilinear", "version": 1},
+        "photo_rule": {"name": "center-crop-bilinear", "version": 2},  # photo.RULE
     }
     assert [(m.input, m.shape, m.rate) for m in config.mc_dropout] == [
         ("mask_0", (8, 32), 0.2), ("mask_1", (8, 16), 0.3)]

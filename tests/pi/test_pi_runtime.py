@@ -187,7 +187,8 @@ def test_predict_missing_interpreter_message():
 
 def test_predict_crops_a_photo_by_the_carried_rule(tmp_path):
     """A wide photo, cropped and resized on the Pi as anywhere else (photos.json holds the
-    rule's bytes; tests/runtime/test_vectors.py checks this environment's Pillow on them)."""
+    rule's bytes, photos_v2.json version 2's; tests/runtime/test_vectors.py checks this
+    environment's Pillow on them)."""
     needs_pillow()
     from PIL import Image
 
@@ -195,7 +196,7 @@ def test_predict_crops_a_photo_by_the_carried_rule(tmp_path):
 
     model = tfuq.load(model_path("masked"), backend="tflite_runtime")
     height, width, _ = model.input_shape
-    assert photo.rule_of(model.config) is photo.CENTER_CROP
+    assert photo.rule_of(model.config) is photo.CENTER_CROP_V2  # what tfuq convert writes
     rng = np.random.default_rng(0)
     path = tmp_path / "wide.jpg"
     Image.fromarray(rng.integers(0, 256, (height * 3, width * 5, 3), dtype=np.uint8)).save(path)

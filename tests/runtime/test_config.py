@@ -42,7 +42,7 @@ CONVERTED = {
     "labels": ["cat", "dog", "fox"],
     "input": {"name": "image", "height": 224, "width": 160, "channels": 3, "pixel_format": "RGB",
               "dtype": "uint8", "preprocessing": "folded into the model ([-1, 1]): feed raw pixels 0-255",
-              "photo_rule": {"name": "center-crop-bilinear", "version": 1}},
+              "photo_rule": {"name": "center-crop-bilinear", "version": 2}},
     "output": {"name": "StatefulPartitionedCall:0", "kind": "probabilities", "layout": "(passes, classes)"},
     "mc_dropout": [
         {"layer": "mc_dropout", "input": "mask_0", "shape": [30, 7, 7, 64], "rate": 0.2},
@@ -68,7 +68,7 @@ def test_every_key_of_a_converted_file_is_read_through_the_typed_config():
     assert config.input == InputSpec(
         name="image", height=224, width=160, channels=3, pixel_format="RGB", dtype="uint8",
         preprocessing="folded into the model ([-1, 1]): feed raw pixels 0-255",
-        photo_rule=PhotoRuleSpec("center-crop-bilinear", 1))
+        photo_rule=PhotoRuleSpec("center-crop-bilinear", 2))
     assert config.output == OutputSpec("StatefulPartitionedCall:0", "probabilities", "(passes, classes)")
     assert config.mc_dropout == (MaskSpec("mc_dropout", 0.2, "mask_0", (30, 7, 7, 64)),
                                  MaskSpec("mc_dropout_1", 0.3, "mask_1", (30, 1280)))

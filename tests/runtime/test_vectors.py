@@ -229,7 +229,7 @@ def _decode(text: str, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def test_photos_file_names_the_rule_and_covers_the_cases():
-    assert PHOTOS["rule"] == photo.RULE.to_json() == {"name": "center-crop-bilinear", "version": 1}
+    assert PHOTOS["rule"] == photo.CENTER_CROP.to_json() == {"name": "center-crop-bilinear", "version": 1}
     cases = PHOTOS["cases"]
     wider = [c for c in cases if c["source_width"] * c["target_height"]
              > c["source_height"] * c["target_width"]]
@@ -246,5 +246,77 @@ def test_photo_vectors(case):
     pytest.importorskip("PIL")
     rgba = _decode(case["source_rgba_base64"], (case["source_height"], case["source_width"], 4))
     want = _decode(case["expected_rgb_base64"], (case["target_height"], case["target_width"], 3))
-    got = photo.prepare(rgba, (case["target_height"], case["target_width"]))
+    got = photo.prepare(rgba, (case["target_height"], case["target_width"]), photo.CENTER_CROP)
     assert got.dtype == np.uint8 and np.array_equal(got, want)
+
+
+# -- photos by version 2 (step 1b: the reduction by s) ------------------------------------------
+PHOTOS_V2 = load("photos_v2.json")
+
+
+def _ceil(value: int, s: int) -> int:
+    return -(-value // s)
+
+
+def _case_geometry(case: dict) -> tuple[int, int, int, int, int]:
+    """(s, top, left, crop height, crop width) of a case, from the case's own factor."""
+    height, width = case["source_height"], case["source_width"]
+    target_height, target_width = case["target_height"], case["target_width"]
+    s = next((f for f in (8, 4, 2) if _fits(height, width, target_height, target_width, f)), 1)
+    return (s, *photo.crop_box(_ceil(height, s), _ceil(width, s), target_height, target_width))
+
+
+def _fits(height: int, width: int, target_height: int, target_width: int, s: int) -> bool:
+    _, _, crop_height, crop_width = photo.crop_box(_ceil(height, s), _ceil(width, s),
+                                                   target_height, target_width)
+    return crop_height >= target_height and crop_width >= target_width
+
+
+def test_photos_v2_file_names_the_rule_and_covers_the_cases():
+    assert PHOTOS_V2["rule"] == photo.CENTER_CROP_V2.to_json() == photo.RULE.to_json() == {
+        "name": "center-crop-bilinear", "version": 2}
+    assert PHOTOS_V2["rule"] != PHOTOS["rule"]
+    cases = PHOTOS_V2["cases"]
+    geometry = [_case_geometry(c) for c in cases]
+    assert {g[0] for g in geometry} == {1, 2, 4, 8}
+    # edge blocks inside the crop: the last reduced column (row) kept, the width (height) not a
+    # multiple of s; and a block whose pixel count n is not a power of two
+    right = [c for c, (s, top, left, ch, cw) in zip(cases, geometry, strict=True)
+             if s > 1 and c["source_width"] % s and left + cw == _ceil(c["source_width"], s)]
+    bottom = [c for c, (s, top, left, ch, cw) in zip(cases, geometry, strict=True)
+              if s > 1 and c["source_height"] % s and top + ch == _ceil(c["source_height"], s)]
+    odd_n = [c for c, (s, *_) in zip(cases, geometry, strict=True)
+             if s > 1 and any(n & (n - 1) for n in ((c["source_width"] % s or s) * s,
+                                                    (c["source_height"] % s or s) * s))]
+    assert right and bottom and set(map(id, right)) & set(map(id, bottom)) and odd_n
+    wider = [c for c in cases if c["source_width"] * c["target_height"]
+             > c["source_height"] * c["target_width"]]
+    taller = [c for c in cases if c["source_width"] * c["target_height"]
+              < c["source_height"] * c["target_width"]]
+    alpha = [c for c, (s, *_) in zip(cases, geometry, strict=True)
+             if s > 1 and set(_decode(c["source_rgba_base64"], (-1,))[3::4].tolist()) - {255}]
+    assert wider and taller and alpha
+
+
+def test_photos_v2_factors_are_the_largest_that_fit():
+    factors = PHOTOS_V2["factors"]
+    for case in factors:
+        args = (case["height"], case["width"], case["target_height"], case["target_width"])
+        assert photo.reduction_factor(*args) == case["s"], case
+        assert case["s"] == 1 or _fits(*args, case["s"])
+        assert all(not _fits(*args, f) for f in (8, 4, 2) if f > case["s"])
+    by_size = {(c["width"], c["height"], c["target_width"]): c["s"] for c in factors}
+    # RULE2.md's examples, and the boundary where the reduced crop is exactly 224 wide
+    assert [by_size[(w, h, 224)] for w, h in ((640, 480), (451, 300), (2000, 1500), (4000, 3000),
+                                              (4000, 600), (448, 448), (446, 448))] == [2, 1, 4, 8, 2, 2, 1]
+
+
+@pytest.mark.parametrize("case", PHOTOS_V2["cases"], ids=lambda case: case["name"])
+def test_photo_v2_vectors(case):
+    pytest.importorskip("PIL")
+    rgba = _decode(case["source_rgba_base64"], (case["source_height"], case["source_width"], 4))
+    want = _decode(case["expected_rgb_base64"], (case["target_height"], case["target_width"], 3))
+    size = (case["target_height"], case["target_width"])
+    got = photo.prepare(rgba, size, photo.CENTER_CROP_V2)
+    assert got.dtype == np.uint8 and np.array_equal(got, want)
+    assert np.array_equal(photo.prepare(rgba, size), want)  # version 2 is the default

@@ -1,4 +1,4 @@
-"""Write the language-neutral test vectors: masks.json, aggregate.json, decisions.json, photos.json.
+"""Write the language-neutral test vectors: masks, aggregate, decisions, photos, photos_v2 (.json).
 
 The only way these files are made (see README.md beside this script for their format):
 
@@ -13,7 +13,10 @@ flip by rounding are refused unless the case is marked exact (binary fractions w
 power-of-two pass count, where every operation is exact in IEEE doubles).
 Photos (the ``center-crop-bilinear`` v1 rule) come from :func:`reference_photo`, plain Python
 integers and floats written from the rule's text and Pillow's ``Resample.c``, and must equal
-``tfuq.runtime.photo.prepare`` (which resizes with Pillow) byte for byte.
+``tfuq.runtime.photo.prepare`` (which resizes with Pillow) byte for byte. Photos by version 2
+(step 1b, the reduction) come from :func:`reference_photo_v2`, the same with the choice of s and
+the block average written from the rule's formula (float32 only through numpy's scalar, no
+Pillow), and must equal ``prepare`` with version 2 (Pillow's ``Image.reduce``) byte for byte.
 """
 
 from __future__ import annotations
@@ -527,6 +530,68 @@ def reference_photo(rgba: np.ndarray, height: int, width: int) -> np.ndarray:
     return reference_resize(crop, height, width)
 
 
+def _reference_crop(height: int, width: int, target_height: int,
+                    target_width: int) -> tuple[int, int, int, int]:
+    """Step 2's crop ``(top, left, crop_height, crop_width)``, as in :func:`reference_photo`."""
+    if width * target_height > height * target_width:
+        crop_width = max(1, (height * target_width + target_height // 2) // target_height)
+        return 0, (width - crop_width) // 2, height, crop_width
+    crop_height = max(1, (width * target_height + target_width // 2) // target_width)
+    return (height - crop_height) // 2, 0, crop_height, width
+
+
+def reference_factor(height: int, width: int, target_height: int, target_width: int) -> int:
+    """Version 2's s: the largest of 8, 4, 2, 1 whose reduced image's crop covers the input."""
+    for s in (8, 4, 2, 1):
+        reduced_height, reduced_width = (height + s - 1) // s, (width + s - 1) // s
+        _, _, crop_height, crop_width = _reference_crop(reduced_height, reduced_width,
+                                                        target_height, target_width)
+        if crop_width >= target_width and crop_height >= target_height:
+            return s
+    return 1  # the crop of the image itself can be smaller than an upscaled input
+
+
+def reference_multiplier(count: int) -> int:
+    """m(n) = trunc(float32(2**32) / float32(256 * n)): one IEEE single-precision division."""
+    return int(np.float32(2.0**32) / np.float32(256 * count))
+
+
+def reference_reduce(rgb: list, s: int) -> list:
+    """Step 1b on rows of ``[r, g, b]`` lists: each output pixel averages its block (smaller
+    at the right and bottom edges) as v = ((sum + n // 2) * m(n)) >> 24."""
+    height, width = len(rgb), len(rgb[0])
+    out = []
+    for y in range((height + s - 1) // s):
+        row = []
+        for x in range((width + s - 1) // s):
+            block = [rgb[j][i] for j in range(y * s, min((y + 1) * s, height))
+                     for i in range(x * s, min((x + 1) * s, width))]
+            n = len(block)
+            m = reference_multiplier(n)
+            pixel = []
+            for c in range(3):
+                total = sum(p[c] for p in block)
+                assert (total + n // 2) * m < 2**32
+                pixel.append(((total + n // 2) * m) >> 24)
+            row.append(pixel)
+        out.append(row)
+    return out
+
+
+def reference_photo_v2(rgba: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The ``center-crop-bilinear`` v2 rule's steps 1-3, from its text: alpha over white, the
+    reduction by s, centre crop of the reduced image, Pillow's bilinear."""
+    source_height, source_width = rgba.shape[:2]
+    flat = [[[(int(rgba[y, x, c]) * int(rgba[y, x, 3]) + 255 * (255 - int(rgba[y, x, 3])) + 127)
+              // 255 for c in range(3)] for x in range(source_width)] for y in range(source_height)]
+    s = reference_factor(source_height, source_width, height, width)
+    reduced = reference_reduce(flat, s) if s > 1 else flat
+    top, left, crop_height, crop_width = _reference_crop(len(reduced), len(reduced[0]), height, width)
+    crop = np.array([row[left : left + crop_width] for row in reduced[top : top + crop_height]],
+                    dtype=np.uint8)
+    return reference_resize(crop, height, width)
+
+
 def _photo(seed: int, height: int, width: int, alpha: str = "opaque") -> np.ndarray:
     """A small RGBA test picture: a gradient with noise, so crops and weights show."""
     rng = np.random.default_rng(seed)
@@ -568,18 +633,71 @@ def _b64(array: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(array, dtype=np.uint8).tobytes()).decode("ascii")
 
 
-def build_photos() -> dict:
-    cases = []
-    for name, height, width, target_height, target_width, seed, alpha in PHOTO_CASES:
+# Version 2 (name, source height, width, target height, width, seed, alpha): s from 1 to 8,
+# edge blocks on each axis and both, n not a power of two, alpha, wider and taller.
+PHOTO_V2_CASES = [
+    ("s = 1: halving would leave a crop one row short", 8, 15, 5, 5, 21, "opaque"),
+    ("s = 2, whole blocks, wider: columns cropped after the reduction", 16, 24, 5, 5, 22, "opaque"),
+    ("s = 4, taller: edge blocks 3 wide on the right (n = 12), rows cropped", 30, 15, 4, 4, 23,
+     "opaque"),
+    ("s = 4, wider: edge blocks 3 high at the bottom (n = 12), columns cropped", 15, 30, 4, 4, 24,
+     "opaque"),
+    ("s = 4, edges on both axes: right n = 12, bottom n = 4, corner n = 3", 13, 15, 3, 3, 25,
+     "opaque"),
+    ("s = 8, whole blocks, wider", 32, 48, 4, 4, 26, "opaque"),
+    ("s = 8, edges on both axes: n = 56 and corner n = 49, semi-transparent", 23, 23, 3, 3, 27,
+     "mixed"),
+    ("s = 2, edges on both axes (n = 2, corner 1), semi-transparent, rectangular input", 11, 9,
+     5, 4, 28, "mixed"),
+    ("s = 2, the reduced crop is exactly the input: no resize", 16, 16, 8, 8, 29, "opaque"),
+    ("s = 2, then a resize by 10/7", 20, 40, 7, 7, 30, "opaque"),
+    ("s = 4, taller image into a wide input", 40, 30, 3, 5, 31, "mixed"),
+    ("s = 8 on a 9x9 image for one pixel: blocks 8x8, 8x1, 1x8 and 1x1", 9, 9, 1, 1, 32, "opaque"),
+    ("s = 1, upscale (the reduction never applies to a small image)", 3, 4, 7, 9, 33, "mixed"),
+]
+
+# The choice of s alone: (width, height, target width, target height).
+FACTOR_CASES = [
+    (640, 480, 224, 224), (451, 300, 224, 224), (2000, 1500, 224, 224), (4000, 3000, 224, 224),
+    (4000, 600, 224, 224),
+    (448, 448, 224, 224), (447, 448, 224, 224), (446, 448, 224, 224),  # ceil(446/2) = 223
+    (1792, 1792, 224, 224), (1785, 1785, 224, 224), (1784, 1784, 224, 224),
+    (897, 1792, 224, 224), (1792, 895, 224, 224),
+    (300, 200, 100, 150), (3000, 2000, 100, 150), (1, 1, 1, 1), (8, 8, 1, 1), (7, 7, 1, 1),
+    (8192, 8192, 224, 224), (640, 480, 480, 640), (4032, 3024, 256, 256),
+]
+
+
+def _photo_cases(cases: list, reference, rule: photo.PhotoRule) -> list:
+    out = []
+    for name, height, width, target_height, target_width, seed, alpha in cases:
         rgba = _photo(seed, height, width, alpha)
-        expected = reference_photo(rgba, target_height, target_width)
-        got = photo.prepare(rgba, (target_height, target_width))
+        expected = reference(rgba, target_height, target_width)
+        got = photo.prepare(rgba, (target_height, target_width), rule)
         if not np.array_equal(got, expected):
             raise SystemExit(f"{name}: tfuq.runtime.photo and the reference disagree")
-        cases.append({"name": name, "source_height": height, "source_width": width,
-                      "source_rgba_base64": _b64(rgba), "target_height": target_height,
-                      "target_width": target_width, "expected_rgb_base64": _b64(expected)})
-    return {"rule": photo.RULE.to_json(), "cases": cases}
+        out.append({"name": name, "source_height": height, "source_width": width,
+                    "source_rgba_base64": _b64(rgba), "target_height": target_height,
+                    "target_width": target_width, "expected_rgb_base64": _b64(expected)})
+    return out
+
+
+def build_photos() -> dict:
+    return {"rule": photo.CENTER_CROP.to_json(),
+            "cases": _photo_cases(PHOTO_CASES, reference_photo, photo.CENTER_CROP)}
+
+
+def build_photos_v2() -> dict:
+    factors = []
+    for width, height, target_width, target_height in FACTOR_CASES:
+        s = reference_factor(height, width, target_height, target_width)
+        if photo.reduction_factor(height, width, target_height, target_width) != s:
+            raise SystemExit(f"{width}x{height} for {target_width}x{target_height}: "
+                             "tfuq.runtime.photo and the reference choose different s")
+        factors.append({"width": width, "height": height, "target_width": target_width,
+                        "target_height": target_height, "s": s})
+    return {"rule": photo.CENTER_CROP_V2.to_json(), "factors": factors,
+            "cases": _photo_cases(PHOTO_V2_CASES, reference_photo_v2, photo.CENTER_CROP_V2)}
 
 
 # -- files -------------------------------------------------------------------------------------
@@ -594,6 +712,7 @@ def build() -> dict[str, str]:
         "aggregate.json": render(build_aggregate()),
         "decisions.json": render(build_decisions()),
         "photos.json": render(build_photos()),
+        "photos_v2.json": render(build_photos_v2()),
     }
 
 

@@ -93,7 +93,8 @@ def add_arguments(parser) -> None:
 # -- images ----------------------------------------------------------------------------------
 def decode(path: str | os.PathLike, height: int, width: int, rule=None):
     """An image file as the model's uint8 RGB input ``(height, width, 3)``, by the photo rule
-    (default ``center-crop-bilinear`` v1; see :mod:`tfuq.runtime.photo`).
+    (default :data:`tfuq.runtime.photo.RULE`, ``center-crop-bilinear`` v2; see
+    :mod:`tfuq.runtime.photo`).
 
     Raises:
         tfuq.runtime.photo.PhotoError (a ValueError): the file cannot become a model input.
