@@ -17,4 +17,6 @@ export default defineConfig({
   server: { headers: isolation, host: "127.0.0.1" },
   preview: { headers: isolation, host: "127.0.0.1" },
   build: { target: "es2022" },
+  // The page's work runs in a module worker (src/worker.ts), in the build as in `npm run dev`.
+  worker: { format: "es" },
 });

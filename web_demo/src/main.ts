@@ -1,18 +1,18 @@
 /**
  * The page: load a tfuq model (the bundled one, `?model=URL`, or a dropped/picked file), turn a
  * photo or webcam frame into the model input with the photo rule, draw the masks for the seed,
- * run the one invoke, aggregate, decide, and show why. All numbers come from `./core`; this
- * file only wires the DOM to it.
+ * run the one invoke, aggregate, decide, and show why. All numbers come from `./core`, computed
+ * by `engine.ts` in a Web Worker (`worker.ts`; on this thread only where the browser cannot
+ * start one, or with `?worker=0`); this file only wires the DOM to it.
  *
  * For tests and scripts the page publishes its state on `window.tfuq` and `body[data-state]`
- * (`loading`, `ready`, `running`, `done`, `error`).
+ * (`loading`, `ready`, `running`, `done`, `error`), and where the work runs (`window.tfuq.ranIn`).
  */
 
+import { type Backend, startBackend } from "./backend";
 import {
   DEFAULT_FLOOR,
   type Decision,
-  MaskCache,
-  type ModelFile,
   PHOTO_RULE_NAME,
   type PartRule,
   type Rule,
@@ -21,27 +21,14 @@ import {
   type ThresholdRule,
   checkRule,
   classSummary,
-  checkSeed,
-  decide,
-  explain,
   isPassScore,
   label,
-  refusedAsOutOfDistribution,
-  maskLayers,
   oodHigherIsIn,
-  photoToInput,
   ruleConfFactor,
   shortLabel,
-  splitModelFile,
 } from "./core";
-import { type Accelerator, TfuqRunner, initLiteRt, threadsAvailable, webGpuAvailable } from "./runner";
-
-interface Photo {
-  rgba: Uint8ClampedArray;
-  width: number;
-  height: number;
-  name: string;
-}
+import type { OpenedModel, PhotoInfo, PhotoSource, RanIn } from "./engine";
+import { type Accelerator, threadsAvailable, webGpuAvailable } from "./runner";
 
 interface PageResult {
   photo: string;
@@ -68,10 +55,14 @@ interface PageResult {
   /** The masks were the last run's (same seed and model): drawn once, kept. */
   masksCached: boolean;
   photoMs: number;
+  /** Decoding the photo to pixels, when it arrived (a new seed on the same photo does not decode again). */
+  decodeMs: number;
   /** The version of `center-crop-bilinear` the model names, which made `input`. */
   photoRule: number;
   accelerator: Accelerator;
   threads: number;
+  /** Where the decode, photo rule, masks, invoke and decision ran: "worker", or "main thread" (the fallback). */
+  ranIn: RanIn;
 }
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -79,14 +70,14 @@ const page = {
   state: "loading" as string,
   error: null as string | null,
   modelName: "",
+  ranIn: null as RanIn | null,
   result: null as PageResult | null,
 };
 (window as unknown as { tfuq: typeof page }).tfuq = page;
 
-let file: ModelFile | null = null;
-let runner: TfuqRunner | null = null;
-let photo: Photo | null = null;
-const maskCache = new MaskCache();
+let engine: Backend | null = null;
+let file: OpenedModel | null = null;
+let photo: PhotoInfo | null = null;
 // Opening a model, compiling and classifying run one at a time, in order: a run never sees a
 // model that is being replaced or freed.
 let queue: Promise<unknown> = Promise.resolve();
@@ -115,9 +106,11 @@ function clearError(): void {
 
 // -- model ---------------------------------------------------------------------------------
 async function openModel(bytes: Uint8Array, name: string): Promise<void> {
-  const next = splitModelFile(bytes, name);
-  if (next.config.mode !== "masked" && next.config.mode !== "deterministic") throw new Error(`${name}: mode ${next.config.mode} is not supported here`);
-  file = next;
+  if (!engine) throw new Error("the page has not started");
+  const accelerator = $<HTMLSelectElement>("accelerator").value as Accelerator;
+  const threads = Number($<HTMLSelectElement>("threads").value) || 1;
+  // A file that fails its checks leaves the open model as it was, in the engine as here.
+  file = await engine.open(bytes, name, accelerator, threads);
   page.modelName = name;
   const passes = $<HTMLInputElement>("passes");
   passes.max = String(file.config.passes);
@@ -126,9 +119,8 @@ async function openModel(bytes: Uint8Array, name: string): Promise<void> {
   // The option stays short (the settings column is narrow); the model line and its tooltip say the rule.
   $("rule-model").title = `the model's own: ${ruleText(file.config.decision)}`;
   syncParameter();
-  await compile();
   const c = file.config;
-  const classes = runner ? runner.classes : c.labels.length;
+  const classes = file.classes;
   const summary = classSummary(c, classes);
   $("model-line").textContent = `${name}: ${c.passes} passes, input ${c.input.height}×${c.input.width}, ${summary.text}; rule ${ruleText(c.decision)}.`;
   // Many classes: the whole list only on request (with a 1000-class model it is pages long).
@@ -139,12 +131,10 @@ async function openModel(bytes: Uint8Array, name: string): Promise<void> {
 }
 
 async function compile(): Promise<void> {
-  if (!file) return;
-  runner?.delete();
-  runner = null;
+  if (!file || !engine) return;
   const accelerator = $<HTMLSelectElement>("accelerator").value as Accelerator;
   const threads = Number($<HTMLSelectElement>("threads").value) || 1;
-  runner = await TfuqRunner.create(file, accelerator, threads);
+  await engine.compile(accelerator, threads);
 }
 
 function ruleText(rule: Rule): string {
@@ -214,20 +204,12 @@ function currentRule(): Rule {
 }
 
 // -- photos --------------------------------------------------------------------------------
-async function decodePhoto(source: Blob, name: string): Promise<Photo> {
-  // EXIF orientation applied, no colour management and no premultiplication: the decoded
-  // pixels that Pillow's Image.open gives for the same file.
-  const bitmap = await createImageBitmap(source, { imageOrientation: "from-image", colorSpaceConversion: "none", premultiplyAlpha: "none" });
-  return fromDrawable(bitmap, bitmap.width, bitmap.height, name);
-}
-
-function fromDrawable(source: CanvasImageSource, width: number, height: number, name: string): Photo {
-  // Drawn 1:1 (no scaling by the canvas); the resize is the photo rule's, in the core.
-  const canvas = new OffscreenCanvas(width, height);
-  const context = canvas.getContext("2d", { willReadFrequently: true });
-  if (!context) throw new Error("this browser gives no 2D canvas");
-  context.drawImage(source, 0, 0);
-  return { rgba: context.getImageData(0, 0, width, height).data, width, height, name };
+/** Hand a photo to the engine, which decodes it to pixels (in the worker) and keeps it for the runs. */
+function setPhoto(source: PhotoSource): Promise<void> {
+  return enqueue(async () => {
+    if (!engine) throw new Error("the page has not started");
+    photo = await engine.setPhoto(source);
+  });
 }
 
 // -- running -------------------------------------------------------------------------------
@@ -237,69 +219,25 @@ function classify(): Promise<void> {
 
 async function classifyNow(): Promise<void> {
   // What this run uses, fixed now: a new photo or model arriving meanwhile queues another run.
-  const current = photo;
-  if (!file || !runner || !current) return;
+  if (!file || !engine || !photo) return;
   clearError();
   setState("running");
   try {
-    const config = file.config;
-    const seed = checkSeed($<HTMLInputElement>("seed").value);
-    const passesWanted = Number($<HTMLInputElement>("passes").value);
-    if (!Number.isInteger(passesWanted) || passesWanted < 1 || passesWanted > config.passes) {
-      throw new Error(`passes must be an integer from 1 to the model's ${config.passes}`);
-    }
     const rule = currentRule();
-
-    let start = performance.now();
-    const input = photoToInput(current.rgba, current.width, current.height, config.input.height, config.input.width, undefined, config.photoRule);
-    const photoMs = performance.now() - start;
-
-    start = performance.now();
-    const feeds: Record<string, Uint8Array> = {};
-    let masksCached = false;
-    if (config.mode === "masked") {
-      const drawn = maskCache.get(seed, config.passes, maskLayers(config));
-      masksCached = drawn.cached;
-      config.mcDropout.forEach((spec, i) => {
-        feeds[spec.input] = drawn.masks[i];
-      });
+    const done = await engine.classify({ seed: $<HTMLInputElement>("seed").value, passes: Number($<HTMLInputElement>("passes").value), rule });
+    if (!done) {
+      setState("ready");
+      return;
     }
-    const masksMs = performance.now() - start;
-
-    const { probabilities: rows, invokeMs, scores } = await runner.run(input, feeds);
-    // A deterministic model gives one row: every pass is that row, as in tfuq's Python runtime.
-    const all = rows.length === 1 ? Array.from({ length: config.passes }, () => rows[0]) : rows;
-    // The pass seeds are a counter-based stream: the first k rows are what a k-pass run gives.
-    const probabilities = all.slice(0, passesWanted);
-    const decision = decide(probabilities, rule, scores);
-    const name = (i: number) => shortLabel(config, i);
-    const headline = decision.accept ? name(decision.predicted) : "Not sure";
-    const reason = explain(decision, rule, name);
+    const { decision, input, ...rest } = done;
     page.result = {
-      photo: current.name,
-      photoSize: [current.height, current.width],
-      seed: seed.toString(),
-      passes: passesWanted,
-      rule,
+      ...rest,
       input: Array.from(input),
-      probabilities,
       accept: decision.accept,
       predicted: decision.predicted,
       failedPart: decision.failedPart,
-      scores,
-      outOfDistribution: refusedAsOutOfDistribution(decision, rule),
-      label: name(decision.predicted),
-      headline,
-      reason,
-      invokeMs,
-      masksMs,
-      masksCached,
-      photoMs,
-      photoRule: config.photoRule,
-      accelerator: runner.accelerator,
-      threads: runner.threads,
     };
-    render(input, decision, rule, page.result, current);
+    render(input, decision, rule, page.result);
     setState("done");
   } catch (error) {
     showError((error as Error).message);
@@ -310,7 +248,7 @@ async function classifyNow(): Promise<void> {
 const fmt = (x: number) => x.toFixed(3);
 const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
 
-function render(input: Uint8Array, decision: Decision, rule: Rule, result: PageResult, shown: Photo): void {
+function render(input: Uint8Array, decision: Decision, rule: Rule, result: PageResult): void {
   if (!file) return;
   const config = file.config;
   const canvas = $<HTMLCanvasElement>("crop");
@@ -378,7 +316,7 @@ function render(input: Uint8Array, decision: Decision, rule: Rule, result: PageR
   $("footer").textContent =
     `${result.passes} of ${config.passes} passes · seed ${result.seed} · rule ${ruleText(rule)} · invoke ${result.invokeMs.toFixed(2)} ms ` +
     `(${result.accelerator}, ${threads}, all passes) · masks ${result.masksMs.toFixed(2)} ms${result.masksCached ? " (kept from the last photo)" : ""} · photo rule ${result.photoMs.toFixed(2)} ms ` +
-    `(${PHOTO_RULE_NAME} v${config.photoRule}, ${shown.width}×${shown.height} → ${config.input.height}×${config.input.width})`;
+    `(${PHOTO_RULE_NAME} v${config.photoRule}, ${result.photoSize[1]}×${result.photoSize[0]} → ${config.input.height}×${config.input.width})`;
   $("result").hidden = false;
 }
 
@@ -394,7 +332,7 @@ async function takeFile(blob: File): Promise<void> {
         setState("ready");
       });
     } else {
-      photo = await decodePhoto(blob, blob.name);
+      await setPhoto({ kind: "file", blob, name: blob.name });
     }
     await classify();
   } catch (error) {
@@ -414,11 +352,17 @@ async function startCamera(): Promise<void> {
   }
 }
 
-function snap(): void {
+async function snap(): Promise<void> {
   const video = $<HTMLVideoElement>("video");
   if (!video.videoWidth) return;
-  photo = fromDrawable(video, video.videoWidth, video.videoHeight, "webcam frame");
-  void classify();
+  try {
+    // The frame as it is now; the worker draws it 1:1 and reads its pixels.
+    const bitmap = await createImageBitmap(video);
+    await setPhoto({ kind: "bitmap", bitmap, name: "webcam frame" });
+    await classify();
+  } catch (error) {
+    showError((error as Error).message);
+  }
 }
 
 async function setUpAccelerators(): Promise<void> {
@@ -442,7 +386,8 @@ async function main(): Promise<void> {
   const params = new URLSearchParams(location.search);
   if (params.has("seed")) $<HTMLInputElement>("seed").value = params.get("seed") as string;
   await setUpAccelerators();
-  await initLiteRt(new URL("litert-wasm/", location.href).href);
+  engine = await startBackend(new URL("litert-wasm/", location.href).href, params.get("worker") !== "0");
+  page.ranIn = engine.ranIn;
   const modelUrl = new URL(params.get("model") ?? "model.tflite", location.href);
   try {
     const response = await fetch(modelUrl);
@@ -474,7 +419,7 @@ async function main(): Promise<void> {
     if (f) void takeFile(f);
   });
   $("camera").addEventListener("click", () => void startCamera());
-  $("snap").addEventListener("click", snap);
+  $("snap").addEventListener("click", () => void snap());
   for (const id of ["seed", "passes", "parameter", "floor"]) $(id).addEventListener("change", () => void classify());
   $("rule").addEventListener("change", () => {
     syncParameter();

@@ -133,20 +133,20 @@ describe.skipIf(!haveChromium)("the page in headless Chromium against tfuq's Pyt
   });
 
   /** Classify `photo` with `seed` under the rule setting as it stands; `rule`: the JSON the run must have used. */
-  async function classify(photo: string, seed: string, rule: object | null = null) {
-    await page.fill("#seed", seed);
-    await page.dispatchEvent("#seed", "change");
-    await page.setInputFiles("#photo-file", join(DEMO, photo));
-    await page.waitForFunction(
+  async function classify(photo: string, seed: string, rule: object | null = null, on: Page = page) {
+    await on.fill("#seed", seed);
+    await on.dispatchEvent("#seed", "change");
+    await on.setInputFiles("#photo-file", photo.startsWith("/") ? photo : join(DEMO, photo));
+    await on.waitForFunction(
       ([p, s, r]) => {
         const t = (window as any).tfuq;
         const ruleMatches = r === null || JSON.stringify(t.result?.rule) === r;
         return t.state === "error" || (t.state === "done" && t.result?.photo === p && t.result?.seed === s && ruleMatches);
       },
-      [photo, seed, rule === null ? null : JSON.stringify(rule)],
+      [photo.split("/").pop(), seed, rule === null ? null : JSON.stringify(rule)],
       { timeout: 30_000 },
     );
-    return page.evaluate(() => (window as any).tfuq);
+    return on.evaluate(() => (window as any).tfuq);
   }
 
   /** The page's decision against Python's, and its list of parts (an all rule) marking the refusing one. */
@@ -168,6 +168,7 @@ describe.skipIf(!haveChromium)("the page in headless Chromium against tfuq's Pyt
         const state = await classify(photo, seed);
         expect(state.error).toBeNull();
         const result = state.result;
+        expect([state.ranIn, result.ranIn], "decoded, resized, masked, invoked and decided in the page's worker").toEqual(["worker", "worker"]);
         expect(result.photoSize, "decoded size, EXIF orientation applied").toEqual(reference.photo_size);
         expect(Buffer.from(result.input).toString("base64"), "model input (photo rule)").toBe(reference.input_base64);
         expect(result.probabilities.length).toBe(reference.probabilities.length);
@@ -304,6 +305,83 @@ modelfile.update_config(sys.argv[1], {"input": {**spec, "photo_rule": {"name": "
     expect(kept.masksCached).toBe(true);
     expect(await page.textContent("#footer")).toContain(`masks ${kept.masksMs.toFixed(2)} ms (kept from the last photo)`);
   });
+
+  /**
+   * Classify `photo` on `on` while a timer on the page's thread ticks as often as it may (setTimeout 0);
+   * the longest the page went without a tick, from before the photo was handed over to the result shown.
+   */
+  async function longestGap(on: Page, photo: string) {
+    await on.evaluate(() => {
+      const w = window as any;
+      w.ticks = [];
+      w.ticking = true;
+      const tick = () => {
+        w.ticks.push(performance.now());
+        if (w.ticking) setTimeout(tick, 0);
+      };
+      tick();
+    });
+    const state = await classify(photo, "0", null, on);
+    const ticks: number[] = await on.evaluate(() => {
+      const w = window as any;
+      w.ticking = false;
+      return [...w.ticks, performance.now()];
+    });
+    return { state, gap: Math.max(...ticks.slice(1).map((t, i) => t - ticks[i])) };
+  }
+
+  it("the page stays responsive while the worker decodes and resizes a 24-megapixel photo; on its own thread (?worker=0) it blocks, with the same results", async () => {
+    // A smooth 6000 x 4000 JPEG: decoding it to pixels and the photo rule take tens to hundreds of ms.
+    const big = join(mkdtempSync(join(tmpdir(), "tfuq-big-")), "big.jpg");
+    const make = `
+import sys
+import numpy as np
+from PIL import Image
+y, x = np.mgrid[0:4000, 0:6000]
+rgb = np.stack([x * 255 // 5999, y * 255 // 3999, (x + y) % 256], axis=-1).astype(np.uint8)
+Image.fromarray(rgb).save(sys.argv[1], quality=90)
+`;
+    execFileSync(python(), ["-c", make, big], { cwd: REPO, env: QUIET, stdio: ["ignore", "ignore", "inherit"] });
+
+    const fallback = await context.newPage();
+    try {
+      await fallback.goto(`${url}?worker=0`);
+      await fallback.waitForFunction(() => ["ready", "error"].includes(document.body.dataset.state ?? ""), null, { timeout: 60_000 });
+      expect(await fallback.evaluate(() => (window as any).tfuq.error)).toBeNull();
+      expect(await fallback.evaluate(() => (window as any).tfuq.ranIn)).toBe("main thread");
+      // The page's own thread gives Python's results too (two photos; the worker's are checked above).
+      for (const reference of references.filter((r) => r.seed === "12345" && ["orange.png", "rotated.jpg"].includes(r.photo))) {
+        const state = await classify(reference.photo, reference.seed, null, fallback);
+        expect(state.result.ranIn).toBe("main thread");
+        expect(Buffer.from(state.result.input).toString("base64"), `${reference.photo} on the page's thread`).toBe(reference.input_base64);
+        expect(state.result.probabilities).toEqual(reference.probabilities);
+      }
+
+      // Warm both (compiled, masks drawn), then time the big photo on each.
+      await classify("red.png", "0");
+      await classify("red.png", "0", null, fallback);
+      const inWorker = await longestGap(page, big);
+      const onPage = await longestGap(fallback, big);
+      for (const { state } of [inWorker, onPage]) {
+        expect(state.error).toBeNull();
+        expect(state.result.photoSize).toEqual([4000, 6000]);
+      }
+      expect(inWorker.state.result.input, "the same input bytes from either thread").toEqual(onPage.state.result.input);
+      expect(inWorker.state.result.probabilities).toEqual(onPage.state.result.probabilities);
+      const work = (r: { decodeMs: number; photoMs: number; masksMs: number; invokeMs: number }) => r.decodeMs + r.photoMs + r.masksMs + r.invokeMs;
+      console.log(
+        `24 MP photo: the page's longest gap between timer ticks ${inWorker.gap.toFixed(1)} ms with the worker (its work ${work(inWorker.state.result).toFixed(1)} ms: ` +
+          `decode ${inWorker.state.result.decodeMs.toFixed(1)}, photo rule ${inWorker.state.result.photoMs.toFixed(1)}); ` +
+          `${onPage.gap.toFixed(1)} ms on the page's thread (decode ${onPage.state.result.decodeMs.toFixed(1)}, photo rule ${onPage.state.result.photoMs.toFixed(1)})`,
+      );
+      // On its own thread the page cannot tick while the photo rule runs; with the worker it ticks throughout.
+      expect(onPage.gap).toBeGreaterThanOrEqual(onPage.state.result.photoMs);
+      expect(work(inWorker.state.result), "enough work to see a block").toBeGreaterThan(50);
+      expect(inWorker.gap).toBeLessThan(work(inWorker.state.result) / 2);
+    } finally {
+      await fallback.close();
+    }
+  }, 120_000);
 
   it("a damaged model file gets a one-line message, not a result", async () => {
     const bad = join(mkdtempSync(join(tmpdir(), "tfuq-bad-")), "bad.tflite");
