@@ -3,11 +3,13 @@
 // scaling (canvas drawImage) on the same photos.
 //
 //   node bench/end_to_end.mjs --masked lite0.tflite --deterministic lite0_det.tflite \
-//       --photos ../.bench_models/photos --threads 1 2 --rounds 8 [--photo-rule 2] [--json out.json] [--no-build]
+//       --photos ../.bench_models/photos --threads 1 2 --rounds 8 [--photo-rule 2] [--main-thread] [--json out.json] [--no-build]
 //
 // --photo-rule N runs photo rule version N (1 or 2): the page uses the rule the model file names,
 // so both files are copied to a temporary folder with `input.photo_rule` set to
 // center-crop-bilinear vN (tfuq's modelfile.update_config); without it, the files' own rule.
+// The page runs the work in its Web Worker; --main-thread opens it with ?worker=0 (the fallback:
+// the same engine on the page's thread, as before the worker), for a comparison.
 //
 // The page is built (vite build) and served by `tfuq serve-demo` (the Python in TFUQ_PYTHON, else
 // the repository's .venv, else python3); the photos are those `benchmarks/end_to_end.py photos`
@@ -39,7 +41,7 @@ function python() {
 }
 
 function parse(argv) {
-  const args = { threads: [1, 2], rounds: 8, build: true, json: null, photoRule: null };
+  const args = { threads: [1, 2], rounds: 8, build: true, json: null, photoRule: null, mainThread: false };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     if (flag === "--masked") args.masked = resolve(argv[++i]);
@@ -52,6 +54,7 @@ function parse(argv) {
       if (![1, 2].includes(args.photoRule)) throw new Error(`--photo-rule must be 1 or 2, got ${argv[i]}`);
     }
     else if (flag === "--no-build") args.build = false;
+    else if (flag === "--main-thread") args.mainThread = true;
     else if (flag === "--threads") {
       args.threads = [];
       while (argv[i + 1] && !argv[i + 1].startsWith("--")) args.threads.push(Number(argv[++i]));
@@ -118,8 +121,9 @@ async function main() {
   try {
     const page = await context.newPage();
     console.error(`page at ${url}: loading the model`);
-    await page.goto(url);
+    await page.goto(args.mainThread ? `${url}?worker=0` : url);
     await page.waitForFunction(() => ["ready", "error"].includes(document.body.dataset.state ?? ""), null, { timeout: 120_000 });
+    result.ranIn = await page.evaluate(() => window.tfuq.ranIn);
 
     /** Wait until the page is idle (ready, done or error) twice, half a second apart. */
     async function settle() {
@@ -143,7 +147,7 @@ async function main() {
       const state = await page.evaluate(() => window.tfuq);
       if (state.error) throw new Error(state.error);
       const r = state.result;
-      return { photo: r.photo, invokeMs: r.invokeMs, masksMs: r.masksMs, masksCached: r.masksCached, photoMs: r.photoMs, photoRule: r.photoRule, threads: r.threads };
+      return { photo: r.photo, invokeMs: r.invokeMs, masksMs: r.masksMs, masksCached: r.masksCached, photoMs: r.photoMs, photoRule: r.photoRule, threads: r.threads, ranIn: r.ranIn };
     }
     let currentSeed = "0";
     const classify = (photo) => run(async () => {
@@ -296,7 +300,7 @@ function summarize(result) {
   result.table = text;
   console.log(text);
   const used = [...new Set(result.runs.flatMap((row) => row.masked.map((r) => r.photoRule)))];
-  console.log(`photo rule: ${result.photoRule ?? "the model's"} (the page used v${used.join(", v")})`);
+  console.log(`photo rule: ${result.photoRule ?? "the model's"} (the page used v${used.join(", v")}); the work ran in: ${result.ranIn ?? "the main thread (before the worker)"}`);
   console.log(`${result.date.replace("T", " ")} UTC, load average ${result.loadAverageAtStart[0].toFixed(2)} at start, ${result.loadAverageAtEnd[0].toFixed(2)} at end, ${result.cpus} CPUs; the ${result.statistic} of the runs`);
 }
 
