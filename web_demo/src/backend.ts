@@ -32,6 +32,7 @@ type Body<T> = T extends unknown ? Omit<T, "id"> : never;
 class WorkerBackend implements Backend {
   readonly ranIn = "worker" as const;
   private next = 0;
+  private failed: Error | null = null;
   private readonly waiting = new Map<number, { done: (value: unknown) => void; fail: (error: Error) => void }>();
 
   constructor(private readonly worker: Worker) {
@@ -46,6 +47,7 @@ class WorkerBackend implements Backend {
     worker.onerror = (event: ErrorEvent) => {
       event.preventDefault();
       const error = new Error(`the page's worker failed: ${event.message || "it could not start"}`);
+      this.failed = error; // and so does every later request: reload the page
       for (const waiter of this.waiting.values()) waiter.fail(error);
       this.waiting.clear();
     };
@@ -53,6 +55,7 @@ class WorkerBackend implements Backend {
 
   private call<T>(body: Body<Request>, transfer: Transferable[] = []): Promise<T> {
     const id = this.next++;
+    if (this.failed) return Promise.reject(this.failed);
     return new Promise<T>((done, fail) => {
       this.waiting.set(id, { done: done as (value: unknown) => void, fail });
       this.worker.postMessage({ ...body, id }, transfer);
