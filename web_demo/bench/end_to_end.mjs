@@ -300,7 +300,7 @@ function summarize(result) {
   result.table = text;
   console.log(text);
   const used = [...new Set(result.runs.flatMap((row) => row.masked.map((r) => r.photoRule)))];
-  console.log(`photo rule: ${result.photoRule ?? "the model's"} (the page used v${used.join(", v")}); the work ran in: ${result.ranIn ?? "the main thread (before the worker)"}`);
+  console.log(`photo rule: ${result.photoRule ?? "the model's"} (the page used v${used.join(", v")}); the work ran in: ${result.ranIn ?? "not recorded (the page's thread before 5 December 2026, 23:30 UTC)"}`);
   console.log(`${result.date.replace("T", " ")} UTC, load average ${result.loadAverageAtStart[0].toFixed(2)} at start, ${result.loadAverageAtEnd[0].toFixed(2)} at end, ${result.cpus} CPUs; the ${result.statistic} of the runs`);
 }
 
