@@ -62,20 +62,25 @@ export interface EngineResult {
   /** `(passes, classes)`: the first `passes` rows. */
   probabilities: number[][];
   decision: Decision;
+  /** The model's out-of-distribution scores by name (`scores` in `tfuq.json`), from the same invoke. */
   scores: Record<string, number>;
+  /** True when the OOD guard refused: the photo looks unlike the training data. */
   outOfDistribution: boolean;
   label: string;
   headline: string;
   reason: string;
   invokeMs: number;
   masksMs: number;
+  /** The masks were the last run's (same seed and model): drawn once, kept. */
   masksCached: boolean;
   photoMs: number;
   /** Decoding the photo to pixels (when it arrived; a new seed on the same photo does not decode again). */
   decodeMs: number;
+  /** The version of `center-crop-bilinear` the model names, which made `input`. */
   photoRule: number;
   accelerator: Accelerator;
   threads: number;
+  /** Where the decode, photo rule, masks, invoke and decision ran: "worker", or "main thread" (the fallback). */
   ranIn: RanIn;
 }
 

@@ -27,43 +27,18 @@ import {
   ruleConfFactor,
   shortLabel,
 } from "./core";
-import type { OpenedModel, PhotoInfo, PhotoSource, RanIn } from "./engine";
+import type { EngineResult, OpenedModel, PhotoInfo, PhotoSource, RanIn } from "./engine";
 import { type Accelerator, threadsAvailable, webGpuAvailable } from "./runner";
 
-interface PageResult {
-  photo: string;
-  /** `[height, width]` of the decoded photo, after EXIF orientation. */
-  photoSize: [number, number];
-  seed: string;
-  passes: number;
-  rule: Rule;
+/** What the page keeps of a run (`window.tfuq.result`, read by the tests): the engine's result
+ * with the input as plain numbers and the decision's parts spread out. */
+type PageResult = Omit<EngineResult, "input" | "decision"> & {
   input: number[];
-  probabilities: number[][];
   accept: boolean;
   predicted: number;
   /** For an `all` rule: the index of the first part that refused, -1 when all accepted; else null. */
   failedPart: number | null;
-  /** The model's out-of-distribution scores by name (`scores` in `tfuq.json`), from the same invoke. */
-  scores: Record<string, number>;
-  /** True when the OOD guard refused: the photo looks unlike the training data. */
-  outOfDistribution: boolean;
-  label: string;
-  headline: string;
-  reason: string;
-  invokeMs: number;
-  masksMs: number;
-  /** The masks were the last run's (same seed and model): drawn once, kept. */
-  masksCached: boolean;
-  photoMs: number;
-  /** Decoding the photo to pixels, when it arrived (a new seed on the same photo does not decode again). */
-  decodeMs: number;
-  /** The version of `center-crop-bilinear` the model names, which made `input`. */
-  photoRule: number;
-  accelerator: Accelerator;
-  threads: number;
-  /** Where the decode, photo rule, masks, invoke and decision ran: "worker", or "main thread" (the fallback). */
-  ranIn: RanIn;
-}
+};
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const page = {
