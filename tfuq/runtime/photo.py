@@ -182,6 +182,19 @@ def reduction_factor(height: int, width: int, target_height: int, target_width: 
     return 1
 
 
+def _reduction(rule: PhotoRule, reduced: bool, height: int, width: int,
+               size: tuple[int, int]) -> tuple[int, tuple[int, int, int, int]] | None:
+    """Step 1b for an upright ``height x width`` image: ``(s, the source box of the crop's
+    blocks)`` when it reduces, ``None`` when the rule has no step 1b, the decoder did it
+    (``reduced``), or s = 1."""
+    if not rule.reduce or reduced:
+        return None
+    factor = reduction_factor(height, width, *size)
+    if factor == 1:
+        return None
+    return factor, _reduced_crop_source(height, width, *size, factor)
+
+
 def _reduced_crop_source(height: int, width: int, target_height: int, target_width: int,
                          factor: int) -> tuple[int, int, int, int]:
     """``(left, top, right, bottom)`` of the source blocks that step 1b reduces into step 2's
@@ -255,14 +268,12 @@ def _prepare(box: list, size: tuple[int, int], rule: PhotoRule, reduced: bool = 
     height, width = pixels.shape[:2]
     if height < 1 or width < 1:
         raise PhotoError(f"the image is empty ({width}x{height} pixels)")
-    target_height, target_width = _check_size(size)
-    factor = 1
-    if rule.reduce and not reduced:
-        factor = reduction_factor(height, width, target_height, target_width)
-    if factor > 1:
+    size = _check_size(size)
+    target_height, target_width = size
+    reduction = _reduction(rule, reduced, height, width, size)
+    if reduction is not None:
         # Only the blocks that end up in the crop are composited and reduced: the same bytes.
-        left, top, right, bottom = _reduced_crop_source(height, width, target_height,
-                                                        target_width, factor)
+        factor, (left, top, right, bottom) = reduction
         rgb = np.ascontiguousarray(over_white(pixels[top:bottom, left:right]))
         del pixels
         image = _pil().Image.fromarray(rgb).reduce(factor)
@@ -440,11 +451,9 @@ def _decode_once(source, size: tuple[int, int] | None, rule: PhotoRule, draft: b
 
 def _prepare_rgb_image(image, size: tuple[int, int], rule: PhotoRule, reduced: bool) -> np.ndarray:
     target_height, target_width = size
-    factor = 1
-    if rule.reduce and not reduced:
-        factor = reduction_factor(image.height, image.width, target_height, target_width)
-    if factor > 1:  # steps 1b and 2 at once: Pillow reduces only the crop's blocks
-        box = _reduced_crop_source(image.height, image.width, target_height, target_width, factor)
+    reduction = _reduction(rule, reduced, image.height, image.width, size)
+    if reduction is not None:  # steps 1b and 2 at once: Pillow reduces only the crop's blocks
+        factor, box = reduction
         image = image.reduce(factor, box=box)
     elif rule.crop:
         top, left, height, width = crop_box(image.height, image.width, target_height, target_width)
@@ -470,7 +479,7 @@ def _draft(image, size: tuple[int, int]) -> bool:
     if image.format not in _SCALABLE:
         return False
     width, height = image.size
-    turned = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    turned = _orientation(image) in (5, 6, 7, 8)
     upright_height, upright_width = (width, height) if turned else (height, width)
     factor = reduction_factor(upright_height, upright_width, *size)
     if factor == 1 or width < factor or height < factor:
@@ -483,9 +492,14 @@ def _draft(image, size: tuple[int, int]) -> bool:
     return True
 
 
+def _orientation(image) -> int:
+    """The EXIF orientation tag (1, upright, when absent)."""
+    return image.getexif().get(0x0112, 1)
+
+
 def _upright(image):
     """The image turned by its EXIF orientation (exif_transpose copies even when upright)."""
-    if image.getexif().get(0x0112, 1) in (2, 3, 4, 5, 6, 7, 8):
+    if _orientation(image) in (2, 3, 4, 5, 6, 7, 8):
         return _pil().ImageOps.exif_transpose(image)
     return image
 
