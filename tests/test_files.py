@@ -141,7 +141,7 @@ def test_staged_files_of_dead_runs_are_removed_and_live_ones_kept(tmp_path):
 
 # -- a commit no signal tears -----------------------------------------------------------------------
 COMMIT_SCRIPT = textwrap.dedent("""
-    import os, signal, sys
+    import os, signal, sys, threading
     from tfuq import _files
     from tfuq.cli.main import main  # noqa: F401  (same handlers as the command line)
 
@@ -151,7 +151,9 @@ COMMIT_SCRIPT = textwrap.dedent("""
     def replace(source, destination):
         calls[0] += 1
         if calls[0] == at:
-            os.kill(os.getpid(), signum)  # arrives mid-sequence, as with strace -e inject
+            # Arrives mid-sequence, as with strace -e inject; sent to the main thread, since a
+            # process-wide kill may land on a library's thread (OpenBLAS) and reach Python late.
+            signal.pthread_kill(threading.main_thread().ident, signum)
         return real(source, destination)
 
     os.replace = replace
